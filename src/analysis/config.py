@@ -1,0 +1,475 @@
+"""Params files: one YAML per run, validated against a typed schema.
+
+Every section is a dataclass; every field has a type, a default and a comment
+that ``docs/params.md`` repeats. Unknown keys are rejected with the closest
+valid key; wrong types and out-of-range values get a message naming the key.
+Paths are resolved relative to the params file.
+
+Example
+-------
+>>> params = load_params("params/default.yaml")          # doctest: +SKIP
+>>> params.analysis.churn_definition                      # doctest: +SKIP
+'contractual'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from analysis.errors import ParamsError, Problem
+
+# --------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataParams:
+    """Where the data is and how to read it."""
+
+    source: Literal["folder", "duckdb", "postgres"] = "folder"  # kind of source
+    path: Path | None = None  # folder of CSV/Parquet files, or a .duckdb file (relative to this file)
+    format: Literal["auto", "parquet", "csv"] = "auto"  # file format inside a folder source
+    url: str | None = None  # database URL (postgres); never put passwords here
+    url_env: str | None = None  # name of an environment variable holding the database URL
+    schema: str | None = None  # database schema holding the tables
+    tables: dict[str, str] = field(default_factory=dict)  # contract table -> file stem / db table
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {contract: yours}
+    as_of: dt.date | None = None  # report date; empty: the latest date in the data
+    window_start: dt.date | None = None  # first day the data covers; empty: earliest event date
+    currency: str = "EUR"  # currency label for money columns
+    refunds_allowed: bool = False  # allow negative transaction amounts
+    orphan_rows: Literal["error", "drop"] = "error"  # rows for unknown customers
+    out_of_window_rows: Literal["error", "drop"] = "error"  # rows before signup / after as_of
+
+
+@dataclass
+class AnalysisParams:
+    """Definitions shared by every study."""
+
+    churn_definition: Literal["contractual", "inactivity"] = "contractual"  # what counts as churn
+    inactivity_days: int = 90  # days without purchase after which a customer counts as churned
+    period: Literal["week", "month", "quarter"] = "month"  # panel / cohort period
+    min_group_size: int = 10  # aggregates over fewer customers are suppressed
+    group: str = "segment"  # default grouping column for breakdowns
+
+
+@dataclass
+class ReportsParams:
+    """How the runner executes notebooks and where it writes."""
+
+    output_dir: Path = Path("../reports")  # where HTML, index and exports go
+    notebooks: list[str] = field(default_factory=list)  # report names; empty: all notebooks
+    timeout_seconds: int = 1800  # per-notebook time limit
+    jobs: int = 2  # notebooks executed in parallel
+    kernel_name: str = "python3"  # Jupyter kernel used by papermill
+    title: str = "Customer retention reports"  # title of the index page
+
+
+@dataclass
+class KpiParams:
+    """KPI dashboard (00_kpi_dashboard)."""
+
+    granularity: Literal["day", "week", "month", "quarter"] = "month"  # reporting period
+    periods_shown: int = 24  # number of most recent periods in tables and plots
+
+
+@dataclass
+class SurvivalParams:
+    """Retention and survival curves (01_retention_survival)."""
+
+    group: str = "segment"  # grouping column for KM curves and log-rank
+    horizons_months: list[float] = field(default_factory=lambda: [3.0, 6.0, 12.0, 24.0])
+    rmst_horizon_months: float = 24.0  # restricted mean survival time horizon
+    cox_covariates: list[str] = field(default_factory=lambda: ["segment", "value_tier"])
+    cox_strata: list[str] = field(default_factory=list)  # stratify the Cox baseline by these
+    ph_alpha: float = 0.05  # PH test level below which a stratified refit is shown
+    max_months: float = 36.0  # x-axis limit of curves
+
+
+@dataclass
+class LoyaltyParams:
+    """Loyalty-programme effects (02_loyalty_programme)."""
+
+    landmarks_months: list[float] = field(default_factory=lambda: [6.0, 12.0])  # landmark tenures
+    lookback_months: float = 3.0  # covariate window before the landmark
+    horizon_months: float = 6.0  # outcome window after the landmark
+    covariates: list[str] = field(
+        default_factory=lambda: [
+            "prior_spend",
+            "prior_purchases",
+            "tenure_months",
+            "segment",
+            "value_tier",
+            "prior_nps_category",
+            "prior_tickets",
+        ]
+    )
+    trim: float | None = None  # drop rows with propensity outside [trim, 1 - trim]
+    propensity_model: Literal["logit", "gbm"] = "logit"
+    event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
+    heterogeneity_by: str = "value_tier"  # column for subgroup effects
+
+
+@dataclass
+class ExperienceParams:
+    """Experience-to-revenue links (03_experience_revenue)."""
+
+    window_days: int = 90  # look-back window for tickets and breaches in the churn model
+    lags: list[int] = field(default_factory=lambda: [1, 2, 3])  # revenue-link lags (periods)
+    fcr_improvement_points: float = 10.0  # scenario: FCR up by this many percentage points
+    sla_breach_reduction: float = 0.5  # scenario: share of SLA breaches avoided
+    horizon_months: float = 12.0  # horizon of revenue-at-stake figures
+
+
+@dataclass
+class ValueParams:
+    """Customer value and churn risk (04_customer_value)."""
+
+    calibration_weeks: int = 0  # 0: split the window in half; CDNOW uses 39
+    holdout_weeks: int = 0  # 0: the rest of the window
+    freq: Literal["D", "W", "M"] = "W"  # time unit of the purchase models
+    clv_horizon_months: float = 12.0  # CLV horizon
+    discount_rate_annual: float = 0.10  # annual discount rate for CLV
+    risk_horizon_months: float = 3.0  # churn-risk label: churn within this many months
+    strategic_column: str | None = None  # boolean column flagging strategic customers
+    strategic_segments: list[str] = field(default_factory=list)  # or: segments deemed strategic
+    top_share: float = 0.1  # "top decile" for value concentration
+    export_name: str = "customers_to_protect.csv"  # CRM export, written under output_dir/exports
+
+
+@dataclass
+class Params:
+    """A validated params file."""
+
+    data: DataParams = field(default_factory=DataParams)
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
+    reports: ReportsParams = field(default_factory=ReportsParams)
+    kpi: KpiParams = field(default_factory=KpiParams)
+    survival: SurvivalParams = field(default_factory=SurvivalParams)
+    loyalty: LoyaltyParams = field(default_factory=LoyaltyParams)
+    experience: ExperienceParams = field(default_factory=ExperienceParams)
+    value: ValueParams = field(default_factory=ValueParams)
+    source_file: Path | None = None  # set by load_params, not read from YAML
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the params as plain YAML-able data (paths and dates as strings)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "source_file":
+                continue
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Range checks that types cannot express
+# --------------------------------------------------------------------------------------
+
+_RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
+    ("analysis", "inactivity_days"): (1, None),
+    ("analysis", "min_group_size"): (1, None),
+    ("reports", "timeout_seconds"): (1, None),
+    ("reports", "jobs"): (1, 64),
+    ("kpi", "periods_shown"): (1, None),
+    ("survival", "rmst_horizon_months"): (0.001, None),
+    ("survival", "ph_alpha"): (0.0, 1.0),
+    ("survival", "max_months"): (0.001, None),
+    ("loyalty", "lookback_months"): (0.001, None),
+    ("loyalty", "horizon_months"): (0.001, None),
+    ("loyalty", "trim"): (0.0, 0.5),
+    ("experience", "window_days"): (1, None),
+    ("experience", "sla_breach_reduction"): (0.0, 1.0),
+    ("experience", "fcr_improvement_points"): (0.0, 100.0),
+    ("experience", "horizon_months"): (0.001, None),
+    ("value", "calibration_weeks"): (0, None),
+    ("value", "holdout_weeks"): (0, None),
+    ("value", "clv_horizon_months"): (0.001, None),
+    ("value", "discount_rate_annual"): (0.0, 1.0),
+    ("value", "risk_horizon_months"): (0.001, None),
+    ("value", "top_share"): (0.001, 1.0),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """Read, validate and resolve a params file.
+
+    Parameters
+    ----------
+    path : str or Path
+        YAML file. Relative paths inside it resolve against its folder.
+    overrides : dict, optional
+        Nested dict merged over the file's content before validation
+        (e.g. ``{"data": {"as_of": "2025-12-31"}}``).
+
+    Returns
+    -------
+    Params
+
+    Raises
+    ------
+    ParamsError
+        Listing every problem, one per line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(
+            f"params file not found: {path}",
+            [Problem("params", None, "missing_file", f"no file at {path}",
+                     fix="pass --params with the path of a YAML file, e.g. params/default.yaml")],
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(
+            f"params file {path} is not valid YAML",
+            [Problem("params", None, "yaml", str(exc).replace("\n", " "),
+                     fix="fix the YAML syntax (indentation, colons, quotes)")],
+        ) from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of sections",
+                          [Problem("params", None, "yaml", "top level is not a mapping",
+                                   fix="start the file with section names such as 'data:'")])
+    if overrides:
+        raw = _merge(raw, overrides)
+    return params_from_dict(raw, base_dir=path.resolve().parent, source_file=path.resolve())
+
+
+def params_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None,
+                     source_file: Path | None = None) -> Params:
+    """Validate a nested dict into :class:`Params` (see :func:`load_params`)."""
+    problems: list[Problem] = []
+    base_dir = Path(base_dir or Path.cwd())
+    params = _build(Params, raw, "params", problems, base_dir)
+    if params is not None:
+        params.source_file = source_file
+        _cross_checks(params, problems)
+    if problems:
+        where = source_file or "params"
+        raise ParamsError(f"{len(problems)} problem(s) in {where}", problems)
+    return params
+
+
+def _cross_checks(params: Params, problems: list[Problem]) -> None:
+    d = params.data
+    if d.source in ("folder", "duckdb") and d.path is None:
+        problems.append(Problem("data", "path", "required", f"source '{d.source}' needs a path",
+                                fix="set data.path to the data folder or .duckdb file"))
+    if d.source == "postgres" and not (d.url or d.url_env):
+        problems.append(Problem("data", "url", "required", "source 'postgres' needs url or url_env",
+                                fix="set data.url_env to the name of an environment variable"))
+    from analysis.contract import TABLES
+
+    for section, mapping in (("tables", d.tables), ("columns", d.columns)):
+        for t in mapping:
+            if t not in TABLES:
+                problems.append(_unknown(f"data.{section}", t, list(TABLES)))
+    for t, cols in d.columns.items():
+        if t in TABLES and isinstance(cols, dict):
+            valid = TABLES[t].column_names
+            for c in cols:
+                if c not in valid and not TABLES[t].extra_columns_allowed:
+                    problems.append(_unknown(f"data.columns.{t}", c, valid))
+    if d.as_of and d.window_start and d.window_start >= d.as_of:
+        problems.append(Problem("data", "window_start", "range",
+                                f"window_start {d.window_start} is not before as_of {d.as_of}",
+                                fix="set window_start earlier than as_of"))
+
+
+# --------------------------------------------------------------------------------------
+# A small typed-dataclass validator
+# --------------------------------------------------------------------------------------
+
+
+def _unknown(where: str, key: str, valid: list[str]) -> Problem:
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+    return Problem(where.split(".")[0], f"{where.partition('.')[2] + '.' if '.' in where else ''}{key}",
+                   "unknown_key", f"unknown key '{key}' in {where}", fix=hint)
+
+
+def _build(cls, raw, where: str, problems: list[Problem], base_dir: Path):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(where, None, "type", f"{where} must be a mapping, got {type(raw).__name__}",
+                                fix=f"write {where} as 'key: value' lines"))
+        return None
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source_file"]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in names:
+            problems.append(_unknown(where, key, names))
+            continue
+        label = key if where == "params" else f"{where}.{key}"
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            built = _build(tp, value, key, problems, base_dir)
+            if built is not None:
+                kwargs[key] = built
+            continue
+        ok, conv, msg = _coerce(value, tp, base_dir)
+        if not ok:
+            section, _, k = label.partition(".")
+            problems.append(Problem(section, k or None, "type", f"{label}: {msg}",
+                                    fix=f"give {label} a value of type {_type_name(tp)}"))
+            continue
+        rng = _RANGES.get((where, key))
+        if rng and conv is not None:
+            lo, hi = rng
+            if (lo is not None and conv < lo) or (hi is not None and conv > hi):
+                bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+                problems.append(Problem(where, key, "range", f"{label}={conv} is outside {bounds}",
+                                        fix=f"choose {label} within {bounds}"))
+                continue
+        kwargs[key] = conv
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        problems.append(Problem(where, None, "type", str(exc)))
+        return None
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return {type(None): "empty", dt.date: "date (YYYY-MM-DD)", Path: "path"}.get(tp, tp.__name__)
+
+
+def _coerce(value, tp, base_dir: Path):
+    """Return (ok, converted, message)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None, ""
+        msgs = []
+        for a in args:
+            if a is type(None):
+                continue
+            ok, conv, msg = _coerce(value, a, base_dir)
+            if ok:
+                return True, conv, ""
+            msgs.append(msg)
+        return False, None, "; ".join(msgs)
+    if origin is Literal:
+        if value in args:
+            return True, value, ""
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return False, None, f"'{value}' is not one of {', '.join(map(str, args))}{hint}"
+    if origin is list:
+        if value is None:
+            return True, [], ""
+        if not isinstance(value, list):
+            value = [value]
+        out = []
+        for i, v in enumerate(value):
+            ok, conv, msg = _coerce(v, args[0], base_dir)
+            if not ok:
+                return False, None, f"item {i}: {msg}"
+            out.append(conv)
+        return True, out, ""
+    if origin is dict:
+        if value is None:
+            return True, {}, ""
+        if not isinstance(value, dict):
+            return False, None, f"expected a mapping, got {type(value).__name__}"
+        out = {}
+        for k, v in value.items():
+            ok, conv, msg = _coerce(v, args[1], base_dir)
+            if not ok:
+                return False, None, f"key '{k}': {msg}"
+            out[str(k)] = conv
+        return True, out, ""
+    if tp is bool:
+        if isinstance(value, bool):
+            return True, value, ""
+        return False, None, f"expected true or false, got {value!r}"
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False, None, f"expected a whole number, got {value!r}"
+        return True, value, ""
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, None, f"expected a number, got {value!r}"
+        return True, float(value), ""
+    if tp is str:
+        if isinstance(value, str):
+            return True, value, ""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, str(value), ""
+        return False, None, f"expected text, got {value!r}"
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            return False, None, f"expected a path, got {value!r}"
+        p = Path(value).expanduser()
+        return True, (p if p.is_absolute() else (base_dir / p).resolve()), ""
+    if tp is dt.date:
+        if isinstance(value, dt.datetime):
+            return True, value.date(), ""
+        if isinstance(value, dt.date):
+            return True, value, ""
+        if isinstance(value, str):
+            try:
+                return True, dt.date.fromisoformat(value.strip()), ""
+            except ValueError:
+                return False, None, f"'{value}' is not a date (use YYYY-MM-DD)"
+        return False, None, f"expected a date (YYYY-MM-DD), got {value!r}"
+    return False, None, f"unsupported type {tp}"  # pragma: no cover
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _plain(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path | dt.date):
+        return str(obj)
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def describe_params() -> list[dict[str, str]]:
+    """List every params key with its type and default (used to check docs/params.md)."""
+    rows = []
+    for f in dataclasses.fields(Params):
+        if f.name == "source_file":
+            continue
+        sec = f.default_factory()  # type: ignore[misc]
+        hints = typing.get_type_hints(type(sec))
+        for g in dataclasses.fields(sec):
+            rows.append({"section": f.name, "key": g.name, "type": _type_name(hints[g.name]),
+                         "default": repr(_plain(getattr(sec, g.name)))})
+    return rows

@@ -1,0 +1,644 @@
+"""Data sources and contract validation.
+
+A *source* is a folder of CSV or Parquet files (one file or one folder of files
+per table), a DuckDB database file, or a Postgres database. Tables are read
+through Ibis, renamed from the user's column names to the contract's, checked
+against the contract, and cast to the contract's types. Nothing downstream
+sees a table that failed validation.
+
+Public entry points
+-------------------
+- :func:`open_source` -> :class:`Source` with the raw (renamed, uncast) tables.
+- :func:`check` -> list of :class:`~analysis.errors.Problem` for a params file.
+- :func:`load` -> validated :class:`Source` (raises :class:`~analysis.errors.DataError`).
+- :func:`fingerprint`, :func:`customer_ids` for run provenance and privacy checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+
+from analysis.config import Params
+from analysis.contract import TABLES, Table
+from analysis.errors import DataError, Problem
+
+_FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv")
+_IBIS_TYPES = {
+    "id": "string",
+    "date": "date",
+    "float": "float64",
+    "int": "int64",
+    "bool": "boolean",
+    "str": "string",
+}
+
+
+@dataclass
+class Source:
+    """Tables of one data source, keyed by contract table name.
+
+    Attributes
+    ----------
+    con : ibis backend
+        The connection the tables live on.
+    tables : dict[str, ibis.Table]
+        Contract tables. Raw (renamed only) after :func:`open_source`;
+        cast to contract types, with every contract column present (absent
+        optional columns as typed nulls), after :func:`load`.
+    present : dict[str, set[str]]
+        Contract columns that the data actually has, per table.
+    attributes : list[str]
+        Further customer attribute columns beyond the contract's.
+    as_of, window_start : datetime.date or None
+        Report date and first day the data covers (set by :func:`load`).
+    problems : list[Problem]
+        Warnings found during validation (errors raise instead).
+    """
+
+    con: object
+    tables: dict[str, ir.Table]
+    present: dict[str, set[str]] = field(default_factory=dict)
+    attributes: list[str] = field(default_factory=list)
+    as_of: dt.date | None = None
+    window_start: dt.date | None = None
+    problems: list[Problem] = field(default_factory=list)
+    validated: bool = False
+
+    def has(self, name: str) -> bool:
+        """Return True if the source has the contract table ``name``."""
+        return name in self.tables
+
+    def table(self, name: str) -> ir.Table:
+        """Return the Ibis table ``name``; raise DataError if the data has no such table."""
+        if name not in self.tables:
+            raise DataError(
+                f"the data has no '{name}' table",
+                [Problem(name, None, "missing_table", "table not found in the source",
+                         fix=f"add a '{name}' file/table or map it in params data.tables")],
+            )
+        return self.tables[name]
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Return True if ``table`` exists and the data has ``column`` in it."""
+        return table in self.tables and column in self.present.get(table, set())
+
+
+# --------------------------------------------------------------------------------------
+# Opening sources
+# --------------------------------------------------------------------------------------
+
+
+def connect(params: Params):
+    """Return an Ibis connection for the params' source (DuckDB in memory for folders)."""
+    d = params.data
+    if d.source == "folder":
+        return ibis.duckdb.connect()
+    if d.source == "duckdb":
+        if not d.path or not Path(d.path).is_file():
+            raise DataError("DuckDB file not found", [
+                Problem("data", "path", "missing_file", f"no file at {d.path}",
+                        fix="point data.path at an existing .duckdb file")])
+        return ibis.duckdb.connect(str(d.path), read_only=True)
+    if d.source == "postgres":
+        url = d.url or os.environ.get(d.url_env or "", "")
+        if not url:
+            raise DataError("no Postgres URL", [
+                Problem("data", "url_env", "missing_url",
+                        f"environment variable {d.url_env!r} is not set",
+                        fix=f"export {d.url_env}=postgresql://user:pass@host:5432/db")])
+        return ibis.connect(url)
+    raise DataError(f"unknown source kind {d.source!r}")  # pragma: no cover - schema prevents it
+
+
+def _find_table_path(folder: Path, stem: str, fmt: str) -> tuple[str, str] | None:
+    """Return (glob-or-path, format) of table ``stem`` inside ``folder``, or None."""
+    wanted = {"auto": _FILE_SUFFIXES, "parquet": (".parquet", ".pq"),
+              "csv": (".csv", ".csv.gz", ".tsv")}[fmt]
+    for suf in wanted:
+        p = folder / f"{stem}{suf}"
+        if p.is_file():
+            return str(p), ("parquet" if suf in (".parquet", ".pq") else "csv")
+    sub = folder / stem
+    if sub.is_dir():
+        for suf in wanted:
+            files = sorted(sub.glob(f"*{suf}"))
+            if files:
+                return str(sub / f"*{suf}"), ("parquet" if suf in (".parquet", ".pq") else "csv")
+    return None
+
+
+def open_source(params: Params) -> Source:
+    """Open the params' data source and return its raw contract tables.
+
+    Columns are renamed from the user's names (``data.columns``) to the
+    contract's; types are not yet checked (see :func:`load`).
+    """
+    d = params.data
+    con = connect(params)
+    tables: dict[str, ir.Table] = {}
+    if d.source == "folder":
+        folder = Path(d.path)
+        if not folder.is_dir():
+            raise DataError("data folder not found", [
+                Problem("data", "path", "missing_folder", f"no folder at {folder}",
+                        fix="point data.path at the folder holding customers/transactions files "
+                            "(for the sample: make data)")])
+        for name in TABLES:
+            stem = d.tables.get(name, name)
+            found = _find_table_path(folder, stem, d.format)
+            if found is None:
+                continue
+            path, fmt = found
+            if fmt == "parquet":
+                t = con.read_parquet(path, table_name=f"src_{name}")
+            else:
+                # Read CSV as text so that bad values surface as validation problems
+                # instead of a reader crash or a silent type guess.
+                t = con.read_csv(path, table_name=f"src_{name}", all_varchar=True)
+            tables[name] = t
+    else:
+        existing = set(con.list_tables(database=d.schema) if d.schema else con.list_tables())
+        for name in TABLES:
+            tname = d.tables.get(name, name)
+            if tname in existing:
+                tables[name] = con.table(tname, database=d.schema) if d.schema else con.table(tname)
+    renamed: dict[str, ir.Table] = {}
+    for name, t in tables.items():
+        mapping = d.columns.get(name, {})
+        rename = {contract: user for contract, user in mapping.items() if user in t.columns}
+        renamed[name] = t.rename(rename) if rename else t
+    present = {n: {c for c in TABLES[n].column_names if c in t.columns} for n, t in renamed.items()}
+    attrs = []
+    if "customers" in renamed:
+        attrs = [c for c in renamed["customers"].columns if c not in TABLES["customers"].column_names]
+    return Source(con=con, tables=renamed, present=present, attributes=attrs)
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+
+def _examples(expr: ir.Table, key: str = "customer_id", k: int = 5) -> tuple:
+    if key not in expr.columns:
+        return ()
+    vals = expr.select(key).limit(k).to_pyarrow().column(0).to_pylist()
+    return tuple(v for v in vals)
+
+
+def _count(expr: ir.Table) -> int:
+    return int(expr.count().to_pyarrow().as_py())
+
+
+def _bad_rows(t: ir.Table, pred, key: str = "customer_id") -> tuple[int, tuple]:
+    bad = t.filter(pred)
+    n = _count(bad)
+    return n, (_examples(bad, key) if n else ())
+
+
+def _typed(t: ir.Table, table: Table, present: set[str]) -> dict[str, ir.Value]:
+    """Return contract columns cast (leniently) to their contract types."""
+    out = {}
+    for c in table.columns:
+        if c.name not in present:
+            continue
+        col = t[c.name]
+        target = _IBIS_TYPES[c.kind]
+        if c.kind == "bool" and col.type().is_string():
+            low = col.lower().strip()
+            col = low.cases(
+                (low.isin(["true", "t", "1", "yes", "y"]), True),
+                (low.isin(["false", "f", "0", "no", "n"]), False),
+                else_=ibis.null("boolean"),
+            )
+            out[c.name] = col
+            continue
+        if c.kind == "date" and col.type().is_timestamp():
+            out[c.name] = col.date()
+            continue
+        if c.kind == "int" and col.type().is_floating():
+            out[c.name] = col.round(0).cast("int64")
+            continue
+        if c.kind == "id":
+            out[c.name] = col.cast("string")
+            continue
+        out[c.name] = col if col.type() == ibis.dtype(target) else col.try_cast(target)
+    return out
+
+
+def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table | None:
+    """Check one table's columns and types; return it cast to contract types (or None)."""
+    spec = TABLES[name]
+    t = src.tables[name]
+    present = src.present[name]
+    missing = [c for c in spec.required_columns if c not in present]
+    if missing:
+        for c in missing:
+            problems.append(Problem(name, c, "missing_column", "required column is missing",
+                                    fix=f"add the column or map your column name to '{c}' in "
+                                        f"params data.columns.{name}"))
+        return None
+    typed = _typed(t, spec, present)
+    # Wrong types / unparseable values: present in the raw data, null after the cast.
+    for c in spec.columns:
+        if c.name not in present or c.kind in ("id", "str"):
+            continue
+        raw = t[c.name]
+        raw_nonempty = raw.notnull()
+        if raw.type().is_string():
+            raw_nonempty = raw_nonempty & (raw.strip() != "")
+        pred = raw_nonempty & typed[c.name].isnull()
+        n, ex = _bad_rows(t, pred, c.name if c.name != "customer_id" else "customer_id")
+        if n:
+            kind = {"date": "unparseable dates", "bool": "values that are not true/false",
+                    "float": "values that are not numbers", "int": "values that are not whole numbers"}[c.kind]
+            ex_vals = tuple(t.filter(pred).select(c.name).limit(5).to_pyarrow().column(0).to_pylist())
+            problems.append(Problem(name, c.name, "type", kind, n, ex_vals,
+                                    fix="fix these values in the source (dates as YYYY-MM-DD, "
+                                        "numbers without currency signs), or map the right column"))
+    extra = {}
+    if name == "customers":
+        extra = {a: t[a] for a in src.attributes}
+    cast = t.select(**typed, **extra)
+    # Required columns must not be null.
+    for c in spec.required_columns:
+        raw = t[c]
+        empty = raw.isnull() | (raw.strip() == "") if raw.type().is_string() else raw.isnull()
+        n, ex = _bad_rows(t, empty)
+        if n:
+            problems.append(Problem(name, c, "null", "required value is empty", n, ex,
+                                    fix=f"fill {c} for these rows or remove them"))
+    # Ranges.
+    for c in spec.columns:
+        if c.name not in present or (c.lo is None and c.hi is None):
+            continue
+        col = cast[c.name]
+        pred = ibis.literal(False)
+        if c.lo is not None:
+            pred = pred | (col < c.lo)
+        if c.hi is not None:
+            pred = pred | (col > c.hi)
+        n, ex = _bad_rows(cast, pred)
+        if n:
+            rng = f"[{c.lo if c.lo is not None else '-inf'}, {c.hi if c.hi is not None else 'inf'}]"
+            problems.append(Problem(name, c.name, "range", f"values outside {rng}", n, ex,
+                                    fix=f"correct the scores or blank them; {c.name} must lie in {rng}"))
+    return cast
+
+
+def _policy_problem(params_key: str, policy: str, table: str, column: str | None, rule: str,
+                    message: str, n: int, ex: tuple, fix: str) -> Problem:
+    sev = "warning" if policy == "drop" else "error"
+    if sev == "warning":
+        message += " (dropped, as params data." + params_key + " = drop)"
+        fix = "check the extract; these rows are excluded from every report"
+    else:
+        fix = fix + f", or set data.{params_key}: drop to exclude them with a warning"
+    return Problem(table, column, rule, message, n, ex, fix=fix, severity=sev)
+
+
+def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
+    """Check the source against the contract and return the cast source and all problems.
+
+    Parameters
+    ----------
+    src : Source
+        Raw source from :func:`open_source`.
+    params : Params
+
+    Returns
+    -------
+    (Source, list[Problem])
+        A new Source with contract-typed tables (rows dropped where a ``drop``
+        policy applies) and every problem found, errors and warnings. Callers
+        must not use the Source when any problem has severity ``"error"``.
+    """
+    d = params.data
+    problems: list[Problem] = []
+    for name, spec in TABLES.items():
+        if spec.required and name not in src.tables:
+            problems.append(Problem(name, None, "missing_table", "required table not found",
+                                    fix=f"provide a '{name}' file or table, or map its name in "
+                                        f"params data.tables.{name}"))
+    cast: dict[str, ir.Table] = {}
+    for name in src.tables:
+        c = _validate_table(src, name, problems)
+        if c is not None:
+            cast[name] = c
+    for name, t in cast.items():
+        if _count(t) == 0:
+            problems.append(Problem(name, None, "empty", "table has no rows",
+                                    fix="check the extract; an empty table cannot be analysed"))
+    if any(p.severity == "error" for p in problems) or "customers" not in cast:
+        return src, problems
+
+    cust = cast["customers"]
+    # Duplicate customer ids.
+    dup = cust.group_by("customer_id").aggregate(n=cust.count()).filter(lambda x: x.n > 1)
+    n_dup = _count(dup)
+    if n_dup:
+        problems.append(Problem("customers", "customer_id", "duplicate",
+                                "customer_id is not unique", n_dup, _examples(dup),
+                                fix="remove duplicate customer rows (one row per customer)"))
+    # churn before signup.
+    if "churn_date" in src.present["customers"]:
+        n, ex = _bad_rows(cust, cust.churn_date < cust.signup_date)
+        if n:
+            problems.append(Problem("customers", "churn_date", "order", "churn_date before signup_date",
+                                    n, ex, fix="correct the dates or blank churn_date"))
+
+    # As-of date and data window.
+    as_of = d.as_of or _infer_as_of(cast)
+    window_start = d.window_start or _infer_window_start(cast)
+    for colname in ("signup_date", "churn_date"):
+        if colname in src.present["customers"]:
+            n, ex = _bad_rows(cust, cust[colname] > as_of)
+            if n:
+                problems.append(Problem("customers", colname, "future", f"{colname} after the as-of "
+                                        f"date {as_of}", n, ex,
+                                        fix="correct the dates, or set data.as_of later"))
+
+    # Orphans and out-of-window rows in event tables.
+    known = cust.select("customer_id", _signup="signup_date").distinct(on="customer_id")
+    for name, datecol in (("transactions", "date"), ("loyalty", "enrolled_date"),
+                          ("experience", "date")):
+        if name not in cast:
+            continue
+        t = cast[name]
+        orphan = t.anti_join(known, "customer_id")
+        n = _count(orphan)
+        if n:
+            problems.append(_policy_problem(
+                "orphan_rows", d.orphan_rows, name, "customer_id", "orphan",
+                "rows for customers not in the customers table", n, _examples(orphan),
+                fix="add the customers, or fix the ids"))
+            if d.orphan_rows == "drop":
+                t = t.semi_join(known, "customer_id")
+        j = t.join(known, "customer_id")
+        early = j[datecol] < j._signup
+        late = j[datecol] > as_of
+        for pred, what in ((early, f"{datecol} before the customer's signup_date"),
+                           (late, f"{datecol} after the as-of date {as_of}")):
+            n, ex = _bad_rows(j, pred)
+            if n:
+                problems.append(_policy_problem(
+                    "out_of_window_rows", d.out_of_window_rows, name, datecol, "out_of_window",
+                    what, n, ex, fix="correct the dates or the signup dates"))
+        if d.out_of_window_rows == "drop":
+            keep = t.join(known, "customer_id")
+            keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
+            t = keep.drop("_signup")
+        cast[name] = t
+    if "transactions" in cast and not d.refunds_allowed:
+        t = cast["transactions"]
+        n, ex = _bad_rows(t, t.amount < 0)
+        if n:
+            problems.append(Problem("transactions", "amount", "negative", "negative amounts", n, ex,
+                                    fix="remove refunds, or set data.refunds_allowed: true if the "
+                                        "data records refunds as negative amounts"))
+    if "loyalty" in cast and "left_date" in src.present["loyalty"]:
+        t = cast["loyalty"]
+        n, ex = _bad_rows(t, t.left_date < t.enrolled_date)
+        if n:
+            problems.append(Problem("loyalty", "left_date", "order", "left_date before enrolled_date",
+                                    n, ex, fix="correct the dates or blank left_date"))
+    # Fill absent optional columns with typed nulls so derivations can rely on them.
+    full: dict[str, ir.Table] = {}
+    for name, t in cast.items():
+        add = {c.name: ibis.null(_IBIS_TYPES[c.kind]) for c in TABLES[name].columns
+               if c.name not in t.columns}
+        full[name] = t.mutate(**add) if add else t
+    out = Source(con=src.con, tables=full, present=src.present, attributes=src.attributes,
+                 as_of=as_of, window_start=window_start, problems=problems, validated=True)
+    return out, problems
+
+
+def _scalar(expr) -> object:
+    return expr.to_pyarrow().as_py()
+
+
+def _infer_as_of(cast: dict[str, ir.Table]) -> dt.date:
+    dates = []
+    for name, col in (("transactions", "date"), ("experience", "date"),
+                      ("customers", "signup_date"), ("customers", "churn_date")):
+        if name in cast and col in cast[name].columns:
+            v = _scalar(cast[name][col].max())
+            if v is not None:
+                dates.append(v)
+    return max(dates)
+
+
+def _infer_window_start(cast: dict[str, ir.Table]) -> dt.date:
+    dates = []
+    for name, col in (("transactions", "date"), ("experience", "date")):
+        if name in cast:
+            v = _scalar(cast[name][col].min())
+            if v is not None:
+                dates.append(v)
+    if not dates:
+        dates.append(_scalar(cast["customers"].signup_date.min()))
+    return min(dates)
+
+
+def check(params: Params) -> list[Problem]:
+    """Return every validation problem of the params' data (errors and warnings)."""
+    try:
+        src = open_source(params)
+    except DataError as exc:
+        return exc.problems or [Problem("data", None, "source", exc.summary)]
+    _, problems = validate(src, params)
+    return problems
+
+
+def load(params: Params) -> Source:
+    """Open, validate and cast the params' data source.
+
+    Raises
+    ------
+    DataError
+        When any problem has severity ``"error"``; its message lists them all.
+    """
+    src = open_source(params)
+    out, problems = validate(src, params)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DataError(f"the data breaks the contract in {len(errors)} way(s); no report was "
+                        "produced", problems)
+    return out
+
+
+def fingerprint(params: Params, source: Source | None = None) -> dict:
+    """Return row counts per table and a content hash, for run provenance.
+
+    The hash covers file names, sizes and modification times of a folder or
+    DuckDB source (cheap and changes whenever the data does) plus row counts.
+    """
+    src = source or open_source(params)
+    counts = {name: _count(t) for name, t in sorted(src.tables.items())}
+    h = hashlib.sha256()
+    d = params.data
+    if d.source in ("folder", "duckdb") and d.path:
+        p = Path(d.path)
+        files = sorted(p.rglob("*")) if p.is_dir() else [p]
+        for f in files:
+            if f.is_file() and f.name != "truth.json":
+                st = f.stat()
+                h.update(f"{f.relative_to(p.parent)}|{st.st_size}|{int(st.st_mtime)}".encode())
+    h.update(repr(sorted(counts.items())).encode())
+    out = {"rows": counts, "content_hash": h.hexdigest()[:16], "source": d.source}
+    if getattr(src, "as_of", None):
+        out["as_of"] = str(src.as_of)
+        out["window_start"] = str(src.window_start)
+    return out
+
+
+def customer_ids(params: Params, source: Source | None = None) -> set[str]:
+    """Return the set of customer ids in the customers table (for the HTML privacy guard)."""
+    src = source or open_source(params)
+    if not src.has("customers"):
+        return set()
+    col = src.tables["customers"].select(cid=src.tables["customers"].customer_id.cast("string"))
+    return {v for v in col.to_pyarrow().column(0).to_pylist() if v is not None}
+
+
+# --------------------------------------------------------------------------------------
+# One object per notebook: params, validated source, derived tables as pandas
+# --------------------------------------------------------------------------------------
+
+
+class StudyData:
+    """Validated data and derived tables for one params file, pulled to pandas on demand.
+
+    Notebooks start with ``study = data.load_study_data(params_file)``. Results
+    are cached per argument set, so several sections can share one derivation.
+
+    Attributes
+    ----------
+    params : Params
+    source : Source
+        Validated source; ``source.as_of`` and ``source.window_start`` are set.
+    problems : list[Problem]
+        Validation warnings (errors raise in :func:`load`).
+    notes : list[str]
+        Plain-language notes on exclusions made while deriving tables.
+    """
+
+    def __init__(self, params: Params, source: Source):
+        self.params = params
+        self.source = source
+        self.problems = list(source.problems)
+        self.notes: list[str] = []
+        self._cache: dict = {}
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.source.as_of
+
+    @property
+    def window_start(self) -> dt.date:
+        return self.source.window_start
+
+    @property
+    def currency(self) -> str:
+        return self.params.data.currency
+
+    @property
+    def min_group_size(self) -> int:
+        return self.params.analysis.min_group_size
+
+    def has(self, table: str) -> bool:
+        """Return True if the data has contract table ``table``."""
+        return self.source.has(table)
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Return True if the data has ``column`` in ``table`` (not just a null filler)."""
+        return self.source.has_column(table, column)
+
+    def _definition(self, definition):
+        return definition or self.params.analysis.churn_definition
+
+    def lifetimes_expr(self, definition: str | None = None):
+        """Return the Ibis expression of customer lifetimes (see :func:`analysis.derive.lifetimes`)."""
+        from analysis import derive
+
+        return derive.lifetimes(self.source, definition=self._definition(definition),
+                                inactivity_days=self.params.analysis.inactivity_days)
+
+    def lifetimes(self, definition: str | None = None, *, usable_only: bool = True):
+        """Return customer lifetimes as pandas (one row per customer).
+
+        With ``usable_only`` (default) customers observed for no time after
+        entry are dropped, and a note says how many.
+        """
+        key = ("lifetimes", self._definition(definition), usable_only)
+        if key not in self._cache:
+            from analysis import derive
+
+            lt = self.lifetimes_expr(definition).to_pandas()
+            lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
+            if usable_only:
+                keep = (lt.entry_days == 0) | (lt.duration_days > lt.entry_days)
+                dropped = int((~keep).sum())
+                if dropped:
+                    self.notes.append(
+                        f"{dropped:,} left-truncated customers with no activity inside the data "
+                        "window were excluded from lifetime analyses.")
+                lt = lt[keep].reset_index(drop=True)
+            _ = derive  # keep import local for speed of `import analysis.data`
+            self._cache[key] = lt
+        return self._cache[key]
+
+    def panel(self, period: str | None = None, definition: str | None = None):
+        """Return the customer-period panel as pandas (see :func:`analysis.derive.panel`)."""
+        period = period or self.params.analysis.period
+        key = ("panel", period, self._definition(definition))
+        if key not in self._cache:
+            from analysis import derive
+
+            pn = derive.panel(self.source, period=period,
+                              lifetimes_expr=self.lifetimes_expr(definition)).to_pandas()
+            self._cache[key] = pn.sort_values(["customer_id", "period"]).reset_index(drop=True)
+        return self._cache[key]
+
+    def cohorts(self, period: str | None = None, definition: str | None = None):
+        """Return the cohort table as pandas (see :func:`analysis.derive.cohorts`)."""
+        period = period or self.params.analysis.period
+        key = ("cohorts", period, self._definition(definition))
+        if key not in self._cache:
+            from analysis import derive
+
+            lt = self.lifetimes_expr(definition)
+            self._cache[key] = derive.cohorts(self.source, period=period,
+                                              lifetimes_expr=lt).to_pandas()
+        return self._cache[key]
+
+    def table(self, name: str, columns: list[str] | None = None):
+        """Return a validated contract table as pandas (optionally only ``columns``)."""
+        key = ("table", name, tuple(columns or ()))
+        if key not in self._cache:
+            t = self.source.table(name)
+            if columns:
+                t = t.select(*columns)
+            self._cache[key] = t.to_pandas()
+        return self._cache[key]
+
+
+def load_study_data(params_file: str | Path, overrides: dict | None = None) -> StudyData:
+    """Load params, validate the data and return a :class:`StudyData` for a notebook.
+
+    Raises
+    ------
+    AnalysisError
+        With every params or data problem listed, one per line.
+    """
+    from analysis.config import load_params
+
+    params = load_params(params_file, overrides=overrides)
+    return StudyData(params, load(params))
