@@ -1,0 +1,657 @@
+"""Display helpers for report notebooks: findings, escaped tables, headlines, formats.
+
+Report notebooks are rendered to HTML without their code, so everything a
+reader needs is displayed through these helpers. They share three rules:
+
+* every piece of text is HTML-escaped before it is rendered (segment names,
+  churn reasons and other text from data can contain ``<``, ``&`` ...);
+* tables refuse a ``customer_id`` column and cap their length, because a
+  report shows aggregates, never customers or raw rows;
+* groups with fewer than ``min_group_size`` customers are suppressed.
+
+Each ``foo(...)`` that displays something has a pure ``foo_html(...)`` twin
+returning the HTML string, which is what the tests check.
+
+Headline numbers (:func:`headline`) are emitted as a display output with the
+custom MIME type :data:`HEADLINE_MIME`; the report runner collects them from
+the executed notebook for the reports index and strips them from the HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import numbers
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+
+#: MIME type of a headline record inside an executed notebook.
+HEADLINE_MIME = "application/vnd.analysis.headline+json"
+
+#: Suppression threshold used when a caller passes ``min_group_size=None``.
+#: Notebooks should pass ``params.analysis.min_group_size`` explicitly.
+DEFAULT_MIN_GROUP_SIZE = 10
+
+#: Longest table :func:`show_table` displays; longer tables are usually raw rows.
+DEFAULT_MAX_ROWS = 100
+
+_CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+_MISSING = "–"  # en dash for a missing value in a table cell
+_SUPPRESSED = "suppressed"
+
+# --------------------------------------------------------------------------------------
+# Notebook set-up
+# --------------------------------------------------------------------------------------
+
+
+def setup_notebook(*, dpi: int = 100, figsize: tuple[float, float] = (7.0, 4.0)) -> None:
+    """Configure plots, pandas display and warnings for a report notebook.
+
+    Call it first in every report notebook. Figures are rendered inline as PNG
+    (so the HTML embeds them as base64 images and stays one self-contained
+    file), at ``dpi`` dots per inch and ``figsize`` inches; the seaborn theme
+    comes from :func:`analysis.plots.use_style` when that module exists.
+    Deprecation and future warnings are hidden: they are noise for readers.
+
+    Parameters
+    ----------
+    dpi : int, default 100
+        Resolution of inline figures, dots per inch.
+    figsize : tuple of float, default (7.0, 4.0)
+        Default figure width and height, inches.
+    """
+    import matplotlib
+
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+    shell = _ipython_shell()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    try:
+        from analysis import plots
+
+        plots.use_style()
+    except (ImportError, AttributeError):
+        import seaborn as sns
+
+        sns.set_theme(style="whitegrid", context="notebook")
+    matplotlib.rcParams.update({"figure.figsize": figsize, "figure.dpi": dpi, "savefig.dpi": dpi})
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.max_rows", 60)
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.width", 120)
+
+
+def _ipython_shell():
+    """Return the running IPython shell, or None outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return None
+    return get_ipython()
+
+
+def _publish(data: Mapping[str, Any]) -> None:
+    """Display a MIME bundle in a notebook; print its text form elsewhere."""
+    if _ipython_shell() is None:
+        print(data.get("text/plain", ""))
+        return
+    from IPython.display import display
+
+    display(dict(data), raw=True)
+
+
+def _display_html(markup: str, text: str) -> None:
+    _publish({"text/html": markup, "text/plain": text})
+
+
+# --------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------
+
+
+def _is_missing(x: Any) -> bool:
+    if x is None or x is pd.NA or x is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(x, numbers.Real) and math.isnan(x))
+    except TypeError:
+        return False
+
+
+def _num(x: float, digits: int) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def fmt_pct(x: float, digits: int = 1) -> str:
+    """Format a fraction as a percentage: ``0.1234 -> "12.3%"``.
+
+    Parameters
+    ----------
+    x : float
+        A fraction (0.25 means 25 %). Missing values give ``"n/a"``.
+    digits : int, default 1
+        Decimals of the percentage.
+    """
+    if _is_missing(x):
+        return "n/a"
+    return f"{100 * float(x):,.{digits}f}%"
+
+
+def fmt_money(x: float, currency: str = "EUR", *, digits: int | None = None) -> str:
+    """Format an amount of money: ``1234.5 -> "€1,234"``, ``12.5 -> "€12.50"``.
+
+    Parameters
+    ----------
+    x : float
+        Amount in units of ``currency``. Missing values give ``"n/a"``.
+    currency : str, default "EUR"
+        ISO code; EUR, USD and GBP print as their symbol before the number,
+        other codes after it (``"1,234 CHF"``).
+    digits : int, optional
+        Decimals. Default: 2 below 1,000 in absolute value, else 0.
+    """
+    if _is_missing(x):
+        return "n/a"
+    x = float(x)
+    if digits is None:
+        digits = 2 if abs(x) < 1000 else 0
+    body = _num(abs(x), digits)
+    sign = "-" if x < 0 and body.strip("0.,") else ""
+    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    if symbol:
+        return f"{sign}{symbol}{body}"
+    return f"{sign}{body} {currency}"
+
+
+def fmt_ci(
+    est: float,
+    lo: float,
+    hi: float,
+    *,
+    digits: int = 2,
+    pct: bool = False,
+    level: float = 0.95,
+) -> str:
+    """Format an estimate with its confidence interval: ``"0.62 (95% CI 0.55–0.70)"``.
+
+    The bounds are joined by an en dash; when either bound is negative they are
+    joined by " to " instead, because "-0.20–-0.05" is hard to read.
+
+    Parameters
+    ----------
+    est, lo, hi : float
+        Point estimate and interval bounds (fractions when ``pct=True``).
+    digits : int, default 2
+        Decimals (of the percentage when ``pct=True``).
+    pct : bool, default False
+        Show as percentages: ``"62.0% (95% CI 55.0%–70.0%)"``.
+    level : float, default 0.95
+        Confidence level printed in the label.
+    """
+    if _is_missing(est):
+        return "n/a"
+
+    def f(v: float) -> str:
+        return fmt_pct(v, digits) if pct else _num(float(v), digits)
+
+    label = f"{100 * level:g}% CI"
+    if _is_missing(lo) or _is_missing(hi):
+        return f"{f(est)} ({label} not available)"
+    sep = " to " if (lo < 0 or hi < 0) else "–"
+    return f"{f(est)} ({label} {f(lo)}{sep}{f(hi)})"
+
+
+def _format_value(x: Any) -> str:
+    """Format one table cell without an explicit format."""
+    if _is_missing(x):
+        return _MISSING
+    if isinstance(x, bool | np.bool_):
+        return "yes" if x else "no"
+    if isinstance(x, numbers.Integral):
+        return f"{int(x):,}"
+    if isinstance(x, numbers.Real):
+        v = float(x)
+        if v != 0 and abs(v) < 0.01:
+            return f"{v:.2g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+    if isinstance(x, pd.Timestamp | dt.datetime):
+        ts = pd.Timestamp(x)
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
+    if isinstance(x, dt.date):
+        return x.isoformat()
+    if isinstance(x, pd.Period):
+        return str(x)
+    return str(x)
+
+
+def _apply_format(x: Any, fmt: str | Callable[[Any], str] | None) -> str:
+    if _is_missing(x):
+        return _MISSING
+    if fmt is None:
+        return _format_value(x)
+    if callable(fmt):
+        return str(fmt(x))
+    if "{" in fmt:
+        return fmt.format(x)
+    return format(x, fmt)
+
+
+# --------------------------------------------------------------------------------------
+# Findings, notes, notices
+# --------------------------------------------------------------------------------------
+
+
+def findings_html(sentences: Iterable[str] | str, *, title: str = "Findings") -> str:
+    """Return the HTML of a findings box: an escaped title and a list of sentences."""
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    items = "".join(f"<li>{html.escape(str(s))}</li>" for s in sentences)
+    return (
+        '<div class="analysis-findings">'
+        f'<p class="analysis-findings-title"><strong>{html.escape(title)}</strong></p>'
+        f"<ul>{items}</ul></div>"
+    )
+
+
+def findings(sentences: Iterable[str] | str, *, title: str = "Findings") -> None:
+    """Display a findings box listing ``sentences`` (escaped).
+
+    Parameters
+    ----------
+    sentences : iterable of str, or str
+        Plain-language findings, generated from numbers by study functions.
+    title : str, default "Findings"
+        Heading of the box.
+    """
+    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    text = "\n".join([title] + [f"- {s}" for s in sentences])
+    _display_html(findings_html(sentences, title=title), text)
+
+
+def note_html(text: str) -> str:
+    """Return an escaped paragraph."""
+    return f'<p class="analysis-note">{html.escape(str(text))}</p>'
+
+
+def note(text: str) -> None:
+    """Display ``text`` as an escaped paragraph."""
+    _display_html(note_html(text), str(text))
+
+
+def absent_table_message(table_name: str) -> str:
+    """Return the plain sentence shown when the data lacks an optional table."""
+    return (
+        f"This data has no {table_name} table, so this section is skipped. "
+        f"Add a {table_name} table to the data source to see it."
+    )
+
+
+def absent_table_html(table_name: str) -> str:
+    """Return the escaped notice for a missing optional table."""
+    return f'<p class="analysis-absent">{html.escape(absent_table_message(table_name))}</p>'
+
+
+def absent_table(table_name: str) -> None:
+    """Display the notice "this data has no <table_name> table" for a skipped section."""
+    _display_html(absent_table_html(table_name), absent_table_message(table_name))
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+
+def _is_identifier_name(name: Any) -> bool:
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return key in {"customerid", "customer", "custid", "clientid"}
+
+
+def _refuse_identifiers(df: pd.DataFrame) -> None:
+    names = [c for c in df.columns if _is_identifier_name(c)]
+    names += [n for n in df.index.names if n is not None and _is_identifier_name(n)]
+    if names:
+        raise AnalysisError(
+            f"refusing to display a table with customer identifier column(s) {names}: "
+            "reports show aggregates only. Drop the column or aggregate (for example "
+            "df.groupby('segment').size()) before show_table."
+        )
+
+
+def suppress_small(
+    df: pd.DataFrame,
+    *,
+    count_col: str,
+    min_group_size: int,
+    value_cols: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Mask the values of groups with fewer than ``min_group_size`` customers.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per group, with a count of customers in ``count_col``.
+    count_col : str
+        Column holding the number of customers in each group. A missing count
+        is treated as a small group (its size cannot be checked).
+    min_group_size : int
+        Groups with a count below this are suppressed.
+    value_cols : iterable of str, optional
+        Columns to mask. Default: every numeric column, the count included.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the masked values set to NaN and a boolean ``suppressed``
+        column. The input is not changed.
+    """
+    if count_col not in df.columns:
+        raise AnalysisError(
+            f"suppress_small: count column {count_col!r} is not in the table "
+            f"(columns: {list(df.columns)}); pass the column with customers per group."
+        )
+    if "suppressed" in df.columns:
+        raise AnalysisError(
+            "suppress_small: the table already has a 'suppressed' column; rename it first."
+        )
+    if value_cols is None:
+        value_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    else:
+        value_cols = list(value_cols)
+        missing = [c for c in value_cols if c not in df.columns]
+        if missing:
+            raise AnalysisError(f"suppress_small: value columns {missing} are not in the table.")
+    counts = pd.to_numeric(df[count_col], errors="coerce")
+    small = (counts < min_group_size) | counts.isna()
+    out = df.copy()
+    for c in value_cols:
+        col = out[c]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
+            col = col.astype("float64")
+        out[c] = col.mask(small.to_numpy())
+    out["suppressed"] = small.to_numpy()
+    return out
+
+
+def table_html(
+    df: pd.DataFrame,
+    *,
+    caption: str | None = None,
+    formats: Mapping[str, str | Callable[[Any], str]] | None = None,
+    count_col: str | None = None,
+    min_group_size: int | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+) -> str:
+    """Return an escaped HTML table of ``df``; see :func:`show_table`."""
+    if not isinstance(df, pd.DataFrame):
+        if isinstance(df, pd.Series):
+            df = df.to_frame()
+        else:
+            raise TypeError(f"show_table expects a pandas DataFrame, got {type(df).__name__}")
+    _refuse_identifiers(df)
+    if max_rows is not None and len(df) > max_rows:
+        raise AnalysisError(
+            f"refusing to display a table of {len(df):,} rows (limit {max_rows}): reports show "
+            "aggregates, not raw rows. Aggregate, or pass max_rows= if this is a summary."
+        )
+    if not isinstance(df.index, pd.RangeIndex) or any(n is not None for n in df.index.names):
+        df = df.reset_index()
+    if isinstance(df.columns, pd.MultiIndex):
+        df = df.copy()
+        df.columns = [" ".join(str(p) for p in c if str(p)) for c in df.columns]
+    formats = dict(formats or {})
+
+    suppressed = np.zeros(len(df), dtype=bool)
+    if count_col is not None:
+        threshold = DEFAULT_MIN_GROUP_SIZE if min_group_size is None else min_group_size
+        masked = suppress_small(df, count_col=count_col, min_group_size=threshold)
+        suppressed = masked.pop("suppressed").to_numpy()
+        value_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    else:
+        threshold = None
+        value_cols = []
+
+    numeric = {c: pd.api.types.is_numeric_dtype(df[c]) for c in df.columns}
+    head = "".join(
+        f'<th class="{"num" if numeric[c] else "txt"}">{html.escape(str(c))}</th>'
+        for c in df.columns
+    )
+    rows = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cells = []
+        for c in df.columns:
+            cls = "num" if numeric[c] else "txt"
+            if suppressed[i] and c == count_col:
+                text = f"<{threshold}"
+            elif suppressed[i] and c in value_cols:
+                text = _SUPPRESSED
+            else:
+                text = _apply_format(row[c], formats.get(c))
+            cells.append(f'<td class="{cls}">{html.escape(text)}</td>')
+        tr_class = ' class="suppressed"' if suppressed[i] else ""
+        rows.append(f"<tr{tr_class}>{''.join(cells)}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    foot = ""
+    if suppressed.any():
+        foot = (
+            f'<p class="analysis-table-note">{int(suppressed.sum())} group(s) with fewer than '
+            f"{threshold} customers are suppressed.</p>"
+        )
+    return (
+        '<div class="analysis-table">'
+        f'<table class="analysis">{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{foot}</div>"
+    )
+
+
+def show_table(
+    df: pd.DataFrame,
+    *,
+    caption: str | None = None,
+    formats: Mapping[str, str | Callable[[Any], str]] | None = None,
+    count_col: str | None = None,
+    min_group_size: int | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+) -> None:
+    """Display ``df`` as an escaped HTML table, suppressing small groups.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        An aggregate table (one row per group or period). A non-default index
+        is shown as leading columns.
+    caption : str, optional
+        Table caption (escaped).
+    formats : mapping, optional
+        Column -> format: a format spec (``",.1f"``, ``".1%"``), a
+        ``str.format`` pattern (``"{:.2f} days"``) or a callable returning str.
+    count_col : str, optional
+        Column with the number of customers per row. Rows below
+        ``min_group_size`` show ``"<N"`` there and "suppressed" in every numeric column.
+    min_group_size : int, optional
+        Suppression threshold; default :data:`DEFAULT_MIN_GROUP_SIZE`. Pass
+        ``params.analysis.min_group_size``.
+    max_rows : int or None, default 100
+        Refuse longer tables (raw rows do not belong in a report).
+
+    Raises
+    ------
+    AnalysisError
+        If the table has a customer id column (or index) or too many rows.
+    """
+    markup = table_html(
+        df,
+        caption=caption,
+        formats=formats,
+        count_col=count_col,
+        min_group_size=min_group_size,
+        max_rows=max_rows,
+    )
+    text = f"{caption}\n" if caption else ""
+    _display_html(markup, text + f"[table: {len(df)} rows x {df.shape[1]} columns]")
+
+
+# --------------------------------------------------------------------------------------
+# Headline numbers
+# --------------------------------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def headline_record(name: str, value: Any, *, unit: str = "", digits: int | None = None) -> dict:
+    """Return the JSON record :func:`headline` emits (name, value, unit, formatted text)."""
+    v = _json_value(value)
+    if v is None:
+        num = "n/a"
+    elif isinstance(v, bool) or isinstance(v, str):
+        num = str(v)
+    elif digits is not None:
+        num = _num(v, digits)
+    elif isinstance(v, int) or float(v).is_integer() and abs(v) >= 1000:
+        num = f"{v:,.0f}"
+    else:
+        num = _num(v, 0 if abs(v) >= 1000 else 2)
+    if unit == "%":
+        text = f"{num}%"
+    else:
+        text = f"{num} {unit}".strip() if num != "n/a" else num
+    return {"name": str(name), "value": v, "unit": str(unit), "text": text}
+
+
+def headline(name: str, value: Any, *, unit: str = "", digits: int | None = None) -> None:
+    """Record a headline number for the reports index.
+
+    Shows nothing in the stakeholder HTML (the runner strips it); in an
+    interactive session the text form is displayed.
+
+    Parameters
+    ----------
+    name : str
+        Short label, e.g. ``"Monthly churn"``.
+    value : number or str
+        The number (or an already formatted string such as :func:`fmt_ci` output).
+    unit : str, optional
+        Unit label appended to the number (``"%"``, ``"EUR"``, ``"months"``).
+    digits : int, optional
+        Decimals. Default: 0 for integers and values of 1,000 or more, else 2.
+    """
+    record = headline_record(name, value, unit=unit, digits=digits)
+    _publish({HEADLINE_MIME: record, "text/plain": f"Headline: {record['name']}: {record['text']}"})
+
+
+# --------------------------------------------------------------------------------------
+# Provenance (used by the report runner)
+# --------------------------------------------------------------------------------------
+
+
+def _plain(obj: Any) -> Any:
+    """Convert params-like structures to YAML/JSON-safe builtins."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dt.date | dt.datetime | pd.Timestamp):
+        return obj.isoformat()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return str(obj)
+
+
+def provenance_html(
+    *,
+    params: Mapping[str, Any],
+    fingerprint: Mapping[str, Any],
+    package_version: str,
+    git_commit: str,
+    run_started: str,
+    run_seconds: float | None = None,
+    notebook: str | None = None,
+    params_file: str | None = None,
+    kernel_name: str | None = None,
+) -> str:
+    """Return the escaped provenance footer of a report.
+
+    Parameters
+    ----------
+    params : mapping
+        The run's params (``Params.to_dict()``), shown as YAML.
+    fingerprint : mapping
+        Data fingerprint: row counts per table (``rows``), ``content_hash``,
+        ``as_of``, ``window_start``.
+    package_version, git_commit : str
+        Version of ``analysis`` and the git commit ("unknown" outside a repository).
+    run_started : str
+        When the run started (ISO 8601, UTC).
+    run_seconds : float, optional
+        Time the notebook took to execute, seconds.
+    notebook, params_file, kernel_name : str, optional
+        Source notebook name, params file path and Jupyter kernel.
+    """
+    import yaml
+
+    fp = dict(fingerprint)
+    rows = fp.pop("rows", None) or fp.pop("row_counts", None) or {}
+    items: list[tuple[str, str]] = []
+    if notebook:
+        items.append(("Notebook", f"{notebook}.ipynb"))
+    items.append(("Run started", run_started))
+    if run_seconds is not None:
+        items.append(("Execution time", f"{run_seconds:.1f} s"))
+    if params_file:
+        items.append(("Params file", params_file))
+    items.append(("Package", f"analysis {package_version}"))
+    items.append(("Git commit", git_commit))
+    if kernel_name:
+        items.append(("Kernel", kernel_name))
+    for key in ("as_of", "window_start", "content_hash", "source"):
+        if key in fp:
+            items.append((f"Data {key.replace('_', ' ')}", str(fp.pop(key))))
+    for key, value in fp.items():
+        items.append((f"Data {key}", json.dumps(_plain(value))))
+    dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
+    row_cells = "".join(
+        f'<tr><td class="txt">{html.escape(str(t))}</td>'
+        f'<td class="num">{html.escape(_format_value(n))}</td></tr>'
+        for t, n in dict(rows).items()
+    )
+    rows_table = (
+        '<table class="analysis provenance-rows"><thead><tr><th class="txt">Table</th>'
+        f'<th class="num">Rows</th></tr></thead><tbody>{row_cells}</tbody></table>'
+        if row_cells
+        else ""
+    )
+    params_yaml = yaml.safe_dump(_plain(dict(params)), sort_keys=False, allow_unicode=True)
+    return (
+        '<section class="provenance"><h2>Provenance</h2>'
+        f"<dl>{dl}</dl>{rows_table}"
+        "<details><summary>Params of this run</summary>"
+        f"<pre>{html.escape(params_yaml)}</pre></details></section>"
+    )
