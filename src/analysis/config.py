@@ -473,3 +473,23 @@ def describe_params() -> list[dict[str, str]]:
             rows.append({"section": f.name, "key": g.name, "type": _type_name(hints[g.name]),
                          "default": repr(_plain(getattr(sec, g.name)))})
     return rows
+
+
+def params_markdown() -> str:
+    """Return a markdown table of every params key with type, default and meaning."""
+    import inspect
+    import re
+
+    comments: dict[tuple[str, str], str] = {}
+    section_of = {f.default_factory().__class__.__name__: f.name  # type: ignore[misc]
+                  for f in dataclasses.fields(Params) if f.name != "source_file"}
+    for cls_name, section in section_of.items():
+        src = inspect.getsource(globals()[cls_name])
+        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, re.M):
+            comments[(section, m.group(1))] = m.group(2).strip()
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for r in describe_params():
+        c = comments.get((r["section"], r["key"]), "")
+        t = r["type"].replace("|", "\\|")
+        lines.append(f"| `{r['section']}.{r['key']}` | {t} | `{r['default']}` | {c} |")
+    return "\n".join(lines) + "\n"

@@ -213,7 +213,7 @@ def _typed(t: ir.Table, table: Table, present: set[str]) -> dict[str, ir.Value]:
         target = _IBIS_TYPES[c.kind]
         if c.kind == "bool" and col.type().is_string():
             low = col.lower().strip()
-            col = low.cases(
+            col = ibis.cases(
                 (low.isin(["true", "t", "1", "yes", "y"]), True),
                 (low.isin(["false", "f", "0", "no", "n"]), False),
                 else_=ibis.null("boolean"),
