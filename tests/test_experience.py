@@ -1,0 +1,410 @@
+"""Tests for analysis.experience: NPS categories, counting process, Cox, FE revenue link.
+
+Expected values are worked out by hand (counting process), taken from published
+output (Grunfeld investment data, Gretl/Stata small-sample conventions), or
+computed by an independent second implementation (dummy-variable OLS in
+statsmodels; pyfixest where its conventions agree; Cox on unsplit data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from analysis import experience as X
+from analysis.errors import AnalysisError, DataError
+
+# --------------------------------------------------------------------------------------
+# nps_categories
+# --------------------------------------------------------------------------------------
+
+
+def test_nps_categories_standard_cutoffs():
+    s = pd.Series([0, 6, 7, 8, 9, 10, np.nan], index=list("abcdefg"))
+    got = X.nps_categories(s)
+    assert list(got.index) == list("abcdefg")
+    assert got.astype(object).tolist()[:6] == [
+        "detractor",
+        "detractor",
+        "passive",
+        "passive",
+        "promoter",
+        "promoter",
+    ]
+    assert pd.isna(got["g"])
+    assert list(got.cat.categories) == ["promoter", "passive", "detractor"]
+
+
+def test_nps_categories_rejects_out_of_range():
+    with pytest.raises(DataError, match="0-10"):
+        X.nps_categories([3, 11])
+
+
+# --------------------------------------------------------------------------------------
+# counting_process: hand-made cases
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lt_ex():
+    # A: starts 2023-01-01, churns on day 100 (2023-04-11).
+    # B: signed up 2022-06-01, enters the window on day 214 (2023-01-01), censored day 400.
+    # C: no experience at all. D: no time at risk (duration == entry) -> dropped.
+    lt = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "start_date": pd.to_datetime(["2023-01-01", "2022-06-01", "2023-03-01", "2023-01-01"]),
+            "entry_days": [0, 214, 0, 10],
+            "duration_days": [100, 400, 50, 10],
+            "event": [1, 0, 0, 1],
+            "segment": ["x", "y", "x", "y"],
+        }
+    )
+    ex = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "A", "B", "B"],
+            "date": pd.to_datetime(
+                ["2023-01-11", "2023-02-10", "2023-04-11", "2023-05-01", "2022-12-01", "2023-02-01"]
+            ),
+            "kind": ["survey", "ticket", "survey", "ticket", "survey", "ticket"],
+            "nps": [3, np.nan, 10, np.nan, 9, np.nan],
+            "first_contact_resolution": [None, False, None, True, None, True],
+            "sla_met": [None, True, None, False, None, False],
+            "compensated": [None, False, None, False, None, True],
+            "touchpoint": ["service", "billing", "service", "service", "sales", "billing"],
+        }
+    )
+    return lt, ex
+
+
+def test_counting_process_splits_at_events_and_window_expiry(lt_ex):
+    lt, ex = lt_ex
+    cp = X.counting_process(lt, ex, window_days=30, period=None)
+    a = cp[cp.customer_id == "A"]
+    # survey day 10; ticket day 40 enters (40, 70] and leaves after day 70; churn day 100
+    assert_array_equal(a.start, [0, 10, 40, 70])
+    assert_array_equal(a.stop, [10, 40, 70, 100])
+    assert_array_equal(a.event, [0, 0, 0, 1])
+    assert a.nps_category.astype(str).tolist() == ["none", "detractor", "detractor", "detractor"]
+    assert_array_equal(a.unresolved_window, [0, 0, 1, 0])
+    assert_array_equal(a.tickets_window, [0, 0, 1, 0])
+    assert_array_equal(a.sla_breaches_window, [0, 0, 0, 0])
+    assert_array_equal(a.uncompensated_failures_window, [0, 0, 1, 0])
+    assert_array_equal(a.failures_billing_window, [0, 0, 1, 0])
+
+
+def test_counting_process_no_look_ahead_and_nothing_after_end(lt_ex):
+    lt, ex = lt_ex
+    cp = X.counting_process(lt, ex, window_days=30, period=None)
+    a = cp[cp.customer_id == "A"]
+    # The promoter answer given on the churn day (day 100) must not explain that churn,
+    # and the ticket after churn (day 120) never appears.
+    assert a.nps_last.iloc[-1] == 3
+    assert a.stop.max() == 100
+    assert "failures_service_window" not in cp.columns or cp["failures_service_window"].sum() == 0
+
+
+def test_counting_process_left_truncation_and_empty_customers(lt_ex):
+    lt, ex = lt_ex
+    cp = X.counting_process(lt, ex, window_days=30, period=None, keep=["segment"])
+    b = cp[cp.customer_id == "B"]
+    # rows start at entry (214); the answer of 2022-12-01 (day 183) is known at entry;
+    # ticket 2023-02-01 = day 245 with a missed SLA, compensated.
+    assert_array_equal(b.start, [214, 245, 275])
+    assert_array_equal(b.stop, [245, 275, 400])
+    assert b.nps_category.astype(str).tolist() == ["promoter"] * 3
+    assert_array_equal(b.sla_breaches_window, [0, 1, 0])
+    assert_array_equal(b.compensated_failures_window, [0, 1, 0])
+    assert_array_equal(b.event, [0, 0, 0])
+    c = cp[cp.customer_id == "C"]
+    assert len(c) == 1 and c.start.iloc[0] == 0 and c.stop.iloc[0] == 50
+    assert c.nps_category.astype(str).iloc[0] == "none"
+    assert c.segment.iloc[0] == "x"
+    assert "D" not in set(cp.customer_id)
+    assert cp.attrs["customers_dropped_no_time_at_risk"] == 1
+
+
+def test_counting_process_calendar_split(lt_ex):
+    lt, ex = lt_ex
+    cp = X.counting_process(lt, ex, window_days=30, period="month")
+    a = cp[cp.customer_id == "A"]
+    # Feb 1 = day 31, Mar 1 = day 59, Apr 1 = day 90: split the day before each
+    assert_array_equal(a.start, [0, 10, 30, 40, 58, 70, 89])
+    assert_array_equal(a.stop, [10, 30, 40, 58, 70, 89, 100])
+    assert a.period.dt.month.tolist() == [1, 1, 2, 2, 3, 3, 4]
+    assert_array_equal(a.unresolved_window, [0, 0, 0, 1, 1, 0, 0])
+    # total time at risk is unchanged by splitting
+    assert (cp.stop - cp.start).sum() == 100 + (400 - 214) + 50
+
+
+def test_counting_process_without_experience(lt_ex):
+    lt, _ = lt_ex
+    cp = X.counting_process(lt, None, period=None)
+    assert len(cp) == 3 and cp.tickets_window.sum() == 0
+    assert set(cp.nps_category.astype(str)) == {"none"}
+
+
+# --------------------------------------------------------------------------------------
+# churn_hazards
+# --------------------------------------------------------------------------------------
+
+
+def _toy_survival(n=400, seed=1):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 2, n)
+    t = np.ceil(rng.exponential(200 / np.exp(0.7 * g))).astype(int) + 1
+    cens = rng.integers(50, 400, n)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "start_date": pd.Timestamp("2023-01-01"),
+            "entry_days": 0,
+            "duration_days": np.minimum(t, cens),
+            "event": (t <= cens).astype(int),
+            "grp": g,
+        }
+    )
+
+
+def test_churn_hazards_split_rows_equal_unsplit_cox():
+    """Splitting time into months leaves the Cox fit unchanged (independent PHReg fit)."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    lt = _toy_survival()
+    cp = X.counting_process(lt, None, period="month", keep=["grp"])
+    assert len(cp) > 2 * len(lt)
+    hz = X.churn_hazards(cp, covariates=["grp"])
+    ref = PHReg(
+        lt.duration_days.to_numpy(float),
+        lt[["grp"]].to_numpy(float),
+        status=lt.event.to_numpy(float),
+        ties="efron",
+    ).fit(groups=np.arange(len(lt)))
+    assert_allclose(hz.summary.loc["grp", "coef"], ref.params[0], rtol=1e-6)
+    assert_allclose(hz.summary.loc["grp", "se"], ref.bse[0], rtol=1e-4)
+    assert hz.n_customers == len(lt) and hz.n_events == lt.event.sum()
+
+
+def test_churn_hazards_categorical_reference(lt_ex):
+    lt = _toy_survival(600, seed=2)
+    lt["cat"] = np.where(lt.grp == 1, "detractor", "promoter")
+    lt.loc[::5, "cat"] = "passive"
+    cp = X.counting_process(lt, None, period=None, keep=["cat"])
+    cp["cat"] = pd.Categorical(cp["cat"], categories=["promoter", "passive", "detractor"])
+    hz = X.churn_hazards(cp, covariates=["cat"], reference={"cat": "promoter"})
+    assert hz.terms == ["cat[passive]", "cat[detractor]"]
+    hr, lo, hi = hz.hr("cat[detractor]")
+    assert lo < hr < hi and lo > 1.2  # planted HR exp(0.7) ~ 2.0
+
+
+# --------------------------------------------------------------------------------------
+# revenue_link: published results (Grunfeld investment data)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grunfeld():
+    from statsmodels.datasets import grunfeld as g
+
+    d = g.load_pandas().data.iloc[:200].copy()  # the 10 firms of Stata's / plm's Grunfeld data
+    d["year"] = d["year"].astype(int)
+    return d
+
+
+def test_fe_grunfeld_pooled_matches_stata(grunfeld):
+    # Stata 13: `regress invest mvalue kstock, vce(cluster company)`, as stored in
+    # statsmodels/regression/tests/results/results_grunfeld_ols_robust_cluster.py
+    # (b, se, ll, ul); CRV1 with G/(G-1)*(N-1)/(N-K), t(G-1) intervals.
+    r = X.revenue_link(
+        grunfeld,
+        outcome="invest",
+        exposures=["value", "capital"],
+        lags=(0,),
+        fixed_effects=(),
+        cluster="firm",
+        customer="firm",
+        period="year",
+    )
+    s = r.summary
+    assert_allclose(s.coef, [0.11556215606596, 0.23067848754982], rtol=1e-7)
+    assert_allclose(s.se, [0.01589433647768, 0.08496711097464], rtol=1e-7)
+    assert_allclose(s.ci_lower, [0.07960666895505, 0.03846952885627], rtol=1e-7)
+    assert_allclose(s.ci_upper, [0.15151764317688, 0.42288744624337], rtol=1e-7)
+
+
+def test_fe_grunfeld_one_and_two_way_match_gretl(grunfeld):
+    # Gretl output reproduced in R package plm, tests/test_pwaldtest.R ("Reference: Gretl
+    # (2016b)"; github.com/ycroissant/plm): Grunfeld, 10 firms x 20 years, clustered
+    # ("Robust (HAC)") SEs with Stata's small-sample factor.
+    # Model 1: firm fixed effects.
+    r1 = X.revenue_link(
+        grunfeld,
+        outcome="invest",
+        exposures=["value", "capital"],
+        lags=(0,),
+        fixed_effects=("firm",),
+        cluster="firm",
+        customer="firm",
+        period="year",
+    )
+    assert_allclose(r1.summary.coef, [0.110124, 0.310065], atol=5e-7)
+    assert_allclose(r1.summary.se, [0.0151945, 0.0527518], atol=5e-8)
+    # Model 6: firm fixed effects + year dummies (two-way), cluster by firm.
+    r6 = X.revenue_link(
+        grunfeld,
+        outcome="invest",
+        exposures=["value", "capital"],
+        lags=(0,),
+        fixed_effects=("firm", "year"),
+        cluster="firm",
+        customer="firm",
+        period="year",
+    )
+    assert_allclose(r6.summary.coef, [0.117716, 0.357916], atol=5e-7)
+    assert_allclose(r6.summary.se, [0.0108244, 0.0478484], atol=5e-8)
+    assert r6.df_k == 2 + 20  # slopes + 19 year dummies + constant; firm effects nested
+
+
+# --------------------------------------------------------------------------------------
+# revenue_link: independent implementations
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_panel():
+    rng = np.random.default_rng(7)
+    n, t = 60, 8
+    df = pd.DataFrame(
+        {
+            "customer_id": np.repeat([f"C{i:03d}" for i in range(n)], t),
+            "period": np.tile(pd.date_range("2023-01-01", periods=t, freq="MS"), n),
+        }
+    )
+    df = df.sample(frac=0.8, random_state=3).sort_index().reset_index(drop=True)  # unbalanced
+    a = rng.normal(0, 3, n)[df.customer_id.str[1:].astype(int)]
+    g = rng.normal(0, 1, t)[df.period.dt.month - 1]
+    df["csat"] = np.clip(np.round(3 + 0.3 * a + rng.normal(0, 1, len(df))), 1, 5)
+    df["tickets"] = rng.poisson(1, len(df)).astype(float)
+    df["revenue"] = 50 + 5 * a + g + 2.0 * df.csat - 1.0 * df.tickets + rng.normal(0, 3, len(df))
+    return df
+
+
+def test_fe_two_way_equals_dummy_variable_ols(small_panel):
+    import statsmodels.formula.api as smf
+
+    df = small_panel
+    dv = smf.ols("revenue ~ csat + tickets + C(customer_id) + C(period)", data=df).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(df.customer_id)[0]}
+    )
+    # statsmodels' cluster correction G/(G-1)*(N-1)/(N-K) counts every dummy in K:
+    full = X.revenue_link(df, exposures=["csat", "tickets"], lags=(0,), k_fixef="full")
+    assert_allclose(full.summary.coef, dv.params[["csat", "tickets"]], rtol=1e-8)
+    assert_allclose(full.summary.se, dv.bse[["csat", "tickets"]], rtol=1e-8)
+    # Stata/fixest convention: customer effects are nested in customer clusters and not
+    # counted, so the variance differs exactly by (N - K_full) / (N - K_nested).
+    nested = X.revenue_link(df, exposures=["csat", "tickets"], lags=(0,))
+    n_obs, g, t = len(df), df.customer_id.nunique(), df.period.nunique()
+    k_full, k_nested = 2 + g + t - 1, 2 + t
+    assert nested.df_k == k_nested and full.df_k == k_full
+    ratio = np.sqrt((n_obs - k_full) / (n_obs - k_nested))
+    assert_allclose(nested.summary.se, dv.bse[["csat", "tickets"]] * ratio, rtol=1e-8)
+    assert nested.summary.n_customers.iloc[0] == g
+
+
+@pytest.mark.filterwarnings("ignore::Warning:pyfixest")
+def test_fe_one_way_equals_pyfixest(small_panel):
+    import pyfixest as pf
+
+    df = small_panel
+    ref = pf.feols("revenue ~ csat + tickets | customer_id", data=df, vcov={"CRV1": "customer_id"})
+    got = X.revenue_link(
+        df, exposures=["csat", "tickets"], lags=(0,), fixed_effects=("customer_id",)
+    )
+    assert_allclose(got.summary.coef, ref.coef().to_numpy(), rtol=1e-7)
+    assert_allclose(got.summary.se, ref.se().to_numpy(), rtol=1e-6)
+
+
+def test_fe_lags_use_the_previous_calendar_period_only():
+    # revenue(t) = 10 * x(t-1) exactly; customer B misses March, so its April row has no
+    # lag-1 exposure (the February value must NOT be used).
+    per = pd.to_datetime(["2023-01-01", "2023-02-01", "2023-03-01", "2023-04-01"])
+    x = {"A": [1, 3, 2, 5], "B": [2, 1, np.nan, 4], "C": [0, 2, 2, 1]}
+    rows = []
+    for c, xs in x.items():
+        for i, p in enumerate(per):
+            if c == "B" and i == 2:
+                continue
+            prev = xs[i - 1] if i > 0 else np.nan
+            rows.append(
+                {
+                    "customer_id": c,
+                    "period": p,
+                    "x": xs[i],
+                    "revenue": 10 * prev if not np.isnan(prev) else np.nan,
+                }
+            )
+    df = pd.DataFrame(rows)
+    df.loc[(df.customer_id == "B") & (df.period == per[3]), "revenue"] = 999.0  # would break fit
+    lagged, names = X._add_lags(
+        df, customer="customer_id", period="period", exposures=["x"], lags=[1, 2], freq="month"
+    )
+    b_apr = lagged[(lagged.customer_id == "B") & (lagged.period == per[3])]
+    assert np.isnan(b_apr["x_lag1"].iloc[0]) and b_apr["x_lag2"].iloc[0] == 1
+    r = X.revenue_link(df, exposures=["x"], lags=(1,), fixed_effects=())
+    assert_allclose(r.summary.loc["x_lag1", "coef"], 10.0, rtol=1e-9)
+
+
+def test_fe_rejects_collinear_exposure(small_panel):
+    df = small_panel.assign(const_per_customer=small_panel.customer_id.str[1:].astype(float))
+    with pytest.raises(AnalysisError, match="collinear"):
+        X.revenue_link(df, exposures=["const_per_customer"], lags=(0,))
+
+
+# --------------------------------------------------------------------------------------
+# revenue_at_stake
+# --------------------------------------------------------------------------------------
+
+
+def test_revenue_at_stake_detractor_shift_by_hand():
+    # 4 churn rows: 2 detractors, 1 passive, 1 promoter. HR passive 1.5, detractor 3.0:
+    # prevented = 2 * (1 - 1.5/3) = 1 churn over 2 customer-years at risk for 10 customers
+    # -> 5 per year; money = 5 * 20 * 12 = 1200.
+    cp = pd.DataFrame(
+        {
+            "customer_id": list("abcdefghij"),
+            "start": 0.0,
+            "stop": [73.05] * 10,  # 730.5 person-days = 2 years
+            "event": [1, 1, 1, 1, 0, 0, 0, 0, 0, 0],
+            "nps_category": ["detractor", "detractor", "passive", "promoter"] + ["promoter"] * 6,
+        }
+    )
+    terms = ["nps_category[passive]", "nps_category[detractor]"]
+    beta = np.log([1.5, 3.0])
+    hz = X.HazardResult(
+        summary=pd.DataFrame({"coef": beta, "se": [0.1, 0.1]}, index=terms),
+        cov=pd.DataFrame(np.diag([0.01, 0.01]), index=terms, columns=terms),
+        terms=terms,
+        design={"nps_category": ("categorical", "promoter")},
+        n_rows=10,
+        n_customers=10,
+        n_events=4,
+        person_days=730.5,
+    )
+    out = X.revenue_at_stake(
+        hz,
+        cp,
+        scenario=X.scenario_detractors_as_passives(),
+        monthly_revenue=(20.0, 0.0),
+        customers_at_risk=10,
+        horizon_months=12,
+    )
+    assert_allclose(out.churners_prevented_per_year.iloc[0], 5.0, rtol=1e-9)
+    assert_allclose(out.revenue_at_stake.iloc[0], 1200.0, rtol=1e-9)
+    assert out.revenue_ci_lower.iloc[0] < 1200 < out.revenue_ci_upper.iloc[0]
+
+
+def test_scenario_fcr_up_share():
+    s = X.scenario_fcr_up(10, fcr_rate=0.6)  # 40% unresolved -> 30%: a quarter fewer
+    assert s.changes == (("scale", "unresolved_window", 0.75),)
