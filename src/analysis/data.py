@@ -493,9 +493,23 @@ def fingerprint(params: Params, source: Source | None = None) -> dict:
                 h.update(f"{f.relative_to(p.parent)}|{st.st_size}|{int(st.st_mtime)}".encode())
     h.update(repr(sorted(counts.items())).encode())
     out = {"rows": counts, "content_hash": h.hexdigest()[:16], "source": d.source}
-    if getattr(src, "as_of", None):
-        out["as_of"] = str(src.as_of)
-        out["window_start"] = str(src.window_start)
+    as_of = src.as_of or d.as_of
+    if as_of is None:
+        try:  # one cheap scan per date column; validation proper happens elsewhere
+            cast = {}
+            for name, col in (("transactions", "date"), ("experience", "date"),
+                              ("customers", "signup_date"), ("customers", "churn_date")):
+                if name in src.tables and col in src.tables[name].columns:
+                    c = src.tables[name][col]
+                    c = c.date() if c.type().is_timestamp() else c.try_cast("date")
+                    cast.setdefault(name, {})[col] = c
+            as_of = max(v for v in (_scalar(c.max()) for cols in cast.values()
+                                    for c in cols.values()) if v is not None)
+        except Exception:  # noqa: BLE001 - provenance must never break a run
+            as_of = None
+    out["as_of"] = str(as_of) if as_of else "unknown"
+    if src.window_start or d.window_start:
+        out["window_start"] = str(src.window_start or d.window_start)
     return out
 
 

@@ -213,14 +213,14 @@ def panel(
         is_survey = ex.kind == "survey"
         is_ticket = ex.kind == "ticket"
         exa = ex.group_by(["customer_id", "period"]).aggregate(
-            surveys=is_survey.sum(),
+            surveys=is_survey.sum().cast("int64"),
             csat_mean=ex.csat.mean(),
             ces_mean=ex.ces.mean(),
             nps_last=ex.nps.argmax(ex.date, where=ex.nps.notnull()),
-            tickets=is_ticket.sum(),
-            unresolved_tickets=(is_ticket & (ex.first_contact_resolution == False)).sum(),  # noqa: E712
-            sla_breaches=(is_ticket & (ex.sla_met == False)).sum(),  # noqa: E712
-            compensated=(ex.compensated == True).sum(),  # noqa: E712
+            tickets=is_ticket.sum().cast("int64"),
+            unresolved_tickets=(is_ticket & (ex.first_contact_resolution == False)).sum().cast("int64"),  # noqa: E712
+            sla_breaches=(is_ticket & (ex.sla_met == False)).sum().cast("int64"),  # noqa: E712
+            compensated=(ex.compensated == True).sum().cast("int64"),  # noqa: E712
         )
         out = out.left_join(exa, ["customer_id", "period"]).drop("customer_id_right", "period_right")
         out = out.mutate(**{c: ibis.coalesce(out[c], 0) for c in

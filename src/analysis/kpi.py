@@ -116,6 +116,7 @@ def _ibis_by_period(study, granularity: str):
     tx = tx.mutate(period=period_start(tx.date, granularity))
     rev = tx.group_by("period").aggregate(revenue=tx.amount.sum(), transactions=tx.count(),
                                           buyers=tx.customer_id.nunique()).to_pandas()
+    rev = rev.astype({"revenue": "float64", "transactions": "int64", "buyers": "int64"})
     exp = None
     if src.has("experience"):
         ex = src.table("experience")
@@ -133,6 +134,8 @@ def _ibis_by_period(study, granularity: str):
             sla_tickets=(tick & ex.sla_met.notnull()).sum(),
             sla_yes=(tick & (ex.sla_met == True)).sum(),  # noqa: E712
         ).to_pandas()
+        # Boolean sums come back as 128-bit integers (Decimal objects) on some engines.
+        exp = exp.astype({c: "float64" for c in exp.columns if c != "period"})
     mem = None
     if src.has("loyalty"):
         loy = src.table("loyalty").select("customer_id", "enrolled_date", "left_date").to_pandas()
@@ -319,7 +322,10 @@ def _period_label(ts, granularity: str) -> str:
 
 
 def display_table(kpis: pd.DataFrame, *, granularity: str, periods: int, currency: str) -> pd.DataFrame:
-    """Return the last ``periods`` rows as a formatted, stakeholder-readable table (strings)."""
+    """Return the last ``periods`` periods as a formatted, stakeholder-readable table (strings).
+
+    One row per period (most recent last), one column per KPI.
+    """
     k = with_changes(kpis, granularity=granularity).tail(periods)
     rows = {}
     for _, r in k.iterrows():
@@ -353,7 +359,7 @@ def display_table(kpis: pd.DataFrame, *, granularity: str, periods: int, currenc
                 s = f"{v:,.0f}"
             vals[METRIC_LABELS[m]] = s
         rows[col] = vals
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).T.rename_axis("Period").reset_index()
 
 
 def data_quality(study) -> dict[str, pd.DataFrame]:
