@@ -217,7 +217,7 @@ def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def git_commit(where: Path | None = None) -> str:
-    """Return the git commit of the code (``"<sha> (uncommitted changes)"`` if dirty), or "unknown"."""
+    """Return the git commit of the code (marked if there are uncommitted changes) or "unknown"."""
     where = Path(where or Path(__file__).parent)
     try:
         sha = subprocess.run(

@@ -1,0 +1,223 @@
+"""Tests of the notebook reporting helpers (analysis.reporting).
+
+Expected strings are written out by hand from the documented formats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from analysis import reporting
+from analysis.errors import AnalysisError
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+# --------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------
+
+
+def test_fmt_ci_uses_en_dash():
+    assert reporting.fmt_ci(0.62, 0.55, 0.70) == "0.62 (95% CI 0.55\u20130.70)"
+    assert reporting.fmt_ci(1.2345, 1.1, 1.4, digits=1) == "1.2 (95% CI 1.1\u20131.4)"
+
+
+def test_fmt_ci_percentages_and_level():
+    assert reporting.fmt_ci(0.25, 0.2, 0.3, digits=1, pct=True) == "25.0% (95% CI 20.0%\u201330.0%)"
+    assert reporting.fmt_ci(2.0, 1.0, 3.0, digits=0, level=0.9) == "2 (90% CI 1\u20133)"
+
+
+def test_fmt_ci_negative_bounds_use_to():
+    assert reporting.fmt_ci(-0.1, -0.2, 0.05) == "-0.10 (95% CI -0.20 to 0.05)"
+
+
+def test_fmt_ci_missing():
+    assert reporting.fmt_ci(float("nan"), 0, 1) == "n/a"
+    assert reporting.fmt_ci(0.5, None, 1) == "0.50 (95% CI not available)"
+
+
+def test_fmt_money():
+    assert reporting.fmt_money(1234.5) == "€1,234"
+    assert reporting.fmt_money(12.5) == "€12.50"
+    assert reporting.fmt_money(-1500, "USD") == "-$1,500"
+    assert reporting.fmt_money(1234.5, "CHF") == "1,234 CHF"
+    assert reporting.fmt_money(1234.5, digits=2) == "€1,234.50"
+    assert reporting.fmt_money(np.nan) == "n/a"
+
+
+def test_fmt_pct():
+    assert reporting.fmt_pct(0.1234) == "12.3%"
+    assert reporting.fmt_pct(0.5, digits=0) == "50%"
+    assert reporting.fmt_pct(None) == "n/a"
+
+
+# --------------------------------------------------------------------------------------
+# Escaping
+# --------------------------------------------------------------------------------------
+
+
+def test_table_escapes_cells_headers_and_caption():
+    df = pd.DataFrame({"segment": [XSS, "a & b"], f"n {XSS}": [100, 200]})
+    html = reporting.table_html(df, caption=f"Churn {XSS}")
+    assert "<img" not in html
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") == 3  # cell, header, caption
+    assert "a &amp; b" in html
+
+
+def test_findings_note_absent_escape():
+    box = reporting.findings_html([f"Segment {XSS} churns more."], title="<b>Findings</b>")
+    assert "<img" not in box and "<b>Findings" not in box
+    assert "Segment &lt;img src=x onerror=alert(1)&gt; churns more." in box
+    assert reporting.note_html(XSS) == (
+        '<p class="analysis-note">&lt;img src=x onerror=alert(1)&gt;</p>'
+    )
+    assert "This data has no loyalty table" in reporting.absent_table_html("loyalty")
+    assert "<img" not in reporting.absent_table_html(XSS)
+
+
+# --------------------------------------------------------------------------------------
+# Tables: refusals, formats, suppression
+# --------------------------------------------------------------------------------------
+
+
+def test_table_refuses_customer_id_column_and_index():
+    with pytest.raises(AnalysisError, match="customer identifier"):
+        reporting.table_html(pd.DataFrame({"customer_id": ["C1"], "x": [1]}))
+    with pytest.raises(AnalysisError, match="customer identifier"):
+        reporting.table_html(pd.DataFrame({"x": [1]}, index=pd.Index(["C1"], name="Customer ID")))
+
+
+def test_table_refuses_long_tables():
+    df = pd.DataFrame({"x": range(101)})
+    with pytest.raises(AnalysisError, match="101 rows"):
+        reporting.table_html(df)
+    assert "<table" in reporting.table_html(df, max_rows=None)
+
+
+def test_table_formats_and_index():
+    df = pd.DataFrame(
+        {"rate": [0.125], "days": [3.14159], "n": [1234], "when": [pd.Timestamp("2025-01-31")]},
+        index=pd.Index(["consumer"], name="segment"),
+    )
+    html = reporting.table_html(df, formats={"rate": ".1%", "days": "{:.1f} days"})
+    assert ">consumer<" in html  # named index becomes a column
+    assert ">12.5%<" in html and ">3.1 days<" in html
+    assert ">1,234<" in html and ">2025-01-31<" in html
+    assert '<th class="num">rate</th>' in html
+
+
+def test_suppress_small_masks_values_and_does_not_mutate():
+    df = pd.DataFrame(
+        {"segment": ["a", "b", "c"], "customers": [50, 9, 10], "churn_rate": [0.2, 0.5, 0.3]}
+    )
+    original = df.copy()
+    out = reporting.suppress_small(df, count_col="customers", min_group_size=10)
+    expected = pd.DataFrame(
+        {
+            "segment": ["a", "b", "c"],
+            "customers": [50.0, np.nan, 10.0],
+            "churn_rate": [0.2, np.nan, 0.3],
+            "suppressed": [False, True, False],
+        }
+    )
+    pdt.assert_frame_equal(out, expected)
+    pdt.assert_frame_equal(df, original)
+
+
+def test_suppress_small_value_cols_and_missing_counts():
+    df = pd.DataFrame({"customers": [5.0, np.nan, 30.0], "revenue": [1.0, 2.0, 3.0]})
+    out = reporting.suppress_small(
+        df, count_col="customers", min_group_size=10, value_cols=["revenue"]
+    )
+    assert out["suppressed"].tolist() == [True, True, False]
+    assert out["customers"].tolist()[0] == 5.0  # not in value_cols: kept
+    assert math.isnan(out["revenue"][0]) and math.isnan(out["revenue"][1])
+    assert out["revenue"][2] == 3.0
+    with pytest.raises(AnalysisError, match="count column"):
+        reporting.suppress_small(df, count_col="n", min_group_size=10)
+
+
+def test_show_table_suppresses_small_groups():
+    df = pd.DataFrame({"segment": ["big", "tiny"], "customers": [120, 3], "rate": [0.25, 1.0]})
+    html = reporting.table_html(df, count_col="customers", min_group_size=10)
+    rows = html.split("<tr")
+    tiny = next(r for r in rows if ">tiny<" in r)
+    assert 'class="suppressed"' in tiny
+    assert "&lt;10" in tiny and ">suppressed<" in tiny
+    assert ">3<" not in tiny and "1.00" not in tiny
+    assert "1 group(s) with fewer than 10 customers are suppressed" in html
+    big = next(r for r in rows if ">big<" in r)
+    assert ">120<" in big and ">0.25<" in big
+
+
+def test_show_table_default_threshold():
+    df = pd.DataFrame({"g": ["x"], "n": [reporting.DEFAULT_MIN_GROUP_SIZE - 1]})
+    assert "suppressed" in reporting.table_html(df, count_col="n")
+
+
+# --------------------------------------------------------------------------------------
+# Display, headlines, provenance
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def published(monkeypatch):
+    shown = []
+    monkeypatch.setattr(reporting, "_publish", shown.append)
+    return shown
+
+
+def test_headline_emits_custom_mime(published):
+    reporting.headline("Monthly churn", 2.456, unit="%", digits=1)
+    reporting.headline("Customers", np.int64(20000))
+    reporting.headline("Revenue", 1234567.8, unit="EUR")
+    reporting.headline("Effect", reporting.fmt_ci(0.62, 0.55, 0.70))
+    records = [p[reporting.HEADLINE_MIME] for p in published]
+    assert records[0] == {"name": "Monthly churn", "value": 2.456, "unit": "%", "text": "2.5%"}
+    assert records[1]["text"] == "20,000" and type(records[1]["value"]) is int
+    assert records[2]["text"] == "1,234,568 EUR"
+    assert records[3]["text"] == "0.62 (95% CI 0.55\u20130.70)"
+    assert published[0]["text/plain"] == "Headline: Monthly churn: 2.5%"
+
+
+def test_display_helpers_publish_escaped_html(published):
+    reporting.findings(["a < b"])
+    reporting.note("x & y")
+    reporting.absent_table("experience")
+    reporting.show_table(pd.DataFrame({"g": ["<i>"], "n": [10]}), caption="T")
+    html = [p["text/html"] for p in published]
+    assert "a &lt; b" in html[0] and "x &amp; y" in html[1]
+    assert "no experience table" in html[2] and "&lt;i&gt;" in html[3]
+
+
+def test_publish_outside_ipython_prints_text(capsys):
+    reporting.note("plain text")
+    assert capsys.readouterr().out == "plain text\n"
+
+
+def test_provenance_html():
+    html = reporting.provenance_html(
+        params={"analysis": {"min_group_size": 10}, "data": {"path": XSS}},
+        fingerprint={
+            "rows": {"customers": 20000, "transactions": 123456},
+            "content_hash": "abc123",
+            "as_of": "2025-12-31",
+        },
+        package_version="0.1.0",
+        git_commit="unknown",
+        run_started="2026-01-01T00:00:00Z",
+        run_seconds=12.34,
+        notebook="00_kpi_dashboard",
+    )
+    assert "min_group_size: 10" in html
+    assert "<dd>abc123</dd>" in html and "<dd>2025-12-31</dd>" in html
+    assert ">123,456<" in html and ">20,000<" in html
+    assert "<dd>analysis 0.1.0</dd>" in html and "<dd>unknown</dd>" in html
+    assert "<dd>12.3 s</dd>" in html and "00_kpi_dashboard.ipynb" in html
+    assert "<img" not in html
