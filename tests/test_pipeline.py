@@ -1,0 +1,90 @@
+"""End to end: the real notebooks, the runner and the tiny sample world.
+
+One session-scoped run of every report; then checks on the index, the HTML
+(no code, no customer ids, provenance, escaped data text) and on refusal of
+invalid data without touching the published reports.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_world, tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    data_dir = base / "data"
+    shutil.copytree(tiny_world.data_dir, data_dir)
+    # A segment name that is also HTML must come out as text.
+    cust = pd.read_parquet(data_dir / "customers.parquet")
+    evil = "<img src=x onerror=alert(1)>"
+    cust["segment"] = cust["segment"].where(cust.index % 7 != 0, evil)
+    cust.to_parquet(data_dir / "customers.parquet")
+    params = base / "params.yaml"
+    params.write_text("data:\n  path: data\nreports:\n  output_dir: reports\n  jobs: 2\n"
+                      "analysis:\n  min_group_size: 5\n")
+    result = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3")
+    return base, params, result, set(cust["customer_id"].astype(str)), evil
+
+
+def test_every_report_is_produced_and_indexed(tiny_run):
+    base, _, result, _, _ = tiny_run
+    assert result.exit_code == 0, [(r.name, r.error) for r in result.reports]
+    index = (base / "reports" / "index.html").read_text()
+    for name in NOTEBOOKS:
+        assert (base / "reports" / f"{name}.html").is_file()
+        assert f'href="{name}.html"' in index
+    assert (base / "reports" / "run-log.jsonl").read_text().count("\n") == 1
+
+
+def test_html_has_no_code_and_carries_provenance(tiny_run):
+    base, _, _, _, _ = tiny_run
+    page = (base / "reports" / "00_kpi_dashboard.html").read_text()
+    assert "load_study_data" not in page and "import " not in page
+    assert "data:image/png;base64" in page
+    for needle in ("content hash", "commit", "params"):
+        assert needle.lower() in page.lower()
+
+
+def test_html_holds_no_customer_id(tiny_run):
+    base, _, _, ids, _ = tiny_run
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    for f in (base / "reports").glob("*.html"):
+        hits = pattern.findall(f.read_text())
+        assert hits == [], f"{f.name} contains customer ids {hits[:3]}"
+
+
+def test_text_from_data_is_escaped(tiny_run):
+    base, _, _, _, evil = tiny_run
+    for f in (base / "reports").glob("*.html"):
+        assert evil not in f.read_text(), f"{f.name} contains unescaped data text"
+
+
+def test_invalid_data_is_refused_and_reports_are_kept(tiny_run):
+    base, params, _, _, _ = tiny_run
+    before = {f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"}
+    tx = pd.read_parquet(base / "data" / "transactions.parquet")
+    bad = pd.concat([tx, tx.head(3).assign(customer_id="NOBODY")])
+    bad_dir = base / "data_bad"
+    shutil.copytree(base / "data", bad_dir)
+    bad.to_parquet(bad_dir / "transactions.parquet")
+    params.write_text(params.read_text().replace("path: data\n", "path: data_bad\n"))
+    try:
+        result = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3",
+                            only=["00_kpi_dashboard"])
+    finally:
+        params.write_text(params.read_text().replace("path: data_bad\n", "path: data\n"))
+    assert result.exit_code == 2
+    after = {f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"}
+    assert after == before
+    assert "customer_id" in (base / "reports" / "index.html").read_text()
