@@ -178,6 +178,7 @@ def counting_process(
     customer: str = "customer_id",
     touchpoints: Sequence[str] | None = None,
     keep: Sequence[str] = (),
+    update: str = "event",
 ) -> pd.DataFrame:
     """Split each customer's time at risk into ``(start, stop]`` rows with experience covariates.
 
@@ -212,6 +213,12 @@ def counting_process(
         built; default: every touchpoint seen on a failed ticket.
     keep : sequence of str
         Further ``lifetimes`` columns (e.g. segment) copied onto every row.
+    update : {"event", "period"}
+        ``"event"``: an event counts from its own day and for ``window_days``
+        days. ``"period"``: covariates are refreshed once per calendar period
+        -- an event counts from the start of the next period and for
+        ``round(window_days / period length)`` whole periods (monthly
+        operational reporting; needs ``period``).
 
     Returns
     -------
@@ -229,6 +236,14 @@ def counting_process(
     )
     if window_days < 1:
         raise AnalysisError(f"window_days must be at least 1, not {window_days}")
+    if update not in ("event", "period"):
+        raise AnalysisError(f"update must be 'event' or 'period', not {update!r}")
+    if update == "period" and period is None:
+        raise AnalysisError("update='period' needs a calendar period (period='month', ...)")
+    period_days = {"month": DAYS_PER_MONTH, "week": 7.0, "quarter": 3 * DAYS_PER_MONTH}
+    window_periods = (
+        max(1, round(window_days / period_days[period])) if period in period_days else 0
+    )
     lt = lifetimes[[customer, "start_date", "entry_days", "duration_days", "event", *keep]]
     dup = lt[customer].duplicated()
     if dup.any():
@@ -257,12 +272,9 @@ def counting_process(
     n = len(lt)
     ids = pd.Index(lt[customer])
 
-    max_day = int(dur.max()) if n else 0
-    big = np.int64(max_day + window_days + 2)  # key spacing: day offsets never cross customers
-
-    # ---- experience events mapped to (customer code, day) --------------------------------
-    streams: dict[str, np.ndarray] = {}  # name -> sorted keys (code * big + day)
-    survey_keys = {}
+    # ---- experience events mapped to (customer code, day known, day forgotten) ------------
+    raw_streams: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    raw_surveys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     tp_names: list[str] = []
     if experience is not None and len(experience):
         _require(experience, "experience", [customer, "date", "kind"])
@@ -278,6 +290,19 @@ def counting_process(
         # Nothing at or after the customer's end can enter any row.
         live = day < dur[code]
         code, day, ex = code[live], day[live], ex.loc[live]
+        if update == "period":
+            # known from the start of the next period (split point = day before it), forgotten
+            # `window_periods` periods later
+            ev_date = start_date[code] + day.astype("timedelta64[D]")
+            nxt = _period_next(_period_floor(ev_date, period), period)
+            known = (nxt - start_date[code]).astype(np.int64) - 1
+            gone = nxt
+            for _ in range(window_periods):
+                gone = _period_next(gone, period)
+            forgotten = (gone - start_date[code]).astype(np.int64) - 1
+        else:
+            known = day
+            forgotten = day + window_days
         kind = ex["kind"].astype("string").str.lower().to_numpy()
         is_ticket = kind == "ticket"
         is_survey = kind == "survey"
@@ -311,26 +336,39 @@ def counting_process(
             for name in tp_names:
                 flags[f"failures_{name}_window"] = failed & (tp == name)
         for name, mask in flags.items():
-            streams[name] = np.sort(code[mask] * big + day[mask])
+            raw_streams[name] = (code[mask], known[mask], forgotten[mask])
         for score in ("nps", "csat"):
             if score in ex.columns:
                 val = pd.to_numeric(ex[score], errors="coerce").to_numpy(dtype=float)
                 ok = is_survey & ~np.isnan(val)
-                k = code[ok] * big + day[ok]
-                order = np.argsort(k, kind="stable")  # same-day answers: the later row wins
-                survey_keys[score] = (k[order], val[ok][order])
+                raw_surveys[score] = (code[ok], known[ok], val[ok])
     else:
+        empty = np.empty(0, dtype=np.int64)
         for name in WINDOW_COUNTS:
-            streams[name] = np.empty(0, dtype=np.int64)
+            raw_streams[name] = (empty, empty, empty)
+
+    max_day = int(dur.max()) if n else 0
+    for _, _, f in raw_streams.values():
+        if len(f):
+            max_day = max(max_day, int(f.max()))
+    big = np.int64(max_day + 2)  # key spacing: day offsets never cross customers
+    streams: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> sorted enter/exit keys
+    for name, (c, k_in, k_out) in raw_streams.items():
+        streams[name] = (np.sort(c * big + k_in), np.sort(c * big + k_out))
+    survey_keys = {}
+    for score, (c, k_in, val) in raw_surveys.items():
+        k = c * big + k_in
+        order = np.argsort(k, kind="stable")  # same-day answers: the later row wins
+        survey_keys[score] = (k[order], val[order])
 
     # ---- breakpoints ---------------------------------------------------------------------
     codes = np.arange(n, dtype=np.int64)
     base = codes * big
     pieces = [base + entry, base + dur]
-    for keys in streams.values():
-        if len(keys):
-            pieces.append(keys)
-            pieces.append(keys + window_days)
+    for k_in, k_out in streams.values():
+        if len(k_in):
+            pieces.append(k_in)
+            pieces.append(k_out)
     for keys, _ in survey_keys.values():
         pieces.append(keys)
     if period is not None and n:
@@ -378,17 +416,16 @@ def counting_process(
         out["csat_last"] = np.full(len(rc), np.nan)
     cat = nps_categories(out["nps_last"]).astype("string").fillna(NO_SURVEY).to_numpy()
     out["nps_category"] = pd.Categorical(cat, categories=[*NPS_LEVELS, NO_SURVEY])
-    for name, skeys in streams.items():
-        # an event on day t is counted on rows (a, b] with t <= a < t + window_days
-        cnt = np.searchsorted(skeys, rkey, side="right") - np.searchsorted(
-            skeys + window_days, rkey, side="right"
-        )
+    for name, (k_in, k_out) in streams.items():
+        # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
+        cnt = np.searchsorted(k_in, rkey, side="right") - np.searchsorted(k_out, rkey, side="right")
         out[name] = cnt.astype(np.int16)
     res = pd.DataFrame(out)
     for c in keep:
         res[c] = lt[c].to_numpy()[rc]
     res.attrs.update(
         window_days=int(window_days),
+        update=update,
         period=period,
         customers_dropped_no_time_at_risk=n_dropped,
         touchpoints=tp_names,
@@ -430,7 +467,7 @@ class HazardResult:
     n_events: int
     person_days: float
     alpha: float = 0.05
-    ties: str = "efron"
+    ties: str = "breslow"
     strata: str | None = None
     dropped_missing: int = 0
 
@@ -491,14 +528,15 @@ def churn_hazards(
     strata: str | None = None,
     reference: Mapping[str, Any] | None = None,
     customer: str = "customer_id",
-    ties: str = "efron",
     alpha: float = 0.05,
 ) -> HazardResult:
     """Fit a Cox model with time-varying covariates and customer-clustered standard errors.
 
-    Each ``(start, stop]`` row enters the risk sets after ``start`` (so left
-    truncation is respected); a customer's rows share one cluster, giving the
-    robust (Lin-Wei) sandwich variance. Consecutive rows of a customer with
+    Each ``(start, stop]`` row is at risk for churns at times ``start < t <=
+    stop`` (so left truncation is respected); ties use Breslow's
+    approximation. A customer's rows share one cluster, giving the robust
+    (Lin-Wei 1989) sandwich variance, as R ``coxph(..., cluster = id)``
+    without small-sample factor. Consecutive rows of a customer with
     identical covariates are merged first, which leaves the partial
     likelihood unchanged and makes monthly-split data fast to fit.
 
@@ -515,8 +553,6 @@ def churn_hazards(
         "promoter"}`` and otherwise the first level.
     customer : str
         Cluster column.
-    ties : {"efron", "breslow"}
-        Tie handling (days are integers, so same-day churns tie).
     alpha : float
         1 - confidence level of the intervals.
 
@@ -525,8 +561,6 @@ def churn_hazards(
     HazardResult
         ``summary`` per term with coef, se, hazard_ratio, ci_lower, ci_upper, p_value.
     """
-    from statsmodels.duration.hazard_regression import PHReg
-
     covariates = list(covariates)
     _require(cp, "counting_process", [customer, "start", "stop", "event", *covariates])
     ref = {"nps_category": "promoter"}
@@ -538,21 +572,28 @@ def churn_hazards(
     x, names, design = _design(d, covariates, ref)
     if d["event"].sum() == 0:
         raise AnalysisError("No churn events in the rows: a hazard model cannot be fitted.")
-    kw = {}
-    if strata:
-        kw["strata"] = pd.factorize(d[strata])[0]
-    model = PHReg(
+    beta, cov, converged = _cox_counting(
+        d["start"].to_numpy(dtype=float),
         d["stop"].to_numpy(dtype=float),
+        d["event"].to_numpy(dtype=float),
         x,
-        status=d["event"].to_numpy(dtype=float),
-        entry=d["start"].to_numpy(dtype=float),
-        ties=ties,
-        **kw,
+        pd.factorize(d[strata])[0] if strata else np.zeros(len(d), dtype=np.int64),
+        pd.factorize(d[customer])[0],
     )
-    groups = pd.factorize(d[customer])[0]
-    fit = model.fit(groups=groups)
-    beta = np.asarray(fit.params)
-    cov = np.asarray(fit.cov_params())
+    if not converged:
+        raise AnalysisError(
+            f"The Cox model on {names} did not converge (a covariate may separate churners).",
+            [
+                Problem(
+                    "counting_process",
+                    None,
+                    "no_convergence",
+                    "Newton-Raphson failed",
+                    examples=tuple(names),
+                    fix="drop sparse covariates or levels",
+                )
+            ],
+        )
     se = np.sqrt(np.diag(cov))
     z = stats.norm.ppf(1 - alpha / 2)
     summary = pd.DataFrame(
@@ -576,10 +617,104 @@ def churn_hazards(
         n_events=int(d["event"].sum()),
         person_days=float((d["stop"] - d["start"]).sum()),
         alpha=alpha,
-        ties=ties,
         strata=strata,
         dropped_missing=int(miss.sum()),
     )
+
+
+def _risk_sum(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int) -> np.ndarray:
+    """Sum ``v`` over the rows at risk at each event time (rows enter at ``lo``, leave at ``hi``)."""
+    a = np.bincount(lo, weights=v, minlength=m) - np.bincount(hi, weights=v, minlength=m)
+    return np.cumsum(a)[:-1]
+
+
+def _cox_counting(
+    start: np.ndarray,
+    stop: np.ndarray,
+    event: np.ndarray,
+    x: np.ndarray,
+    strata: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    max_iter: int = 50,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Fit a Breslow Cox model on ``(start, stop]`` rows; return beta, robust cov, converged.
+
+    Risk-set sums are built with one pass of cumulative sums over the sorted
+    event times of each stratum (a row adds itself at the first event time
+    after ``start`` and removes itself after ``stop``), so the cost is
+    O(rows x p^2) per iteration.
+    """
+    n, p = x.shape
+    parts = []
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        ev = rows[event[rows] == 1]
+        if not len(ev):
+            continue
+        times, d = np.unique(stop[ev], return_counts=True)
+        lo = np.searchsorted(times, start[rows], side="right")  # first event time > start
+        hi = np.searchsorted(times, stop[rows], side="right")  # first event time > stop
+        at = np.searchsorted(times, stop[ev])  # event time index of each churn
+        parts.append((rows, ev, times, d.astype(float), lo, hi, at))
+
+    def sums(beta: np.ndarray, hess: bool = True):
+        ll, g, h = 0.0, np.zeros(p), np.zeros((p, p))
+        aux = []
+        for rows, ev, times, d, lo, hi, at in parts:
+            xr = x[rows]
+            eta = xr @ beta
+            w = np.exp(eta)
+            m = len(times) + 1
+
+            s0 = _risk_sum(w, lo, hi, m)
+            s1 = np.column_stack([_risk_sum(w * xr[:, j], lo, hi, m) for j in range(p)])
+            xbar = s1 / s0[:, None]
+            ll += float((x[ev] @ beta).sum())
+            ll -= float((d * np.log(s0)).sum())
+            g += x[ev].sum(axis=0) - (d[:, None] * xbar).sum(axis=0)
+            if hess:
+                for j in range(p):
+                    for k in range(j, p):
+                        s2 = _risk_sum(w * xr[:, j] * xr[:, k], lo, hi, m)
+                        v = float((d * (s2 / s0 - xbar[:, j] * xbar[:, k])).sum())
+                        h[j, k] = h[k, j] = h[j, k] + v
+            aux.append((rows, ev, w, s0, xbar, d, lo, hi, at))
+        return ll, g, h, aux
+
+    beta = np.zeros(p)
+    ll, g, h, aux = sums(beta)
+    converged = False
+    for _ in range(max_iter):
+        step = np.linalg.solve(h, g)
+        new = beta + step
+        ll_new, g_new, h_new, aux_new = sums(new)
+        halvings = 0
+        while (not np.isfinite(ll_new) or ll_new < ll - 1e-12) and halvings < 30:
+            step = step / 2
+            new = beta + step
+            ll_new, g_new, h_new, aux_new = sums(new)
+            halvings += 1
+        done = abs(ll_new - ll) <= tol * (abs(ll) + tol) and np.max(np.abs(step)) < 1e-7
+        beta, ll, g, h, aux = new, ll_new, g_new, h_new, aux_new
+        if done:
+            converged = True
+            break
+    info_inv = np.linalg.inv(h)
+    # Score residuals (Lin & Wei 1989): dM-weighted deviations from the risk-set means.
+    resid = np.zeros((n, p))
+    for rows, ev, w, s0, xbar, d, lo, hi, at in aux:
+        ca = np.r_[0.0, np.cumsum(d / s0)]
+        cb = np.vstack([np.zeros(p), np.cumsum(d[:, None] * xbar / s0[:, None], axis=0)])
+        xr = x[rows]
+        r = -w[:, None] * (xr * (ca[hi] - ca[lo])[:, None] - (cb[hi] - cb[lo]))
+        resid[rows] += r
+        resid[ev] += x[ev] - xbar[at]
+    ng = int(cluster.max()) + 1
+    u = np.column_stack([np.bincount(cluster, weights=resid[:, j], minlength=ng) for j in range(p)])
+    cov = info_inv @ (u.T @ u) @ info_inv
+    return beta, cov, converged
 
 
 def _collapse(d: pd.DataFrame, customer: str, cols: Sequence[str]) -> pd.DataFrame:
