@@ -112,6 +112,13 @@ def test_table_formats_and_index():
     assert '<th class="num">rate</th>' in html
 
 
+def test_numbers_formatted_as_text_are_right_aligned():
+    df = pd.DataFrame({"kpi": ["Revenue", "Churn"], "value": ["€1,234 (+3%)", "-0.6 pt"]})
+    html = reporting.table_html(df)
+    assert '<th class="txt">kpi</th>' in html and '<th class="num">value</th>' in html
+    assert '<td class="num">€1,234 (+3%)</td>' in html
+
+
 def test_suppress_small_masks_values_and_does_not_mutate():
     df = pd.DataFrame(
         {"segment": ["a", "b", "c"], "customers": [50, 9, 10], "churn_rate": [0.2, 0.5, 0.3]}
@@ -174,12 +181,13 @@ def published(monkeypatch):
 
 
 def test_headline_emits_custom_mime(published):
-    reporting.headline("Monthly churn", 2.456, unit="%", digits=1)
+    reporting.headline("Monthly churn", 0.02456, unit="%", digits=1)
     reporting.headline("Customers", np.int64(20000))
     reporting.headline("Revenue", 1234567.8, unit="EUR")
     reporting.headline("Effect", reporting.fmt_ci(0.62, 0.55, 0.70))
     records = [p[reporting.HEADLINE_MIME] for p in published]
-    assert records[0] == {"name": "Monthly churn", "value": 2.456, "unit": "%", "text": "2.5%"}
+    # unit "%": the value is a fraction, shown as a percentage (as fmt_pct does)
+    assert records[0] == {"name": "Monthly churn", "value": 0.02456, "unit": "%", "text": "2.5%"}
     assert records[1]["text"] == "20,000" and type(records[1]["value"]) is int
     assert records[2]["text"] == "1,234,568 EUR"
     assert records[3]["text"] == "0.62 (95% CI 0.55\u20130.70)"

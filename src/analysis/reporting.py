@@ -48,6 +48,8 @@ DEFAULT_MAX_ROWS = 100
 _CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 _MISSING = "–"  # en dash for a missing value in a table cell
 _SUPPRESSED = "suppressed"
+_NUMBER_LIKE = re.compile(r"^[+\-\u2212<>~]?\s?[€$£]?\d")
+_NON_NUMBERS = {_MISSING, _SUPPRESSED, "n/a", ""}
 
 # --------------------------------------------------------------------------------------
 # Notebook set-up
@@ -425,23 +427,32 @@ def table_html(
         threshold = None
         value_cols = []
 
-    numeric = {c: pd.api.types.is_numeric_dtype(df[c]) for c in df.columns}
-    head = "".join(
-        f'<th class="{"num" if numeric[c] else "txt"}">{html.escape(str(c))}</th>'
-        for c in df.columns
-    )
-    rows = []
+    texts: dict[Any, list[str]] = {c: [] for c in df.columns}
     for i, (_, row) in enumerate(df.iterrows()):
-        cells = []
         for c in df.columns:
-            cls = "num" if numeric[c] else "txt"
             if suppressed[i] and c == count_col:
                 text = f"<{threshold}"
             elif suppressed[i] and c in value_cols:
                 text = _SUPPRESSED
             else:
                 text = _apply_format(row[c], formats.get(c))
-            cells.append(f'<td class="{cls}">{html.escape(text)}</td>')
+            texts[c].append(text)
+    # Right-align numbers, also those formatted as text ("12.5%", "€1,234", "+3 (-2)").
+    numeric = {
+        c: pd.api.types.is_numeric_dtype(df[c])
+        or (len(df) > 0 and all(_NUMBER_LIKE.match(t) or t in _NON_NUMBERS for t in texts[c]))
+        for c in df.columns
+    }
+    head = "".join(
+        f'<th class="{"num" if numeric[c] else "txt"}">{html.escape(str(c))}</th>'
+        for c in df.columns
+    )
+    rows = []
+    for i in range(len(df)):
+        cells = []
+        for c in df.columns:
+            cls = "num" if numeric[c] else "txt"
+            cells.append(f'<td class="{cls}">{html.escape(texts[c][i])}</td>')
         tr_class = ' class="suppressed"' if suppressed[i] else ""
         rows.append(f"<tr{tr_class}>{''.join(cells)}</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
@@ -525,16 +536,19 @@ def _json_value(value: Any) -> Any:
 def headline_record(name: str, value: Any, *, unit: str = "", digits: int | None = None) -> dict:
     """Return the JSON record :func:`headline` emits (name, value, unit, formatted text)."""
     v = _json_value(value)
+    shown = v
+    if unit == "%" and isinstance(v, int | float) and not isinstance(v, bool):
+        shown = 100 * v  # a fraction, as in fmt_pct
     if v is None:
         num = "n/a"
     elif isinstance(v, bool) or isinstance(v, str):
         num = str(v)
     elif digits is not None:
-        num = _num(v, digits)
-    elif isinstance(v, int) or float(v).is_integer() and abs(v) >= 1000:
-        num = f"{v:,.0f}"
+        num = _num(shown, digits)
+    elif isinstance(shown, int) or float(shown).is_integer() and abs(shown) >= 1000:
+        num = f"{shown:,.0f}"
     else:
-        num = _num(v, 0 if abs(v) >= 1000 else 2)
+        num = _num(shown, 0 if abs(shown) >= 1000 else 2)
     if unit == "%":
         text = f"{num}%"
     else:
@@ -555,9 +569,12 @@ def headline(name: str, value: Any, *, unit: str = "", digits: int | None = None
     value : number or str
         The number (or an already formatted string such as :func:`fmt_ci` output).
     unit : str, optional
-        Unit label appended to the number (``"%"``, ``"EUR"``, ``"months"``).
+        Unit label appended to the number (``"EUR"``, ``"months"``). ``"%"``
+        means ``value`` is a fraction shown as a percentage, as in
+        :func:`fmt_pct`: ``headline("Churn", 0.0316, unit="%", digits=2)`` shows "3.16%".
     digits : int, optional
-        Decimals. Default: 0 for integers and values of 1,000 or more, else 2.
+        Decimals (of the percentage for ``unit="%"``). Default: 0 for integers
+        and values of 1,000 or more, else 2.
     """
     record = headline_record(name, value, unit=unit, digits=digits)
     _publish({HEADLINE_MIME: record, "text/plain": f"Headline: {record['name']}: {record['text']}"})

@@ -760,11 +760,11 @@ class _Runner:
         rr = self.results[job.name]
         rr.started, rr.finished, rr.seconds, rr.error = _iso(job.started), None, None, None
         rr.status = "running"
+        _say(f"start    {job.name}")
         with contextlib.suppress(Exception):  # the title of a report that fails early
             import nbformat
 
             rr.title = notebook_title(nbformat.read(job.notebook, as_version=4), job.name)
-        _say(f"start    {job.name}")
 
     def _stop(self, job: _Job) -> None:
         """Stop a worker: SIGTERM (it shuts its kernel down), then SIGKILL after a grace period."""
