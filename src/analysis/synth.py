@@ -81,7 +81,7 @@ PARAMS: dict = {
     "purchases": {
         # lambda_i ~ Gamma(shape r, rate alpha) purchases per month
         "rate_shape_r": 1.1,
-        "rate_rate_alpha_per_month": 0.75,
+        "rate_rate_alpha_per_month": 0.8,
         # amount ~ Gamma(shape p, rate nu_i), nu_i ~ Gamma(shape q, rate gamma)
         "spend_shape_p": 3.0,
         "spend_shape_q": 5.0,
@@ -95,8 +95,8 @@ PARAMS: dict = {
     "loyalty": {
         "launch": "the programme starts at the window start (no enrolments before it)",
         "enrol_logit_intercept": -4.4,
-        "enrol_logit_log1p_spend_3m": 0.45,  # per log(1 + spend in last 3 months) unit, tier-centred
-        "enrol_spend_centre_by_tier": {"high": 5.4, "medium": 4.6, "low": 3.6},
+        "enrol_logit_log1p_spend_3m": 0.2,  # per log(1 + spend in last 3 months) unit, tier-centred
+        "enrol_spend_centre_by_tier": {"high": 6.05, "medium": 4.6, "low": 1.9},
         "enrol_logit_log1p_tenure": 0.35,
         "enrol_logit_nps": {"none": 0.0, "detractor": -0.6, "passive": 0.0, "promoter": 0.45},
         "enrol_logit_per_ticket_3m": -0.3,
@@ -649,7 +649,6 @@ def _step(m, rows, state, dr, st, C: _Consts, *, record: bool, no_enrol=None) ->
 def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landmarks) -> dict:
     """Simulate one chunk of customers; return event records and landmark outcomes."""
     n = st["s"].size
-    rows = np.arange(n)
     state = _new_state(n)
     rec: dict[str, list] = {k: [] for k in ("tx", "tk", "sv")}
     churn_m = np.full(n, -1, np.int32)
@@ -664,22 +663,30 @@ def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landm
     n_inv = 0
     lm_state: dict = {}
     lm_out: dict = {}
-    prev_csat_rows = None
-    o_member_prev = state["member"].copy()
+    prev_csat = None  # (chunk rows, member flag) of last month's answered CSAT
     for m in range(-PRE_MONTHS, months):
         dr = _draws(seed, ci, m, n)
         # landmark arms start from the observed state at the start of their landmark month
         if m >= 0:
             for L in landmarks:
-                _landmark_open(m, L, rows, state, st, months, lm_state, lm_out)
-        o = _step(m, rows, state, dr, st, C, record=True)
+                _landmark_open(m, L, st, state, months, lm_state)
+        # step only customers who have signed up and not churned (gather, step, scatter)
+        act = np.flatnonzero(state["alive"] & (st["s"] <= m))
+        sub = _copy_state(state, act)
+        o = _step(m, act, sub, dr, st, C, record=True)
+        for k, v in sub.items():
+            state[k][act] = v
         for key in list(lm_state):
             _landmark_step(m, key, lm_state, lm_out, dr, st, C)
-        if prev_csat_rows is not None:
+        if m < 0:
+            continue
+        full_next = np.zeros(n, bool)
+        full_next[act] = ~o["churn"]
+        if prev_csat is not None:
             # average marginal effect of CSAT on next-month revenue, intensive margin
-            r = prev_csat_rows
-            full = o["active"][r] & ~o["churn"][r]
-            lift = np.where(o_member_prev[r], C.lift[st["tier"][r]], 1.0)
+            r, mem = prev_csat
+            ok = full_next[r]
+            lift = np.where(mem, C.lift[st["tier"][r]], 1.0)
             base = (
                 st["lam"][r]
                 * C.season[m + PRE_MONTHS]
@@ -687,63 +694,60 @@ def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landm
                 * PARAMS["purchases"]["spend_shape_p"]
                 / st["nu"][r]
             )
-            csat_acc["n"] += int(full.sum())
-            csat_acc["base_next"] += float(base[full].sum())
-        act = o["active"]
-        if m >= 0:
-            n_inv += int(o["inv"].sum())
-            idx = np.flatnonzero(o["churn"])
-            churn_m[idx] = m
-            churn_f[idx] = o["f_end"][idx]
-            reason[idx] = o["reason"][idx]
-            kx = np.flatnonzero(o["k"] > 0)
-            rec["tx"].append(
-                (
-                    kx,
-                    np.full(kx.size, m, np.int32),
-                    o["k"][kx],
-                    o["total"][kx],
-                    o["f_start"][kx],
-                    o["f_end"][kx],
-                )
+            csat_acc["n"] += int(ok.sum())
+            csat_acc["base_next"] += float(base[ok].sum())
+        n_inv += int(o["inv"].sum())
+        i = np.flatnonzero(o["churn"])
+        churn_m[act[i]] = m
+        churn_f[act[i]] = o["f_end"][i]
+        reason[act[i]] = o["reason"][i]
+        i = np.flatnonzero(o["k"] > 0)
+        rec["tx"].append(
+            (
+                act[i],
+                np.full(i.size, m, np.int32),
+                o["k"][i],
+                o["total"][i],
+                o["f_start"][i],
+                o["f_end"][i],
             )
-            tk = np.flatnonzero(o["ticket"])
-            rec["tk"].append(
-                (
-                    tk,
-                    np.full(tk.size, m, np.int32),
-                    o["ticket_frac"][tk],
-                    o["tp"][tk],
-                    o["fcr"][tk],
-                    o["contacts"][tk],
-                    o["sla"][tk],
-                    o["resp"][tk],
-                    o["comp"][tk],
-                )
+        )
+        i = np.flatnonzero(o["ticket"])
+        rec["tk"].append(
+            (
+                act[i],
+                np.full(i.size, m, np.int32),
+                o["ticket_frac"][i],
+                o["tp"][i],
+                o["fcr"][i],
+                o["contacts"][i],
+                o["sla"][i],
+                o["resp"][i],
+                o["comp"][i],
             )
-            sv = np.flatnonzero(o["survey"])
-            rec["sv"].append(
-                (
-                    sv,
-                    np.full(sv.size, m, np.int32),
-                    o["survey_frac"][sv],
-                    o["survey_tp"][sv],
-                    o["nps"][sv],
-                    o["csat"][sv],
-                    o["ces"][sv],
-                )
+        )
+        i = np.flatnonzero(o["survey"])
+        rec["sv"].append(
+            (
+                act[i],
+                np.full(i.size, m, np.int32),
+                o["survey_frac"][i],
+                o["survey_tp"][i],
+                o["nps"][i],
+                o["csat"][i],
+                o["ces"][i],
             )
-            e = np.flatnonzero(o["enrol"])
-            enrol_m[e] = m
-            enrol_f[e] = o["enrol_frac"][e]
-            sp = o["spend3"][e]
-            ptier[e] = np.where(sp >= 400, 2, np.where(sp >= 150, 1, 0))
-            lv = np.flatnonzero(o["leave"])
-            leave_m[lv] = m
-            leave_f[lv] = o["leave_frac"][lv]
-            prev_csat_rows = np.flatnonzero(~np.isnan(o["csat"]) & act & ~o["churn"])
-            o_member_prev = state["member"].copy()
-        del act
+        )
+        i = np.flatnonzero(o["enrol"])
+        enrol_m[act[i]] = m
+        enrol_f[act[i]] = o["enrol_frac"][i]
+        sp = o["spend3"][i]
+        ptier[act[i]] = np.where(sp >= 400, 2, np.where(sp >= 150, 1, 0))
+        i = np.flatnonzero(o["leave"])
+        leave_m[act[i]] = m
+        leave_f[act[i]] = o["leave_frac"][i]
+        r = act[np.flatnonzero(~np.isnan(o["csat"]) & ~o["churn"])]
+        prev_csat = (r, state["member"][r].copy())
     # finish landmark arms still open at the end (should not happen: follow-up inside window)
     return {
         "rec": rec,
@@ -770,7 +774,7 @@ LM_LOOKBACK = 3
 ARMS = ("treat", "control", "control_sustained")
 
 
-def _landmark_open(m, L, rows, state, st, months, lm_state, lm_out):
+def _landmark_open(m, L, st, state, months, lm_state):
     """Open the landmark-L arms for customers whose landmark month is ``m``."""
     s = st["s"]
     pop = (s + L == m) & state["alive"] & (m >= LM_LOOKBACK) & (m + LM_FOLLOW <= months)
