@@ -290,7 +290,8 @@ def test_failing_notebook_keeps_previous_html(first_run, second_run):
     assert second_run.html["01_flaky.html"] == first_run.html["01_flaky.html"]
     assert flaky.html == "01_flaky.html"
     assert flaky.last_good == first_run.result.report("01_flaky").last_good
-    assert "stale: showing the last good report of " + flaky.last_good in second_run.index
+    stale = "stale: showing the last good report of " + runner.pretty_time(flaky.last_good)
+    assert stale in second_run.index
     # The error is one line, in the index.
     assert flaky.error.startswith("ValueError: deliberate failure")
     assert "\n" not in flaky.error and "second line" not in flaky.error
@@ -425,6 +426,11 @@ def test_redact_identifiers():
     assert runner.redact_identifiers(text, {"C0000123", "C0000124"}) == (
         "DataError: duplicate customer_id [customer id] (and C0000124x)"
     )
+
+
+def test_pretty_time():
+    assert runner.pretty_time("2026-11-24T03:44:04Z") == "2026-11-24 03:44 UTC"
+    assert runner.pretty_time(None) == "–"
 
 
 def test_one_line():

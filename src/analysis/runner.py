@@ -445,15 +445,30 @@ def notebook_body_html(nb: Any) -> str:
     return body
 
 
+def pretty_time(iso: str | None) -> str:
+    """Return an ISO 8601 UTC time as ``"2026-11-24 03:44 UTC"`` (``"–"`` when missing)."""
+    if not iso:
+        return "–"
+    try:
+        t = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _jinja():
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["when"] = pretty_time
+    return env
 
 
 def render_report_page(
