@@ -515,6 +515,10 @@ def _worker(spec_path: str) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
+    # jsonschema (via nbformat) imports the optional rfc3987_syntax, which builds a Lark
+    # grammar at import time: seconds of CPU per worker. Notebook schemas use no IRI
+    # formats, so this worker process goes without it.
+    sys.modules.setdefault("rfc3987_syntax", None)
     result: dict[str, Any] = {"status": "failed", "error": None}
     try:
         import papermill as pm
