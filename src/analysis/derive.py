@@ -27,7 +27,16 @@ def period_start(date: ir.DateValue, period: str) -> ir.DateValue:
 
     Weeks start on Monday.
     """
-    return date.truncate(_TRUNC[period])
+    # Built from date parts rather than truncate(): DuckDB's date_trunc returns a
+    # timestamp, which would make every join on `period` cast on the fly.
+    if period == "day":
+        return date
+    if period == "week":
+        return date - date.day_of_week.index().as_interval("D")
+    y, m = date.year(), date.month()
+    if period == "quarter":
+        m = ((m - 1) // 3) * 3 + 1
+    return ibis.date(y, m, 1)
 
 
 def period_starts(first: dt.date, last: dt.date, period: str) -> pd.DatetimeIndex:
