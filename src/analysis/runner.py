@@ -814,8 +814,8 @@ class _Runner:
             while pending or running:
                 while pending and len(running) < self.jobs:
                     job = pending.pop(0)
+                    running.append(job)  # first, so an interrupt during the start stops it
                     self._start(job)
-                    running.append(job)
                 time.sleep(POLL_SECONDS)
                 for job in list(running):
                     elapsed = time.monotonic() - job.t0
@@ -922,6 +922,8 @@ class _Runner:
                 f"not published: the HTML contains {len(found)} customer id(s); reports may "
                 "show aggregates only (check printed values and tables)"
             )
+        if scan_for_identifiers(json.dumps(headlines), self.ids):
+            return "not published: a headline number contains a customer id"
         write_atomic(self.out_dir / f"{job.name}.html", page)
         os.replace(job.executed_tmp, self.out_dir / EXECUTED_DIR / f"{job.name}.ipynb")
         rr = self.results[job.name]
