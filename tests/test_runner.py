@@ -505,5 +505,12 @@ def test_git_commit_unknown_outside_repo(tmp_path):
     assert runner.git_commit(tmp_path) == "unknown"
 
 
+def test_parse_parameters():
+    got = runner.parse_parameters([["as_of", "2025-06-30"], ["n", "3"], ["flag", "true"]])
+    assert got == {"as_of": "2025-06-30", "n": 3, "flag": True}
+    with pytest.raises(analysis.AnalysisError):
+        runner.parse_parameters([["params_file", "x.yaml"]])
+
+
 def test_main_rejects_zero_jobs(tmp_path):
     assert runner.main(["--params", str(tmp_path / "p.yaml"), "--jobs", "0"]) == 2

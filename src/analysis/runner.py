@@ -1311,7 +1311,31 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--kernel", metavar="NAME", help="Jupyter kernel (default: reports.kernel_name)"
     )
+    ap.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="further notebook parameter (VALUE read as YAML), e.g. -p as_of 2025-06-30",
+    )
     return ap
+
+
+def parse_parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    """Return ``-p NAME VALUE`` pairs as a dict, each value read as YAML (``"3"`` -> 3)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for name, value in pairs or []:
+        if not name.isidentifier():
+            raise AnalysisError(f"-p {name}: a notebook parameter must be a Python identifier")
+        if name == "params_file":
+            raise AnalysisError("-p params_file: use --params to choose the params file")
+        parsed = yaml.safe_load(value)
+        # Dates stay strings: notebooks take typed literals (str) in their parameters cell.
+        out[name] = value if isinstance(parsed, dt.date) else parsed
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1321,6 +1345,11 @@ def main(argv: list[str] | None = None) -> int:
         print("--jobs must be at least 1", file=sys.stderr)
         return EXIT_REFUSED
     try:
+        parameters = parse_parameters(args.parameter)
+    except AnalysisError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_REFUSED
+    try:
         result = run(
             args.params,
             only=args.only,
@@ -1328,6 +1357,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             notebooks_dir=args.notebooks_dir,
             kernel_name=args.kernel,
+            parameters=parameters,
         )
     except KeyboardInterrupt:  # before the run installed its own handling
         return EXIT_INTERRUPTED
