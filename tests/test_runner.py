@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fcntl
+import importlib
 import json
 import os
 import re
@@ -395,6 +396,59 @@ def test_sigterm_stops_run_and_keeps_previous_reports(tmp_path):
     assert not list(out.rglob("*.tmp"))
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"worker or kernel still running: {alive}"
+
+
+def _tiny_world(folder: Path, *, duplicate: bool = False) -> None:
+    """Write three customers and four purchases as CSV (contract tables)."""
+    folder.mkdir()
+    rows = [
+        "customer_id,signup_date,churn_date,churn_reason,segment",
+        "C0000001,2024-01-05,,,consumer",
+        "C0000002,2024-02-10,2024-09-30,price,business",
+        "C0000003,2024-03-15,,,consumer",
+    ]
+    if duplicate:
+        rows.append(rows[1])
+    (folder / "customers.csv").write_text("\n".join(rows) + "\n")
+    (folder / "transactions.csv").write_text(
+        "customer_id,date,amount\n"
+        "C0000001,2024-01-20,10.5\n"
+        "C0000002,2024-03-01,99.0\n"
+        "C0000003,2024-04-01,5.25\n"
+        "C0000001,2024-12-31,20.0\n"
+    )
+
+
+def test_with_real_config_and_data(tmp_path, monkeypatch):
+    """The runner on the real analysis.config / analysis.data (not the fakes)."""
+    for name in ("config", "data"):  # fresh real modules; the fakes come back afterwards
+        monkeypatch.delattr(analysis, name, raising=False)
+        monkeypatch.delitem(sys.modules, f"analysis.{name}", raising=False)
+        importlib.import_module(f"analysis.{name}")
+    _tiny_world(tmp_path / "data")
+    _tiny_world(tmp_path / "broken", duplicate=True)
+    for name, folder in (("good", "data"), ("broken", "broken")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"data: {{source: folder, path: {folder}, format: csv}}\n"
+            "reports: {output_dir: reports, notebooks: [01_flaky], timeout_seconds: 300,"
+            " jobs: 1, kernel_name: python3}\n"
+        )
+    out = tmp_path / "reports"
+
+    result = runner.run(tmp_path / "good.yaml", notebooks_dir=NB_DIR)
+    assert result.exit_code == 0, result
+    assert result.output_dir == out
+    page = (out / "01_flaky.html").read_text()
+    assert "<dd>2024-12-31</dd>" in page  # as-of: the latest date in the data
+    assert '>customers</td><td class="num">3<' in page  # row counts
+    assert '>transactions</td><td class="num">4<' in page
+    before = (out / "01_flaky.html").read_bytes()
+
+    refused = runner.run(tmp_path / "broken.yaml", notebooks_dir=NB_DIR)
+    assert refused.exit_code == 2
+    assert (out / "01_flaky.html").read_bytes() == before
+    index = (out / "index.html").read_text()
+    assert "refused" in index and "C0000002" not in index
 
 
 # --------------------------------------------------------------------------------------
