@@ -344,6 +344,17 @@ def test_invalid_params_exit_2(fakes, tmp_path):
     assert _run_log(out)[-1]["status"] == "refused"
 
 
+def test_second_concurrent_run_exits_75(fakes, tmp_path):
+    out = tmp_path / "reports"
+    pf = _params(tmp_path / "p.yaml", notebooks=["00_good"])
+    with runner._lock(out) as locked:
+        assert locked
+        result = runner.run(pf, out=out, notebooks_dir=NB_DIR)
+    assert result.exit_code == 75
+    assert _run_log(out)[-1]["status"] == "locked"
+    assert not (out / "index.html").exists()
+
+
 def test_unknown_notebook_refused(fakes, tmp_path):
     pf = _params(tmp_path / "p.yaml")
     result = runner.run(pf, out=tmp_path / "r", notebooks_dir=NB_DIR, only=["99_nope"])

@@ -1006,6 +1006,11 @@ def _write_outputs(
         if run.get("summary")
         else run.get("problems", []),
     }
+    _append_run_log(out_dir, line)
+
+
+def _append_run_log(out_dir: Path, line: Mapping[str, Any]) -> None:
+    """Append one JSON line to the run log (one write call, so concurrent lines do not mix)."""
     with open(out_dir / RUN_LOG_NAME, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, default=str) + "\n")
 
@@ -1068,7 +1073,21 @@ def run(
         with _lock(out_dir) as locked:
             if not locked:
                 _say(f"another run is writing to {out_dir}; try again later (exit {EXIT_LOCKED})")
-                return RunResult(EXIT_LOCKED, "locked", out_dir, _iso(started), _iso(_now()))
+                result = RunResult(EXIT_LOCKED, "locked", out_dir, _iso(started), _iso(_now()))
+                _append_run_log(
+                    out_dir,
+                    {
+                        "started": result.started,
+                        "finished": result.finished,
+                        "params_file": str(params_path),
+                        "output_dir": str(out_dir),
+                        "exit_code": EXIT_LOCKED,
+                        "status": "locked",
+                        "reports": {},
+                        "problems": ["another run holds the lock of the output folder"],
+                    },
+                )
+                return result
             _remove_leftovers(out_dir)
             return _run_locked(
                 params=params,
