@@ -566,6 +566,29 @@ def test_notebook_body_html_strips_code_headlines_stderr_and_title():
     assert len(nb.cells[2].outputs) == 3  # the input notebook is not changed
 
 
+def test_index_page_escapes_everything():
+    reports = [
+        runner.ReportResult(
+            "00_a", "ok", title="A <b>", headlines=[{"name": "<i>", "text": "1 & 2"}]
+        ),
+        runner.ReportResult("01_b", "failed", error="E: <script>", html="01_b.html"),
+    ]
+    run = {
+        "started": None,
+        "finished": None,
+        "status": "failed",
+        "exit_code": 1,
+        "params_file": "<p>.yaml",
+        "problems": ["<u>warning</u>"],
+    }
+    page = runner.render_index_page(title="<T>", run=run, reports=reports)
+    for raw in ("<b>", "<i>", "<script>", "<p>.yaml", "<u>", "<T>"):
+        assert raw not in page
+    assert "E: &lt;script&gt;" in page and "1 &amp; 2" in page
+    assert "1 of 2 reports up to date" in page
+    assert ">01_b</a>" in page  # no title: the name
+
+
 def test_git_commit_unknown_outside_repo(tmp_path):
     assert runner.git_commit(tmp_path) == "unknown"
 
