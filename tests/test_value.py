@@ -1,0 +1,613 @@
+"""Tests of analysis.value: RFM summary, BG/NBD, Pareto/NBD, Gamma-Gamma, CLV, churn risk.
+
+Published values (CDNOW 1/10 sample: 2,357 customers, 39-week calibration, weekly units):
+
+* BG/NBD: Fader, Hardie & Lee (2005), "Counting your customers the easy way",
+  Marketing Science 24(2), p. 279: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426,
+  LL = -9582.4. Also the values of Hardie's BG/NBD Excel note ("Implementing the
+  BG/NBD model for customer base analysis in Excel", 2005) as quoted in the tests of
+  the lifetimes package: E[Y(39) | x=2, t_x=30.43, T=38.86] = 1.226 and E[X(t)] at
+  t = 0.1429, 1, 3, 31.8571, 32, 78 = 0.0078, 0.0532, 0.1506, 1.0405, 1.0437, 1.8576.
+* Pareto/NBD: same paper (p. 279) and Fader & Hardie, "A note on deriving the
+  Pareto/NBD model and related expressions" (2005): r = 0.55, alpha = 10.58, s = 0.61,
+  beta = 11.67, LL = -9595.0 (CLVTools' test suite carries r = 0.55315,
+  alpha = 10.57633, s = 0.60625, beta = 11.67150, LL = -9594.976). BTYD walkthrough
+  (Dziurzynski, Wadsworth & McCarthy, "BTYD: Buy 'Til You Die models", CRAN vignette):
+  E[Y(52) | x=26, t_x=30.86, T=31] = 25.46; BTYD pnbd.PAlive help page:
+  P(alive | x=0, t_x=0, T=39) = 0.2941633.
+* Gamma-Gamma: Fader & Hardie (2013), "The Gamma-Gamma model of monetary value"
+  (brucehardie.com/notes/025): p = 6.25, q = 3.74, gamma = 15.44 on the 946
+  customers with at least one repeat purchase in the calibration period, using the
+  mean value of their repeat transactions; LL = -4055.92 (CLVTools test suite).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy import integrate, stats
+from scipy.special import gammaln
+
+from analysis import cdnow, value
+from analysis.errors import AnalysisError
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cdnow_tx():
+    t = cdnow.read_sample()
+    return t.rename(columns={"dollar_value": "amount"})
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary(cdnow_tx):
+    return value.rfm_summary(
+        cdnow_tx,
+        customer_id="sample_id",
+        date="date",
+        amount="amount",
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+        freq="W",
+    )
+
+
+@pytest.fixture(scope="module")
+def bgnbd(cdnow_summary):
+    return value.fit_bgnbd(cdnow_summary)
+
+
+@pytest.fixture(scope="module")
+def pnbd(cdnow_summary):
+    return value.fit_pareto_nbd(cdnow_summary)
+
+
+@pytest.fixture(scope="module")
+def gg(cdnow_summary):
+    return value.fit_gamma_gamma(cdnow_summary)
+
+
+def _bg(r, alpha, a, b):
+    p = pd.Series({"r": r, "alpha": alpha, "a": a, "b": b})
+    return value.BGNBDResult(p, p * 0, pd.DataFrame(), np.nan, 0)
+
+
+def _pn(r, alpha, s, beta):
+    p = pd.Series({"r": r, "alpha": alpha, "s": s, "beta": beta})
+    return value.ParetoNBDResult(p, p * 0, pd.DataFrame(), np.nan, 0)
+
+
+# ---------------------------------------------------------------------------
+# RFM summary: hand-made frame, answers worked out on paper
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_tx():
+    return pd.DataFrame(
+        {
+            "cid": ["A", "A", "A", "A", "A", "B", "C"],
+            "day": pd.to_datetime(
+                [
+                    "2024-01-01",
+                    "2024-01-01",  # same day: merged with the row above (10 + 5)
+                    "2024-01-15",
+                    "2024-01-29",
+                    "2024-02-12",  # holdout
+                    "2024-01-10",
+                    "2024-02-05",  # C's first purchase is after the calibration end
+                ]
+            ),
+            "amt": [10.0, 5.0, 20.0, 30.0, 7.0, 12.0, 9.0],
+        }
+    )
+
+
+def test_rfm_summary_hand_computed(tiny_tx):
+    s = value.rfm_summary(
+        tiny_tx,
+        customer_id="cid",
+        date="day",
+        amount="amt",
+        calibration_end="2024-01-31",
+        observation_end="2024-02-29",
+        freq="W",
+    )
+    s = s.set_index("customer_id")
+    assert list(s.index) == ["A", "B"]  # C not in the calibration cohort
+    a, b = s.loc["A"], s.loc["B"]
+    # A: purchase days Jan 1 (15), Jan 15 (20), Jan 29 (30) -> 2 repeats.
+    assert a["frequency"] == 2
+    assert a["recency"] == pytest.approx(28 / 7)
+    assert a["T"] == pytest.approx(30 / 7)
+    assert a["monetary_value"] == pytest.approx((20 + 30) / 2)
+    assert a["first_value"] == pytest.approx(15)
+    assert a["calibration_value"] == pytest.approx(65)
+    assert a["frequency_holdout"] == 1 and a["value_holdout"] == pytest.approx(7)
+    assert a["duration_holdout"] == pytest.approx(29 / 7)
+    # B: one purchase on Jan 10, none later.
+    assert b["frequency"] == 0 and b["recency"] == 0
+    assert b["T"] == pytest.approx(21 / 7)
+    assert np.isnan(b["monetary_value"])
+    assert b["frequency_holdout"] == 0
+    assert s.attrs["freq"] == "W"
+
+
+def test_rfm_summary_units_and_inputs_untouched(tiny_tx):
+    before = tiny_tx.copy()
+    s = value.rfm_summary(
+        tiny_tx, customer_id="cid", date="day", amount="amt", calibration_end="2024-01-31", freq="D"
+    )
+    pd.testing.assert_frame_equal(tiny_tx, before)
+    a = s.set_index("customer_id").loc["A"]
+    assert a["recency"] == 28 and a["T"] == 30
+    assert "frequency_holdout" not in s.columns
+
+
+def test_rfm_summary_margin_ratio(tiny_tx):
+    tx = tiny_tx.assign(mar=tiny_tx["amt"] * 0.25)
+    s = value.rfm_summary(
+        tx,
+        customer_id="cid",
+        date="day",
+        amount="amt",
+        margin="mar",
+        calibration_end="2024-01-31",
+    )
+    assert_allclose(s["margin_ratio"], [0.25, 0.25])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"customer_id": "nope"}, "lacks column"),
+        ({"observation_end": "2024-01-01"}, "must be after"),
+        ({"freq": "Q"}, "Unknown time unit"),
+    ],
+)
+def test_rfm_summary_errors(tiny_tx, kwargs, match):
+    args = {"customer_id": "cid", "date": "day", "amount": "amt", "calibration_end": "2024-01-31"}
+    args.update(kwargs)
+    with pytest.raises(AnalysisError, match=match):
+        value.rfm_summary(tiny_tx, **args)
+
+
+def test_rfm_summary_missing_dates_raise(tiny_tx):
+    tx = tiny_tx.copy()
+    tx.loc[2, "day"] = pd.NaT
+    with pytest.raises(AnalysisError, match="have no day"):
+        value.rfm_summary(
+            tx, customer_id="cid", date="day", amount="amt", calibration_end="2024-01-31"
+        )
+
+
+def test_cdnow_summary_matches_papers(cdnow_summary):
+    # FHL (2005): 2,357 customers; Fader & Hardie (2013): 946 made a repeat purchase in weeks 1-39.
+    assert len(cdnow_summary) == 2357
+    assert (cdnow_summary["frequency"] > 0).sum() == 946
+    # Hardie's BG/NBD spreadsheet, customer 1 (sample id 0001): x = 2, t_x = 30.43, T = 38.86.
+    c1 = cdnow_summary.set_index("customer_id").loc["0001"]
+    assert c1["frequency"] == 2
+    assert c1["recency"] == pytest.approx(30.43, abs=0.005)
+    assert c1["T"] == pytest.approx(38.86, abs=0.005)
+
+
+# ---------------------------------------------------------------------------
+# BG/NBD
+# ---------------------------------------------------------------------------
+
+
+def test_bgnbd_reproduces_fhl_2005(bgnbd):
+    # FHL (2005) Marketing Science 24(2), p. 279.
+    expected = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for k, v in expected.items():
+        assert bgnbd.params[k] == pytest.approx(v, abs=0.005), k
+    assert bgnbd.loglik == pytest.approx(-9582.4, abs=0.05)
+    assert bgnbd.n_customers == 2357
+    assert (bgnbd.se > 0).all() and (bgnbd.se < bgnbd.params).all()
+
+
+def test_bgnbd_hardie_spreadsheet_values(bgnbd):
+    m = _bg(0.243, 4.414, 0.793, 2.426)  # published (rounded) estimates
+    # Hardie's BG/NBD Excel note: E[Y(39) | x=2, t_x=30.43, T=38.86] = 1.226.
+    assert m.conditional_expected_transactions(39, 2, 30.43, 38.86) == pytest.approx(
+        1.226, abs=0.001
+    )
+    assert bgnbd.conditional_expected_transactions(39, 2, 30.43, 38.86) == pytest.approx(
+        1.226, abs=0.001
+    )
+    # The spreadsheet's E[X(t)] column uses the unrounded estimates, i.e. our fit.
+    t = np.array([0.1429, 1.0, 3.0, 31.8571, 32.0, 78.0])
+    expected = np.array([0.0078, 0.0532, 0.1506, 1.0405, 1.0437, 1.8576])
+    assert_allclose(bgnbd.expected_transactions(t), expected, atol=5e-4)
+    # P(alive) = 1 without repeat purchases (FHL 2005, eq. 11).
+    assert m.p_alive(0, 0, 38.86) == 1.0
+
+
+def _gamma_poisson(r, alpha, x, t):
+    """E[lambda^x exp(-lambda t)] for lambda ~ Gamma(r, rate alpha) (closed form)."""
+    return np.exp(gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * np.log(alpha + t))
+
+
+def _bgnbd_integrated(params, x, tx, T):
+    """Second implementation: integrate the individual likelihood (FHL 2005 eq. 3) over p numerically."""
+    r, alpha, a, b = params
+    pdf = stats.beta(a, b).pdf
+
+    def alive(p):
+        return (1 - p) ** x * pdf(p)
+
+    def dead(p):
+        return p * (1 - p) ** (x - 1) * pdf(p)
+
+    la = integrate.quad(alive, 0, 1, epsabs=0, epsrel=1e-11, limit=200)[0] * _gamma_poisson(
+        r, alpha, x, T
+    )
+    ld = 0.0
+    if x > 0:
+        ld = integrate.quad(dead, 0, 1, epsabs=0, epsrel=1e-11, limit=200)[0] * _gamma_poisson(
+            r, alpha, x, tx
+        )
+    return np.log(la + ld), la / (la + ld)
+
+
+@pytest.mark.parametrize("x, tx, T", [(0, 0.0, 30.0), (2, 30.43, 38.86), (4, 10.0, 25.0)])
+def test_bgnbd_likelihood_and_palive_match_numerical_integration(x, tx, T):
+    params = (1.2, 4.4, 0.8, 2.4)
+    ll, pa = _bgnbd_integrated(params, x, tx, T)
+    got = value._bgnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
+    assert got == pytest.approx(ll, abs=1e-5)
+    assert _bg(*params).p_alive(x, tx, T) == pytest.approx(pa, abs=1e-6)
+
+
+def _simulate_bgnbd(n, params, T, rng):
+    r, alpha, a, b = params
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    x = np.zeros(n)
+    tx = np.zeros(n)
+    t = np.zeros(n)
+    alive = np.ones(n, bool)
+    while alive.any():
+        t = t + rng.exponential(1 / np.maximum(lam, 1e-12))
+        ok = alive & (t <= T)
+        x[ok] += 1
+        tx[ok] = t[ok]
+        drop = rng.random(n) < p
+        alive = ok & ~drop
+    return pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": np.nan})
+
+
+def test_bgnbd_recovers_known_parameters():
+    rng = np.random.default_rng(11)
+    truth = (0.5, 5.0, 0.7, 2.5)
+    T = rng.choice(np.arange(30.0, 53.0), 20000)
+    sim = _simulate_bgnbd(20000, truth, T, rng)
+    fit = value.fit_bgnbd(sim)
+    for k, v in zip(["r", "alpha", "a", "b"], truth, strict=True):
+        z = (fit.params[k] - v) / fit.se[k]
+        assert abs(z) < 3.5, (k, fit.params[k], fit.se[k])
+
+
+def test_bgnbd_fit_fails_loudly():
+    no_repeat = pd.DataFrame({"frequency": [0] * 50, "recency": [0.0] * 50, "T": [10.0] * 50})
+    with pytest.raises(AnalysisError, match="repeat purchase"):
+        value.fit_bgnbd(no_repeat)
+    bad = pd.DataFrame({"frequency": [1, 2], "recency": [5.0, 12.0], "T": [10.0, 10.0]})
+    with pytest.raises(AnalysisError, match="impossible"):
+        value.fit_bgnbd(bad)
+    # Everybody buys every week and is seen on the last day: no evidence of dropout,
+    # so the likelihood has no interior maximum.
+    clockwork = pd.DataFrame(
+        {"frequency": [10.0] * 200, "recency": [10.0] * 200, "T": [10.0] * 200}
+    )
+    with pytest.raises(AnalysisError):
+        value.fit_bgnbd(clockwork)
+
+
+# ---------------------------------------------------------------------------
+# Pareto/NBD
+# ---------------------------------------------------------------------------
+
+
+def test_pareto_nbd_reproduces_fhl_2005(pnbd):
+    expected = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}  # FHL (2005), p. 279
+    for k, v in expected.items():
+        assert pnbd.params[k] == pytest.approx(v, abs=0.01), k
+    assert pnbd.loglik == pytest.approx(-9594.98, abs=0.05)  # CLVTools: -9594.976
+
+
+def test_pareto_nbd_btyd_worked_examples(pnbd):
+    # BTYD walkthrough: E[Y(52) | x=26, t_x=30.86, T=31] = 25.46 with the CDNOW fit.
+    assert pnbd.conditional_expected_transactions(52, 26, 30.86, 31) == pytest.approx(
+        25.46, abs=0.01
+    )
+    # BTYD pnbd.PAlive help: P(alive | x=0, t_x=0, T=39) = 0.2941633 (their fit).
+    assert pnbd.p_alive(0, 0, 39) == pytest.approx(0.2942, abs=0.001)
+
+
+def _pnbd_integrated(params, x, tx, T):
+    """Second implementation: integrate over the time of death tau instead of using 2F1.
+
+    Alive: E[lambda^x e^(-lambda T)] E[e^(-mu T)]. Dead at tau in (t_x, T]:
+    integral of E[lambda^x e^(-lambda tau)] E[mu e^(-mu tau)] d tau.
+    """
+    r, alpha, s, beta = params
+    la = _gamma_poisson(r, alpha, x, T) * (beta / (beta + T)) ** s
+
+    def dens(tau):
+        return _gamma_poisson(r, alpha, x, tau) * s * beta**s / (beta + tau) ** (s + 1)
+
+    ld = integrate.quad(dens, tx, T, epsabs=0, epsrel=1e-11, limit=200)[0]
+    return np.log(la + ld), la / (la + ld)
+
+
+@pytest.mark.parametrize(
+    "params", [(0.55, 10.58, 0.61, 11.67), (0.9, 12.0, 0.8, 5.0)]
+)  # beta > alpha and alpha > beta
+@pytest.mark.parametrize("x, tx, T", [(0, 0.0, 39.0), (2, 30.43, 38.86), (3, 5.0, 20.0)])
+def test_pareto_nbd_likelihood_and_palive_match_numerical_integration(params, x, tx, T):
+    ll, pa = _pnbd_integrated(params, x, tx, T)
+    got = value._pnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
+    assert got == pytest.approx(ll, abs=1e-5)
+    assert _pn(*params).p_alive(x, tx, T) == pytest.approx(pa, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Gamma-Gamma
+# ---------------------------------------------------------------------------
+
+
+def test_gamma_gamma_reproduces_fader_hardie_2013(gg):
+    expected = {"p": 6.25, "q": 3.74, "v": 15.44}  # Fader & Hardie (2013), note 025
+    for k, v in expected.items():
+        assert gg.params[k] == pytest.approx(v, abs=0.01), k
+    assert gg.loglik == pytest.approx(-4055.92, abs=0.05)
+    assert gg.n_customers == 946 and gg.n_excluded == 0
+
+
+def test_gamma_gamma_conditional_spend_by_hand():
+    p = pd.Series({"p": 6.0, "q": 4.0, "v": 15.0})
+    m = value.GammaGammaResult(p, p * 0, pd.DataFrame(), np.nan, 0)
+    # Population mean p v / (q - 1) = 6 * 15 / 3 = 30.
+    assert m.population_mean_spend() == pytest.approx(30.0)
+    # x = 2, m_x = 50: (15 + 100) * 6 / (12 + 3) = 46; equals the weighted average
+    # 3/15 * 30 + 12/15 * 50 = 6 + 40.
+    assert m.conditional_expected_spend(2, 50.0) == pytest.approx(46.0)
+    # No repeat purchases: the population mean.
+    assert_allclose(m.conditional_expected_spend([0, 3], [np.nan, 0.0]), [30.0, 30.0])
+
+
+# ---------------------------------------------------------------------------
+# CLV and validation tables
+# ---------------------------------------------------------------------------
+
+
+def test_clv_discounting_by_hand(bgnbd, gg, cdnow_summary):
+    s = cdnow_summary.head(5)
+    out = value.clv(bgnbd, gg, s, horizon=2, discount_rate=0.10, freq="W", margin=0.5)
+    x, tx, T = s["frequency"], s["recency"], s["T"]
+    e1 = bgnbd.conditional_expected_transactions(1, x, tx, T)
+    e2 = bgnbd.conditional_expected_transactions(2, x, tx, T)
+    d = 1.10 ** (7 / 365.25) - 1  # weekly rate from 10% a year
+    spend = gg.conditional_expected_spend(x, s["monetary_value"])
+    expected = (e1 / (1 + d) + (e2 - e1) / (1 + d) ** 2) * spend * 0.5
+    assert_allclose(out["clv"], expected, rtol=1e-10)
+    assert_allclose(out["clv_undiscounted"], e2 * spend * 0.5, rtol=1e-10)
+    with pytest.raises(AnalysisError, match="units"):
+        value.clv(bgnbd, gg, s, horizon=2, discount_rate=0.1, freq="M")
+    with pytest.raises(AnalysisError, match="annual rate"):
+        value.clv(bgnbd, gg, s, horizon=2, discount_rate=1.5)
+
+
+def test_total_clv_interval_covers_estimate(bgnbd, gg, cdnow_summary):
+    est, lo, hi = value.total_clv_interval(
+        bgnbd, gg, cdnow_summary, horizon=39, discount_rate=0.1, n_draws=30, seed=1
+    )
+    assert lo < est < hi
+
+
+def test_holdout_tables(bgnbd, cdnow_summary):
+    tab = value.holdout_by_frequency(cdnow_summary, bgnbd, max_frequency=7)
+    assert tab["n_customers"].sum() == 2357
+    assert list(tab["frequency_group"])[-1] == "7+"
+    err = value.holdout_errors(cdnow_summary, bgnbd)
+    assert err["actual_total"] == cdnow_summary["frequency_holdout"].sum()
+    # FHL (2005) report that the BG/NBD tracks the holdout closely; the aggregate error
+    # for the 1/10 sample is a modest under-forecast.
+    assert -20 < err["total_error_pct"] < 5
+
+
+def test_cumulative_tracking_totals(cdnow_tx, cdnow_summary, bgnbd):
+    tr = value.cumulative_tracking(cdnow_tx, cdnow_summary, bgnbd, customer_id="sample_id")
+    assert len(tr) == 78
+    assert tr["calibration"].sum() == 39
+    # Actual repeat transactions: calibration + holdout counts of the summary.
+    assert (
+        tr["actual_cum"].iloc[-1]
+        == cdnow_summary["frequency"].sum() + cdnow_summary["frequency_holdout"].sum()
+    )
+    assert tr["actual_cum"].iloc[38] == cdnow_summary["frequency"].sum()
+    # Expected at the calibration end = sum of E[X(T_i)] over customers.
+    assert tr["expected_cum"].iloc[38] == pytest.approx(
+        bgnbd.expected_transactions(cdnow_summary["T"]).sum(), rel=1e-9
+    )
+
+
+def test_parameter_table(bgnbd):
+    tab = value.parameter_table(bgnbd)
+    assert list(tab["parameter"]) == ["r", "alpha", "a", "b"]
+    assert (tab["ci_lower"] < tab["estimate"]).all() and (tab["estimate"] < tab["ci_upper"]).all()
+
+
+# ---------------------------------------------------------------------------
+# Tiers, concentration, customers to protect
+# ---------------------------------------------------------------------------
+
+
+def test_value_tiers_counts():
+    tiers = value.value_tiers(pd.Series(np.arange(10.0)), quantiles=(0.5, 0.8))
+    assert tiers.value_counts().to_dict() == {"low": 5, "medium": 3, "high": 2}
+    assert list(tiers.iloc[-2:]) == ["high", "high"]
+    with pytest.raises(AnalysisError):
+        value.value_tiers(pd.Series([1.0, 2.0]), quantiles=(0.8, 0.5))
+
+
+def test_value_concentration_by_hand():
+    v = pd.Series([100.0] + [10.0] * 9)  # top 10% = one customer with 100 of 190
+    c = value.value_concentration(v, top=0.1, n_boot=50)
+    assert c["share"] == pytest.approx(100 / 190)
+    assert c["ci_lower"] <= c["ci_upper"]
+
+
+def test_customers_to_protect_by_hand():
+    scores = pd.DataFrame(
+        {
+            "customer_id": list("abcdefghij"),
+            "segment": ["s1"] * 5 + ["s2"] * 5,
+            "clv": [100.0, 90.0, 10, 9, 8, 7, 6, 5, 4, 3],
+            "risk": [0.9, 0.2, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6],
+        }
+    )
+    r = value.customers_to_protect(scores, value="clv", risk="risk", strategic_segments=["s2"])
+    # High tier = top 20% = a, b; only a is at risk (0.9 >= 0.5).
+    assert list(r.loc[r["protect"], "customer_id"]) == ["a"]
+    assert r.iloc[0]["customer_id"] == "a" and r.iloc[0]["value_at_stake"] == pytest.approx(90.0)
+    assert r.loc[r["customer_id"] == "j", "strategic"].item()
+    assert r["rank"].tolist() == list(range(1, 11))
+    summ = value.protect_summary(r, by=["segment"], min_group_size=5)
+    assert summ.set_index("segment").loc["s1", "to_protect"] == 1
+    summ2 = value.protect_summary(r, by=["segment"], min_group_size=6)
+    assert summ2["suppressed"].all() and summ2["customers"].isna().all()
+    text = value.value_findings(
+        value.value_concentration(scores["clv"], n_boot=20), r, currency="$"
+    )
+    assert any("1 of 2 high-value customers" in t for t in text)
+
+
+# ---------------------------------------------------------------------------
+# Churn-risk model
+# ---------------------------------------------------------------------------
+
+
+def test_churn_risk_features_by_hand():
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "signup_date": pd.to_datetime(["2023-01-01", "2023-06-01", "2024-03-01", "2023-01-01"]),
+            "churn_date": pd.to_datetime([None, "2024-02-15", None, "2023-12-01"]),
+            "segment": ["x", "y", "x", "y"],
+        }
+    )
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "c"],
+            "date": pd.to_datetime(
+                ["2023-06-01", "2023-12-20", "2024-02-01", "2023-07-01", "2024-03-05"]
+            ),
+            "amount": [10.0, 20.0, 99.0, 5.0, 7.0],
+        }
+    )
+    f = value.churn_risk_features(
+        customers, tx, cutoff="2024-01-01", horizon_months=3, as_of="2024-06-30"
+    )
+    f = f.set_index("customer_id")
+    # c signed up after the cutoff, d churned before it.
+    assert list(f.index) == ["a", "b"]
+    assert f.loc["a", "recency_days"] == 12  # Dec 20 -> Jan 1
+    assert f.loc["a", "purchases_90d"] == 1 and f.loc["a", "purchases_365d"] == 2
+    assert f.loc["a", "spend_365d"] == 30.0 and f.loc["a", "mean_amount"] == 15.0
+    assert f.loc["b", "tenure_days"] == 214
+    # b churned on Feb 15, inside (Jan 1, Apr 1]; a did not.
+    assert f.loc["a", "churned"] == 0 and f.loc["b", "churned"] == 1
+    g = value.churn_risk_features(
+        customers,
+        tx,
+        cutoff="2024-01-01",
+        horizon_months=3,
+        definition="inactivity",
+        as_of="2024-06-30",
+    )
+    g = g.set_index("customer_id")
+    assert g.loc["a", "churned"] == 0 and g.loc["b", "churned"] == 1  # b bought nothing after
+    # Label window past the data end: label unknown.
+    h = value.churn_risk_features(
+        customers, tx, cutoff="2024-05-01", horizon_months=3, as_of="2024-06-30"
+    )
+    assert h["churned"].isna().all()
+
+
+def test_calibration_slope_intercept_recovers_truth():
+    rng = np.random.default_rng(3)
+    lp = rng.normal(-1, 1.2, 20000)
+    y = rng.random(lp.size) < 1 / (1 + np.exp(-lp))
+    slope, intercept, ci = value.calibration_slope_intercept(y, 1 / (1 + np.exp(-lp)))
+    assert ci["slope"][0] < 1 < ci["slope"][1]
+    assert ci["intercept"][0] < 0 < ci["intercept"][1]
+    # Predictions twice as extreme: slope about 1/2.
+    slope2, _, _ = value.calibration_slope_intercept(y, 1 / (1 + np.exp(-2 * lp)))
+    assert slope2 == pytest.approx(0.5, abs=0.05)
+
+
+def test_gains_table_by_hand():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0])
+    p = np.linspace(0.9, 0.0, 10)
+    g = value.gains_table(y, p, n_groups=5)
+    assert g["churners"].tolist() == [2, 0, 1, 0, 0]
+    assert g["lift"].iloc[0] == pytest.approx(1.0 / 0.3)
+    assert g["cum_share_churners"].iloc[-1] == pytest.approx(1.0)
+
+
+def _simulated_churn_frames(rng, n):
+    """Two cutoffs with the same logistic churn process (known truth)."""
+
+    def frame(offset):
+        recency = rng.exponential(60, n)
+        spend = rng.gamma(2, 50, n)
+        seg = rng.choice(["consumer", "business"], n)
+        lp = -2.0 + 0.02 * recency - 0.004 * spend + 0.7 * (seg == "consumer")
+        y = (rng.random(n) < 1 / (1 + np.exp(-lp))).astype(float)
+        return pd.DataFrame(
+            {
+                "customer_id": [f"C{offset + i}" for i in range(n)],
+                "recency_days": recency,
+                "spend_365d": spend,
+                "segment": seg,
+                "churned": y,
+            }
+        ), 1 / (1 + np.exp(-lp))
+
+    return frame(0), frame(n)
+
+
+@pytest.mark.parametrize("model", ["gbm", "logistic"])
+def test_fit_churn_risk_known_truth(model):
+    rng = np.random.default_rng(5)
+    (train, _), (test, p_true) = _simulated_churn_frames(rng, 6000)
+    res = value.fit_churn_risk(train, test, model=model, n_repeats=2, n_boot=50, seed=0)
+    from sklearn.metrics import roc_auc_score
+
+    oracle = roc_auc_score(test["churned"], p_true)
+    assert res.auc == pytest.approx(oracle, abs=0.03)
+    assert res.auc_ci[0] < res.auc < res.auc_ci[1]
+    assert (
+        res.calibration_ci["slope"][0] < 1.0 < res.calibration_ci["slope"][1]
+        or abs(res.calibration_slope - 1) < 0.15
+    )
+    assert abs(res.calibration_intercept) < 0.15
+    assert res.importance.iloc[0]["feature"] == "recency_days"
+    assert len(res.gains) == 10 and res.gains["lift"].iloc[0] > 1.5
+    p = res.predict(test)
+    assert p.between(0, 1).all()
+
+
+def test_fit_churn_risk_rejects_single_class():
+    rng = np.random.default_rng(0)
+    (train, _), (test, _) = _simulated_churn_frames(rng, 200)
+    with pytest.raises(AnalysisError, match="outcome"):
+        value.fit_churn_risk(train.assign(churned=0.0), test)
