@@ -62,6 +62,7 @@ PROPENSITY_MODELS = ("logit", "gbm")
 OUTCOME_MODELS = ("linear", "linear_common", "logit", "gbm")
 
 _EPS = 1e-12
+SMALL_PROBLEM_ROWS = 200_000  # below this, numerical work runs single-threaded
 
 
 # --------------------------------------------------------------------------- results
@@ -383,15 +384,19 @@ def _gbm_regressor(seed: int):
     return HistGradientBoostingRegressor(**_GBM_OPTIONS, random_state=seed)
 
 
-def _threads(n: int):
-    """Limit OpenMP threads for small fits: thread start-up dominates and stalls on busy machines."""
+def _threads(n: int, user_api: str | None = "openmp"):
+    """Use one thread for small problems.
+
+    For a few thousand rows thread start-up dominates, and on a busy machine
+    multi-threaded BLAS/OpenMP can be 50x slower than a single thread.
+    """
     from contextlib import nullcontext
 
-    if n >= 100_000:
+    if n >= SMALL_PROBLEM_ROWS:
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="openmp")
+    return threadpool_limits(1, user_api=user_api)
 
 
 def _folds(n: int, k: int, seed: int) -> np.ndarray:
@@ -433,7 +438,8 @@ def fit_propensity(
     """
     t = _binary(df, treatment)
     x = covariate_matrix(df, covariates).to_numpy()
-    e = _propensity(x, t, model=model, seed=seed, folds=folds)
+    with _threads(len(df), user_api=None):
+        e = _propensity(x, t, model=model, seed=seed, folds=folds)
     return pd.Series(e, index=df.index, name="propensity")
 
 
@@ -816,6 +822,40 @@ def estimate_effect(
     DataError
         For missing columns or values, a non-binary treatment, or an empty arm.
     """
+    with _threads(len(df), user_api=None):
+        return _estimate(
+            df,
+            treatment=treatment,
+            outcome=outcome,
+            covariates=covariates,
+            method=method,
+            estimand=estimand,
+            propensity_model=propensity_model,
+            outcome_model=outcome_model,
+            trim=trim,
+            seed=seed,
+            alpha=alpha,
+            interactions=interactions,
+            folds=folds,
+        )
+
+
+def _estimate(
+    df,
+    *,
+    treatment,
+    outcome,
+    covariates,
+    method,
+    estimand,
+    propensity_model,
+    outcome_model,
+    trim,
+    seed,
+    alpha,
+    interactions,
+    folds,
+):
     if method not in METHODS:
         raise ParamsError(f"Unknown method {method!r}; use one of {METHODS}.")
     if estimand not in ESTIMANDS:

@@ -1,0 +1,1280 @@
+"""Loyalty-programme study: landmark design, weighted survival, event study, report helpers.
+
+The question is what the programme does to retention and spend. Members are
+not a random sample of customers (enrolment follows recent spend, tenure and
+experience), so the plain member vs non-member contrast mixes the programme's
+effect with who joins. The study therefore:
+
+1. builds a **landmark** frame (:func:`landmark_frame`): at a fixed tenure L
+   (e.g. 6 or 12 months after signup) it takes every customer still active,
+   calls those who are members at that moment "treated" and everyone else
+   "control", measures covariates only *before* L and outcomes only *after* L.
+   Nobody's treatment status depends on surviving past L, so there is no
+   immortal-time bias;
+2. adjusts for the measured confounders with :func:`analysis.causal.estimate_effect`
+   (IPW / AIPW) and IP-weighted survival curves, RMST and a weighted Cox model
+   (:func:`weighted_survival`, :func:`weighted_cox`);
+3. looks at spend around the enrolment month in a staggered-adoption **event
+   study** (:func:`event_study`) with a heterogeneity-robust estimator.
+
+See docs/methods/loyalty.md for the assumptions and how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis import causal
+from analysis.errors import DataError, Problem
+
+__all__ = [
+    "DEFAULT_COVARIATES",
+    "CoxResult",
+    "SurvivalContrast",
+    "effect_table",
+    "effect_sentence",
+    "e_value_sentence",
+    "event_study",
+    "event_study_panel",
+    "heterogeneity",
+    "landmark_frame",
+    "member_profile",
+    "points_summary",
+    "post_leaving",
+    "uptake",
+    "weighted_cox",
+    "weighted_survival",
+]
+
+DAYS_PER_MONTH = 30.4375
+
+DEFAULT_COVARIATES = [
+    "prior_spend",
+    "prior_purchases",
+    "tenure_months",
+    "segment",
+    "value_tier",
+    "prior_nps_category",
+    "prior_tickets",
+]
+
+
+# --------------------------------------------------------------------------- landmark frame
+
+
+def _require(df: pd.DataFrame, table: str, cols: Sequence[str]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"Table {table} ({len(df):,} rows) lacks columns needed for the loyalty study.",
+            [
+                Problem(
+                    table,
+                    c,
+                    "missing_column",
+                    "column not present",
+                    fix="see docs/data-contract.md",
+                )
+                for c in missing
+            ],
+        )
+
+
+def _month_index(dates: pd.Series, origin: pd.Timestamp) -> np.ndarray:
+    """Calendar-month index of each date relative to the month of ``origin`` (NaT -> large)."""
+    d = pd.to_datetime(dates)
+    idx = (d.dt.year - origin.year) * 12 + (d.dt.month - origin.month)
+    return idx.to_numpy(dtype="float64")
+
+
+def _add_months(origin: pd.Timestamp, months: np.ndarray) -> np.ndarray:
+    """First day of the month ``months`` calendar months after ``origin``'s month."""
+    k = origin.month - 1 + np.asarray(months, dtype=int)
+    if k.size == 0:
+        return np.array([], dtype="datetime64[us]")
+    first = pd.to_datetime(
+        pd.DataFrame({"year": origin.year + k // 12, "month": k % 12 + 1, "day": 1})
+    )
+    return first.to_numpy().astype("datetime64[us]")
+
+
+def landmark_frame(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    experience: pd.DataFrame | None = None,
+    *,
+    landmark_months: int,
+    window_start,
+    as_of,
+    lookback_months: int = 3,
+    horizon_months: int = 6,
+) -> pd.DataFrame:
+    """Build the landmark analysis frame: one row per customer active at tenure L.
+
+    Calendar-month design (matches the sample world's truth definitions):
+
+    * **landmark month** = signup month + ``landmark_months``; ``landmark_date`` is its
+      first day;
+    * **population**: customers not churned before ``landmark_date`` whose landmark
+      month has ``lookback_months`` observed calendar months before it (on or after
+      ``window_start``) and ``horizon_months`` complete months after it (ending on or
+      before ``as_of``);
+    * **treated** (``member``): enrolled before ``landmark_date`` and not left before it;
+      everyone else is a control, including former members (``former_member``);
+    * **covariates**, from the ``lookback_months`` calendar months before the landmark
+      month: ``prior_spend`` (currency), ``prior_purchases`` (count), ``prior_tickets``,
+      ``prior_unresolved``, ``prior_sla_breaches``, ``prior_nps_category`` (latest
+      answered NPS before the landmark: none / detractor / passive / promoter),
+      ``tenure_months`` (days since signup / 30.4375), plus every customer attribute
+      column (segment, value_tier, ...);
+    * **outcomes**, over the ``horizon_months`` calendar months from the landmark month:
+      ``spend`` (currency, 0 after churn), ``purchases``, ``retained`` (1 if not churned
+      by the end of the horizon), ``churned`` = 1 - retained; and for survival curves
+      ``time_months`` (months from the landmark to churn or to ``as_of``) and ``event``.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty, experience : pandas.DataFrame
+        Contract tables (``loyalty`` and ``experience`` may be None: nobody is
+        treated / experience covariates are zero and "none").
+    landmark_months : int
+        Landmark tenure L in months.
+    window_start, as_of : date-like
+        First and last day of the data window.
+    lookback_months, horizon_months : int
+        Lengths of the covariate and outcome windows in calendar months.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer in the landmark population (customer ids are kept for
+        joins; never display them).
+    """
+    _require(customers, "customers", ["customer_id", "signup_date", "churn_date"])
+    _require(transactions, "transactions", ["customer_id", "date", "amount"])
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of).normalize()
+    L = int(landmark_months)
+
+    c = customers.copy()
+    c["signup_date"] = pd.to_datetime(c["signup_date"])
+    c["churn_date"] = pd.to_datetime(c["churn_date"])
+    lm_idx = _month_index(c["signup_date"], ws) + L  # landmark month, 0 = window start month
+    last_full = _month_index(pd.Series([end + pd.Timedelta(days=1)]), ws)[0] - 1
+    # the month containing as_of counts as complete only if as_of is its last day
+    ok = (lm_idx >= lookback_months) & (lm_idx + horizon_months - 1 <= last_full)
+    c = c.loc[ok].copy()
+    c["lm"] = lm_idx[ok].astype(int)
+    c["landmark_date"] = _add_months(ws, c["lm"].to_numpy())
+    alive = c["churn_date"].isna() | (c["churn_date"] >= c["landmark_date"])
+    c = c.loc[alive & (c["signup_date"] < c["landmark_date"])].copy()
+    c["horizon_end"] = _add_months(ws, c["lm"].to_numpy() + int(horizon_months))
+
+    # treatment
+    c["member"] = 0
+    c["former_member"] = 0
+    c["enrolled_date"] = pd.NaT
+    c["programme_tier"] = "none"
+    if loyalty is not None and len(loyalty):
+        _require(loyalty, "loyalty", ["customer_id", "enrolled_date"])
+        lo = loyalty.copy()
+        lo["enrolled_date"] = pd.to_datetime(lo["enrolled_date"])
+        lo["left_date"] = pd.to_datetime(lo["left_date"]) if "left_date" in lo else pd.NaT
+        lo = lo.merge(c[["customer_id", "landmark_date"]], on="customer_id")
+        before = lo["enrolled_date"] < lo["landmark_date"]
+        active = before & (lo["left_date"].isna() | (lo["left_date"] >= lo["landmark_date"]))
+        gone = before & lo["left_date"].notna() & (lo["left_date"] < lo["landmark_date"])
+        act = lo.loc[active].sort_values("enrolled_date").drop_duplicates("customer_id")
+        ids_member = set(act["customer_id"])
+        ids_former = set(lo.loc[gone, "customer_id"]) - ids_member
+        c["member"] = c["customer_id"].isin(ids_member).astype(int)
+        c["former_member"] = c["customer_id"].isin(ids_former).astype(int)
+        c = c.drop(columns=["enrolled_date"]).merge(
+            act[["customer_id", "enrolled_date"]], on="customer_id", how="left"
+        )
+        if "tier" in act:
+            tier = act.set_index("customer_id")["tier"].astype("object")
+            c["programme_tier"] = c["customer_id"].map(tier).fillna("none").astype(str)
+    c["member_months"] = (c["landmark_date"] - c["enrolled_date"]).dt.days / DAYS_PER_MONTH
+
+    # transactions relative to the landmark month (integer positions: faster than merges)
+    c = c.reset_index(drop=True)
+    key = pd.Index(c["customer_id"])
+    n = len(c)
+    lm_arr = c["lm"].to_numpy()
+
+    def locate(frame):
+        pos = key.get_indexer(frame["customer_id"])
+        frame = frame.loc[pos >= 0]
+        pos = pos[pos >= 0]
+        rel = _month_index(frame["date"], ws) - lm_arr[pos]
+        return frame, pos, rel
+
+    def total(pos, mask, values=None):
+        w = None if values is None else np.asarray(values, float)[mask]
+        return np.bincount(pos[mask], weights=w, minlength=n)
+
+    tx, pos, rel = locate(transactions[["customer_id", "date", "amount"]])
+    amount = tx["amount"].to_numpy(float)
+    pre = (rel >= -lookback_months) & (rel < 0)
+    post = (rel >= 0) & (rel < horizon_months)
+    c["prior_spend"] = total(pos, pre, amount)
+    c["prior_purchases"] = total(pos, pre).astype(int)
+    c["spend"] = total(pos, post, amount)
+    c["purchases"] = total(pos, post).astype(int)
+
+    # experience before the landmark
+    c["prior_tickets"] = 0
+    c["prior_unresolved"] = 0
+    c["prior_sla_breaches"] = 0
+    c["prior_nps_category"] = "none"
+    c["history_tickets"] = 0
+    for score in ("nps", "csat"):
+        c[f"history_{score}_mean"] = 0.0
+        c[f"history_{score}_answered"] = 0
+    if experience is not None and len(experience):
+        ex, pos, rel = locate(experience)
+        before = pd.to_datetime(ex["date"]).to_numpy() < c["landmark_date"].to_numpy()[pos]
+        ticket = (ex["kind"] == "ticket").to_numpy()
+        recent = ticket & (rel >= -lookback_months) & (rel < 0)
+        c["prior_tickets"] = total(pos, recent).astype(int)
+        c["history_tickets"] = total(pos, ticket & before).astype(int)
+        if "first_contact_resolution" in ex:
+            unres = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
+            c["prior_unresolved"] = total(pos, recent & unres.to_numpy(bool)).astype(int)
+        if "sla_met" in ex:
+            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
+            c["prior_sla_breaches"] = total(pos, recent & br.to_numpy(bool)).astype(int)
+        for score in ("nps", "csat"):
+            if score in ex:
+                v = ex[score].to_numpy(float)
+                ok = before & ~np.isnan(v)
+                cnt = total(pos, ok)
+                sm = total(pos, ok, np.nan_to_num(v))
+                # 0 where never answered; the answered flag / "none" NPS category carry that
+                c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
+                c[f"history_{score}_answered"] = (cnt > 0).astype(int)
+        if "nps" in ex:
+            v = ex["nps"].to_numpy(float)
+            ok = before & ~np.isnan(v)
+            last = (
+                pd.DataFrame({"pos": pos[ok], "date": ex["date"].to_numpy()[ok], "nps": v[ok]})
+                .sort_values(["pos", "date"], kind="stable")
+                .drop_duplicates("pos", keep="last")
+            )
+            cat = np.where(
+                last["nps"] <= 6, "detractor", np.where(last["nps"] <= 8, "passive", "promoter")
+            )
+            labels = np.full(n, "none", dtype=object)
+            labels[last["pos"].to_numpy()] = cat
+            c["prior_nps_category"] = labels
+    c["prior_nps_category"] = pd.Categorical(
+        c["prior_nps_category"], categories=["none", "detractor", "passive", "promoter"]
+    )
+
+    # outcomes
+    churned_by_h = c["churn_date"].notna() & (c["churn_date"] < c["horizon_end"])
+    c["retained"] = (~churned_by_h).astype(int)
+    c["churned"] = churned_by_h.astype(int)
+    stop = c["churn_date"].where(c["churn_date"].notna() & (c["churn_date"] <= end), end)
+    c["event"] = (c["churn_date"].notna() & (c["churn_date"] <= end)).astype(int)
+    c["time_months"] = (stop - c["landmark_date"]).dt.days / DAYS_PER_MONTH
+    c["tenure_months"] = (c["landmark_date"] - c["signup_date"]).dt.days / DAYS_PER_MONTH
+    c["landmark"] = L
+    c["log_prior_spend"] = np.log1p(c["prior_spend"])
+    keep_first = ["customer_id", "landmark", "landmark_date", "member", "former_member"]
+    rest = [x for x in c.columns if x not in keep_first and x not in ("lm", "horizon_end")]
+    return c[keep_first + rest].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- survival
+
+
+@dataclass(frozen=True)
+class SurvivalContrast:
+    """IP-weighted survival curves and contrasts at a horizon.
+
+    Attributes
+    ----------
+    curves : pandas.DataFrame
+        ``group`` (member / non-member), ``time_months``, ``survival``, with
+        bootstrap ``ci_lower`` / ``ci_upper``.
+    summary : pandas.DataFrame
+        One row per quantity: survival at the horizon for each group, their
+        difference (members minus non-members, percentage points as a proportion),
+        and RMST up to the horizon (months) and its difference, each with a
+        bootstrap percentile interval.
+    horizon : float
+        Months after the landmark.
+    n_boot : int
+        Bootstrap replicates (propensity model refitted in each).
+    """
+
+    curves: pd.DataFrame
+    summary: pd.DataFrame
+    horizon: float
+    n_boot: int
+
+
+def _weighted_km(time, event, w, grid):
+    """Weighted Kaplan-Meier evaluated on ``grid`` (right-continuous step function)."""
+    order = np.argsort(time, kind="stable")
+    t, d, ww = time[order], event[order], w[order]
+    ut, inv = np.unique(t, return_inverse=True)
+    deaths = np.bincount(inv, weights=ww * d, minlength=ut.size)
+    removed = np.bincount(inv, weights=ww, minlength=ut.size)
+    at_risk = np.concatenate([[0.0], np.cumsum(removed[::-1])])[::-1][:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(at_risk > 0, 1 - deaths / at_risk, 1.0)
+    surv = np.cumprod(factor)
+    pos = np.searchsorted(ut, grid, side="right") - 1
+    return np.where(pos >= 0, surv[np.clip(pos, 0, None)], 1.0)
+
+
+def _rmst(grid, surv, horizon):
+    g = grid[grid <= horizon]
+    s = surv[: g.size]
+    widths = np.diff(np.append(g, horizon))
+    return float(np.sum(s * widths))
+
+
+def weighted_survival(
+    frame: pd.DataFrame,
+    *,
+    treatment: str = "member",
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    time: str = "time_months",
+    event: str = "event",
+    horizon: float = 6.0,
+    estimand: str = "ATE",
+    trim: float | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> SurvivalContrast:
+    """Estimate IP-weighted survival curves for members and comparable non-members.
+
+    Weights come from a logistic propensity model (ATE: ``1/e`` and ``1/(1-e)``;
+    ATT: 1 and ``e/(1-e)``). Intervals are bootstrap percentile intervals over
+    customers, refitting the propensity model in each replicate.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`landmark_frame`.
+    treatment, time, event : str
+        Columns: treatment (0/1), months since the landmark, churn indicator.
+    covariates : sequence of str
+        Confounders for the propensity model.
+    horizon : float
+        Months after the landmark for survival and RMST contrasts.
+    estimand : {"ATE", "ATT"}
+    trim : float, optional
+        Propensity trimming as in :func:`analysis.causal.estimate_effect`.
+    n_boot : int
+        Bootstrap replicates.
+    seed : int
+        Seed of the bootstrap.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    SurvivalContrast
+    """
+    df = frame.reset_index(drop=True)
+    grid = np.linspace(0, horizon, int(round(horizon * 4)) + 1)
+    x_all = causal.covariate_matrix(df, list(covariates)).to_numpy(float)
+    t_all = df[treatment].to_numpy(float)
+    time_all = df[time].to_numpy(float)
+    ev_all = df[event].to_numpy(float)
+
+    def one(idx):
+        x, t, tt, ev = x_all[idx], t_all[idx], time_all[idx], ev_all[idx]
+        _, e = causal._logit_newton(causal._with_intercept(x), t)
+        keep = np.ones(len(t), bool) if trim is None else (e >= trim) & (e <= 1 - trim)
+        if estimand == "ATE":
+            w = np.where(t == 1, 1 / e, 1 / (1 - e))
+        else:
+            w = np.where(t == 1, 1.0, e / (1 - e))
+        w = w * keep
+        s1 = _weighted_km(tt[t == 1], ev[t == 1], w[t == 1], grid)
+        s0 = _weighted_km(tt[t == 0], ev[t == 0], w[t == 0], grid)
+        return s1, s0
+
+    rng = np.random.default_rng(seed)
+    b1, b0 = [], []
+    with causal._threads(len(df), user_api=None):
+        s1, s0 = one(np.arange(len(df)))
+        for _ in range(n_boot):
+            r1, r0 = one(rng.integers(0, len(df), len(df)))
+            b1.append(r1)
+            b0.append(r0)
+    b1, b0 = np.array(b1), np.array(b0)
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    curves = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "group": name,
+                    "time_months": grid,
+                    "survival": s,
+                    "ci_lower": np.percentile(b, q[0], axis=0),
+                    "ci_upper": np.percentile(b, q[1], axis=0),
+                }
+            )
+            for name, s, b in (("member", s1, b1), ("non-member", s0, b0))
+        ],
+        ignore_index=True,
+    )
+
+    def row(name, est, boots, unit):
+        lo, hi = np.percentile(boots, q)
+        return {"quantity": name, "estimate": est, "ci_lower": lo, "ci_upper": hi, "unit": unit}
+
+    rm1 = _rmst(grid, s1, horizon)
+    rm0 = _rmst(grid, s0, horizon)
+    brm1 = np.array([_rmst(grid, s, horizon) for s in b1])
+    brm0 = np.array([_rmst(grid, s, horizon) for s in b0])
+    summary = pd.DataFrame(
+        [
+            row("survival_member", s1[-1], b1[:, -1], "proportion"),
+            row("survival_non_member", s0[-1], b0[:, -1], "proportion"),
+            row("survival_difference", s1[-1] - s0[-1], b1[:, -1] - b0[:, -1], "proportion"),
+            row("rmst_member", rm1, brm1, "months"),
+            row("rmst_non_member", rm0, brm0, "months"),
+            row("rmst_difference", rm1 - rm0, brm1 - brm0, "months"),
+        ]
+    )
+    return SurvivalContrast(curves=curves, summary=summary, horizon=horizon, n_boot=n_boot)
+
+
+@dataclass(frozen=True)
+class CoxResult:
+    """Weighted Cox model for a binary treatment.
+
+    Attributes
+    ----------
+    hazard_ratio, ci_lower, ci_upper : float
+        Hazard ratio (treated vs untreated) and robust (sandwich) interval.
+    log_hr, se : float
+        Coefficient and its robust standard error (clustered if ``cluster`` given).
+    se_model : float
+        Model-based (inverse information) standard error, for reference.
+    n, events : int
+        Rows and events used.
+    """
+
+    hazard_ratio: float
+    ci_lower: float
+    ci_upper: float
+    log_hr: float
+    se: float
+    se_model: float
+    p_value: float
+    n: int
+    events: int
+    diagnostics: dict = field(default_factory=dict)
+
+
+def weighted_cox(
+    frame: pd.DataFrame,
+    *,
+    treatment: str = "member",
+    time: str = "time_months",
+    event: str = "event",
+    weights: pd.Series | np.ndarray | str | None = None,
+    horizon: float | None = None,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+) -> CoxResult:
+    """Fit a Cox model with one binary treatment, case weights and a robust variance.
+
+    Breslow ties; Newton-Raphson on the weighted partial likelihood; robust
+    variance from weighted score residuals (Lin & Wei 1989; Binder 1992), which
+    is what makes the interval honest when the weights are estimated IP weights
+    (it is then conservative). statsmodels' ``PHReg`` takes no case weights,
+    hence this implementation.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per subject (or per subject and landmark when stacking).
+    treatment, time, event : str
+        Binary treatment, follow-up time (months), event indicator.
+    weights : Series, array, column name, or None
+        Case weights (e.g. ``Effect.weights``); None for unweighted.
+    horizon : float, optional
+        Administratively censor at this many months.
+    cluster : str, optional
+        Column identifying clusters (e.g. customer_id when landmarks are stacked).
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    CoxResult
+    """
+    d = frame.reset_index(drop=True)
+    x = d[treatment].to_numpy(float)
+    t = d[time].to_numpy(float)
+    ev = d[event].to_numpy(float)
+    if weights is None:
+        w = np.ones(len(d))
+    elif isinstance(weights, str):
+        w = d[weights].to_numpy(float)
+    elif isinstance(weights, pd.Series):
+        w = weights.to_numpy(float)
+    else:
+        w = np.asarray(weights, float)
+    if horizon is not None:
+        ev = np.where(t > horizon, 0.0, ev)
+        t = np.minimum(t, horizon)
+    use = w > 0
+    x, t, ev, w = x[use], t[use], ev[use], w[use]
+    groups = d[cluster].to_numpy()[use] if cluster else None
+
+    order = np.argsort(-t, kind="stable")  # descending time: cumulative sums = risk sets
+    x, t, ev, w = x[order], t[order], ev[order], w[order]
+    if groups is not None:
+        groups = groups[order]
+    # index of the last row with the same time (ties share the risk set)
+    _, first_idx = np.unique(-t, return_index=True)
+    tie_end = np.repeat(np.append(first_idx[1:], len(t)) - 1, np.diff(np.append(first_idx, len(t))))
+
+    beta = 0.0
+    for _ in range(50):
+        r = w * np.exp(beta * x)
+        s0 = np.cumsum(r)[tie_end]
+        s1 = np.cumsum(r * x)[tie_end]
+        xbar = s1 / s0
+        score = np.sum(w * ev * (x - xbar))
+        info = np.sum(w * ev * (xbar - xbar**2))
+        step = score / info
+        beta += step
+        if abs(step) < 1e-10:
+            break
+    r = w * np.exp(beta * x)
+    s0 = np.cumsum(r)[tie_end]
+    s1 = np.cumsum(r * x)[tie_end]
+    xbar = s1 / s0
+    info = float(np.sum(w * ev * (xbar - xbar**2)))
+    # score residuals: event part minus the compensator accumulated over events at or before t_i
+    de = w * ev / s0
+    # events at times <= t_i are at positions >= tie-start of i in descending order
+    cum_a = np.cumsum((de * xbar)[::-1])[::-1]
+    cum_b = np.cumsum(de[::-1])[::-1]
+    _, first_of_tie = np.unique(-t, return_index=True)
+    tie_start = np.repeat(first_of_tie, np.diff(np.append(first_of_tie, len(t))))
+    comp = np.exp(beta * x) * (x * cum_b[tie_start] - cum_a[tie_start])
+    resid = w * (ev * (x - xbar) - comp)
+    if groups is not None:
+        resid = pd.Series(resid).groupby(groups).sum().to_numpy()
+    var = float(np.sum(resid**2)) / info**2
+    se = math.sqrt(var)
+    z = stats.norm.ppf(1 - alpha / 2)
+    return CoxResult(
+        hazard_ratio=math.exp(beta),
+        ci_lower=math.exp(beta - z * se),
+        ci_upper=math.exp(beta + z * se),
+        log_hr=beta,
+        se=se,
+        se_model=1 / math.sqrt(info),
+        p_value=float(2 * stats.norm.sf(abs(beta) / se)),
+        n=int(len(t)),
+        events=int(ev.sum()),
+    )
+
+
+# --------------------------------------------------------------------------- effects table
+
+
+def effect_table(
+    frame: pd.DataFrame,
+    *,
+    outcomes: Sequence[str] = ("retained", "spend", "purchases"),
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    treatment: str = "member",
+    methods: Sequence[str] = ("naive", "regression", "ipw", "aipw"),
+    estimands: Sequence[str] = ("ATE", "ATT"),
+    propensity_model: str = "logit",
+    trim: float | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Estimate the programme's effect on several outcomes with several estimators.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`landmark_frame` (or several stacked).
+    outcomes : sequence of str
+        Outcome columns (``retained`` is a proportion; ``spend`` in currency per
+        customer over the horizon; ``purchases`` a count over the horizon).
+    covariates, treatment, methods, estimands, propensity_model, trim, seed
+        Passed to :func:`analysis.causal.estimate_effect`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per outcome, method and estimand (naive once, labelled
+        "observational contrast"), with estimate, se, interval, p-value, the two
+        potential-outcome means, their ratio with interval, group sizes and
+        trimmed rows.
+    """
+    rows = []
+    for y in outcomes:
+        for m in methods:
+            for est in ("ATE",) if m == "naive" else estimands:
+                eff = causal.estimate_effect(
+                    frame,
+                    treatment=treatment,
+                    outcome=y,
+                    covariates=list(covariates),
+                    method=m,
+                    estimand=est,
+                    propensity_model=propensity_model,
+                    trim=trim,
+                    seed=seed,
+                )
+                d = eff.to_dict()
+                if m == "naive":
+                    d["estimand"] = "observational contrast"
+                rows.append(d)
+    return pd.DataFrame(rows)
+
+
+def heterogeneity(
+    frame: pd.DataFrame,
+    *,
+    by: str,
+    outcome: str,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    treatment: str = "member",
+    method: str = "aipw",
+    estimand: str = "ATT",
+    min_group_size: int = 50,
+) -> pd.DataFrame:
+    """Estimate effects within subgroups; suppress groups that are too small.
+
+    A subgroup is estimated only if both its treated and its control counts are
+    at least ``min_group_size``; otherwise its row is kept with ``suppressed``
+    True and no numbers. The grouping column is dropped from the covariates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level of ``by``: n_treated, n_control, estimate, ci_lower,
+        ci_upper, ratio (lift) and its interval, suppressed.
+    """
+    covs = [c for c in covariates if c != by]
+    rows = []
+    for level, g in frame.groupby(by, observed=True, sort=True):
+        n1 = int(g[treatment].sum())
+        n0 = int(len(g) - n1)
+        row = {by: level, "n_treated": n1, "n_control": n0, "suppressed": True}
+        if n1 >= min_group_size and n0 >= min_group_size:
+            covs_g = [c for c in covs if g[c].nunique() > 1]
+            eff = causal.estimate_effect(
+                g,
+                treatment=treatment,
+                outcome=outcome,
+                covariates=covs_g,
+                method=method,
+                estimand=estimand,
+            )
+            row.update(
+                estimate=eff.estimate,
+                ci_lower=eff.ci_lower,
+                ci_upper=eff.ci_upper,
+                ratio=eff.ratio,
+                ratio_ci_lower=eff.ratio_ci_lower,
+                ratio_ci_upper=eff.ratio_ci_upper,
+                suppressed=False,
+            )
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for c in ("estimate", "ci_lower", "ci_upper", "ratio", "ratio_ci_lower", "ratio_ci_upper"):
+        if c not in out:
+            out[c] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------- event study
+
+
+def event_study_panel(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    *,
+    window_start,
+    as_of,
+) -> pd.DataFrame:
+    """Build a customer-month panel of spend for the enrolment event study.
+
+    One row per customer and *complete* calendar month in which the customer was
+    active: from the month after signup (or the window start) to the month
+    before churn (or the last window month). Partial first and last months are
+    left out because their lower spend is an artefact of the calendar.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty : pandas.DataFrame
+        Contract tables (``loyalty`` may be None).
+    window_start, as_of : date-like
+        Data window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``period`` (month index, 0 = window start month),
+        ``period_start`` (date), ``revenue`` (currency in the month),
+        ``purchases`` (count), ``cohort`` (month index of enrolment, NaN if never
+        enrolled in the window), ``rel`` (period - cohort), ``segment`` and
+        ``value_tier`` where present.
+    """
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of)
+    last = int(_month_index(pd.Series([end]), ws)[0])
+    c = customers.reset_index(drop=True)
+    # complete months only: the signup month and the churn month are partial, and keeping
+    # them would make short histories (typical of early enrollees) look like low spenders
+    signup_m = _month_index(c["signup_date"], ws)
+    first = np.maximum(signup_m + 1, 0)
+    stop = _month_index(c["churn_date"], ws) - 1
+    stop = np.where(np.isnan(stop), last, np.minimum(stop, last))
+    n_months = (stop - first + 1).clip(min=0).astype(int)
+    rows = np.repeat(np.arange(len(c)), n_months)
+    offset = np.arange(rows.size) - np.repeat(np.cumsum(n_months) - n_months, n_months)
+    period = (np.repeat(first, n_months) + offset).astype(int)
+    panel = pd.DataFrame({"customer_id": c["customer_id"].to_numpy()[rows], "period": period})
+    for col in ("segment", "value_tier"):
+        if col in c:
+            panel[col] = c[col].to_numpy()[rows]
+
+    key = pd.Index(c["customer_id"])
+    pos = key.get_indexer(transactions["customer_id"])
+    ok = pos >= 0
+    tper = _month_index(transactions["date"], ws)[ok].astype(int)
+    amt = transactions["amount"].to_numpy(float)[ok]
+    cell = pos[ok].astype(np.int64) * (last + 1) + tper
+    valid = (tper >= 0) & (tper <= last)
+    rev = pd.Series(amt[valid]).groupby(cell[valid]).agg(["sum", "size"])
+    pcell = rows.astype(np.int64) * (last + 1) + period
+    panel["revenue"] = pd.Series(pcell).map(rev["sum"]).fillna(0.0).to_numpy()
+    panel["purchases"] = pd.Series(pcell).map(rev["size"]).fillna(0).astype(int).to_numpy()
+
+    cohort = np.full(len(c), np.nan)
+    if loyalty is not None and len(loyalty):
+        first_enrol = loyalty.groupby("customer_id")["enrolled_date"].min()
+        g = _month_index(c["customer_id"].map(first_enrol), ws)
+        cohort = np.where((g >= 0) & (g <= last), g, np.nan)
+    panel["cohort"] = cohort[rows]
+    panel["rel"] = panel["period"] - panel["cohort"]
+    panel["period_start"] = _add_months(ws, panel["period"].to_numpy())
+    return panel
+
+
+@dataclass(frozen=True)
+class EventStudy:
+    """Event-study estimates of spend around enrolment.
+
+    Attributes
+    ----------
+    coefficients : pandas.DataFrame
+        One row per estimator and event time (months since enrolment month):
+        ``estimator`` (did2s / twfe), ``rel``, ``estimate``, ``se``, ``ci_lower``,
+        ``ci_upper`` in currency per customer-month; the reference period has 0.
+    post_att : dict
+        Average effect over post-enrolment months 1..window end (did2s), with
+        interval, and the implied lift relative to the enrollees' estimated
+        untreated mean.
+    pretrend : dict
+        Joint Wald test that the leads before the anticipation window are zero.
+    reference : int
+        The reference event time.
+    """
+
+    coefficients: pd.DataFrame
+    post_att: dict
+    pretrend: dict
+    reference: int
+    n_customers: int
+    n_enrollees: int
+
+
+def _two_way_fe(y, unit, period, n_unit, n_period, *, tol=1e-8, max_iter=500):
+    """Fit y = a[unit] + b[period] by alternating projections (unbalanced panel)."""
+    cu = np.bincount(unit, minlength=n_unit).astype(float)
+    cp = np.bincount(period, minlength=n_period).astype(float)
+    a = np.zeros(n_unit)
+    b = np.zeros(n_period)
+    for _ in range(max_iter):
+        a_new = np.bincount(unit, weights=y - b[period], minlength=n_unit) / np.maximum(cu, 1)
+        b_new = np.bincount(period, weights=y - a_new[unit], minlength=n_period) / np.maximum(cp, 1)
+        done = max(np.max(np.abs(a_new - a)), np.max(np.abs(b_new - b))) < tol
+        a, b = a_new, b_new
+        if done:
+            break
+    return a, b, cu > 0
+
+
+def _imputation_event_times(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period):
+    """Imputation (two-stage) estimates of the mean effect at each event time in ``ks``."""
+    a, b, seen = _two_way_fe(y[untreated], unit[untreated], period[untreated], n_unit, n_period)
+    usable = treated_unit & seen[unit]
+    resid = y - a[unit] - b[period]
+    est = np.full(len(ks), np.nan)
+    for j, k in enumerate(ks):
+        m = usable & (rel == k)
+        if m.any():
+            est[j] = resid[m].mean()
+    post = usable & (rel >= 1) & (rel <= ks[-1])
+    att = resid[post].mean() if post.any() else np.nan
+    observed = y[post].mean() if post.any() else np.nan
+    return est, att, observed, int(np.unique(unit[treated_unit & ~seen[unit]]).size)
+
+
+def event_study(
+    panel: pd.DataFrame,
+    *,
+    outcome: str = "revenue",
+    window: tuple[int, int] = (-6, 6),
+    anticipation: int = 3,
+    n_boot: int = 100,
+    seed: int = 0,
+    alpha: float = 0.05,
+    twfe: bool = True,
+) -> EventStudy:
+    """Estimate spend per month relative to enrolment (staggered adoption).
+
+    Heterogeneity-robust **imputation** estimator (Borusyak, Jaravel & Spiess
+    2024; numerically the same point estimates as Gardner's two-stage DiD):
+    customer and calendar-month effects are fitted on untreated customer-months
+    only (never-enrolled customers, and enrollees' months before the
+    anticipation window); each enrollee-month's untreated outcome is imputed
+    from them; the effect at event time k is the mean of observed minus
+    imputed. Intervals come from a cluster bootstrap over customers (pyfixest's
+    ``did2s`` builds dense matrices that do not fit in memory for a full customer
+    panel). A conventional dynamic two-way fixed-effects regression
+    (``pyfixest.feols``, clustered by customer) is reported alongside; it is
+    the estimator that can be biased under staggered adoption with changing
+    effects, and its leads give the pre-trend test.
+
+    Enrolment is selected on spend in the months just before it, so those months
+    are *expected* to be high (selection on a transitory spend peak, not an
+    effect). The ``anticipation`` months before enrolment are therefore kept out of
+    the untreated sample and the TWFE reference period is ``-(anticipation + 1)``.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        From :func:`event_study_panel`: customer_id, period, cohort, rel, outcome.
+    outcome : str
+        Outcome column (currency per customer-month).
+    window : (int, int)
+        Event times to report (months relative to the enrolment month).
+    anticipation : int
+        Months before enrolment excluded from the untreated sample.
+    n_boot : int
+        Cluster-bootstrap replicates for the imputation estimator.
+    seed : int
+        Bootstrap seed.
+    alpha : float
+        1 - confidence level.
+    twfe : bool
+        Also fit the dynamic TWFE comparison and the pre-trend test.
+
+    Returns
+    -------
+    EventStudy
+    """
+    lo, hi = window
+    ref = -(anticipation + 1)
+    z = stats.norm.ppf(1 - alpha / 2)
+    unit, uniq = pd.factorize(panel["customer_id"])
+    period = panel["period"].to_numpy(int)
+    period = period - period.min()
+    y = panel[outcome].to_numpy(float)
+    rel = panel["rel"].to_numpy(float)
+    treated_unit = ~np.isnan(rel)
+    rel_i = np.where(treated_unit, rel, -10_000).astype(int)
+    untreated = ~treated_unit | (rel_i < -anticipation)
+    n_unit, n_period = len(uniq), int(period.max()) + 1
+    ks = np.arange(-anticipation, hi + 1)
+
+    est, att, observed, n_dropped = _imputation_event_times(
+        y, unit, period, rel_i, treated_unit, untreated, ks, n_unit, n_period
+    )
+    # cluster bootstrap: resample customers, rebuild the panel rows
+    rng = np.random.default_rng(seed)
+    starts = np.r_[0, np.flatnonzero(np.diff(unit) != 0) + 1] if n_unit else np.array([], int)
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(n_unit + 1))
+    boot_est, boot_att = [], []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n_unit, n_unit)
+        lens = bounds[pick + 1] - bounds[pick]
+        rows = order[np.repeat(bounds[pick], lens) + _ranges(lens)]
+        new_unit = np.repeat(np.arange(n_unit), lens)
+        e_b, a_b, _, _ = _imputation_event_times(
+            y[rows],
+            new_unit,
+            period[rows],
+            rel_i[rows],
+            treated_unit[rows],
+            untreated[rows],
+            ks,
+            n_unit,
+            n_period,
+        )
+        boot_est.append(e_b)
+        boot_att.append(a_b)
+    del starts
+    se = np.nanstd(np.array(boot_est), axis=0, ddof=1) if n_boot > 1 else np.full(len(ks), np.nan)
+    att_se = float(np.nanstd(boot_att, ddof=1)) if n_boot > 1 else float("nan")
+    coefs = [
+        pd.DataFrame(
+            {
+                "estimator": "imputation",
+                "rel": ks,
+                "estimate": est,
+                "se": se,
+                "ci_lower": est - z * se,
+                "ci_upper": est + z * se,
+            }
+        )
+    ]
+    pre = {"leads": [], "chi2": float("nan"), "df": 0, "p_value": float("nan")}
+    if twfe:
+        import pyfixest as pf
+
+        d = pd.DataFrame({"y": y, "cid": unit, "period": period})
+        d["et"] = np.where(treated_unit, np.clip(rel_i, lo, hi), ref).astype(int)
+        fit = pf.feols(f"y ~ i(et, ref={ref}) | cid + period", data=d, vcov={"CRV1": "cid"})
+        coefs.append(_tidy_event(fit, "twfe", z))
+        coefs.append(
+            pd.DataFrame(
+                {"estimator": ["twfe"], "rel": [ref], "estimate": [0.0], "se": [0.0]}
+            ).assign(ci_lower=0.0, ci_upper=0.0)
+        )
+        names = list(fit.coef().index)
+        leads = [n for n in names if (_event_time(n) or 0) < ref and _event_time(n) > lo]
+        if leads:
+            idx = [names.index(n) for n in leads]
+            bl = fit.coef()[leads].to_numpy()
+            vl = fit._vcov[np.ix_(idx, idx)]
+            chi2 = float(bl @ np.linalg.solve(vl, bl))
+            pre = {
+                "leads": [_event_time(n) for n in leads],
+                "chi2": chi2,
+                "df": len(leads),
+                "p_value": float(stats.chi2.sf(chi2, len(leads))),
+            }
+    coefs = pd.concat(coefs, ignore_index=True).sort_values(["estimator", "rel"])
+    untreated_mean = observed - att
+    lift = observed / untreated_mean if untreated_mean > 0 else float("nan")
+    lift_se = float(np.nanstd([observed / (observed - a) for a in boot_att], ddof=1))
+    post_att = {
+        "estimate": float(att),
+        "se": att_se,
+        "ci_lower": float(att - z * att_se),
+        "ci_upper": float(att + z * att_se),
+        "observed_mean": float(observed),
+        "untreated_mean": float(untreated_mean),
+        "lift": float(lift),
+        "lift_ci_lower": float(lift - z * lift_se),
+        "lift_ci_upper": float(lift + z * lift_se),
+        "months": f"1..{hi}",
+        "enrollees_without_untreated_months": n_dropped,
+    }
+    return EventStudy(
+        coefficients=coefs.reset_index(drop=True),
+        post_att=post_att,
+        pretrend=pre,
+        reference=ref,
+        n_customers=int(n_unit),
+        n_enrollees=int(np.unique(unit[treated_unit]).size),
+    )
+
+
+def _ranges(lens: np.ndarray) -> np.ndarray:
+    """Concatenate arange(n) for each n in ``lens``."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, int)
+    starts = np.cumsum(lens) - lens
+    return np.arange(total) - np.repeat(starts, lens)
+
+
+def _event_time(name: str) -> int | None:
+    """Parse pyfixest coefficient names such as ``et::-3`` into the event time."""
+    import re
+
+    m = re.search(r"(?:::|\[T\.|\[)(-?\d+)(?:\.0)?\]?$", name)
+    return int(m.group(1)) if m else None
+
+
+def _tidy_event(fit, label: str, z: float) -> pd.DataFrame:
+    coef = fit.coef()
+    se = fit.se()
+    rows = []
+    for name in coef.index:
+        k = _event_time(name)
+        if k is None:
+            continue
+        rows.append(
+            {
+                "estimator": label,
+                "rel": k,
+                "estimate": float(coef[name]),
+                "se": float(se[name]),
+                "ci_lower": float(coef[name] - z * se[name]),
+                "ci_upper": float(coef[name] + z * se[name]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- descriptive helpers
+
+
+def uptake(
+    customers: pd.DataFrame,
+    loyalty: pd.DataFrame,
+    *,
+    window_start,
+    as_of,
+) -> pd.DataFrame:
+    """Count enrolments, leavers and members per calendar month.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per month of the window: ``month`` (first day), ``enrolments``,
+        ``leavers``, ``members`` (active members at month end: enrolled, not left,
+        not churned), ``active_customers`` (at month end) and ``member_share``.
+    """
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    last = int(_month_index(pd.Series([pd.Timestamp(as_of)]), ws)[0])
+    months = np.arange(last + 1)
+    ends = _add_months(ws, months + 1)  # first day of the next month
+    su = pd.to_datetime(customers["signup_date"]).to_numpy()
+    ch = pd.to_datetime(customers["churn_date"]).to_numpy()
+    active = [
+        int(((su < e) & (np.isnat(ch) | (ch >= e))).sum()) for e in ends.astype("datetime64[ns]")
+    ]
+    lo = loyalty.merge(customers[["customer_id", "churn_date"]], on="customer_id", how="left")
+    en = pd.to_datetime(lo["enrolled_date"]).to_numpy()
+    lv = (
+        pd.to_datetime(lo["left_date"]).to_numpy()
+        if "left_date" in lo
+        else np.full(len(lo), np.datetime64("NaT"))
+    )
+    lc = pd.to_datetime(lo["churn_date"]).to_numpy()
+    members = [
+        int(((en < e) & (np.isnat(lv) | (lv >= e)) & (np.isnat(lc) | (lc >= e))).sum())
+        for e in ends.astype("datetime64[ns]")
+    ]
+    em = _month_index(lo["enrolled_date"], ws)
+    lm = _month_index(lo["left_date"], ws) if "left_date" in lo else np.full(len(lo), np.nan)
+    out = pd.DataFrame(
+        {
+            "month": _add_months(ws, months),
+            "enrolments": [int((em == m).sum()) for m in months],
+            "leavers": [int((lm == m).sum()) for m in months],
+            "members": members,
+            "active_customers": active,
+        }
+    )
+    out["member_share"] = out["members"] / out["active_customers"].where(
+        out["active_customers"] > 0
+    )
+    return out
+
+
+def member_profile(
+    frame: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    treatment: str = "member",
+    min_group_size: int = 10,
+) -> pd.DataFrame:
+    """Describe members and non-members at the landmark, before any adjustment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per covariate (categoricals one row per non-reference level):
+        mean (or share) among members, among non-members, and the standardised
+        difference. Empty if either group is smaller than ``min_group_size``.
+    """
+    n1 = int(frame[treatment].sum())
+    if min(n1, len(frame) - n1) < min_group_size:
+        return pd.DataFrame(columns=["members", "non_members", "smd"])
+    bal = causal.balance(frame, treatment=treatment, covariates=list(columns))
+    return bal.rename(columns={"mean_treated": "members", "mean_control": "non_members"})
+
+
+def points_summary(
+    customers: pd.DataFrame,
+    loyalty: pd.DataFrame,
+    *,
+    as_of,
+    min_group_size: int = 10,
+) -> pd.DataFrame:
+    """Summarise points earned and redeemed, and how redeemers and non-redeemers fare.
+
+    Descriptive only: redeeming needs time in the programme to collect points,
+    so redeemers are partly redeemers *because* they stayed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group (``redeemers``, ``non-redeemers``): members, mean points
+        earned and redeemed, mean months in the programme, and monthly churn rate
+        while in the programme (churn events per member-month). Groups smaller
+        than ``min_group_size`` have their numbers suppressed.
+    """
+    need = {"points_earned", "points_redeemed"}
+    if not need.issubset(loyalty.columns) or loyalty["points_earned"].isna().all():
+        return pd.DataFrame()
+    end = pd.Timestamp(as_of)
+    lo = loyalty.merge(customers[["customer_id", "churn_date"]], on="customer_id", how="left")
+    left = (
+        pd.to_datetime(lo["left_date"]) if "left_date" in lo else pd.Series(pd.NaT, index=lo.index)
+    )
+    churn = pd.to_datetime(lo["churn_date"])
+    stop = pd.concat([left, churn, pd.Series(end, index=lo.index)], axis=1).min(axis=1)
+    months = (stop - pd.to_datetime(lo["enrolled_date"])).dt.days.clip(lower=0) / DAYS_PER_MONTH
+    churned_in = churn.notna() & (churn <= stop) & (left.isna() | (churn <= left))
+    lo = lo.assign(months=months, churned_in=churned_in.astype(int))
+    lo["group"] = np.where(lo["points_redeemed"].fillna(0) > 0, "redeemers", "non-redeemers")
+    rows = []
+    for g, d in lo.groupby("group"):
+        row = {"group": g, "members": len(d)}
+        if len(d) >= min_group_size:
+            row.update(
+                points_earned=float(d["points_earned"].mean()),
+                points_redeemed=float(d["points_redeemed"].mean()),
+                months_in_programme=float(d["months"].mean()),
+                monthly_churn_rate=float(d["churned_in"].sum() / max(d["months"].sum(), 1e-9)),
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def post_leaving(
+    customers: pd.DataFrame,
+    loyalty: pd.DataFrame,
+    *,
+    window_start,
+    as_of,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Compare monthly churn rates: while a member, after leaving, and never enrolled.
+
+    Descriptive rates (churn events per customer-month in the window) with
+    exact Poisson intervals; not adjusted for who leaves.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per state: ``customer_months``, ``churn_events``,
+        ``monthly_churn_rate`` with ``ci_lower`` and ``ci_upper``.
+    """
+    ws = pd.Timestamp(window_start)
+    end = pd.Timestamp(as_of)
+    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
+    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
+    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
+    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
+    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
+    c = c.merge(first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left")
+    en = pd.to_datetime(c["enrolled_date"])
+    lv = pd.to_datetime(c["left_date"])
+    spans = {
+        "never enrolled / before enrolling": (
+            c["start"],
+            en.fillna(c["stop"]).clip(upper=c["stop"]),
+        ),
+        "member": (en, lv.fillna(c["stop"]).clip(upper=c["stop"])),
+        "after leaving": (lv, c["stop"]),
+    }
+    rows = []
+    for name, (a, b) in spans.items():
+        a = a.clip(lower=c["start"])
+        months = ((b - a).dt.days / DAYS_PER_MONTH).clip(lower=0).fillna(0)
+        ev = c["churned"] & a.notna() & (a <= c["stop"]) & (c["stop"] <= b) & (months > 0)
+        k, T = int(ev.sum()), float(months.sum())
+        lo_ci = stats.chi2.ppf(alpha / 2, 2 * k) / 2 / T if k > 0 and T > 0 else 0.0
+        hi_ci = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / T if T > 0 else float("nan")
+        rows.append(
+            {
+                "state": name,
+                "customer_months": T,
+                "churn_events": k,
+                "monthly_churn_rate": k / T if T > 0 else float("nan"),
+                "ci_lower": lo_ci,
+                "ci_upper": hi_ci,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def effect_sentence(eff: causal.Effect, *, what: str, unit: str = "", scale: float = 1.0) -> str:
+    """Write one plain-language sentence about an adjusted effect, with its interval.
+
+    Parameters
+    ----------
+    eff : analysis.causal.Effect
+    what : str
+        What the outcome is, e.g. "6-month retention" or "spend over 6 months".
+    unit : str
+        Unit suffix after numbers, e.g. " percentage points" or " EUR".
+    scale : float
+        Multiply numbers by this before printing (100 for proportions -> points).
+    """
+    who = "members" if eff.estimand == "ATT" else "customers at the landmark"
+    est, lo, hi = eff.estimate * scale, eff.ci_lower * scale, eff.ci_upper * scale
+    if eff.method == "naive":
+        return html.escape(
+            f"Observed difference in {what} (members minus non-members, not adjusted): "
+            f"{est:+,.1f}{unit} (95% CI {lo:+,.1f} to {hi:+,.1f})."
+        )
+    direction = "raised" if est > 0 else "lowered"
+    certain = (
+        "the interval excludes no effect"
+        if lo > 0 or hi < 0
+        else "the interval includes no effect, so the data cannot rule it out"
+    )
+    return html.escape(
+        f"After adjusting for measured differences ({eff.method.upper()}, {eff.estimand}), "
+        f"the programme is estimated to have {direction} {what} for {who} by "
+        f"{abs(est):,.1f}{unit} (95% CI {lo:+,.1f} to {hi:+,.1f}); {certain}."
+    )
+
+
+def e_value_sentence(ev: causal.EValue, *, outcome: str = "churn") -> str:
+    """Turn an E-value into the sentence a stakeholder can read."""
+    if not np.isfinite(ev.point):
+        return "E-value not available."
+    ci = (
+        f"; to move the confidence interval to include no effect, a risk ratio of {ev.ci:.2f} "
+        "would suffice"
+        if np.isfinite(ev.ci) and ev.ci > 1
+        else "; the confidence interval already includes no effect"
+    )
+    return html.escape(
+        f"An unmeasured confounder would need to be associated with both enrolment and "
+        f"{outcome} by a risk ratio of {ev.point:.2f} each, beyond the measured covariates, "
+        f"to explain the estimated effect away{ci}."
+    )
