@@ -127,10 +127,9 @@ def nps_categories(scores: Any) -> pd.Series:
                 )
             ],
         )
-    cat = np.select([x >= 9, x >= 7, x >= 0], list(NPS_LEVELS), default="")
-    out = pd.Series(pd.Categorical(np.where(x.isna(), None, cat), categories=list(NPS_LEVELS)))
-    out.index = x.index
-    return out
+    v = x.to_numpy(dtype=float)
+    codes = np.where(np.isnan(v), -1, np.where(v >= 9, 0, np.where(v >= 7, 1, 2)))
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(NPS_LEVELS)), index=x.index)
 
 
 # --------------------------------------------------------------------------------------
@@ -303,9 +302,10 @@ def counting_process(
         else:
             known = day
             forgotten = day + window_days
-        kind = ex["kind"].astype("string").str.lower().to_numpy()
-        is_ticket = kind == "ticket"
-        is_survey = kind == "survey"
+        kcode, kinds = pd.factorize(ex["kind"])
+        kinds = [str(k).lower() for k in kinds]
+        is_ticket = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "ticket"])
+        is_survey = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "survey"])
 
         def col(name: str) -> np.ndarray:
             if name in ex.columns:
@@ -327,14 +327,16 @@ def counting_process(
             "uncompensated_failures_window": failed & (comp != 1),
         }
         if "touchpoint" in ex.columns:
-            tp = ex["touchpoint"].astype("string").fillna("unknown").to_numpy()
+            tcode, tps = pd.factorize(ex["touchpoint"])
+            tps = [str(t) for t in tps]
             tp_names = (
                 list(touchpoints)
                 if touchpoints is not None
-                else sorted(pd.unique(tp[failed]).tolist())
+                else sorted({tps[c] for c in np.unique(tcode[failed]) if c >= 0})
             )
             for name in tp_names:
-                flags[f"failures_{name}_window"] = failed & (tp == name)
+                hit = [i for i, t in enumerate(tps) if t == name]
+                flags[f"failures_{name}_window"] = failed & np.isin(tcode, hit)
         for name, mask in flags.items():
             raw_streams[name] = (code[mask], known[mask], forgotten[mask])
         for score in ("nps", "csat"):
@@ -384,7 +386,8 @@ def counting_process(
                 break
             pieces.append(idx[ok] * big + off[ok])
             idx, cur = idx[ok], _period_next(cur[ok], period)
-    keys = np.unique(np.concatenate(pieces)) if n else np.empty(0, dtype=np.int64)
+    keys = np.sort(np.concatenate(pieces)) if n else np.empty(0, dtype=np.int64)
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     kc = keys // big
     kd = keys - kc * big
     # keep breakpoints inside [entry, dur] of their customer
@@ -414,8 +417,11 @@ def counting_process(
         out["nps_last"] = np.full(len(rc), np.nan)
     if "csat_last" not in out:
         out["csat_last"] = np.full(len(rc), np.nan)
-    cat = nps_categories(out["nps_last"]).astype("string").fillna(NO_SURVEY).to_numpy()
-    out["nps_category"] = pd.Categorical(cat, categories=[*NPS_LEVELS, NO_SURVEY])
+    v = out["nps_last"]
+    if np.nanmax(np.r_[v, 0.0]) > 10 or np.nanmin(np.r_[v, 0.0]) < 0:
+        nps_categories(v)  # raises with the offending values
+    codes = np.where(np.isnan(v), 3, np.where(v >= 9, 0, np.where(v >= 7, 1, 2)))
+    out["nps_category"] = pd.Categorical.from_codes(codes, categories=[*NPS_LEVELS, NO_SURVEY])
     for name, (k_in, k_out) in streams.items():
         # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
         cnt = np.searchsorted(k_in, rkey, side="right") - np.searchsorted(k_out, rkey, side="right")
@@ -470,6 +476,7 @@ class HazardResult:
     ties: str = "breslow"
     strata: str | None = None
     dropped_missing: int = 0
+    window_days: int | None = None
 
     def hr(self, term: str) -> tuple[float, float, float]:
         """Return (hazard ratio, lower, upper) for one term."""
@@ -619,6 +626,7 @@ def churn_hazards(
         alpha=alpha,
         strata=strata,
         dropped_missing=int(miss.sum()),
+        window_days=cp.attrs.get("window_days"),
     )
 
 
@@ -807,6 +815,25 @@ def _add_lags(
     freq: str,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return ``panel`` with ``<x>_lag<L>`` columns: x of the same customer L periods earlier."""
+    out, names = _lagged(
+        panel, customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
+    )
+    res = panel.copy()
+    for k, v in out.items():
+        res[k] = v
+    return res, names
+
+
+def _lagged(
+    panel: pd.DataFrame,
+    *,
+    customer: str,
+    period: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    freq: str,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Return arrays ``<x>_lag<L>``: x of the same customer exactly L periods earlier (or NaN)."""
     cust = pd.factorize(panel[customer])[0].astype(np.int64)
     po = _period_ordinal(panel[period], freq)
     lo = po.min() if len(po) else 0
@@ -840,10 +867,7 @@ def _add_lags(
             name = f"{x}_lag{lag}" if lag else x
             out[name] = np.where(found, v[src], np.nan)
             names.append(name)
-    res = panel.copy()
-    for k, v in out.items():
-        res[k] = v
-    return res, names
+    return out, names
 
 
 def _drop_singletons(fe_codes: np.ndarray) -> np.ndarray:
@@ -944,12 +968,12 @@ def revenue_link(
     _require(panel, "panel", sorted(needed))
     if any(lag < 0 for lag in lags) or not lags:
         raise AnalysisError(f"lags must be non-negative integers, got {lags}")
-    cols = sorted(needed)
-    df, terms = _add_lags(
-        panel[cols], customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
+    df = panel
+    lagged, terms = _lagged(
+        panel, customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
     )
     y = df[outcome].to_numpy(dtype=float)
-    x = np.column_stack([df[t].to_numpy(dtype=float) for t in terms])
+    x = np.column_stack([lagged.pop(t) for t in terms])
     ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
     fe_codes = (
         np.column_stack([pd.factorize(df[f])[0] for f in fixed_effects]).astype(np.int64)
@@ -1246,4 +1270,1088 @@ def revenue_at_stake(
             "revenue_ci_upper": [money + z * se_money],
             "assumptions": ["; ".join(assumptions)],
         }
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Descriptive views for the report
+# --------------------------------------------------------------------------------------
+
+
+def _prop_ci(k: float, n: float, z: float) -> tuple[float, float, float]:
+    """Return a Wilson interval for a proportion k / n."""
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    p = k / n
+    den = 1 + z**2 / n
+    mid = (p + z**2 / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return p, mid - half, mid + half
+
+
+def _nps_score(nps: pd.Series, z: float) -> tuple[float, float, float, int]:
+    """Return NPS (% promoters - % detractors) with a multinomial-variance interval."""
+    v = pd.to_numeric(nps, errors="coerce").dropna().to_numpy()
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    pp, pd_ = (v >= 9).mean(), (v <= 6).mean()
+    score = 100 * (pp - pd_)
+    se = 100 * math.sqrt(max(pp + pd_ - (pp - pd_) ** 2, 0.0) / n)
+    return score, score - z * se, score + z * se, n
+
+
+def experience_metrics(
+    experience: pd.DataFrame,
+    *,
+    by: str | None = None,
+    customers: pd.DataFrame | None = None,
+    period: str | None = None,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Summarise survey and ticket outcomes overall, per calendar period and/or per group.
+
+    Parameters
+    ----------
+    experience : pandas.DataFrame
+        Contract ``experience`` rows.
+    by : str, optional
+        Customer attribute to group by (taken from ``customers`` when not in
+        ``experience``), e.g. segment.
+    customers : pandas.DataFrame, optional
+        Customer table holding ``by``.
+    period : {"month", "week", "quarter"}, optional
+        Also group by the calendar period of the event date.
+    alpha : float
+        1 - confidence level of the NPS and rate intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: customers (distinct customers with an event),
+        answers (survey rows), nps_answers, nps (-100..100) with nps_ci_lower /
+        nps_ci_upper, promoter_share, passive_share, detractor_share,
+        csat_mean (1-5), ces_mean (1-7), tickets, fcr_rate (share resolved at
+        first contact), contacts_to_resolve (mean), sla_compliance (share of
+        tickets within SLA), compensated_share (of failed tickets).
+    """
+    _require(experience, "experience", [customer, "date", "kind"])
+    z = stats.norm.ppf(1 - alpha / 2)
+    ex = experience
+    keys: list[str] = []
+    if by is not None:
+        if by not in ex.columns:
+            if customers is None or by not in customers.columns:
+                raise AnalysisError(
+                    f"Column {by!r} is in neither the experience nor the customers."
+                )
+            ex = ex.merge(customers[[customer, by]], on=customer, how="left")
+        keys.append(by)
+    if period is not None:
+        ex = ex.assign(
+            period=_period_floor(
+                pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]"), period
+            ).astype("datetime64[ns]")
+        )
+        keys.append("period")
+    kind = ex["kind"].astype(str).str.lower()
+    ex = ex.assign(_survey=kind.eq("survey").to_numpy(), _ticket=kind.eq("ticket").to_numpy())
+
+    def one(g: pd.DataFrame) -> dict:
+        sv, tk = g[g["_survey"]], g[g["_ticket"]]
+        score, lo, hi, n_nps = _nps_score(sv["nps"] if "nps" in sv else pd.Series(dtype=float), z)
+        nps = pd.to_numeric(sv.get("nps", pd.Series(dtype=float)), errors="coerce").dropna()
+        row = {
+            "customers": g[customer].nunique(),
+            "answers": len(sv),
+            "nps_answers": n_nps,
+            "nps": score,
+            "nps_ci_lower": lo,
+            "nps_ci_upper": hi,
+            "promoter_share": float((nps >= 9).mean()) if len(nps) else np.nan,
+            "passive_share": float(((nps >= 7) & (nps <= 8)).mean()) if len(nps) else np.nan,
+            "detractor_share": float((nps <= 6).mean()) if len(nps) else np.nan,
+            "csat_mean": pd.to_numeric(sv.get("csat"), errors="coerce").mean()
+            if "csat" in sv
+            else np.nan,
+            "ces_mean": pd.to_numeric(sv.get("ces"), errors="coerce").mean()
+            if "ces" in sv
+            else np.nan,
+            "tickets": len(tk),
+        }
+        fcr = _as_bool(tk["first_contact_resolution"]) if "first_contact_resolution" in tk else []
+        sla = _as_bool(tk["sla_met"]) if "sla_met" in tk else []
+        row["fcr_rate"] = float(np.nanmean(fcr)) if len(fcr) and not np.isnan(fcr).all() else np.nan
+        row["contacts_to_resolve"] = (
+            pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").mean()
+            if "contacts_to_resolve" in tk
+            else np.nan
+        )
+        row["sla_compliance"] = (
+            float(np.nanmean(sla)) if len(sla) and not np.isnan(sla).all() else np.nan
+        )
+        if len(fcr) and len(sla) and "compensated" in tk:
+            failed = (fcr == 0) | (sla == 0)
+            comp = _as_bool(tk["compensated"])
+            row["compensated_share"] = float(np.nanmean(comp[failed])) if failed.any() else np.nan
+        else:
+            row["compensated_share"] = np.nan
+        return row
+
+    if not keys:
+        return pd.DataFrame([one(ex)])
+    rows = []
+    for k, g in ex.groupby(keys, sort=True, observed=True, dropna=False):
+        k = k if isinstance(k, tuple) else (k,)
+        rows.append({**dict(zip(keys, k, strict=True)), **one(g)})
+    return pd.DataFrame(rows)
+
+
+def driver_view(
+    experience: pd.DataFrame,
+    *,
+    window_days: int = 30,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Relate survey answers to the outcome of the customer's latest ticket before them.
+
+    Each survey answer is matched to the same customer's most recent ticket
+    dated up to ``window_days`` days before it (same day included). Answers
+    with no such ticket form the comparison row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per driver and outcome (e.g. "first-contact resolution" /
+        "no"): answers, customers, csat_mean with ci_lower / ci_upper (1-5),
+        nps (-100..100) with nps_ci_lower / nps_ci_upper, ces_mean (1-7).
+        Descriptive: customers with bad tickets may differ in other ways.
+    """
+    _require(experience, "experience", [customer, "date", "kind"])
+    z = stats.norm.ppf(1 - alpha / 2)
+    kind = experience["kind"].astype(str).str.lower()
+    sv = experience[kind.eq("survey").to_numpy()].copy()
+    tk = experience[kind.eq("ticket").to_numpy()].copy()
+    sv["_d"] = pd.to_datetime(sv["date"]).astype("datetime64[ns]")
+    tk["_d"] = pd.to_datetime(tk["date"]).astype("datetime64[ns]")
+    tcols = [
+        c
+        for c in ("first_contact_resolution", "sla_met", "contacts_to_resolve", "compensated")
+        if c in tk.columns
+    ]
+    sv = sv.drop(columns=tcols).sort_values("_d")
+    tk = tk.sort_values("_d")[[customer, "_d", *tcols]].rename(columns={"_d": "_td"})
+    m = pd.merge_asof(
+        sv,
+        tk,
+        left_on="_d",
+        right_on="_td",
+        by=customer,
+        direction="backward",
+        tolerance=pd.Timedelta(days=window_days),
+        suffixes=("", "_ticket"),
+    )
+    has = m["_td"].notna()
+    groups: list[tuple[str, str, np.ndarray]] = [
+        ("ticket in the previous days", "none", ~has.to_numpy())
+    ]
+    if "first_contact_resolution" in m:
+        f = _as_bool(m["first_contact_resolution"])
+        groups += [
+            ("first-contact resolution", "yes", has.to_numpy() & (f == 1)),
+            ("first-contact resolution", "no", has.to_numpy() & (f == 0)),
+        ]
+    if "sla_met" in m:
+        s_ = _as_bool(m["sla_met"])
+        groups += [
+            ("SLA", "met", has.to_numpy() & (s_ == 1)),
+            ("SLA", "missed", has.to_numpy() & (s_ == 0)),
+        ]
+    if "contacts_to_resolve" in m:
+        c = pd.to_numeric(m["contacts_to_resolve"], errors="coerce").to_numpy()
+        groups += [
+            ("contacts to resolve", "1", has.to_numpy() & (c == 1)),
+            ("contacts to resolve", "2", has.to_numpy() & (c == 2)),
+            ("contacts to resolve", "3 or more", has.to_numpy() & (c >= 3)),
+        ]
+    if "compensated" in m and "first_contact_resolution" in m and "sla_met" in m:
+        failed = has.to_numpy() & (
+            (_as_bool(m["first_contact_resolution"]) == 0) | (_as_bool(m["sla_met"]) == 0)
+        )
+        comp = _as_bool(m["compensated"])
+        groups += [
+            ("failed ticket compensated", "yes", failed & (comp == 1)),
+            ("failed ticket compensated", "no", failed & (comp != 1)),
+        ]
+    rows = []
+    for driver, outcome, mask in groups:
+        g = m[mask]
+        cs = pd.to_numeric(g.get("csat"), errors="coerce").dropna() if "csat" in g else pd.Series()
+        n = len(cs)
+        mean = cs.mean() if n else np.nan
+        se = cs.std(ddof=1) / math.sqrt(n) if n > 1 else np.nan
+        score, lo, hi, _ = _nps_score(g["nps"] if "nps" in g else pd.Series(dtype=float), z)
+        rows.append(
+            {
+                "driver": driver,
+                "outcome": outcome,
+                "answers": len(g),
+                "customers": g[customer].nunique(),
+                "csat_mean": mean,
+                "csat_ci_lower": mean - z * se,
+                "csat_ci_upper": mean + z * se,
+                "nps": score,
+                "nps_ci_lower": lo,
+                "nps_ci_upper": hi,
+                "ces_mean": pd.to_numeric(g.get("ces"), errors="coerce").mean()
+                if "ces" in g
+                else np.nan,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out.attrs["window_days"] = window_days
+    return out
+
+
+def nps_landmark(
+    lifetimes: pd.DataFrame,
+    experience: pd.DataFrame,
+    *,
+    landmark: Any,
+    customer: str = "customer_id",
+) -> pd.DataFrame:
+    """Classify customers at risk on a landmark date by their latest NPS answer before it.
+
+    Only answers dated before the landmark are used, and follow-up starts at
+    the landmark, so the category cannot borrow from the future (no
+    immortal-time bias).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer at risk on the landmark: ``customer``,
+        nps_category (promoter / passive / detractor / none), months (from
+        the landmark to churn or censoring, months of 30.4375 days), event.
+    """
+    _require(
+        lifetimes, "lifetimes", [customer, "start_date", "entry_days", "duration_days", "event"]
+    )
+    lm = np.datetime64(pd.Timestamp(landmark).date(), "D")
+    sd = pd.to_datetime(lifetimes["start_date"]).to_numpy().astype("datetime64[D]")
+    entry = sd + lifetimes["entry_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
+    end = sd + lifetimes["duration_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
+    at = (entry <= lm) & (end > lm)
+    base = pd.DataFrame(
+        {
+            customer: lifetimes[customer].to_numpy()[at],
+            "months": (end[at] - lm).astype(np.int64) / DAYS_PER_MONTH,
+            "event": lifetimes["event"].to_numpy()[at].astype(int),
+        }
+    )
+    cat = pd.Series(NO_SURVEY, index=base.index, dtype=object)
+    if experience is not None and len(experience) and "nps" in experience.columns:
+        e = experience[[customer, "date", "nps"]].dropna(subset=["nps"])
+        e = e[pd.to_datetime(e["date"]).to_numpy().astype("datetime64[D]") < lm]
+        last = e.sort_values("date", kind="stable").groupby(customer, sort=False).tail(1)
+        lastcat = pd.Series(
+            nps_categories(last["nps"]).astype(object).to_numpy(), index=last[customer].to_numpy()
+        )
+        hit = base[customer].map(lastcat)
+        cat = hit.where(hit.notna(), NO_SURVEY)
+    base["nps_category"] = pd.Categorical(cat.to_numpy(), categories=[*NPS_LEVELS, NO_SURVEY])
+    return base
+
+
+# --------------------------------------------------------------------------------------
+# Rates used to turn hazard ratios into customers and money
+# --------------------------------------------------------------------------------------
+
+
+def monthly_churn(cp: pd.DataFrame, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Return churns per customer-month at risk in counting-process rows, with a Poisson interval."""
+    months = float((cp["stop"] - cp["start"]).sum()) / DAYS_PER_MONTH
+    k = float(cp["event"].sum())
+    if months <= 0:
+        return float("nan"), float("nan"), float("nan")
+    lo = stats.chi2.ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
+    hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+    return k / months, lo / months, hi / months
+
+
+def monthly_revenue(
+    panel: pd.DataFrame, *, outcome: str = "revenue", customer: str = "customer_id"
+) -> tuple[float, float]:
+    """Return mean revenue per customer-month at risk and its customer-clustered standard error."""
+    y = panel[outcome].to_numpy(dtype=float)
+    ok = ~np.isnan(y)
+    y = y[ok]
+    g = pd.factorize(panel[customer].to_numpy()[ok])[0]
+    n, ng = len(y), int(g.max()) + 1 if len(g) else 0
+    if n == 0:
+        return float("nan"), float("nan")
+    m = y.mean()
+    s = np.bincount(g, weights=y - m, minlength=ng)
+    se = math.sqrt(ng / max(ng - 1, 1) * float((s**2).sum())) / n
+    return float(m), se
+
+
+# --------------------------------------------------------------------------------------
+# Moments of truth and compensation
+# --------------------------------------------------------------------------------------
+
+
+def moments_of_truth(
+    cp: pd.DataFrame,
+    experience: pd.DataFrame,
+    *,
+    monthly_churn_rate: float,
+    revenue_per_month: tuple[float, float],
+    horizon_months: float = 12.0,
+    adjust: Sequence[str] = ("nps_category",),
+    strata: str | None = None,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Rank touchpoints by what a failed ticket there costs in churn and revenue.
+
+    A failed ticket is one not resolved at first contact or outside its SLA.
+    One Cox model holds the windowed failure counts of every touchpoint
+    (``failures_<touchpoint>_window``) plus ``adjust``; a failure's hazard
+    ratio lasts for the window (``cp.attrs["window_days"]``).
+
+    Customers lost per 100 failures = 100 x (HR - 1) x monthly churn rate x
+    window months (the extra churn during the window, small-rate
+    approximation); revenue lost = that x revenue per customer-month x
+    ``horizon_months``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per touchpoint, worst first: customers (with a ticket there),
+        tickets, failure_rate,
+        hazard_ratio with ci_lower / ci_upper, customers_lost_per_100 (with
+        interval), revenue_lost_per_100 (currency, with interval).
+    """
+    tps = list(cp.attrs.get("touchpoints", []))
+    cols = [f"failures_{t}_window" for t in tps if f"failures_{t}_window" in cp.columns]
+    if not cols:
+        return pd.DataFrame()
+    hz = churn_hazards(
+        cp, covariates=[*cols, *adjust], strata=strata, customer=customer, alpha=alpha
+    )
+    kind = experience["kind"].astype(str).str.lower()
+    tk = experience[kind.eq("ticket").to_numpy()]
+    failed = (_as_bool(tk["first_contact_resolution"]) == 0) | (_as_bool(tk["sla_met"]) == 0)
+    window_months = cp.attrs.get("window_days", 90) / DAYS_PER_MONTH
+    rev = revenue_per_month[0]
+    rows = []
+    for t, c in zip(tps, cols, strict=False):
+        is_tp = (tk["touchpoint"].astype(str) == t).to_numpy()
+        hr, lo, hi = hz.hr(c)
+        per = 100 * monthly_churn_rate * window_months
+        rows.append(
+            {
+                "touchpoint": t,
+                "customers": int(tk.loc[is_tp, customer].nunique()),
+                "tickets": int(is_tp.sum()),
+                "failure_rate": float(failed[is_tp].mean()) if is_tp.any() else np.nan,
+                "hazard_ratio": hr,
+                "ci_lower": lo,
+                "ci_upper": hi,
+                "customers_lost_per_100": per * (hr - 1),
+                "customers_lost_ci_lower": per * (lo - 1),
+                "customers_lost_ci_upper": per * (hi - 1),
+                "revenue_lost_per_100": per * (hr - 1) * rev * horizon_months,
+                "revenue_lost_ci_lower": per * (lo - 1) * rev * horizon_months,
+                "revenue_lost_ci_upper": per * (hi - 1) * rev * horizon_months,
+            }
+        )
+    out = pd.DataFrame(rows).sort_values("customers_lost_per_100", ascending=False)
+    return out.reset_index(drop=True)
+
+
+def compensation_effect(
+    cp: pd.DataFrame,
+    *,
+    adjust: Sequence[str] = ("nps_category", "tickets_window"),
+    strata: str | None = None,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Compare churn after compensated and uncompensated failed tickets (observational).
+
+    The Cox model holds unresolved and SLA-breach counts (severity: what
+    went wrong, and how often), ``adjust`` (history: latest NPS category,
+    tickets in the window) and the count of compensated failed tickets. The
+    hazard ratio of the last term compares a compensated failure with an
+    uncompensated one of the same kind. Compensation is not randomised:
+    agents may compensate the angriest or the most valuable customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: compensated_failures (rows' customers with one), hazard_ratio,
+        ci_lower, ci_upper, p_value, label "observational".
+    """
+    cov = ["unresolved_window", "sla_breaches_window", "compensated_failures_window", *adjust]
+    hz = churn_hazards(cp, covariates=cov, strata=strata, customer=customer, alpha=alpha)
+    r = hz.summary.loc["compensated_failures_window"]
+    n_comp = int(cp.loc[cp["compensated_failures_window"] > 0, customer].nunique())
+    return pd.DataFrame(
+        [
+            {
+                "comparison": "compensated vs uncompensated failed ticket (same severity)",
+                "customers_with_compensated_failure": n_comp,
+                "hazard_ratio": r.hazard_ratio,
+                "ci_lower": r.ci_lower,
+                "ci_upper": r.ci_upper,
+                "p_value": r.p_value,
+                "adjusted_for": ", ".join(cov[:2] + list(adjust)),
+                "label": "observational",
+            }
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Dose-response of next-period revenue on CSAT
+# --------------------------------------------------------------------------------------
+
+
+def dose_response(
+    panel: pd.DataFrame,
+    *,
+    exposure: str = "csat_mean",
+    outcome: str = "revenue",
+    reference: int = 3,
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Tabulate next-period revenue by this period's (rounded) CSAT level.
+
+    Two columns of answers per level: the raw mean of next-period revenue
+    (with a customer-clustered interval), and the fixed-effects contrast to
+    ``reference`` (customer and period effects absorbed, as in
+    :func:`revenue_link`), which compares the same customers across months.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level: level, customer_months, customers,
+        next_revenue_mean with ci_lower / ci_upper (currency per customer-
+        month), fe_difference with fe_ci_lower / fe_ci_upper (currency, vs
+        ``reference``).
+    """
+    lagged, _ = _lagged(
+        panel, customer=customer, period=period, exposures=[exposure], lags=[1], freq=freq
+    )
+    lvl = np.round(lagged[f"{exposure}_lag1"])
+    y = panel[outcome].to_numpy(dtype=float)
+    ok = ~np.isnan(lvl) & ~np.isnan(y)
+    levels = sorted(int(v) for v in np.unique(lvl[ok]))
+    z = stats.norm.ppf(1 - alpha / 2)
+    df = panel[[customer, period, outcome]].copy()
+    dummies = []
+    for v in levels:
+        if v == reference:
+            continue
+        name = f"_lvl_{v}"
+        df[name] = np.where(np.isnan(lvl), np.nan, (lvl == v).astype(float))
+        dummies.append(name)
+    fe = None
+    if dummies and reference in levels:
+        try:
+            fe = revenue_link(
+                df,
+                outcome=outcome,
+                exposures=dummies,
+                lags=(0,),
+                fixed_effects=(customer, period),
+                cluster=customer,
+                customer=customer,
+                period=period,
+                freq=freq,
+                alpha=alpha,
+            )
+        except AnalysisError:
+            fe = None
+    rows = []
+    cust = panel[customer].to_numpy()
+    for v in levels:
+        sel = ok & (lvl == v)
+        mean, se = monthly_revenue(
+            pd.DataFrame({customer: cust[sel], outcome: y[sel]}), outcome=outcome, customer=customer
+        )
+        row = {
+            "level": v,
+            "customer_months": int(sel.sum()),
+            "customers": int(pd.unique(cust[sel]).size),
+            "next_revenue_mean": mean,
+            "ci_lower": mean - z * se,
+            "ci_upper": mean + z * se,
+        }
+        if v == reference:
+            row.update(fe_difference=0.0, fe_ci_lower=0.0, fe_ci_upper=0.0)
+        elif fe is not None:
+            r = fe.summary.loc[f"_lvl_{v}"]
+            row.update(fe_difference=r.coef, fe_ci_lower=r.ci_lower, fe_ci_upper=r.ci_upper)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios from params, industry claims, findings
+# --------------------------------------------------------------------------------------
+
+
+def fcr_rate(experience: pd.DataFrame) -> float:
+    """Return the share of tickets resolved at the first contact."""
+    kind = experience["kind"].astype(str).str.lower()
+    f = _as_bool(experience.loc[kind.eq("ticket").to_numpy(), "first_contact_resolution"])
+    return float(np.nanmean(f)) if len(f) and not np.isnan(f).all() else float("nan")
+
+
+def scenarios_from_params(exp_params: Any, experience: pd.DataFrame) -> list[Scenario]:
+    """Build the report's three scenarios from the ``experience`` params section.
+
+    Uses ``fcr_improvement_points`` and ``sla_breach_reduction``; the FCR
+    scenario starts from the FCR rate observed in ``experience``.
+    """
+    return [
+        scenario_detractors_as_passives(),
+        scenario_fcr_up(float(exp_params.fcr_improvement_points), fcr_rate(experience)),
+        scenario_sla_breaches_reduced(float(exp_params.sla_breach_reduction)),
+    ]
+
+
+def industry_claims(
+    *,
+    revenue: FEResult,
+    term: str,
+    cp: pd.DataFrame,
+    experience: pd.DataFrame,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Put this data's numbers beside three common customer-experience claims.
+
+    Returns
+    -------
+    pandas.DataFrame
+        claim, our_number, what_the_data_can_say.
+    """
+    z = stats.norm.ppf(1 - alpha / 2)
+    r = revenue.summary.loc[term]
+    base = revenue.outcome_mean
+    pct = (100 * r.coef / base, 100 * r.ci_lower / base, 100 * r.ci_upper / base)
+    h, h_lo, h_hi = monthly_churn(cp, alpha)
+    ret = (math.exp(-12 * h), math.exp(-12 * h_hi), math.exp(-12 * h_lo))
+    kind = experience["kind"].astype(str).str.lower()
+    tk = experience[kind.eq("ticket").to_numpy()]
+    n_t = len(tk)
+    if "contacts_to_resolve" in tk.columns and n_t:
+        c = pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").dropna()
+        two = _prop_ci(float((c <= 2).sum()), float(len(c)), z)
+    else:
+        two = (float("nan"),) * 3
+    one = (
+        _prop_ci(
+            float(np.nansum(_as_bool(tk["first_contact_resolution"]) == 1)),
+            float(np.sum(~np.isnan(_as_bool(tk["first_contact_resolution"])))),
+            z,
+        )
+        if "first_contact_resolution" in tk.columns and n_t
+        else (float("nan"),) * 3
+    )
+    return pd.DataFrame(
+        [
+            {
+                "claim": "Companies that improve CX grow revenue 4-8% above their market",
+                "our_number": (
+                    f"One CSAT point more this month goes with {pct[0]:+.1f}% revenue next "
+                    f"month (95% CI {pct[1]:+.1f}% to {pct[2]:+.1f}%), same customers "
+                    "compared across months"
+                ),
+                "what_the_data_can_say": (
+                    "We have no market or competitor data, so 'above the market' cannot be tested; "
+                    "the within-customer association is observational and covers one month ahead."
+                ),
+            },
+            {
+                "claim": "Companies with a customer-service strategy retain 92% of customers",
+                "our_number": (
+                    f"{100 * ret[0]:.1f}% of customers retained over 12 months at the "
+                    f"observed churn rate (95% CI {100 * ret[1]:.1f}%-{100 * ret[2]:.1f}%)"
+                ),
+                "what_the_data_can_say": (
+                    "One company, no comparison group without a service strategy: the retention rate "
+                    "is measured, the strategy's share in it is not."
+                ),
+            },
+            {
+                "claim": "Up to 90% of incidents can be resolved at the first or second contact",
+                "our_number": (
+                    f"{100 * two[0]:.1f}% of tickets resolved within two contacts "
+                    f"(95% CI {100 * two[1]:.1f}%-{100 * two[2]:.1f}%); "
+                    f"{100 * one[0]:.1f}% at the first"
+                ),
+                "what_the_data_can_say": (
+                    "Directly measured on our tickets; what is achievable depends on the ticket mix, "
+                    "which the claim does not state."
+                ),
+            },
+        ]
+    )
+
+
+def findings(
+    *,
+    hazards: HazardResult,
+    revenue: FEResult,
+    revenue_term: str,
+    stakes: pd.DataFrame,
+    currency: str = "EUR",
+    compensation: pd.DataFrame | None = None,
+) -> list[str]:
+    """Write the report's key findings as sentences generated from the estimates."""
+
+    from analysis.reporting import fmt_money
+
+    def money(v: float) -> str:
+        return fmt_money(v, currency)
+
+    out = []
+    for term, label in [
+        ("nps_category[detractor]", "Detractors"),
+        ("nps_category[passive]", "Passives"),
+    ]:
+        if term in hazards.summary.index:
+            hr, lo, hi = hazards.hr(term)
+            out.append(
+                f"{label} churn at {hr:.2f} times the rate of promoters (95% CI "
+                f"{lo:.2f}-{hi:.2f}), counting only answers given before each month at "
+                "risk and adjusting for the other terms of the model."
+            )
+    for term, label in [
+        ("unresolved_window", "ticket not resolved at first contact"),
+        ("sla_breaches_window", "missed SLA"),
+    ]:
+        if term in hazards.summary.index:
+            hr, lo, hi = hazards.hr(term)
+            window = f"{hazards.window_days} days" if hazards.window_days else "window"
+            out.append(
+                f"Each {label} in the last {window} multiplies the churn "
+                f"rate by {hr:.2f} (95% CI {lo:.2f}-{hi:.2f})."
+            )
+    if revenue_term in revenue.summary.index:
+        r = revenue.summary.loc[revenue_term]
+        out.append(
+            f"One CSAT point more in a month goes with {money(r.coef)} more revenue per "
+            f"customer the next month (95% CI {money(r.ci_lower)} to {money(r.ci_upper)}), "
+            f"comparing the same customers across months ({r.n_obs:,.0f} customer-months, "
+            f"{r.n_customers:,.0f} customers)."
+        )
+    for _, s in stakes.iterrows():
+        out.append(
+            f"{s.description}: about {s.churners_prevented_per_year:,.0f} fewer churners a "
+            f"year (95% CI {s.churners_ci_lower:,.0f}-{s.churners_ci_upper:,.0f}), worth "
+            f"{money(s.revenue_at_stake)} (95% CI {money(s.revenue_ci_lower)} to "
+            f"{money(s.revenue_ci_upper)}) under the assumptions stated with the table."
+        )
+    if compensation is not None and len(compensation):
+        c = compensation.iloc[0]
+        out.append(
+            f"Observational: after a compensated failure customers churned at "
+            f"{c.hazard_ratio:.2f} times the rate after an uncompensated one of the same "
+            f"kind (95% CI {c.ci_lower:.2f}-{c.ci_upper:.2f}); compensation was not "
+            "assigned at random."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------
+
+
+def plot_trends(metrics: pd.DataFrame, *, min_answers: int = 10):
+    """Plot NPS, CSAT/CES, FCR/SLA compliance and contacts to resolve per period.
+
+    Periods with fewer than ``min_answers`` answers (or tickets) are left out.
+    """
+    import matplotlib.pyplot as plt
+
+    m = metrics.sort_values("period")
+    fig, ax = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True)
+    s = m[m["nps_answers"] >= min_answers]
+    ax[0, 0].plot(s["period"], s["nps"], color="C0")
+    ax[0, 0].fill_between(s["period"], s["nps_ci_lower"], s["nps_ci_upper"], alpha=0.2)
+    ax[0, 0].set_title("NPS (% promoters - % detractors), 95% CI")
+    s = m[m["answers"] >= min_answers]
+    ax[0, 1].plot(s["period"], s["csat_mean"], label="CSAT (1-5)")
+    ax[0, 1].plot(s["period"], s["ces_mean"], label="CES (1-7, higher = easier)")
+    ax[0, 1].set_title("Satisfaction and effort")
+    ax[0, 1].legend(frameon=False)
+    t = m[m["tickets"] >= min_answers]
+    ax[1, 0].plot(t["period"], 100 * t["fcr_rate"], label="first-contact resolution")
+    ax[1, 0].plot(t["period"], 100 * t["sla_compliance"], label="SLA compliance")
+    ax[1, 0].set_ylabel("% of tickets")
+    ax[1, 0].set_title("Ticket outcomes")
+    ax[1, 0].legend(frameon=False)
+    ax[1, 1].plot(t["period"], t["contacts_to_resolve"], color="C3")
+    ax[1, 1].set_title("Contacts to resolve (mean)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def plot_km(km: pd.DataFrame, *, group: str = "nps_category", title: str = ""):
+    """Plot Kaplan-Meier curves (columns time, survival, ci_lower, ci_upper, ``group``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    tcol = "time" if "time" in km.columns else km.columns[1]
+    for i, (lv, g) in enumerate(km.groupby(group, observed=True, sort=False)):
+        g = g.sort_values(tcol)
+        ax.step(g[tcol], g["survival"], where="post", label=str(lv), color=f"C{i}")
+        if {"ci_lower", "ci_upper"} <= set(g.columns):
+            ax.fill_between(
+                g[tcol], g["ci_lower"], g["ci_upper"], step="post", alpha=0.15, color=f"C{i}"
+            )
+    ax.set_xlabel("months since the landmark date")
+    ax.set_ylabel("share still customers")
+    ax.set_title(title)
+    ax.legend(frameon=False, title="latest NPS answer")
+    fig.tight_layout()
+    return fig
+
+
+def plot_dose_response(dr: pd.DataFrame, *, currency: str = "EUR", reference: int = 3):
+    """Plot next-month revenue by CSAT level: raw means and fixed-effects contrasts."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].errorbar(
+        dr["level"],
+        dr["next_revenue_mean"],
+        yerr=[dr["next_revenue_mean"] - dr["ci_lower"], dr["ci_upper"] - dr["next_revenue_mean"]],
+        fmt="o-",
+        capsize=3,
+    )
+    ax[0].set_title("Next-month revenue per customer (raw mean, 95% CI)")
+    ax[0].set_xlabel("CSAT this month")
+    ax[0].set_ylabel(currency)
+    if "fe_difference" in dr.columns:
+        ax[1].errorbar(
+            dr["level"],
+            dr["fe_difference"],
+            yerr=[dr["fe_difference"] - dr["fe_ci_lower"], dr["fe_ci_upper"] - dr["fe_difference"]],
+            fmt="o-",
+            capsize=3,
+            color="C1",
+        )
+    ax[1].axhline(0, color="grey", lw=0.8)
+    ax[1].set_title(f"Same customers across months, vs CSAT {reference} (95% CI)")
+    ax[1].set_xlabel("CSAT this month")
+    ax[1].set_ylabel(f"{currency} difference next month")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lags(lag_summary: pd.DataFrame, *, currency: str = "EUR"):
+    """Plot coefficients by lag (index ``<exposure>_lag<L>``) with intervals, one panel per exposure."""
+    import matplotlib.pyplot as plt
+
+    s = lag_summary.copy()
+    s["exposure"] = [t.rsplit("_lag", 1)[0] for t in s.index]
+    s["lag"] = [int(t.rsplit("_lag", 1)[1]) for t in s.index]
+    ex = list(dict.fromkeys(s["exposure"]))
+    fig, axes = plt.subplots(1, len(ex), figsize=(4 * len(ex), 3.5), squeeze=False)
+    for ax, e in zip(axes[0], ex, strict=True):
+        g = s[s["exposure"] == e]
+        ax.errorbar(
+            g["lag"],
+            g["coef"],
+            yerr=[g["coef"] - g["ci_lower"], g["ci_upper"] - g["coef"]],
+            fmt="o",
+            capsize=3,
+        )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(g["lag"])
+        ax.set_xlabel("months later")
+        ax.set_title(e)
+        ax.set_ylabel(f"{currency} per customer-month per unit")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Convenience wrappers used by the report
+# --------------------------------------------------------------------------------------
+
+
+def add_panel_columns(
+    cp: pd.DataFrame,
+    panel: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    customer: str = "customer_id",
+    fill: float = 0.0,
+) -> pd.DataFrame:
+    """Copy per-period panel columns (e.g. member) onto counting-process rows by period.
+
+    Needs ``cp`` built with a calendar ``period`` matching the panel's.
+    Rows without a panel match get ``fill``. Keeps ``cp.attrs``.
+    """
+    if "period" not in cp.columns:
+        raise AnalysisError("add_panel_columns needs counting_process(..., period='month').")
+    out = cp.merge(panel[[customer, "period", *columns]], on=[customer, "period"], how="left")
+    for c in columns:
+        out[c] = out[c].fillna(fill)
+    out.attrs.update(cp.attrs)
+    return out
+
+
+def lag_profile(
+    panel: pd.DataFrame,
+    *,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    outcome: str = "revenue",
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Estimate the revenue link of each exposure at each lag, one regression per pair.
+
+    Separate regressions keep every customer-month with that exposure
+    observed at that lag (a survey score is rarely observed in three
+    consecutive months, so a joint distributed-lag model would keep almost
+    no rows). Keyword arguments go to :func:`revenue_link`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``<exposure>_lag<L>``: coef, se, ci_lower, ci_upper, p_value,
+        n_obs, n_customers.
+    """
+    rows = []
+    for x in exposures:
+        for lag in lags:
+            try:
+                r = revenue_link(panel, outcome=outcome, exposures=[x], lags=(lag,), **kwargs)
+                rows.append(r.summary)
+            except AnalysisError:
+                continue
+    return pd.concat(rows) if rows else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------------------
+# The whole study in one call (the notebook displays its parts)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyResults:
+    """Everything the experience report shows, computed from one :class:`StudyData`."""
+
+    currency: str
+    min_group_size: int
+    window_days: int
+    update: str
+    trends: pd.DataFrame
+    by_segment: pd.DataFrame
+    by_nps: pd.DataFrame
+    drivers: pd.DataFrame
+    landmark: str
+    km: pd.DataFrame
+    km_counts: pd.DataFrame
+    hazards: HazardResult
+    hazard_table: pd.DataFrame
+    revenue: FEResult
+    revenue_term: str
+    lags: pd.DataFrame
+    dose: pd.DataFrame
+    moments: pd.DataFrame
+    compensation: pd.DataFrame
+    stakes: pd.DataFrame
+    claims: pd.DataFrame
+    churn_rate: tuple[float, float, float]
+    revenue_per_month: tuple[float, float]
+    notes: list[str] = field(default_factory=list)
+
+    def findings(self) -> list[str]:
+        """Return the key findings as sentences generated from the numbers."""
+        return findings(
+            hazards=self.hazards,
+            revenue=self.revenue,
+            revenue_term=self.revenue_term,
+            stakes=self.stakes,
+            currency=self.currency,
+            compensation=self.compensation,
+        )
+
+
+_TERM_LABELS = {
+    "nps_category[passive]": "Latest NPS: passive (vs promoter)",
+    "nps_category[detractor]": "Latest NPS: detractor (vs promoter)",
+    "nps_category[none]": "No NPS answer yet (vs promoter)",
+    "unresolved_window": "Each ticket not resolved at first contact, in the window",
+    "sla_breaches_window": "Each SLA breach, in the window",
+    "compensated_failures_window": "Each failed ticket that was compensated (extra)",
+    "member": "Loyalty member this month",
+}
+
+
+def run_study(
+    study: Any,
+    *,
+    landmark_months: int = 12,
+    driver_window_days: int = 30,
+    update: str = "period",
+    adjust: Sequence[str] = ("value_tier",),
+    strata: str | None = "segment",
+    alpha: float = 0.05,
+) -> StudyResults:
+    """Run every estimate of the experience-to-revenue report on a loaded study.
+
+    Parameters
+    ----------
+    study : analysis.data.StudyData
+        Loaded data with an ``experience`` table.
+    landmark_months : int
+        Kaplan-Meier curves by NPS category start this many months after the
+        data window starts (answers before the landmark classify customers).
+    driver_window_days : int
+        Days before a survey answer in which a ticket counts as its driver.
+    update : {"period", "event"}
+        How experience enters the churn model (see :func:`counting_process`).
+    adjust : sequence of str
+        Customer attributes added to every Cox model (when present).
+    strata : str, optional
+        Customer attribute with its own baseline hazard.
+    """
+    p = study.params.experience
+    period = study.params.analysis.period
+    lt = study.lifetimes()
+    ex = study.table("experience")
+    pn = study.panel()
+    cust = study.table("customers")
+    keep = [c for c in [*adjust, strata] if c and c in lt.columns]
+    adjust = [c for c in adjust if c in lt.columns]
+    strata = strata if strata in lt.columns else None
+    notes = []
+
+    trends = experience_metrics(ex, period=period, alpha=alpha)
+    group = study.params.analysis.group
+    by_segment = (
+        experience_metrics(ex, by=group, customers=cust, alpha=alpha)
+        if group in cust.columns
+        else pd.DataFrame()
+    )
+    drivers = driver_view(ex, window_days=driver_window_days, alpha=alpha)
+
+    lm_date = pd.Timestamp(study.window_start) + pd.DateOffset(months=landmark_months)
+    if lm_date >= pd.Timestamp(study.as_of):
+        lm_date = (
+            pd.Timestamp(study.window_start)
+            + (pd.Timestamp(study.as_of) - pd.Timestamp(study.window_start)) / 2
+        )
+        notes.append("The data window is shorter than the landmark; the curves start halfway.")
+    lm = nps_landmark(lt, ex, landmark=lm_date)
+    from analysis import survival
+
+    km = survival.kaplan_meier(
+        lm, duration="months", event="event", group="nps_category", alpha=alpha
+    )
+    km_counts = (
+        lm.groupby("nps_category", observed=True)
+        .agg(customers=("event", "size"), churned=("event", "sum"))
+        .reset_index()
+    )
+
+    cp = counting_process(
+        lt, ex, window_days=p.window_days, period=period, update=update, keep=keep
+    )
+    cp = add_panel_columns(cp, pn, ["member"])
+    base = [
+        "nps_category",
+        "unresolved_window",
+        "sla_breaches_window",
+        "compensated_failures_window",
+        "member",
+        *adjust,
+    ]
+    hz = churn_hazards(cp, covariates=base, strata=strata, alpha=alpha)
+    ht = hz.summary.loc[[t for t in hz.terms if t in _TERM_LABELS]].copy()
+    ht.insert(0, "term_label", [_TERM_LABELS[t] for t in ht.index])
+
+    h = monthly_churn(cp, alpha)
+    rev = monthly_revenue(pn)
+    # outcome months in which the customer was a customer for the whole month
+    full = pn[pn["churned"] == 0] if "churned" in pn.columns else pn
+    fe = revenue_link(full, exposures=["csat_mean"], lags=(1,), alpha=alpha)
+    lags = lag_profile(
+        full,
+        exposures=["csat_mean", "unresolved_tickets", "sla_breaches"],
+        lags=p.lags,
+        alpha=alpha,
+    )
+    dose = dose_response(full, alpha=alpha)
+
+    moments = moments_of_truth(
+        cp,
+        ex,
+        monthly_churn_rate=h[0],
+        revenue_per_month=rev,
+        horizon_months=p.horizon_months,
+        adjust=["nps_category", "member", *adjust],
+        strata=strata,
+        alpha=alpha,
+    )
+    comp = compensation_effect(
+        cp, adjust=["nps_category", "tickets_window", "member", *adjust], strata=strata, alpha=alpha
+    )
+    stakes = pd.concat(
+        [
+            revenue_at_stake(
+                hz,
+                cp,
+                scenario=s,
+                monthly_revenue=rev,
+                horizon_months=p.horizon_months,
+                alpha=alpha,
+            )
+            for s in scenarios_from_params(p, ex)
+        ],
+        ignore_index=True,
+    )
+    claims = industry_claims(revenue=fe, term="csat_mean_lag1", cp=cp, experience=ex, alpha=alpha)
+    by_nps = km_counts
+    return StudyResults(
+        currency=study.currency,
+        min_group_size=study.min_group_size,
+        window_days=p.window_days,
+        update=update,
+        trends=trends,
+        by_segment=by_segment,
+        by_nps=by_nps,
+        drivers=drivers,
+        landmark=str(lm_date.date()),
+        km=km,
+        km_counts=km_counts,
+        hazards=hz,
+        hazard_table=ht,
+        revenue=fe,
+        revenue_term="csat_mean_lag1",
+        lags=lags,
+        dose=dose,
+        moments=moments,
+        compensation=comp,
+        stakes=stakes,
+        claims=claims,
+        churn_rate=h,
+        revenue_per_month=rev,
+        notes=notes,
     )
