@@ -1,7 +1,9 @@
 """Command line: ``python -m analysis {synth,validate,run,cdnow} ...``.
 
-Exit codes: 0 success; 1 a report failed; 2 invalid params or data (nothing
-was produced or replaced); 3 unexpected internal error.
+Exit codes: 0 success; 1 a report failed (or, for ``validate``, the data is
+invalid); 2 invalid params or data (nothing was produced or replaced); 75
+another run holds the output folder's lock; 130 interrupted (SIGINT/SIGTERM).
+See docs/scheduling.md.
 """
 
 from __future__ import annotations
