@@ -790,25 +790,25 @@ def _fenwick_counts(
     plen = np.searchsorted(neg, -query_key, side=side)
     less = np.zeros(len(query_key), dtype=np.int64)
     equal = np.zeros(len(query_key), dtype=np.int64)
-    tree = np.zeros(n_scores + 1, dtype=np.int64)
 
-    def tree_prefix(idx):  # sum of counts for score ranks < idx (1-based tree)
+    tree = np.zeros(n_scores + 2, dtype=np.int64)  # last slot: sink for overflowing updates
+    nbits = int(n_scores + 1).bit_length()
+
+    def tree_prefix(idx):  # sum of counts for score ranks < idx (1-based tree; tree[0] = 0)
         res = np.zeros(len(idx), dtype=np.int64)
         i = idx.copy()
-        while True:
-            m = i > 0
-            if not m.any():
-                break
-            res[m] += tree[i[m]]
-            i[m] -= i[m] & (-i[m])
+        for _ in range(nbits):
+            res += tree[i]
+            i &= i - 1  # drop the lowest set bit
         return res
 
     def tree_add(scores):
         i = scores + 1
-        while len(i):
+        for _ in range(nbits):
             np.add.at(tree, i, 1)
-            i = i + (i & -i)
-            i = i[i <= n_scores]
+            i = np.minimum(i + (i & -i), n_scores + 1)
+            if i.min() > n_scores:
+                break
 
     qorder = np.argsort(plen, kind="stable")
     qplen = plen[qorder]
@@ -820,8 +820,8 @@ def _fenwick_counts(
         if hi_q > lo_q:
             qi = qorder[lo_q:hi_q]
             qs = query_score[qi]
-            base_less = tree_prefix(qs)
-            base_leq = tree_prefix(qs + 1)
+            both = tree_prefix(np.concatenate([qs, qs + 1]))
+            base_less, base_leq = both[: len(qs)], both[len(qs) :]
             block = ps[start:stop]
             for b0 in range(0, len(qi), 4096):
                 sl = slice(b0, b0 + 4096)
@@ -1043,12 +1043,18 @@ class _RiskSums:
         self.size = len(u) + 1
         # bin = #{u <= value}; value >= u_j  <=>  bin > j
         self.bin_t = np.searchsorted(u, t, side="right")
-        self.bin_e = np.searchsorted(u, _entry_eff(entry), side="right")
+        bin_e = np.searchsorted(u, _entry_eff(entry), side="right")
+        # only late entrants can leave a risk set through entry; skip the others
+        self.late = np.flatnonzero(bin_e > 0)
+        self.bin_e = bin_e[self.late]
         self.n_u = len(u)
 
     def __call__(self, q):
         a = np.bincount(self.bin_t, weights=q, minlength=self.size)[::-1].cumsum()[::-1]
-        b = np.bincount(self.bin_e, weights=q, minlength=self.size)[::-1].cumsum()[::-1]
+        if len(self.late) == 0:
+            return a[1:]
+        b = np.bincount(self.bin_e, weights=q[self.late], minlength=self.size)
+        b = b[::-1].cumsum()[::-1]
         return (a - b)[1:]
 
 
