@@ -536,3 +536,138 @@ def test_sample_world_truth_recovered(medium_world):
     r = fe.summary.loc["csat_mean_lag1"]
     assert r.ci_lower <= truth["revenue_effect_per_csat_point"] <= r.ci_upper
     assert r.ci_lower > 0
+
+
+# --------------------------------------------------------------------------------------
+# Report helpers: hand-made checks
+# --------------------------------------------------------------------------------------
+
+
+def test_experience_metrics_by_hand():
+    ex = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "c", "d"],
+            "date": pd.to_datetime(
+                ["2024-01-03", "2024-01-10", "2024-01-20", "2024-02-01", "2024-02-02", "2024-02-05"]
+            ),
+            "kind": ["survey", "ticket", "survey", "survey", "ticket", "ticket"],
+            "nps": [10, np.nan, 3, 8, np.nan, np.nan],
+            "csat": [5, np.nan, 2, 4, np.nan, np.nan],
+            "first_contact_resolution": [None, True, None, None, False, False],
+            "sla_met": [None, True, None, None, False, True],
+            "contacts_to_resolve": [np.nan, 1, np.nan, np.nan, 3, 2],
+            "compensated": [None, False, None, None, True, False],
+        }
+    )
+    m = X.experience_metrics(ex).iloc[0]
+    # 1 promoter, 1 passive, 1 detractor -> NPS 0; var = (1/3 + 1/3 - 0) / 3
+    assert m.nps == 0 and m.nps_answers == 3
+    assert_allclose(m.nps_ci_upper, 1.959964 * 100 * np.sqrt((2 / 3) / 3), rtol=1e-5)
+    assert_allclose(
+        [m.csat_mean, m.fcr_rate, m.sla_compliance, m.contacts_to_resolve],
+        [11 / 3, 1 / 3, 2 / 3, 2.0],
+    )
+    assert m.compensated_share == 0.5  # two failed tickets (c, d), one compensated
+    by_month = X.experience_metrics(ex, period="month")
+    assert by_month.answers.tolist() == [2, 1] and by_month.tickets.tolist() == [1, 2]
+
+
+def test_driver_view_matches_latest_prior_ticket():
+    ex = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b"],
+            "date": pd.to_datetime(
+                ["2024-01-01", "2024-01-05", "2024-01-06", "2024-01-01", "2024-03-01"]
+            ),
+            "kind": ["ticket", "ticket", "survey", "ticket", "survey"],
+            "first_contact_resolution": [True, False, None, False, None],
+            "sla_met": [True, True, None, False, None],
+            "contacts_to_resolve": [1, 2, np.nan, 3, np.nan],
+            "compensated": [False, False, None, True, None],
+            "csat": [np.nan, np.nan, 2.0, np.nan, 5.0],
+            "nps": [np.nan, np.nan, 4.0, np.nan, 10.0],
+        }
+    )
+    d = X.driver_view(ex, window_days=30).set_index(["driver", "outcome"])
+    # a's answer follows a's unresolved ticket of 5 Jan (latest one); b's answer is 60 days
+    # after b's ticket, so it has no driver ticket.
+    assert d.loc[("first-contact resolution", "no"), "answers"] == 1
+    assert d.loc[("first-contact resolution", "no"), "csat_mean"] == 2.0
+    assert d.loc[("first-contact resolution", "yes"), "answers"] == 0
+    assert d.loc[("ticket in the previous days", "none"), "csat_mean"] == 5.0
+    assert d.loc[("contacts to resolve", "2"), "answers"] == 1
+
+
+def test_nps_landmark_uses_only_answers_before_the_landmark():
+    lt = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "start_date": pd.to_datetime(["2023-01-01", "2023-01-01", "2023-06-01"]),
+            "entry_days": [0, 0, 0],
+            "duration_days": [600, 200, 400],  # b churned before the landmark
+            "event": [1, 1, 0],
+        }
+    )
+    ex = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "date": pd.to_datetime(["2023-06-01", "2024-03-01", "2023-03-01"]),
+            "kind": "survey",
+            "nps": [2, 10, 9],
+        }
+    )
+    lm = X.nps_landmark(lt, ex, landmark="2024-01-01").set_index("customer_id")
+    assert list(lm.index) == ["a", "c"]
+    assert lm.loc["a", "nps_category"] == "detractor"  # the later promoter answer is not used
+    assert lm.loc["c", "nps_category"] == "none"
+    # a: 2023-01-01 + 600 days = 2024-08-23, 235 days after the landmark
+    assert_allclose(lm.loc["a", "months"], 235 / 30.4375)
+
+
+def test_monthly_revenue_and_churn_rates():
+    pn = pd.DataFrame({"customer_id": ["a", "a", "b", "b"], "revenue": [10.0, 30.0, 0.0, 0.0]})
+    m, se = X.monthly_revenue(pn)
+    # cluster sums of deviations: a: (10-10)+(30-10)=20, b: -20 -> sqrt(2/1 * 800)/4 = 10
+    assert_allclose([m, se], [10.0, 10.0])
+    cp = pd.DataFrame({"start": [0, 0], "stop": [30.4375 * 10, 30.4375 * 10], "event": [1, 0]})
+    rate, lo, hi = X.monthly_churn(cp)
+    assert_allclose(rate, 1 / 20)
+    assert lo < rate < hi
+
+
+@pytest.mark.notebook
+def test_notebook_ends_cleanly_without_experience(tiny_world, tmp_path):
+    import shutil
+
+    import nbformat
+    import papermill as pm
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for f in tiny_world.data_dir.iterdir():
+        if not f.name.startswith("experience"):
+            shutil.copy(f, data_dir / f.name)
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  path: data\n")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(
+        str(root / "notebooks" / "03_experience_revenue.ipynb"),
+        str(out),
+        parameters={"params_file": str(params)},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(root / "notebooks"),
+    )
+    nb = nbformat.read(out, as_version=4)
+    shown = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            assert o.get("output_type") != "error"
+            shown.append(str(o.get("data", {}).get("text/html", "")))
+    text = " ".join(shown)
+    assert "no experience table" in text and "ends here" in text
+    assert "Findings" not in text and "hazard" not in text.lower()
+    assert all(c.cell_type != "markdown" for c in nb.cells[1:]), (
+        "section headings are printed only with data"
+    )

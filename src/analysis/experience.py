@@ -839,7 +839,10 @@ def _lagged(
     lo = po.min() if len(po) else 0
     span = np.int64(po.max() - lo + 1 + max(lags, default=0)) if len(po) else 1
     key = cust * span + (po - lo)
-    order = np.argsort(key, kind="stable")
+    if len(key) < 2 or bool((key[1:] > key[:-1]).all()):
+        order = np.arange(len(key))  # already sorted by customer and period (the usual case)
+    else:
+        order = np.argsort(key, kind="stable")
     skey = key[order]
     if len(skey) > 1 and (np.diff(skey) == 0).any():
         raise DataError(
@@ -975,14 +978,19 @@ def revenue_link(
     y = df[outcome].to_numpy(dtype=float)
     x = np.column_stack([lagged.pop(t) for t in terms])
     ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+    rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
+    y, x = y[rows], x[rows]
     fe_codes = (
-        np.column_stack([pd.factorize(df[f])[0] for f in fixed_effects]).astype(np.int64)
+        np.column_stack([pd.factorize(df[f].to_numpy()[rows])[0] for f in fixed_effects]).astype(
+            np.int64
+        )
         if fixed_effects
-        else np.empty((len(df), 0), dtype=np.int64)
+        else np.empty((len(rows), 0), dtype=np.int64)
     )
+    ok = np.ones(len(rows), dtype=bool)
     for j in range(fe_codes.shape[1]):
         ok &= fe_codes[:, j] >= 0
-    cl = pd.factorize(df[cluster])[0]
+    cl = pd.factorize(df[cluster].to_numpy()[rows])[0]
     ok &= cl >= 0
     n_singletons = 0
     if fixed_effects:
@@ -1007,7 +1015,7 @@ def revenue_link(
         )
     y, x = y[idx], x[idx]
     cl = pd.factorize(cl[idx])[0]
-    cust_n = int(pd.unique(df[customer].to_numpy()[idx]).size)
+    cust_n = int(pd.unique(df[customer].to_numpy()[rows[idx]]).size)
     fe = (
         np.column_stack([pd.factorize(fe_codes[idx, j])[0] for j in range(fe_codes.shape[1])])
         if fixed_effects
