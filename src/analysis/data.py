@@ -366,7 +366,9 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
                                         fix="correct the dates, or set data.as_of later"))
 
     # Orphans and out-of-window rows in event tables.
-    known = cust.select("customer_id", _signup="signup_date").distinct(on="customer_id")
+    # One row per id (the earliest signup if an id is duplicated). An aggregate rather than
+    # distinct(on=...), which compiles to FIRST(): DuckDB and Spark have it, Postgres does not.
+    known = cust.group_by("customer_id").aggregate(_signup=cust.signup_date.min())
     for name, datecol in (("transactions", "date"), ("loyalty", "enrolled_date"),
                           ("experience", "date")):
         if name not in cast:

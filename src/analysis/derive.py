@@ -54,6 +54,14 @@ def period_starts(first: dt.date, last: dt.date, period: str) -> pd.DatetimeInde
     return pd.date_range(start, pd.Timestamp(last), freq=freq)
 
 
+def _flag(pred: ir.BooleanValue) -> ir.IntegerValue:
+    """Return 1 where ``pred`` holds, else 0, as int8.
+
+    Not ``pred.cast("int8")``: Postgres cannot cast boolean to smallint.
+    """
+    return ibis.ifelse(pred, 1, 0).cast("int8")
+
+
 def _calendar(first: dt.date, last: dt.date, period: str) -> ir.Table:
     starts = period_starts(first, last, period)
     step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(weeks=1),
@@ -126,7 +134,7 @@ def lifetimes(
         start_date=j.signup_date,
         entry_date=entry_date,
         end_date=end_date,
-        event=churned.cast("int8"),
+        event=_flag(churned),
         churn_reason=reason,
         n_transactions=ibis.coalesce(j.n_transactions, 0),
         revenue=ibis.coalesce(j.revenue, 0.0),
@@ -193,8 +201,8 @@ def panel(
     base = lt.select("customer_id", "entry_date", "end_date", "event", "segment")
     rows = base.join(cal, (cal.period <= base.end_date) & (cal.period_end > base.entry_date))
     rows = rows.mutate(
-        churned=((rows.event == 1) & (rows.end_date >= rows.period)
-                 & (rows.end_date < rows.period_end)).cast("int8"),
+        churned=_flag((rows.event == 1) & (rows.end_date >= rows.period)
+                      & (rows.end_date < rows.period_end)),
     )
     tx = source.table("transactions")
     tx = tx.mutate(period=period_start(tx.date, period))
@@ -240,7 +248,7 @@ def panel(
                          ces_mean=ibis.null("float64"), nps_last=ibis.null("float64"),
                          tickets=ibis.literal(0), unresolved_tickets=ibis.literal(0),
                          sla_breaches=ibis.literal(0), compensated=ibis.literal(0))
-    out = out.mutate(active=(out.transactions > 0).cast("int8"))
+    out = out.mutate(active=_flag(out.transactions > 0))
     return out.select(
         "customer_id", "period", "revenue", "margin", "transactions", "active", "member",
         "surveys", "csat_mean", "ces_mean", "nps_last", "tickets", "unresolved_tickets",
@@ -298,7 +306,8 @@ def cohorts(
     rev0 = g.filter(g.periods_since == 0).select("cohort", revenue0=g.revenue)
     out = g.join(size, "cohort").left_join(rev0, "cohort").drop("cohort_right")
     out = out.mutate(
-        retention_rate=out.customers_active / out.cohort_size,
+        # Cast first: Postgres divides integers as integers.
+        retention_rate=out.customers_active.cast("float64") / out.cohort_size,
         revenue_retention=ibis.ifelse(out.revenue0 > 0, out.revenue / out.revenue0,
                                       ibis.null("float64")),
     )
