@@ -839,12 +839,14 @@ def _lagged(
     lo = po.min() if len(po) else 0
     span = np.int64(po.max() - lo + 1 + max(lags, default=0)) if len(po) else 1
     key = cust * span + (po - lo)
+    del cust
     if len(key) < 2 or bool((key[1:] > key[:-1]).all()):
-        order = np.arange(len(key))  # already sorted by customer and period (the usual case)
+        order = None  # already sorted by customer and period (the usual case): no copies
+        skey = key
     else:
         order = np.argsort(key, kind="stable")
-    skey = key[order]
-    if len(skey) > 1 and (np.diff(skey) == 0).any():
+        skey = key[order]
+    if len(skey) > 1 and (skey[1:] == skey[:-1]).any():
         raise DataError(
             "The panel has more than one row per customer and period.",
             [
@@ -862,9 +864,10 @@ def _lagged(
     for lag in lags:
         want = key - lag
         j = np.searchsorted(skey, want)
-        jj = np.minimum(j, len(skey) - 1)
-        found = (j < len(skey)) & (skey[jj] == want) & (po - lo - lag >= 0)
-        src = order[jj]
+        np.minimum(j, len(skey) - 1, out=j)
+        found = (skey[j] == want) & (po - lo - lag >= 0)
+        del want
+        src = j if order is None else order[j]
         for x in exposures:
             v = panel[x].to_numpy(dtype=float)
             name = f"{x}_lag{lag}" if lag else x
