@@ -88,12 +88,13 @@ class SurvivalParams:
     """Retention and survival curves (01_retention_survival)."""
 
     group: str = "segment"  # grouping column for KM curves and log-rank
-    horizons_months: list[float] = field(default_factory=lambda: [3.0, 6.0, 12.0, 24.0])
+    horizons_months: list[float] = field(default_factory=lambda: [3.0, 6.0, 12.0, 24.0])  # tenures at which the share still active is reported
     rmst_horizon_months: float = 24.0  # restricted mean survival time horizon
-    cox_covariates: list[str] = field(default_factory=lambda: ["segment", "value_tier"])
+    cox_covariates: list[str] = field(default_factory=lambda: ["segment", "value_tier"])  # Cox terms; text columns give one term per level
     cox_strata: list[str] = field(default_factory=list)  # stratify the Cox baseline by these
     ph_alpha: float = 0.05  # PH test level below which a stratified refit is shown
     max_months: float = 36.0  # x-axis limit of curves
+    reference_levels: dict[str, str] = field(default_factory=dict)  # Cox reference level per categorical covariate, e.g. {segment: consumer}; empty: the most frequent level
 
 
 @dataclass
