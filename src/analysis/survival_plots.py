@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
 _PCT = PercentFormatter(xmax=1.0, decimals=0)
 
@@ -63,8 +63,8 @@ def plot_km(
         colors[g] = line.get_color()
         ax.fill_between(t, lo, hi, step="post", alpha=0.18, color=line.get_color(), linewidth=0)
     ax.set_ylim(0, 1.02)
-    if max_time is not None:
-        ax.set_xlim(0, max_time)
+    right = max_time if max_time is not None else float(km["time"].max())
+    ax.set_xlim(-0.05 * right, right * 1.05)  # room for the at-risk counts at 0 and at the end
     ax.yaxis.set_major_formatter(_PCT)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Still active")
@@ -89,6 +89,7 @@ def plot_km(
         tab.set_yticks(range(len(at_risk)))
         tab.set_yticklabels([str(g) for g in at_risk.index[::-1]], fontsize=8)
         tab.set_ylim(-0.6, len(at_risk) - 0.4)
+        tab.grid(False)
         tab.tick_params(axis="x", labelbottom=False, length=0)
         for side in ("top", "right", "bottom", "left"):
             tab.spines[side].set_visible(False)
@@ -128,12 +129,15 @@ def plot_forest(
     )
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yticks(y)
     ax.set_yticklabels(s.index)
     lo = min(s["ci_lower"].min(), 0.9)
     hi = max(s["ci_upper"].max(), 1.1)
     ax.set_xlim(lo / 1.15, hi * 1.15)
+    nice = [0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10]
+    ax.xaxis.set_major_locator(FixedLocator([v for v in nice if lo / 1.15 <= v <= hi * 1.15]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     label = "Hazard ratio (< 1: leaves less often; 95% CI)"
     if reference_levels:
         label += "\nreference: " + ", ".join(f"{k} = {v}" for k, v in reference_levels.items())
@@ -259,6 +263,7 @@ def plot_cohort_heatmap(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Cohort")
     ax.set_title(title)
+    ax.grid(False)
     cb = fig.colorbar(im, ax=ax, format=_PCT)
     cb.set_label(value_label)
     fig.tight_layout()
