@@ -409,3 +409,22 @@ def test_heterogeneity_suppresses_small_groups(world):
     small = out[(out.n_treated < 150) | (out.n_control < 150)]
     assert small.suppressed.all() and small.estimate.isna().all()
     assert (~out.suppressed).any()
+
+
+def test_report_without_loyalty_table_ends_cleanly(tiny):
+    c, t, _, ex = tiny
+    rep = loyalty.programme_report(
+        {"customers": c, "transactions": t, "experience": ex},
+        window_start="2023-01-01",
+        as_of="2023-12-31",
+    )
+    assert not rep.available
+    assert "no loyalty table" in rep.message
+    assert rep.landmarks == {} and rep.findings == []
+
+
+def test_e_value_sentence_from_numbers():
+    # HR-like protective ratio 0.5 (0.4, 0.7): E = 2 + sqrt(2) = 3.41; CI limit 1/0.7 -> 2.21
+    text = loyalty.e_value_sentence(causal.e_value(0.5, 0.4, 0.7), outcome="churn")
+    assert "risk ratio of 3.41" in text
+    assert "2.21" in text

@@ -113,12 +113,18 @@ class LoyaltyParams:
             "value_tier",
             "prior_nps_category",
             "prior_tickets",
+            "history_tickets",
+            "history_nps_mean",
+            "prior_unresolved",
+            "prior_sla_breaches",
         ]
-    )
+    )  # confounders measured before the landmark (columns of loyalty.landmark_frame)
     trim: float | None = None  # drop rows with propensity outside [trim, 1 - trim]
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
     heterogeneity_by: str = "value_tier"  # column for subgroup effects
+    n_boot: int = 200  # bootstrap replicates for weighted survival curves and the event study
+    seed: int = 0  # seed of those bootstraps
 
 
 @dataclass

@@ -22,7 +22,6 @@ See docs/methods/loyalty.md for the assumptions and how to read the numbers.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,10 @@ DEFAULT_COVARIATES = [
     "value_tier",
     "prior_nps_category",
     "prior_tickets",
+    "history_tickets",
+    "history_nps_mean",
+    "prior_unresolved",
+    "prior_sla_breaches",
 ]
 
 
@@ -1233,6 +1236,8 @@ def post_leaving(
 def effect_sentence(eff: causal.Effect, *, what: str, unit: str = "", scale: float = 1.0) -> str:
     """Write one plain-language sentence about an adjusted effect, with its interval.
 
+    Returns plain text; the reporting helpers escape it when rendering HTML.
+
     Parameters
     ----------
     eff : analysis.causal.Effect
@@ -1246,7 +1251,7 @@ def effect_sentence(eff: causal.Effect, *, what: str, unit: str = "", scale: flo
     who = "members" if eff.estimand == "ATT" else "customers at the landmark"
     est, lo, hi = eff.estimate * scale, eff.ci_lower * scale, eff.ci_upper * scale
     if eff.method == "naive":
-        return html.escape(
+        return (
             f"Observed difference in {what} (members minus non-members, not adjusted): "
             f"{est:+,.1f}{unit} (95% CI {lo:+,.1f} to {hi:+,.1f})."
         )
@@ -1256,7 +1261,7 @@ def effect_sentence(eff: causal.Effect, *, what: str, unit: str = "", scale: flo
         if lo > 0 or hi < 0
         else "the interval includes no effect, so the data cannot rule it out"
     )
-    return html.escape(
+    return (
         f"After adjusting for measured differences ({eff.method.upper()}, {eff.estimand}), "
         f"the programme is estimated to have {direction} {what} for {who} by "
         f"{abs(est):,.1f}{unit} (95% CI {lo:+,.1f} to {hi:+,.1f}); {certain}."
@@ -1273,8 +1278,382 @@ def e_value_sentence(ev: causal.EValue, *, outcome: str = "churn") -> str:
         if np.isfinite(ev.ci) and ev.ci > 1
         else "; the confidence interval already includes no effect"
     )
-    return html.escape(
+    return (
         f"An unmeasured confounder would need to be associated with both enrolment and "
         f"{outcome} by a risk ratio of {ev.point:.2f} each, beyond the measured covariates, "
         f"to explain the estimated effect away{ci}."
     )
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class LandmarkResult:
+    """Everything estimated at one landmark (see :func:`programme_report`)."""
+
+    landmark: int
+    frame: pd.DataFrame = field(repr=False)
+    n: int
+    n_members: int
+    propensity: pd.Series = field(repr=False)
+    balance: pd.DataFrame
+    effects: pd.DataFrame
+    survival: SurvivalContrast | None
+    cox: CoxResult | None
+    cox_unweighted: CoxResult | None
+    churn_effect: causal.Effect | None
+    e_value: causal.EValue | None
+    heterogeneity: pd.DataFrame | None
+    n_trimmed: int
+
+
+@dataclass
+class ProgrammeReport:
+    """Results of the loyalty-programme study, ready for a notebook to display.
+
+    ``available`` is False when the data has no loyalty table or no members;
+    ``message`` then says why and every other field is empty.
+    """
+
+    available: bool
+    message: str
+    currency: str = "EUR"
+    uptake: pd.DataFrame | None = None
+    landmarks: dict = field(default_factory=dict)
+    event_study: EventStudy | None = None
+    points: pd.DataFrame | None = None
+    post_leaving: pd.DataFrame | None = None
+    findings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    covariates: list = field(default_factory=list)
+
+
+def programme_report(
+    tables: dict,
+    *,
+    window_start,
+    as_of,
+    landmarks: Sequence[int] = (6, 12),
+    lookback_months: int = 3,
+    horizon_months: int = 6,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    trim: float | None = None,
+    propensity_model: str = "logit",
+    event_window: Sequence[int] = (-6, 6),
+    heterogeneity_by: str | None = "value_tier",
+    min_group_size: int = 10,
+    currency: str = "EUR",
+    n_boot: int = 200,
+    seed: int = 0,
+) -> ProgrammeReport:
+    """Run the whole loyalty-programme study.
+
+    Parameters
+    ----------
+    tables : dict
+        Contract tables as pandas frames: ``customers``, ``transactions`` and, if
+        present, ``loyalty`` and ``experience``.
+    window_start, as_of : date-like
+        Data window.
+    landmarks : sequence of int
+        Landmark tenures in months (each analysed separately; not pooled).
+    lookback_months, horizon_months : int
+        Covariate and outcome windows in calendar months.
+    covariates : sequence of str
+        Confounders measured before the landmark (columns of :func:`landmark_frame`);
+        those absent or constant in the data are dropped with a note.
+    trim : float, optional
+        Propensity trimming bound (reported).
+    propensity_model : {"logit", "gbm"}
+    event_window : (int, int)
+        Event times for the enrolment event study.
+    heterogeneity_by : str, optional
+        Column for subgroup effects on spend (small groups suppressed).
+    min_group_size : int
+        Suppression threshold for subgroups.
+    currency : str
+        Label for money.
+    n_boot : int
+        Bootstrap replicates for survival curves and the event study.
+    seed : int
+        Seed for all bootstraps.
+
+    Returns
+    -------
+    ProgrammeReport
+    """
+    lo_t = tables.get("loyalty")
+    if lo_t is None or len(lo_t) == 0:
+        return ProgrammeReport(
+            available=False,
+            message=(
+                "The data has no loyalty table (or it is empty), so the programme cannot be "
+                "evaluated. Add a loyalty table (customer_id, enrolled_date, ...) to run this study."
+            ),
+            currency=currency,
+        )
+    cust, tx, ex = tables["customers"], tables["transactions"], tables.get("experience")
+    rep = ProgrammeReport(available=True, message="", currency=currency)
+    rep.uptake = uptake(cust, lo_t, window_start=window_start, as_of=as_of)
+    rep.points = points_summary(cust, lo_t, as_of=as_of, min_group_size=min_group_size)
+    rep.post_leaving = post_leaving(cust, lo_t, window_start=window_start, as_of=as_of)
+
+    for L in landmarks:
+        f = landmark_frame(
+            cust,
+            tx,
+            lo_t,
+            ex,
+            landmark_months=int(L),
+            window_start=window_start,
+            as_of=as_of,
+            lookback_months=int(lookback_months),
+            horizon_months=int(horizon_months),
+        )
+        n1 = int(f["member"].sum()) if len(f) else 0
+        if n1 < min_group_size or len(f) - n1 < min_group_size:
+            rep.notes.append(
+                f"Landmark {L} months: {len(f):,} customers, {n1:,} members - too few to estimate."
+            )
+            continue
+        covs = [c for c in covariates if c in f.columns and f[c].nunique() > 1]
+        dropped = [c for c in covariates if c not in covs]
+        if dropped and not rep.covariates:
+            rep.notes.append(
+                "Covariates not available or constant in this data, left out: " + ", ".join(dropped)
+            )
+        rep.covariates = covs
+        ipw = causal.estimate_effect(
+            f,
+            treatment="member",
+            outcome="retained",
+            covariates=covs,
+            method="ipw",
+            propensity_model=propensity_model,
+            trim=trim,
+            seed=seed,
+        )
+        bal = causal.balance(f, treatment="member", covariates=covs, weights=ipw.weights)
+        eff = effect_table(
+            f,
+            outcomes=("retained", "spend", "purchases"),
+            covariates=covs,
+            propensity_model=propensity_model,
+            trim=trim,
+            seed=seed,
+        )
+        churn = causal.estimate_effect(
+            f,
+            treatment="member",
+            outcome="churned",
+            covariates=covs,
+            method="aipw",
+            estimand="ATT",
+            propensity_model=propensity_model,
+            trim=trim,
+            seed=seed,
+        )
+        ev = causal.e_value(churn.ratio, churn.ratio_ci_lower, churn.ratio_ci_upper)
+        surv = weighted_survival(
+            f, covariates=covs, horizon=float(horizon_months), trim=trim, n_boot=n_boot, seed=seed
+        )
+        cox = weighted_cox(f, weights=ipw.weights, horizon=float(horizon_months))
+        cox_u = weighted_cox(f, horizon=float(horizon_months))
+        het = None
+        if heterogeneity_by and heterogeneity_by in f.columns:
+            het = heterogeneity(
+                f,
+                by=heterogeneity_by,
+                outcome="spend",
+                covariates=covs,
+                min_group_size=min_group_size,
+            )
+        rep.landmarks[int(L)] = LandmarkResult(
+            landmark=int(L),
+            frame=f,
+            n=len(f),
+            n_members=n1,
+            propensity=ipw.propensity,
+            balance=bal,
+            effects=eff,
+            survival=surv,
+            cox=cox,
+            cox_unweighted=cox_u,
+            churn_effect=churn,
+            e_value=ev,
+            heterogeneity=het,
+            n_trimmed=ipw.n_trimmed,
+        )
+
+    panel = event_study_panel(cust, tx, lo_t, window_start=window_start, as_of=as_of)
+    if panel["cohort"].notna().any():
+        rep.event_study = event_study(
+            panel,
+            window=tuple(event_window),
+            anticipation=int(lookback_months),
+            n_boot=max(20, n_boot // 2),
+            seed=seed,
+        )
+    rep.findings = _findings(rep, currency=currency, horizon=horizon_months)
+    return rep
+
+
+def _gap_clause(naive: float, adjusted: float) -> str:
+    """Say how the raw contrast compares with the adjusted effect, and why."""
+    if abs(naive - adjusted) <= 0.1 * max(abs(naive), abs(adjusted), 1e-12):
+        return " The raw and adjusted numbers are close: measured differences explain little of it."
+    if naive > adjusted:
+        return (
+            " The raw gap is larger because customers who join already spent more, had better "
+            "service experiences or fewer tickets before joining."
+        )
+    return (
+        " The raw gap is smaller than the adjusted effect: members differed in ways that hide it."
+    )
+
+
+def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]:
+    out = []
+    for L, r in rep.landmarks.items():
+        e = r.effects.set_index(["outcome", "method", "estimand"])
+        ret_naive = e.loc[("retained", "naive", "observational contrast")]
+        ret = e.loc[("retained", "aipw", "ATT")]
+        sp_naive = e.loc[("spend", "naive", "observational contrast")]
+        sp = e.loc[("spend", "aipw", "ATT")]
+        out.append(
+            f"At {L} months of tenure ({r.n:,} active customers, {r.n_members:,} members): "
+            f"members' {horizon}-month retention was {100 * ret_naive.estimate:+.1f} points "
+            f"higher than non-members' before adjustment; after adjusting for prior spend, "
+            f"tenure, segment, value tier and service experience the programme's estimated "
+            f"effect on members is {100 * ret.estimate:+.1f} points (95% CI "
+            f"{100 * ret.ci_lower:+.1f} to {100 * ret.ci_upper:+.1f})."
+            + _gap_clause(ret_naive.estimate, ret.estimate)
+        )
+        out.append(
+            f"Spend over the {horizon} months after the landmark: raw difference "
+            f"{sp_naive.estimate:+,.0f} {currency} per customer, adjusted effect on members "
+            f"{sp.estimate:+,.0f} {currency} (95% CI {sp.ci_lower:+,.0f} to {sp.ci_upper:+,.0f}), "
+            f"a lift of {100 * (sp.ratio - 1):+.1f}% (95% CI {100 * (sp.ratio_ci_lower - 1):+.1f}% "
+            f"to {100 * (sp.ratio_ci_upper - 1):+.1f}%)."
+            + _gap_clause(sp_naive.estimate, sp.estimate)
+        )
+        if r.cox is not None:
+            out.append(
+                f"Churn hazard of members vs comparable non-members in the {horizon} months "
+                f"after the {L}-month landmark (IP-weighted Cox): hazard ratio "
+                f"{r.cox.hazard_ratio:.2f} (95% CI {r.cox.ci_lower:.2f} to "
+                f"{r.cox.ci_upper:.2f}); unadjusted {r.cox_unweighted.hazard_ratio:.2f}."
+            )
+        if r.e_value is not None:
+            out.append(e_value_sentence(r.e_value, outcome="churn"))
+    if rep.event_study is not None:
+        pa = rep.event_study.post_att
+        out.append(
+            f"Around enrolment, monthly spend of enrollees was {pa['estimate']:+,.1f} {currency} "
+            f"(95% CI {pa['ci_lower']:+,.1f} to {pa['ci_upper']:+,.1f}) above what their own "
+            f"earlier spend and the market trend predict, in months {pa['months']} after "
+            f"enrolling (lift {100 * (pa['lift'] - 1):+.1f}%). Spend was already high in the "
+            f"months just before joining (customers join after a spending peak), so this "
+            f"comparison likely overstates the programme's effect somewhat."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_uptake(up: pd.DataFrame, ax=None):
+    """Plot monthly enrolments (bars) and the member share of active customers (line)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    ax.bar(up["month"], up["enrolments"], width=20, color="#9ecae1", label="enrolments")
+    ax.set_ylabel("enrolments per month")
+    ax2 = ax.twinx()
+    ax2.plot(up["month"], 100 * up["member_share"], color="#08519c", label="member share")
+    ax2.set_ylabel("members, % of active customers")
+    ax.set_title("Programme uptake")
+    return ax
+
+
+def plot_overlap(frame: pd.DataFrame, propensity: pd.Series, ax=None, *, trim=None):
+    """Plot the propensity-score distributions of members and non-members."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    bins = np.linspace(0, 1, 41)
+    for val, label, color in ((1, "members", "#d95f02"), (0, "non-members", "#1b9e77")):
+        ax.hist(
+            propensity[frame["member"] == val].dropna(),
+            bins=bins,
+            density=True,
+            alpha=0.5,
+            label=label,
+            color=color,
+        )
+    if trim:
+        for x in (trim, 1 - trim):
+            ax.axvline(x, color="grey", ls="--", lw=1)
+    ax.set_xlabel("estimated probability of being a member at the landmark")
+    ax.set_ylabel("density")
+    ax.legend()
+    return ax
+
+
+def plot_love(bal: pd.DataFrame, ax=None):
+    """Love plot: |SMD| per covariate before and after weighting, with the 0.1 line."""
+    import matplotlib.pyplot as plt
+
+    b = bal.assign(before=bal["smd"].abs(), after=bal["smd_weighted"].abs()).sort_values("before")
+    ax = ax or plt.subplots(figsize=(6, 0.3 * len(b) + 1.2))[1]
+    y = np.arange(len(b))
+    ax.scatter(b["before"], y, marker="o", color="#d95f02", label="before weighting")
+    ax.scatter(b["after"], y, marker="s", color="#1b9e77", label="after weighting")
+    ax.axvline(0.1, color="grey", ls="--", lw=1)
+    ax.set_yticks(y, [str(i) for i in b.index])
+    ax.set_xlabel("absolute standardised mean difference")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_survival(sv: SurvivalContrast, ax=None):
+    """Plot IP-weighted survival curves of members and non-members after the landmark."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    for g, color in (("member", "#d95f02"), ("non-member", "#1b9e77")):
+        c = sv.curves[sv.curves["group"] == g]
+        ax.step(c["time_months"], c["survival"], where="post", color=color, label=g)
+        ax.fill_between(
+            c["time_months"], c["ci_lower"], c["ci_upper"], step="post", alpha=0.2, color=color
+        )
+    ax.set_xlabel("months after the landmark")
+    ax.set_ylabel("share still active (weighted)")
+    ax.legend()
+    return ax
+
+
+def plot_event_study(es: EventStudy, ax=None, *, currency: str = "EUR"):
+    """Plot event-study coefficients (imputation and TWFE) with 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    for (name, d), off, color in zip(
+        es.coefficients.groupby("estimator"), (-0.1, 0.1), ("#08519c", "#bdbdbd"), strict=False
+    ):
+        ax.errorbar(
+            d["rel"] + off,
+            d["estimate"],
+            yerr=[d["estimate"] - d["ci_lower"], d["ci_upper"] - d["estimate"]],
+            fmt="o",
+            color=color,
+            label="imputation (robust)" if name == "imputation" else "two-way FE",
+            capsize=2,
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(-0.5, color="grey", ls=":", lw=1)
+    ax.set_xlabel("months relative to the enrolment month")
+    ax.set_ylabel(f"spend per month vs untreated ({currency})")
+    ax.legend()
+    return ax
