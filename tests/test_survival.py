@@ -766,3 +766,39 @@ def test_retention_report_on_world(world_lifetimes):
     )
     assert rep2.cif is None and any("reasons" in n for n in rep2.notes)
     assert set(rep2.median["value_tier"]) == {"all customers", "high", "medium", "low"}
+
+
+def test_retention_report_survives_no_events_and_tiny_groups():
+    rng = np.random.default_rng(0)
+    n = 60
+    lt = pd.DataFrame(
+        {
+            "duration_months": rng.uniform(0.5, 30, n),
+            "event": 0,
+            "entry_months": 0.0,
+            "segment": rng.choice(["a", "b", None], n),
+            "churn_reason": None,
+        }
+    )
+    rep = sv.retention_report(
+        lt,
+        group="segment",
+        horizons=[3, 12],
+        rmst_horizon=12,
+        covariates=["segment"],
+        min_group_size=10,
+    )
+    assert rep.cox is None and rep.logrank is None
+    assert any("could not be fitted" in n for n in rep.notes)
+    assert "not yet reached" in rep.findings[0]
+    tiny = lt.head(8).assign(event=[1, 0, 1, 0, 1, 1, 0, 0])
+    rep2 = sv.retention_report(
+        tiny,
+        group="segment",
+        horizons=[3],
+        rmst_horizon=12,
+        covariates=["segment"],
+        min_group_size=10,
+    )
+    assert rep2.group is None and rep2.km_group is None
+    assert any("not shown separately" in n for n in rep2.notes)

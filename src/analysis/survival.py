@@ -729,7 +729,10 @@ def logrank(
     g = work["_g"].to_numpy()
     codes = pd.Categorical(g, categories=levels).codes
     use_entry = en if (entry and np.any(en > 0)) else None
-    chisq, p = survdiff(t, e, codes, entry=use_entry)
+    try:
+        chisq, p = survdiff(t, e, codes, entry=use_entry)
+    except np.linalg.LinAlgError:  # no events, or no information to compare
+        chisq, p = np.nan, np.nan
     utimes = np.unique(t[e == 1])
     n_all, d_all = _risk_counts(t, e, en, utimes)
     tab = []
@@ -748,9 +751,12 @@ def logrank(
             if e[m].sum() == 0:
                 stat_ij, p_ij = np.nan, np.nan
             else:
-                stat_ij, p_ij = survdiff(
-                    t[m], e[m], codes[m], entry=en[m] if use_entry is not None else None
-                )
+                try:
+                    stat_ij, p_ij = survdiff(
+                        t[m], e[m], codes[m], entry=en[m] if use_entry is not None else None
+                    )
+                except np.linalg.LinAlgError:
+                    stat_ij, p_ij = np.nan, np.nan
             pairs.append(
                 {
                     "group_a": levels[i],
@@ -2042,7 +2048,7 @@ def retention_report(
         )
     rm = rmst(lt_g if group else lt, horizon=rmst_horizon, group=group, **common)
     lr = None
-    if group and lt_g[group].nunique() >= 2:
+    if group and lt_g[group].nunique() >= 2 and lt_g[event].sum() > 0:
         lr = logrank(lt_g, group=group, duration=duration, event=event, entry=entry)
     # Cox: drop small levels of categorical covariates, skip missing columns
     covs = [c for c in covariates if c in lt.columns]
@@ -2115,7 +2121,7 @@ def retention_report(
         for term in cat.index[:2]:
             sent.append(sentence_hazard_ratio(use, term))
     if group:
-        diffs = rm[(rm.kind == "difference") & rm.rmst.notna()]
+        diffs = rm[(rm.kind == "difference") & rm.rmst.notna() & (rm.se > 0)]
         if len(diffs):
             top = diffs.loc[diffs.rmst.abs().idxmax()]
             sent.append(sentence_rmst_difference(top, group=group))
