@@ -2077,8 +2077,9 @@ def plot_lags(lag_summary: pd.DataFrame, *, currency: str = "EUR"):
     import matplotlib.pyplot as plt
 
     s = lag_summary.copy()
-    s["exposure"] = [t.rsplit("_lag", 1)[0] for t in s.index]
-    s["lag"] = [int(t.rsplit("_lag", 1)[1]) for t in s.index]
+    if "exposure" not in s.columns:
+        s["exposure"] = [t.rsplit("_lag", 1)[0] for t in s.index]
+        s["lag"] = [int(t.rsplit("_lag", 1)[1]) for t in s.index]
     ex = list(dict.fromkeys(s["exposure"]))
     fig, axes = plt.subplots(1, len(ex), figsize=(4 * len(ex), 3.5), squeeze=False)
     for ax, e in zip(axes[0], ex, strict=True):
@@ -2144,8 +2145,8 @@ def lag_profile(
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``<exposure>_lag<L>``: coef, se, ci_lower, ci_upper, p_value,
-        n_obs, n_customers.
+        Indexed by ``<exposure>_lag<L>``: exposure, lag, coef, se, ci_lower,
+        ci_upper, p_value, n_obs, n_customers.
     """
     rows = []
     for x in exposures:
@@ -2155,7 +2156,12 @@ def lag_profile(
                 rows.append(r.summary)
             except AnalysisError:
                 continue
-    return pd.concat(rows) if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    out = pd.concat(rows)
+    out.insert(0, "exposure", [t.rsplit("_lag", 1)[0] for t in out.index])
+    out.insert(1, "lag", [int(t.rsplit("_lag", 1)[1]) for t in out.index])
+    return out
 
 
 # --------------------------------------------------------------------------------------
