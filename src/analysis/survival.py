@@ -1118,6 +1118,45 @@ class _CoxStratum:
                     info[b, a] += val
         return loglik, grad, info
 
+    def zph_parts(self, beta, g):
+        """Return the score U2 and information blocks for adding x * g(t) at (beta, 0).
+
+        ``g`` holds g(t) for each event (in the order of ``self.evi``). Tied
+        events use the same Efron (or Breslow) risk-set weights as the fit.
+        """
+        x = self.x
+        p = x.shape[1]
+        eta = x @ beta
+        w = np.exp(eta - eta.max())
+        J = len(self.u)
+        s0 = self.rsum(w)
+        d0 = np.bincount(self.inv, weights=w[self.evi], minlength=J)
+        wx = w[:, None] * x
+        s1 = np.column_stack([self.rsum(wx[:, a]) for a in range(p)])
+        d1 = np.column_stack(
+            [np.bincount(self.inv, weights=wx[self.evi, a], minlength=J) for a in range(p)]
+        )
+        pj, c = self.pair_j, self.frac
+        den = s0[pj] - c * d0[pj]
+        m = (s1[pj] - c[:, None] * d1[pj]) / den[:, None]
+        u2 = (g[:, None] * (x[self.evi] - m)).sum(0)
+        blocks = []
+        for wv in (np.ones_like(g), g, g**2):
+            a_j = np.bincount(pj, weights=wv / den, minlength=J)
+            b_j = np.bincount(pj, weights=wv * c / den, minlength=J)
+            blocks.append((a_j, b_j, -((wv[:, None] * m).T @ m)))
+        for a in range(p):
+            for b in range(a, p):
+                q = wx[:, a] * x[:, b]
+                s2 = self.rsum(q)
+                d2 = np.bincount(self.inv, weights=q[self.evi], minlength=J)
+                for a_j, b_j, mat in blocks:
+                    val = float(a_j @ s2 - b_j @ d2)
+                    mat[a, b] += val
+                    if a != b:
+                        mat[b, a] += val
+        return u2, blocks[0][2], blocks[1][2], blocks[2][2]
+
 
 def _cox_fit(t, e, entry, x, strata, ties, max_iter=50, tol=1e-9):
     """Fit Cox coefficients by Newton-Raphson with vectorised risk-set sums.
@@ -1168,15 +1207,15 @@ def _cox_fit(t, e, entry, x, strata, ties, max_iter=50, tol=1e-9):
 
 
 def ph_test(
-    time, event, x, beta, *, entry=None, strata=None, transform="km", names=None
+    time, event, x, beta, *, entry=None, strata=None, transform="km", names=None, ties="efron"
 ) -> pd.DataFrame:
     """Test proportional hazards with the Grambsch-Therneau score test.
 
     For each term k this is the score test, at the fitted coefficients, for
     adding x_k * g(t) to the model (g = transformed time), i.e. for a slope
     in the scaled Schoenfeld residuals over g(t); the global test adds all
-    of them. This is the test of R's ``cox.zph`` (survival >= 3.0). Risk-set
-    means and variances use the Breslow form at tied event times.
+    of them. This is the test of R's ``cox.zph`` (survival >= 3.0). Tied
+    event times use the fit's method (Efron or Breslow).
 
     Returns
     -------
@@ -1186,6 +1225,7 @@ def ph_test(
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(int)
     x = np.asarray(x, dtype=float)
+    x = x - x.mean(0)  # residuals and variances do not depend on centring
     p = x.shape[1]
     entry = np.zeros_like(time) if entry is None else np.asarray(entry, dtype=float)
     strata = (
@@ -1193,45 +1233,25 @@ def ph_test(
         if strata is None
         else pd.factorize(np.asarray(strata))[0]
     )
-    w_all = np.exp(x @ beta - (x @ beta).max())
     # g(t) from the pooled data, as R does
+    g_full = np.zeros(len(time))
     ev_mask = event == 1
-    g_all = _transform_time(transform, time[ev_mask], time, event, entry)
-    g_of = pd.Series(g_all, index=np.flatnonzero(ev_mask))
+    g_full[ev_mask] = _transform_time(transform, time[ev_mask], time, event, entry)
     u2 = np.zeros(p)
     i11 = np.zeros((p, p))
     i12 = np.zeros((p, p))
     i22 = np.zeros((p, p))
     for s in np.unique(strata):
         m = strata == s
-        t, e, xs, w, en = time[m], event[m], x[m], w_all[m], entry[m]
-        if e.sum() == 0:
+        if event[m].sum() == 0:
             continue
-        evi = np.flatnonzero(e == 1)
-        u, inv = np.unique(t[evi], return_inverse=True)
-        d = np.bincount(inv, minlength=len(u)).astype(float)
-        g_ev = g_of.loc[np.flatnonzero(m)[evi]].to_numpy()
-        # g is constant within a tied time; take it per unique time
-        g_u = np.zeros(len(u))
-        g_u[inv] = g_ev
-        rsum = _RiskSums(t, en, u)
-        s0 = rsum(w)
-        s1 = np.column_stack([rsum(w * xs[:, a]) for a in range(p)])
-        xbar = s1 / s0[:, None]
-        xsum = np.column_stack(
-            [np.bincount(inv, weights=xs[evi, a], minlength=len(u)) for a in range(p)]
-        )
-        resid = xsum - d[:, None] * xbar  # summed Schoenfeld residuals per time
-        u2 += (g_u[:, None] * resid).sum(0)
-        for a in range(p):
-            for b in range(a, p):
-                s2 = rsum(w * xs[:, a] * xs[:, b])
-                v = s2 / s0 - xbar[:, a] * xbar[:, b]
-                for mat, wt in ((i11, d), (i12, d * g_u), (i22, d * g_u**2)):
-                    val = float(np.sum(wt * v))
-                    mat[a, b] += val
-                    if a != b:
-                        mat[b, a] += val
+        part = _CoxStratum(time[m], event[m], entry[m], x[m], ties)
+        g = g_full[m][part.evi]
+        a, b11, b12, b22 = part.zph_parts(np.asarray(beta, dtype=float), g)
+        u2 += a
+        i11 += b11
+        i12 += b12
+        i22 += b22
     rows = {}
     try:
         inv11 = np.linalg.inv(i11)
@@ -1403,7 +1423,9 @@ def cox(
         },
         index=pd.Index(names, name="term"),
     )
-    ph = ph_test(t, e, x, beta, entry=en, strata=scodes, transform=ph_transform, names=names)
+    ph = ph_test(
+        t, e, x, beta, entry=en, strata=scodes, transform=ph_transform, names=names, ties=ties
+    )
     conc = concordance_index(t, e, x @ beta, entry=en, strata=scodes)
     return CoxResult(
         summary=summary,
