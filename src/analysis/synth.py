@@ -96,7 +96,7 @@ PARAMS: dict = {
         "launch": "the programme starts at the window start (no enrolments before it)",
         "enrol_logit_intercept": -4.7,
         "enrol_logit_log1p_spend_3m": 0.6,  # per log(1 + spend in last 3 months) unit, tier-centred
-        "enrol_spend_centre_by_tier": {"high": 5.92, "medium": 4.6, "low": 2.25},
+        "enrol_spend_centre_by_tier": {"high": 5.85, "medium": 4.6, "low": 2.67},
         "enrol_logit_log1p_tenure": 0.35,
         "enrol_logit_nps": {"none": 0.0, "detractor": -0.8, "passive": 0.0, "promoter": 0.8},
         "enrol_logit_per_ticket_3m": -0.2,
