@@ -1943,8 +1943,8 @@ def findings(
             hr, lo, hi = hazards.hr(term)
             out.append(
                 f"{label} churn at {hr:.2f} times the rate of promoters (95% CI "
-                f"{lo:.2f}-{hi:.2f}), counting only answers given before each month at "
-                "risk and adjusting for the other terms of the model."
+                f"{lo:.2f}-{hi:.2f}), counting only answers given before the time at risk "
+                "they explain and adjusting for the other terms of the model."
             )
     for term, label in [
         ("unresolved_window", "ticket not resolved at first contact"),
