@@ -531,6 +531,36 @@ def test_sample_world_truth_recovered(medium_world):
     ]:
         _, lo, hi = hz.hr(term)
         assert lo <= truth[key] <= hi, (term, lo, truth[key], hi)
+    # "No answer yet" is planted at HR 1; without look-ahead we find that ...
+    _, lo, hi = hz.hr("nps_category[none]")
+    assert lo <= truth["no_survey_hazard_ratio"] <= hi
+    # ... while classifying customers by their last answer ever (look-ahead) does not: those
+    # who never answered are mostly those who left early.
+    last = ex.dropna(subset=["nps"]).sort_values("date").groupby("customer_id").tail(1)
+    lt2 = lt.merge(last[["customer_id", "nps"]], on="customer_id", how="left")
+    lt2["cat_ever"] = X.nps_categories(lt2["nps"]).astype(object).fillna("none")
+    naive = X.churn_hazards(
+        X.counting_process(lt2, None, period=None, keep=["segment", "value_tier", "cat_ever"]),
+        covariates=["cat_ever", "value_tier"],
+        strata="segment",
+        reference={"cat_ever": "promoter"},
+    )
+    assert naive.hr("cat_ever[none]")[1] > 1.5
+    # Leaving compensation out targets the mix of compensated and uncompensated failures.
+    hz_nc = X.churn_hazards(
+        cp,
+        covariates=[
+            "nps_category",
+            "unresolved_window",
+            "sla_breaches_window",
+            "member",
+            "value_tier",
+        ],
+        strata="segment",
+    )
+    _, lo, hi = hz_nc.hr("unresolved_window")
+    assert lo <= truth["unresolved_ticket_hazard_ratio_ignoring_compensation"] <= hi
+    assert hi < truth["unresolved_ticket_hazard_ratio"]
     # Next-month revenue per CSAT point, over months followed by a full month as a customer.
     fe = X.revenue_link(pn[pn.churned == 0], exposures=["csat_mean"], lags=(1,))
     r = fe.summary.loc["csat_mean_lag1"]
