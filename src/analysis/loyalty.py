@@ -962,7 +962,12 @@ def event_study(
 
         d = pd.DataFrame({"y": y, "cid": unit, "period": period})
         d["et"] = np.where(treated_unit, np.clip(rel_i, lo, hi), ref).astype(int)
-        fit = pf.feols(f"y ~ i(et, ref={ref}) | cid + period", data=d, vcov={"CRV1": "cid"})
+        import warnings
+
+        with warnings.catch_warnings():
+            # singleton customers (one month in the panel) are dropped by design
+            warnings.simplefilter("ignore")
+            fit = pf.feols(f"y ~ i(et, ref={ref}) | cid + period", data=d, vcov={"CRV1": "cid"})
         coefs.append(_tidy_event(fit, "twfe", z))
         coefs.append(
             pd.DataFrame(
@@ -970,7 +975,8 @@ def event_study(
             ).assign(ci_lower=0.0, ci_upper=0.0)
         )
         names = list(fit.coef().index)
-        leads = [n for n in names if (_event_time(n) or 0) < ref and _event_time(n) > lo]
+        # leads before the anticipation window (the earliest one bins all earlier months)
+        leads = [n for n in names if (_event_time(n) or 0) < ref]
         if leads:
             idx = [names.index(n) for n in leads]
             bl = fit.coef()[leads].to_numpy()
