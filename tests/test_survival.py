@@ -394,9 +394,7 @@ def test_ph_test_equals_score_test_for_time_interaction(rossi, ties):
     x = cp[covs].to_numpy(float)
     xt = np.column_stack([x, x * cp.stop.to_numpy()[:, None]])
     entry = np.where(cp.start > 0, cp.start + 1e-7, 0.0)
-    model = PHReg(
-        cp.stop.to_numpy(float), xt, status=cp.e.to_numpy(float), entry=entry, ties=ties
-    )
+    model = PHReg(cp.stop.to_numpy(float), xt, status=cp.e.to_numpy(float), entry=entry, ties=ties)
     beta0 = np.concatenate([fit.summary.coef.to_numpy(), np.zeros(3)])
     u = model.score(beta0)
     info = -model.hessian(beta0)
