@@ -136,6 +136,11 @@ class ExperienceParams:
     fcr_improvement_points: float = 10.0  # scenario: FCR up by this many percentage points
     sla_breach_reduction: float = 0.5  # scenario: share of SLA breaches avoided
     horizon_months: float = 12.0  # horizon of revenue-at-stake figures
+    covariate_update: Literal["period", "event"] = "period"  # churn model: experience counts from the next period (period) or from its own day (event)
+    km_landmark_months: int = 12  # retention curves by NPS category start this many months after the window start
+    driver_window_days: int = 30  # a ticket up to this many days before a survey answer counts as its driver
+    cox_covariates: list[str] = field(default_factory=lambda: ["value_tier"])  # customer attributes added to every experience Cox model (absent ones skipped)
+    cox_strata: str | None = "segment"  # customer attribute with its own baseline hazard; null: none
 
 
 @dataclass
@@ -198,6 +203,8 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("experience", "sla_breach_reduction"): (0.0, 1.0),
     ("experience", "fcr_improvement_points"): (0.0, 100.0),
     ("experience", "horizon_months"): (0.001, None),
+    ("experience", "km_landmark_months"): (1, None),
+    ("experience", "driver_window_days"): (1, None),
     ("value", "calibration_weeks"): (0, None),
     ("value", "holdout_weeks"): (0, None),
     ("value", "clv_horizon_months"): (0.001, None),

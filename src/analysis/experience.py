@@ -2224,32 +2224,45 @@ _TERM_LABELS = {
 def run_study(
     study: Any,
     *,
-    landmark_months: int = 12,
-    driver_window_days: int = 30,
-    update: str = "period",
-    adjust: Sequence[str] = ("value_tier",),
-    strata: str | None = "segment",
+    landmark_months: int | None = None,
+    driver_window_days: int | None = None,
+    update: str | None = None,
+    adjust: Sequence[str] | None = None,
+    strata: str | None = "",
     alpha: float = 0.05,
 ) -> StudyResults:
     """Run every estimate of the experience-to-revenue report on a loaded study.
+
+    Every setting defaults to the params file's ``experience`` section; a
+    keyword given here overrides it (notebook parameters use this).
 
     Parameters
     ----------
     study : analysis.data.StudyData
         Loaded data with an ``experience`` table.
-    landmark_months : int
+    landmark_months : int, optional
         Kaplan-Meier curves by NPS category start this many months after the
-        data window starts (answers before the landmark classify customers).
-    driver_window_days : int
-        Days before a survey answer in which a ticket counts as its driver.
-    update : {"period", "event"}
-        How experience enters the churn model (see :func:`counting_process`).
-    adjust : sequence of str
-        Customer attributes added to every Cox model (when present).
-    strata : str, optional
-        Customer attribute with its own baseline hazard.
+        data window starts (answers before the landmark classify customers);
+        params ``km_landmark_months``.
+    driver_window_days : int, optional
+        Days before a survey answer in which a ticket counts as its driver;
+        params ``driver_window_days``.
+    update : {"period", "event"}, optional
+        How experience enters the churn model (see :func:`counting_process`);
+        params ``covariate_update``.
+    adjust : sequence of str, optional
+        Customer attributes added to every Cox model (when present); params
+        ``cox_covariates``.
+    strata : str or None, optional
+        Customer attribute with its own baseline hazard; ``""`` (default):
+        params ``cox_strata``; ``None``: no strata.
     """
     p = study.params.experience
+    landmark_months = landmark_months or p.km_landmark_months
+    driver_window_days = driver_window_days or p.driver_window_days
+    update = update or p.covariate_update
+    adjust = list(p.cox_covariates if adjust is None else adjust)
+    strata = p.cox_strata if strata == "" else strata
     period = study.params.analysis.period
     lt = study.lifetimes()
     ex = study.table("experience")
