@@ -1,7 +1,9 @@
 """Data sources and contract validation.
 
 A *source* is a folder of CSV or Parquet files (one file or one folder of files
-per table), a DuckDB database file, or a Postgres database. Tables are read
+per table), a DuckDB database file, a Postgres database, or Spark (a folder of
+Parquet files read by Spark, or tables in the Spark session's catalog; see
+docs/scaling.md). Tables are read
 through Ibis, renamed from the user's column names to the contract's, checked
 against the contract, and cast to the contract's types. Nothing downstream
 sees a table that failed validation.
@@ -114,7 +116,28 @@ def connect(params: Params):
                         f"environment variable {d.url_env!r} is not set",
                         fix=f"export {d.url_env}=postgresql://user:pass@host:5432/db")])
         return ibis.connect(url)
+    if d.source == "spark":
+        return _spark_connection()
     raise DataError(f"unknown source kind {d.source!r}")  # pragma: no cover - schema prevents it
+
+
+def _spark_connection():
+    """Return an Ibis connection on the active Spark session, or on a new one.
+
+    On a cluster (spark-submit, a Databricks/EMR notebook) the session that already
+    exists is used; otherwise ``SparkSession.builder`` starts one from the usual Spark
+    configuration (``spark-defaults.conf``, ``SPARK_*`` environment variables).
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise DataError("pyspark is not installed", [
+            Problem("data", "source", "missing_engine",
+                    "data.source is spark but the pyspark package is not installed",
+                    fix="pip install 'pyspark>=3.5,<4.1' (needs Java 17), or use another source")],
+        ) from exc
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    return ibis.pyspark.connect(spark)
 
 
 def _find_table_path(folder: Path, stem: str, fmt: str) -> tuple[str, str] | None:
@@ -143,7 +166,7 @@ def open_source(params: Params) -> Source:
     d = params.data
     con = connect(params)
     tables: dict[str, ir.Table] = {}
-    if d.source == "folder":
+    if d.source == "folder" or (d.source == "spark" and d.path is not None):
         folder = Path(d.path)
         if not folder.is_dir():
             raise DataError("data folder not found", [
@@ -158,6 +181,15 @@ def open_source(params: Params) -> Source:
             path, fmt = found
             if fmt == "parquet":
                 t = con.read_parquet(path, table_name=f"src_{name}")
+                if d.source == "spark":
+                    # Validation scans every table a few dozen times; keep it in Spark's
+                    # cache (memory, spilling to disk) instead of re-reading the files.
+                    t = t.cache()
+            elif d.source == "spark":
+                raise DataError("Spark sources read Parquet only", [
+                    Problem(name, None, "format", f"found CSV for '{name}' at {path}",
+                            fix="convert the files to Parquet, or use data.source: folder "
+                                "(DuckDB reads CSV)")])
             else:
                 # Read CSV as text so that bad values surface as validation problems
                 # instead of a reader crash or a silent type guess.
@@ -486,7 +518,7 @@ def fingerprint(params: Params, source: Source | None = None) -> dict:
     counts = {name: _count(t) for name, t in sorted(src.tables.items())}
     h = hashlib.sha256()
     d = params.data
-    if d.source in ("folder", "duckdb") and d.path:
+    if d.source in ("folder", "duckdb", "spark") and d.path:
         p = Path(d.path)
         files = sorted(p.rglob("*")) if p.is_dir() else [p]
         for f in files:

@@ -144,9 +144,11 @@ def lifetimes(
         duration_days=out.end_date.delta(out.start_date, unit="day"),
         left_truncated=out.start_date < ws,
     )
+    # Days cast to float first: Spark reads the literal 30.4375 as a DECIMAL and would round
+    # the quotient to its scale.
     out = out.mutate(
-        entry_months=out.entry_days / DAYS_PER_MONTH,
-        duration_months=out.duration_days / DAYS_PER_MONTH,
+        entry_months=out.entry_days.cast("float64") / DAYS_PER_MONTH,
+        duration_months=out.duration_days.cast("float64") / DAYS_PER_MONTH,
     )
     attrs = [c for c in source.attributes]
     cols = ["customer_id", "start_date", "entry_date", "end_date", "entry_days", "duration_days",
