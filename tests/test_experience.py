@@ -701,3 +701,13 @@ def test_notebook_ends_cleanly_without_experience(tiny_world, tmp_path):
     assert all(c.cell_type != "markdown" for c in nb.cells[1:]), (
         "section headings are printed only with data"
     )
+
+
+def test_counting_process_with_partial_experience_columns(lt_ex):
+    lt, ex = lt_ex
+    no_answers = ex.assign(nps=np.nan).drop(columns=["touchpoint", "compensated"])
+    cp = X.counting_process(lt, no_answers, window_days=30, period=None)
+    assert set(cp.nps_category.astype(str)) == {"none"}
+    assert cp.attrs["touchpoints"] == [] and cp.compensated_failures_window.sum() == 0
+    # no answers, so no split at the survey day: (0, 40], (40, 70], (70, 100]
+    assert cp.loc[cp.customer_id == "A", "unresolved_window"].tolist() == [0, 1, 0]

@@ -410,6 +410,8 @@ def counting_process(
             start_date[rc] + (rstart + 1).astype("timedelta64[D]"), period
         ).astype("datetime64[ns]")
     for score, (skeys, sval) in survey_keys.items():
+        if not len(skeys):
+            continue
         j = np.searchsorted(skeys, rkey, side="right") - 1
         ok = (j >= 0) & (skeys[np.maximum(j, 0)] // big == rc)
         out[f"{score}_last"] = np.where(ok, sval[np.maximum(j, 0)], np.nan)
@@ -1405,7 +1407,10 @@ def experience_metrics(
         if len(fcr) and len(sla) and "compensated" in tk:
             failed = (fcr == 0) | (sla == 0)
             comp = _as_bool(tk["compensated"])
-            row["compensated_share"] = float(np.nanmean(comp[failed])) if failed.any() else np.nan
+            cf = comp[failed]
+            row["compensated_share"] = (
+                float(np.nanmean(cf)) if len(cf) and not np.isnan(cf).all() else np.nan
+            )
         else:
             row["compensated_share"] = np.nan
         return row
@@ -1645,8 +1650,12 @@ def moments_of_truth(
         hazard_ratio with ci_lower / ci_upper, customers_lost_per_100 (with
         interval), revenue_lost_per_100 (currency, with interval).
     """
-    tps = list(cp.attrs.get("touchpoints", []))
-    cols = [f"failures_{t}_window" for t in tps if f"failures_{t}_window" in cp.columns]
+    tps = [
+        t
+        for t in cp.attrs.get("touchpoints", [])
+        if f"failures_{t}_window" in cp.columns and _varies(cp, f"failures_{t}_window")
+    ]
+    cols = [f"failures_{t}_window" for t in tps]
     if not cols:
         return pd.DataFrame()
     hz = churn_hazards(
@@ -1841,7 +1850,7 @@ def scenarios_from_params(exp_params: Any, experience: pd.DataFrame) -> list[Sce
 
 def industry_claims(
     *,
-    revenue: FEResult,
+    revenue: FEResult | None,
     term: str,
     cp: pd.DataFrame,
     experience: pd.DataFrame,
@@ -1855,9 +1864,17 @@ def industry_claims(
         claim, our_number, what_the_data_can_say.
     """
     z = stats.norm.ppf(1 - alpha / 2)
-    r = revenue.summary.loc[term]
-    base = revenue.outcome_mean
-    pct = (100 * r.coef / base, 100 * r.ci_lower / base, 100 * r.ci_upper / base)
+    if revenue is not None and term in revenue.summary.index:
+        r = revenue.summary.loc[term]
+        base = revenue.outcome_mean
+        pct = (100 * r.coef / base, 100 * r.ci_lower / base, 100 * r.ci_upper / base)
+        cx = (
+            f"One CSAT point more this month goes with {pct[0]:+.1f}% revenue next "
+            f"month (95% CI {pct[1]:+.1f}% to {pct[2]:+.1f}%), same customers "
+            "compared across months"
+        )
+    else:
+        cx = "Not estimable: too few CSAT answers in consecutive months"
     h, h_lo, h_hi = monthly_churn(cp, alpha)
     ret = (math.exp(-12 * h), math.exp(-12 * h_hi), math.exp(-12 * h_lo))
     kind = experience["kind"].astype(str).str.lower()
@@ -1881,11 +1898,7 @@ def industry_claims(
         [
             {
                 "claim": "Companies that improve CX grow revenue 4-8% above their market",
-                "our_number": (
-                    f"One CSAT point more this month goes with {pct[0]:+.1f}% revenue next "
-                    f"month (95% CI {pct[1]:+.1f}% to {pct[2]:+.1f}%), same customers "
-                    "compared across months"
-                ),
+                "our_number": cx,
                 "what_the_data_can_say": (
                     "We have no market or competitor data, so 'above the market' cannot be tested; "
                     "the within-customer association is observational and covers one month ahead."
@@ -1918,10 +1931,15 @@ def industry_claims(
     )
 
 
+def _whole(v: float) -> str:
+    """Format a count estimate as a whole number without a negative zero."""
+    return f"{int(round(v)):,}"
+
+
 def findings(
     *,
     hazards: HazardResult,
-    revenue: FEResult,
+    revenue: FEResult | None,
     revenue_term: str,
     stakes: pd.DataFrame,
     currency: str = "EUR",
@@ -1957,7 +1975,7 @@ def findings(
                 f"Each {label} in the last {window} multiplies the churn "
                 f"rate by {hr:.2f} (95% CI {lo:.2f}-{hi:.2f})."
             )
-    if revenue_term in revenue.summary.index:
+    if revenue is not None and revenue_term in revenue.summary.index:
         r = revenue.summary.loc[revenue_term]
         out.append(
             f"One CSAT point more in a month goes with {money(r.coef)} more revenue per "
@@ -1967,8 +1985,8 @@ def findings(
         )
     for _, s in stakes.iterrows():
         out.append(
-            f"{s.description}: about {s.churners_prevented_per_year:,.0f} fewer churners a "
-            f"year (95% CI {s.churners_ci_lower:,.0f}-{s.churners_ci_upper:,.0f}), worth "
+            f"{s.description}: about {_whole(s.churners_prevented_per_year)} fewer churners a "
+            f"year (95% CI {_whole(s.churners_ci_lower)} to {_whole(s.churners_ci_upper)}), worth "
             f"{money(s.revenue_at_stake)} (95% CI {money(s.revenue_ci_lower)} to "
             f"{money(s.revenue_ci_upper)}) under the assumptions stated with the table."
         )
@@ -2186,7 +2204,7 @@ class StudyResults:
     km_counts: pd.DataFrame
     hazards: HazardResult
     hazard_table: pd.DataFrame
-    revenue: FEResult
+    revenue: FEResult | None
     revenue_term: str
     lags: pd.DataFrame
     dose: pd.DataFrame
@@ -2219,6 +2237,20 @@ _TERM_LABELS = {
     "compensated_failures_window": "Each failed ticket that was compensated (extra)",
     "member": "Loyalty member this month",
 }
+
+
+def _varies(cp: pd.DataFrame, col: str) -> bool:
+    """Whether a covariate can enter a Cox model: numeric with spread, or >= 2 levels present."""
+    if col not in cp.columns:
+        return False
+    s = cp[col]
+    if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or s.dtype == "string":
+        present = set(pd.unique(s.dropna()).tolist())
+        if col == "nps_category":
+            return "promoter" in present and len(present) >= 2
+        return len(present) >= 2
+    v = s.to_numpy(dtype=float)
+    return bool(np.nanmax(v) > np.nanmin(v)) if len(v) and not np.isnan(v).all() else False
 
 
 def run_study(
@@ -2313,6 +2345,27 @@ def run_study(
         "member",
         *adjust,
     ]
+    dropped = [c for c in base if not _varies(cp, c)]
+    base = [c for c in base if c not in dropped]
+    if dropped:
+        notes.append(
+            "Left out of the churn model because they do not vary in this data: "
+            + ", ".join(dropped)
+            + "."
+        )
+    if not base:
+        raise AnalysisError(
+            "No experience covariate varies in this data, so the churn model cannot be fitted.",
+            [
+                Problem(
+                    "experience",
+                    None,
+                    "no_variation",
+                    "no NPS answers and no failed tickets",
+                    fix="check the experience table's nps, first_contact_resolution, sla_met",
+                )
+            ],
+        )
     hz = churn_hazards(cp, covariates=base, strata=strata, alpha=alpha)
     ht = hz.summary.loc[[t for t in hz.terms if t in _TERM_LABELS]].copy()
     ht.insert(0, "term_label", [_TERM_LABELS[t] for t in ht.index])
@@ -2321,7 +2374,11 @@ def run_study(
     rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
     full = pn[pn["churned"] == 0] if "churned" in pn.columns else pn
-    fe = revenue_link(full, exposures=["csat_mean"], lags=(1,), alpha=alpha)
+    try:
+        fe = revenue_link(full, exposures=["csat_mean"], lags=(1,), alpha=alpha)
+    except AnalysisError:
+        fe = None
+        notes.append("Too few CSAT answers in consecutive months to relate CSAT to revenue.")
     lags = lag_profile(
         full,
         exposures=["csat_mean", "unresolved_tickets", "sla_breaches"],
@@ -2336,27 +2393,37 @@ def run_study(
         monthly_churn_rate=h[0],
         revenue_per_month=rev,
         horizon_months=p.horizon_months,
-        adjust=["nps_category", "member", *adjust],
+        adjust=[c for c in ["nps_category", "member", *adjust] if _varies(cp, c)],
         strata=strata,
         alpha=alpha,
     )
-    comp = compensation_effect(
-        cp, adjust=["nps_category", "tickets_window", "member", *adjust], strata=strata, alpha=alpha
-    )
-    stakes = pd.concat(
-        [
-            revenue_at_stake(
-                hz,
-                cp,
-                scenario=s,
-                monthly_revenue=rev,
-                horizon_months=p.horizon_months,
-                alpha=alpha,
+    comp_adjust = [
+        c for c in ["nps_category", "tickets_window", "member", *adjust] if _varies(cp, c)
+    ]
+    if all(
+        _varies(cp, c)
+        for c in ("compensated_failures_window", "unresolved_window", "sla_breaches_window")
+    ):
+        comp = compensation_effect(cp, adjust=comp_adjust, strata=strata, alpha=alpha)
+    else:
+        comp = pd.DataFrame()
+        notes.append("No compensated failures (or no failures) in the data: compensation skipped.")
+    stake_rows = []
+    for sc in scenarios_from_params(p, ex):
+        try:
+            stake_rows.append(
+                revenue_at_stake(
+                    hz,
+                    cp,
+                    scenario=sc,
+                    monthly_revenue=rev,
+                    horizon_months=p.horizon_months,
+                    alpha=alpha,
+                )
             )
-            for s in scenarios_from_params(p, ex)
-        ],
-        ignore_index=True,
-    )
+        except AnalysisError:
+            notes.append(f"Scenario '{sc.description}' needs a covariate this data lacks.")
+    stakes = pd.concat(stake_rows, ignore_index=True) if stake_rows else pd.DataFrame()
     claims = industry_claims(revenue=fe, term="csat_mean_lag1", cp=cp, experience=ex, alpha=alpha)
     by_nps = km_counts
     return StudyResults(
