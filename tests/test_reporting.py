@@ -6,6 +6,7 @@ Expected strings are written out by hand from the documented formats.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -229,3 +230,29 @@ def test_provenance_html():
     assert "<dd>analysis 0.1.0</dd>" in html and "<dd>unknown</dd>" in html
     assert "<dd>12.3 s</dd>" in html and "00_kpi_dashboard.ipynb" in html
     assert "<img" not in html
+
+
+# --------------------------------------------------------------------------------------
+# Table layout (added by the browser-check task; see tests/test_browser.py)
+# --------------------------------------------------------------------------------------
+
+
+def test_sentences_starting_with_a_digit_are_text_not_numbers():
+    df = pd.DataFrame(
+        {
+            "problem": ["9 customers with no activity inside the data window were excluded"],
+            "median": ["22.8 months (95% CI 20.1–25.3 months)"],
+        }
+    )
+    html = reporting.table_html(df)
+    assert '<th class="txt">problem</th>' in html
+    assert '<th class="num">median</th>' in html
+
+
+def test_caption_names_the_scrolling_table():
+    html = reporting.table_html(pd.DataFrame({"a": [1]}), caption="Churn by segment")
+    cap_id = re.search(r'<p class="analysis-caption" id="([^"]+)">Churn by segment</p>', html)
+    assert cap_id is not None
+    assert f'<table class="analysis" aria-labelledby="{cap_id.group(1)}">' in html
+    assert html.index("analysis-caption") < html.index('class="analysis-table-scroll"')
+    assert "aria-labelledby" not in reporting.table_html(pd.DataFrame({"a": [1]}))

@@ -20,6 +20,7 @@ the executed notebook for the reports index and strips them from the HTML.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 import math
@@ -50,6 +51,10 @@ _MISSING = "–"  # en dash for a missing value in a table cell
 _SUPPRESSED = "suppressed"
 _NUMBER_LIKE = re.compile(r"^[+\-\u2212<>~]?\s?[€$£]?\d")
 _NON_NUMBERS = {_MISSING, _SUPPRESSED, "n/a", ""}
+# A number formatted as text carries at most a few unit words ("12 days (95% CI 10–14 days)");
+# a sentence that happens to start with a digit ("9 customers were excluded ...") is text.
+_WORD = re.compile(r"[^\W\d_]{2,}")
+_MAX_UNIT_WORDS = 4
 
 # --------------------------------------------------------------------------------------
 # Notebook set-up
@@ -389,6 +394,11 @@ def suppress_small(
     return out
 
 
+def _is_number_text(text: str) -> bool:
+    """Return True for a number formatted as text ("€1,234 (+3%)", "-0.6 pt"), not a sentence."""
+    return bool(_NUMBER_LIKE.match(text)) and len(_WORD.findall(text)) <= _MAX_UNIT_WORDS
+
+
 def table_html(
     df: pd.DataFrame,
     *,
@@ -440,7 +450,7 @@ def table_html(
     # Right-align numbers, also those formatted as text ("12.5%", "€1,234", "+3 (-2)").
     numeric = {
         c: pd.api.types.is_numeric_dtype(df[c])
-        or (len(df) > 0 and all(_NUMBER_LIKE.match(t) or t in _NON_NUMBERS for t in texts[c]))
+        or (len(df) > 0 and all(_is_number_text(t) or t in _NON_NUMBERS for t in texts[c]))
         for c in df.columns
     }
     head = "".join(
@@ -455,17 +465,24 @@ def table_html(
             cells.append(f'<td class="{cls}">{html.escape(texts[c][i])}</td>')
         tr_class = ' class="suppressed"' if suppressed[i] else ""
         rows.append(f"<tr{tr_class}>{''.join(cells)}</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     foot = ""
     if suppressed.any():
         foot = (
             f'<p class="analysis-table-note">{int(suppressed.sum())} group(s) with fewer than '
             f"{threshold} customers are suppressed.</p>"
         )
+    table = f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # The caption sits above the scrolling box (a <caption> would scroll away with a wide
+    # table and wrap to a narrow one's width); aria-labelledby keeps it the table's name.
+    cap, label = "", ""
+    if caption:
+        key = hashlib.sha1((caption + table).encode("utf-8")).hexdigest()[:10]
+        cap = f'<p class="analysis-caption" id="tbl-{key}">{html.escape(caption)}</p>'
+        label = f' aria-labelledby="tbl-{key}"'
     return (
-        '<div class="analysis-table">'
-        f'<table class="analysis">{cap}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>{foot}</div>"
+        f'<div class="analysis-table">{cap}'
+        f'<div class="analysis-table-scroll" role="region" tabindex="0"{label}>'
+        f'<table class="analysis"{label}>{table}</div>{foot}</div>'
     )
 
 

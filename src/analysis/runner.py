@@ -67,6 +67,7 @@ POLL_SECONDS = 0.1
 MAX_ERROR_CHARS = 240
 
 _TEMPLATES = Path(__file__).with_name("templates")
+_NBCONVERT_ALT = "No description has been provided for this image"
 
 
 # --------------------------------------------------------------------------------------
@@ -442,7 +443,8 @@ def notebook_body_html(nb: Any) -> str:
         embed_images=True,
     )
     body, _ = exporter.from_notebook_node(_render_copy(nb))
-    return body
+    # nbconvert's default alt text reads as an error message to screen-reader users.
+    return body.replace(f'alt="{_NBCONVERT_ALT}"', 'alt="Plot"')
 
 
 def pretty_time(iso: str | None) -> str:
