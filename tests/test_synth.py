@@ -516,3 +516,10 @@ def test_bad_parameters_raise_params_error(kwargs, match):
 def test_write_rejects_unknown_format(small, tmp_path):
     with pytest.raises(ParamsError, match="format"):
         synth.write(small, tmp_path, format="xlsx")
+
+
+def test_write_refuses_a_file_as_output_folder(small, tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    with pytest.raises(ParamsError, match="not a folder"):
+        synth.write(small, target)

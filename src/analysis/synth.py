@@ -246,7 +246,8 @@ def _gamma_wh(z: np.ndarray, shape: np.ndarray) -> np.ndarray:
     return np.maximum(1.0 - c + z * np.sqrt(c), 0.05) ** 3
 
 
-def _months_add(start: pd.Timestamp, m: np.ndarray) -> np.ndarray:
+def _months_add(start: pd.Timestamp, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (year, month) of month offsets ``m`` from ``start``."""
     y = start.year + (start.month - 1 + m) // 12
     mo = (start.month - 1 + m) % 12 + 1
     return y, mo
@@ -520,7 +521,6 @@ def _step(m, rows, state, dr, st, C: _Consts, *, record: bool, no_enrol=None) ->
             cp = np.cumsum(base, axis=1)
             cp /= cp[:, -1:]
             out["reason"] = (dr["reason"][rows][:, None] > cp).sum(axis=1).astype(np.int8)
-            out["lp"] = lp
     alive_frac = np.where(active, f_end - f_start, 0.0)
 
     # purchases (member lift and last month's CSAT act on the purchase rate)
@@ -1059,7 +1059,6 @@ def generate(
     )
     kind = np.concatenate([np.zeros(nk, np.int8), np.ones(ns, np.int8)])
     order = np.lexsort((kind, e_date2, e_cix))
-    nanf = np.full(ns, np.nan)
 
     def tick(vals, fill):
         return np.concatenate([np.asarray(vals, dtype=float), np.full(ns, fill)])[order]
@@ -1091,7 +1090,6 @@ def generate(
             "response_hours": tick(np.round(col(tk, 7), 1), np.nan),
         }
     )
-    del nanf
 
     tables = {
         "customers": customers,
@@ -1602,6 +1600,10 @@ def write(world: SampleWorld, out_dir, format: str = "parquet") -> dict[str, Pat
     if format not in ("parquet", "csv"):
         raise ParamsError(f"synth: format must be 'parquet' or 'csv', got {format!r}.")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ParamsError(
+            f"synth: output path {str(out)!r} exists and is not a folder; choose another --out."
+        )
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, df in world.tables.items():
