@@ -13,7 +13,14 @@ to the churn clock and to the monthly revenue panel:
   customer and period fixed effects absorbed (never built as dummy columns)
   and customer-clustered standard errors;
 * :func:`revenue_at_stake` -- churners prevented and revenue kept under a
-  stated scenario, with a delta-method interval.
+  stated scenario, with a delta-method interval;
+* report helpers (:func:`experience_metrics`, :func:`driver_view`,
+  :func:`nps_landmark`, :func:`moments_of_truth`, :func:`compensation_effect`,
+  :func:`dose_response`, :func:`lag_profile`, :func:`industry_claims`,
+  :func:`findings`, ``plot_*``) and :func:`run_study`, which computes
+  everything the report notebook shows.
+
+Methods, conventions and checks: ``docs/methods/experience.md``.
 
 Time on the churn clock is in days since the customer's ``start_date``;
 money is in the data's currency.
@@ -37,14 +44,34 @@ __all__ = [
     "FEResult",
     "HazardResult",
     "Scenario",
+    "StudyResults",
+    "add_panel_columns",
     "churn_hazards",
+    "compensation_effect",
     "counting_process",
+    "dose_response",
+    "driver_view",
+    "experience_metrics",
+    "fcr_rate",
+    "findings",
+    "industry_claims",
+    "lag_profile",
+    "moments_of_truth",
+    "monthly_churn",
+    "monthly_revenue",
     "nps_categories",
+    "nps_landmark",
+    "plot_dose_response",
+    "plot_km",
+    "plot_lags",
+    "plot_trends",
     "revenue_at_stake",
     "revenue_link",
+    "run_study",
     "scenario_detractors_as_passives",
     "scenario_fcr_up",
     "scenario_sla_breaches_reduced",
+    "scenarios_from_params",
 ]
 
 #: NPS categories, best first; ``"none"`` marks "no answer recorded yet" in the churn model.
@@ -740,13 +767,11 @@ def _collapse(d: pd.DataFrame, customer: str, cols: Sequence[str]) -> pd.DataFra
         cont[1:] &= v[1:] == v[:-1]
     if not cont.any():
         return d.reset_index(drop=True)
-    run = np.cumsum(~cont) - 1
     first = np.flatnonzero(~cont)
     last = np.r_[first[1:] - 1, len(d) - 1]
     out = d.iloc[first].copy()
     out["stop"] = d["stop"].to_numpy()[last]
     out["event"] = d["event"].to_numpy()[last]
-    del run
     return out.reset_index(drop=True)
 
 
