@@ -36,6 +36,7 @@ COVARIATES = [
     "history_nps_mean",
     "prior_unresolved",
     "prior_sla_breaches",
+    "log_prior_spend",
 ]
 
 

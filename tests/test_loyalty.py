@@ -256,12 +256,8 @@ def test_event_study_recovers_known_effect():
 
 # --------------------------------------------------------------------------- sample world
 
-COVARIATES = loyalty.DEFAULT_COVARIATES + [
-    "history_tickets",
-    "history_nps_mean",
-    "prior_unresolved",
-    "prior_sla_breaches",
-]
+# prior spend/purchases, tenure, segment, value tier, NPS, tickets (recent and history), log spend
+COVARIATES = loyalty.DEFAULT_COVARIATES
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,7 @@ class LoyaltyParams:
             "history_nps_mean",
             "prior_unresolved",
             "prior_sla_breaches",
+            "log_prior_spend",
         ]
     )  # confounders measured before the landmark (columns of loyalty.landmark_frame)
     trim: float | None = None  # drop rows with propensity outside [trim, 1 - trim]

@@ -66,6 +66,7 @@ DEFAULT_COVARIATES = [
     "history_nps_mean",
     "prior_unresolved",
     "prior_sla_breaches",
+    "log_prior_spend",
 ]
 
 
