@@ -23,6 +23,8 @@ Published values (CDNOW 1/10 sample: 2,357 customers, 39-week calibration, weekl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -474,7 +476,9 @@ def test_customers_to_protect_by_hand():
             "risk": [0.9, 0.2, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6],
         }
     )
-    r = value.customers_to_protect(scores, value="clv", risk="risk", strategic_segments=["s2"])
+    r = value.customers_to_protect(
+        scores, value="clv", risk="risk", risk_threshold=0.5, strategic_segments=["s2"]
+    )
     # High tier = top 20% = a, b; only a is at risk (0.9 >= 0.5).
     assert list(r.loc[r["protect"], "customer_id"]) == ["a"]
     assert r.iloc[0]["customer_id"] == "a" and r.iloc[0]["value_at_stake"] == pytest.approx(90.0)
@@ -483,7 +487,7 @@ def test_customers_to_protect_by_hand():
     summ = value.protect_summary(r, by=["segment"], min_group_size=5)
     assert summ.set_index("segment").loc["s1", "to_protect"] == 1
     summ2 = value.protect_summary(r, by=["segment"], min_group_size=6)
-    assert summ2["suppressed"].all() and summ2["customers"].isna().all()
+    assert summ2["suppressed"].all() and summ2["value_at_stake"].isna().all()
     text = value.value_findings(
         value.value_concentration(scores["clv"], n_boot=20), r, currency="$"
     )
@@ -611,3 +615,116 @@ def test_fit_churn_risk_rejects_single_class():
     (train, _), (test, _) = _simulated_churn_frames(rng, 200)
     with pytest.raises(AnalysisError, match="outcome"):
         value.fit_churn_risk(train.assign(churned=0.0), test)
+
+
+def test_indexed_bgnbd_likelihood_and_gradient_match_direct_formula():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 6, 60).astype(float)
+    T = rng.choice([20.0, 30.0, 39.0], 60)
+    tx = np.where(x > 0, np.round(rng.uniform(0, 1, 60) * T, 1), 0.0)
+    w = rng.integers(1, 4, 60).astype(float)
+    p = np.array([0.7, 4.0, 0.8, 2.5])
+    data = value._BGNBDData(x, tx, T, w)
+
+    def direct(q):
+        return np.dot(w, value._bgnbd_loglik(q, x, tx, T))
+
+    assert data.loglik(p) == pytest.approx(direct(p), rel=1e-12)
+    h = 1e-6
+    numeric = np.array([(direct(p + e) - direct(p - e)) / (2 * h) for e in np.eye(4) * h])
+    assert_allclose(data.grad(p), numeric, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Sample world (analysis.synth): known truth and the churn-risk model
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def medium_tables(medium_world):
+    d = medium_world.data_dir
+    return {
+        name: pd.read_parquet(d / f"{name}.parquet")
+        for name in ("customers", "transactions", "experience", "loyalty")
+    }
+
+
+def test_gamma_gamma_recovers_sample_world_spend(medium_world, medium_tables):
+    truth = medium_world.truth["value"]["spend"]  # amount ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
+    tx = medium_tables["transactions"]
+    s = value.rfm_summary(tx, calibration_end=medium_world.truth["window"]["as_of"], freq="W")
+    gg = value.fit_gamma_gamma(s)
+    tab = value.parameter_table(gg).set_index("parameter")
+    for ours, theirs in (("p", "p"), ("q", "q"), ("v", "gamma")):
+        lo, hi = tab.loc[ours, "ci_lower"], tab.loc[ours, "ci_upper"]
+        # 99.9% interval: widen the 95% one by 3.29 / 1.96 on the log scale.
+        est = tab.loc[ours, "estimate"]
+        k = 3.29 / 1.96
+        assert est * (lo / est) ** k <= truth[theirs] <= est * (hi / est) ** k, (ours, est, lo, hi)
+
+
+def test_churn_risk_model_on_sample_world(medium_world, medium_tables):
+    t = medium_tables
+    as_of = medium_world.truth["window"]["as_of"]
+    cuts = value.churn_risk_cutoffs(as_of, horizon_months=3)
+    kw = dict(
+        horizon_months=3,
+        attributes=["segment", "value_tier", "region", "channel"],
+        as_of=as_of,
+        experience=t["experience"],
+        loyalty=t["loyalty"],
+    )
+    train = value.churn_risk_features(t["customers"], t["transactions"], cutoff=cuts["train"], **kw)
+    test = value.churn_risk_features(t["customers"], t["transactions"], cutoff=cuts["test"], **kw)
+    res = value.fit_churn_risk(train, test, n_repeats=1, n_boot=100, seed=0)
+    # The planted hazard ratios (segment, value tier, NPS, tickets, membership) are modest,
+    # so the ranking is weak but must beat chance. Out of time the average risk must be
+    # right (calibration-in-the-large near 0); the slope may differ from 1 within the
+    # tolerance (measured: AUC 0.58, slope 0.70 [0.51, 0.89], intercept 0.00 on this
+    # world; slope 1.09 [0.82, 1.35] on the seed-42 sample): a quarter later the spread
+    # of predicted risks is somewhat off, and the report shows it.
+    assert res.auc_ci[0] > 0.52
+    assert 0.5 < res.calibration_slope < 1.3
+    assert abs(res.calibration_intercept) < 0.15
+    # Calibration by bins: observed churn inside (or within 2 points of) the Wilson
+    # interval in at least 8 of 10 bins.
+    cal = res.calibration
+    ok = (cal["mean_predicted"] >= cal["ci_lower"] - 0.02) & (
+        cal["mean_predicted"] <= cal["ci_upper"] + 0.02
+    )
+    assert ok.sum() >= 8
+    assert res.gains["lift"].iloc[0] > 1.2
+
+
+@pytest.mark.notebook
+def test_value_notebook_runs_on_tiny_world(tiny_world, tmp_path):
+    import nbformat
+    import papermill as pm
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.ipynb"
+    exports = tmp_path / "exports"
+    pm.execute_notebook(
+        str(root / "notebooks" / "04_customer_value.ipynb"),
+        str(out),
+        parameters={
+            "params_file": str(tiny_world.params_file),
+            "export_dir": str(exports),
+            "n_draws": 10,
+        },
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(root / "notebooks"),
+    )
+    nb = nbformat.read(out, as_version=4)
+    shown = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            assert o.get("output_type") != "error"
+            shown.append(str(o.get("data", {}).get("text/html", "")))
+    html = " ".join(shown)
+    assert "Findings" in html
+    ranked = pd.read_csv(exports / "customers_to_protect.csv")
+    assert len(ranked) > 0 and ranked["rank"].is_monotonic_increasing
+    # No customer id reaches the report.
+    assert not any(cid in html for cid in ranked["customer_id"].astype(str).head(50))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,12 @@ __all__ = [
     "calibration_table",
     "calibration_slope_intercept",
     "gains_table",
+    "churn_risk_cutoffs",
+    "total_clv_interval",
+    "ValueStudy",
+    "value_study",
+    "study_findings",
+    "write_export",
 ]
 
 #: Length of one time unit in days.
@@ -88,14 +95,15 @@ def _unit_days(freq: str) -> float:
 
 def _day_numbers(values, *, table: str, column: str) -> np.ndarray:
     """Return dates as int64 day numbers since 1970-01-01, raising on missing or bad dates."""
-    try:
-        dt = pd.to_datetime(values)
-    except (ValueError, TypeError) as err:
-        raise AnalysisError(
-            f"Column {column!r} of {table} cannot be read as dates.",
-            [Problem(table, column, "bad_date", str(err), fix="store dates as YYYY-MM-DD")],
-        ) from err
-    arr = np.asarray(dt, dtype="datetime64[ns]")
+    arr = np.asarray(values)
+    if not np.issubdtype(arr.dtype, np.datetime64):
+        try:
+            arr = np.asarray(pd.to_datetime(values), dtype="datetime64[ns]")
+        except (ValueError, TypeError) as err:
+            raise AnalysisError(
+                f"Column {column!r} of {table} cannot be read as dates.",
+                [Problem(table, column, "bad_date", str(err), fix="store dates as YYYY-MM-DD")],
+            ) from err
     bad = np.isnat(arr)
     if bad.any():
         raise AnalysisError(
@@ -111,7 +119,20 @@ def _day_numbers(values, *, table: str, column: str) -> np.ndarray:
                 )
             ],
         )
-    return arr.astype("datetime64[D]").astype(np.int64)
+    unit, count = np.datetime_data(arr.dtype)
+    per_day = {
+        "D": 1,
+        "h": 24,
+        "m": 1440,
+        "s": 86400,
+        "ms": 86_400_000,
+        "us": 86_400_000_000,
+        "ns": 86_400_000_000_000,
+    }.get(unit)
+    if per_day is None:
+        return arr.astype("datetime64[D]").astype(np.int64)
+    # Integer floor division of the raw counts: much faster than a datetime cast.
+    return arr.view(np.int64) * count // per_day if count != 1 else arr.view(np.int64) // per_day
 
 
 def _as_day(value, name: str) -> int:
@@ -239,13 +260,14 @@ def rfm_summary(
         )
     end = obs_end if obs_end is not None else cal_end
     keep = days <= end
-    codes = codes[keep].astype(np.int64)
-    days = days[keep]
-    amounts = amounts[keep]
+    all_kept = bool(keep.all())
+    codes = codes.astype(np.int64, copy=False) if all_kept else codes[keep].astype(np.int64)
+    days = days if all_kept else days[keep]
+    amounts = amounts if all_kept else amounts[keep]
     margins = None
     if margin is not None:
-        margins = pd.to_numeric(transactions[margin], errors="coerce").to_numpy(dtype=float)[keep]
-        margins = np.nan_to_num(margins, nan=0.0)
+        margins = pd.to_numeric(transactions[margin], errors="coerce").to_numpy(dtype=float)
+        margins = np.nan_to_num(margins if all_kept else margins[keep], nan=0.0)
 
     # Merge same-day purchases: sort on one int64 key (customer, day).
     dmin = int(days.min()) if days.size else 0
@@ -401,6 +423,16 @@ class _MLE:
 
 
 def _fit_mle(nll_mean, names, starts, n_total, model, grad_mean=None) -> _MLE:
+    """Run :func:`_fit_mle_impl` with one BLAS/OpenMP thread.
+
+    The vectors are long but the operations are simple; on a shared machine,
+    multi-threaded BLAS calls inside the optimiser are many times slower.
+    """
+    with threadpool_limits(1):
+        return _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean)
+
+
+def _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean=None) -> _MLE:
     """Minimise a mean negative log-likelihood over log-parameters; SEs from the Hessian.
 
     ``nll_mean(log_params)`` returns the negative log-likelihood divided by the
@@ -599,6 +631,73 @@ def _bgnbd_grad(params, x, tx, T, w):
     return np.array([np.dot(w, d_r), np.dot(w, d_alpha), np.dot(w, d_a), np.dot(w, d_b)])
 
 
+class _BGNBDData:
+    """Weighted BG/NBD data indexed by distinct x, t_x and T values.
+
+    Terms that depend on the parameters and only one of x, t_x or T are computed
+    once per distinct value and gathered, which makes each likelihood evaluation
+    on a million customers cost a few vector gathers rather than special functions.
+    """
+
+    def __init__(self, x, tx, T, w):
+        self.xv, self.ix = np.unique(x, return_inverse=True)
+        self.tv, self.it = np.unique(tx, return_inverse=True)
+        self.Tv, self.iT = np.unique(T, return_inverse=True)
+        self.w = w
+        self.pos = self.xv > 0
+
+    def _parts(self, params):
+        r, alpha, a, b = params
+        xv = self.xv
+        rx = (r + xv)[self.ix]
+        lT = np.log(alpha + self.Tv)[self.iT]
+        lt = np.log(alpha + self.tv)[self.it]
+        b1 = special.betaln(a, b + xv) - special.betaln(a, b)
+        b2 = np.full_like(xv, -np.inf)
+        b2[self.pos] = special.betaln(a + 1, b + xv[self.pos] - 1) - special.betaln(a, b)
+        l1 = b1[self.ix] - rx * lT
+        l2 = b2[self.ix] - rx * lt
+        m = np.logaddexp(l1, l2)
+        return rx, lT, lt, l1, l2, m
+
+    def loglik(self, params):
+        r, alpha, a, b = params
+        common = special.gammaln(r + self.xv) - special.gammaln(r) + r * np.log(alpha)
+        _, _, _, _, _, m = self._parts(params)
+        return float(np.dot(self.w, common[self.ix] + m))
+
+    def grad(self, params):
+        r, alpha, a, b = params
+        dg = special.digamma
+        xv = self.xv
+        rx, lT, lt, l1, l2, m = self._parts(params)
+        w1 = np.exp(l1 - m)
+        w2 = np.exp(l2 - m)
+        w = self.w
+        # Per-x sums of weights let the x-only terms be summed once per distinct x.
+        nx = np.bincount(self.ix, weights=w, minlength=xv.size)
+        s1 = np.bincount(self.ix, weights=w * w1, minlength=xv.size)
+        s2 = np.bincount(self.ix, weights=w * w2, minlength=xv.size)
+        d_r = np.dot(nx, dg(r + xv) - dg(r) + np.log(alpha)) - np.dot(w, w1 * lT + w2 * lt)
+        d_alpha = r / alpha * nx.sum() - np.dot(
+            w, rx * (w1 / (alpha + self.Tv[self.iT]) + w2 / (alpha + self.tv[self.it]))
+        )
+        base_a = -(dg(a) - dg(a + b))
+        base_b = -(dg(b) - dg(a + b))
+        xm1 = np.where(self.pos, xv - 1, 0.0)
+        d_a = (
+            nx.sum() * base_a
+            + np.dot(s1, dg(a) - dg(a + b + xv))
+            + np.dot(s2, dg(a + 1) - dg(a + b + xv))
+        )
+        d_b = (
+            nx.sum() * base_b
+            + np.dot(s1, dg(b + xv) - dg(a + b + xv))
+            + np.dot(s2, np.where(self.pos, dg(b + xm1) - dg(a + b + xv), 0.0))
+        )
+        return np.array([d_r, d_alpha, d_a, d_b])
+
+
 def _bgnbd_log_odds_dead(params, x, tx, T):
     """log of  a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x)  for x > 0, -inf for x = 0."""
     r, alpha, a, b = params
@@ -735,13 +834,14 @@ def fit_bgnbd(
     _require_repeaters(x, "BG/NBD")
     (ux, utx, uT), w = _compress(x, tx, TT)
     n = w.sum()
+    data = _BGNBDData(ux, utx, uT, w)
 
     def nll(theta):
-        return -np.dot(w, _bgnbd_loglik(np.exp(theta), ux, utx, uT)) / n
+        return -data.loglik(np.exp(theta)) / n
 
     def grad(theta):
         p = np.exp(theta)
-        return -_bgnbd_grad(p, ux, utx, uT, w) * p / n
+        return -data.grad(p) * p / n
 
     scale = max(float(np.mean(TT)), 1e-3)
     starts = [(1.0, scale / 5, 1.0, 3.0), (0.5, scale / 2, 0.5, 1.0)]
@@ -1033,20 +1133,37 @@ def fit_gamma_gamma(
         )
     (ux, um), w = _compress(x[use], m[use])
     n = w.sum()
+    xv, ix = np.unique(ux, return_inverse=True)
+    nx = np.bincount(ix, weights=w, minlength=xv.size)
+    log_m = np.log(um)
+    log_x = np.log(ux)
+    wx_logm = np.dot(w * ux, log_m)
+    w_logm = np.dot(w, log_m)
+    wx_logx = np.dot(w * ux, log_x)
+    mx = um * ux
 
     def nll(theta):
-        return -np.dot(w, _gg_loglik(np.exp(theta), ux, um)) / n
+        p, q, v = np.exp(theta)
+        px = p * xv
+        per_x = special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(v)
+        ll = (
+            np.dot(nx, per_x)
+            + p * wx_logm
+            - w_logm
+            + p * wx_logx
+            - np.dot(w * (p * ux + q), np.log(v + mx))
+        )
+        return -ll / n
 
     def grad(theta):
         p, q, v = np.exp(theta)
         dg = special.digamma
-        px = p * ux
-        common = dg(px + q) - np.log(v + um * ux)
-        d_p = ux * (common - dg(px) + np.log(um) + np.log(ux))
-        d_q = common - dg(q) + np.log(v)
-        d_v = q / v - (px + q) / (v + um * ux)
-        g = np.array([np.dot(w, d_p), np.dot(w, d_q), np.dot(w, d_v)])
-        return -g * np.array([p, q, v]) / n
+        px = p * xv
+        lv = np.log(v + mx)
+        d_p = np.dot(nx * xv, dg(px + q) - dg(px)) + wx_logm + wx_logx - np.dot(w * ux, lv)
+        d_q = np.dot(nx, dg(px + q)) - n * dg(q) + n * np.log(v) - np.dot(w, lv)
+        d_v = n * q / v - np.dot(w * (p * ux + q), 1.0 / (v + mx))
+        return -np.array([d_p, d_q, d_v]) * np.array([p, q, v]) / n
 
     mean_m = float(np.average(um, weights=w))
     starts = [(2.0, 3.0, mean_m), (6.0, 4.0, 2 * mean_m)]
@@ -1138,10 +1255,12 @@ def _check_freq(summary: pd.DataFrame, freq: str) -> None:
         )
 
 
-def _expected_path(model, x, tx, T, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+def _expected_path(
+    model, x, tx, T, horizon: float, step: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (step ends, cumulative expected transactions per customer and step)."""
-    n_steps = int(np.ceil(horizon - 1e-9))
-    ends = np.minimum(np.arange(1, n_steps + 1, dtype=float), horizon)
+    n_steps = int(np.ceil(horizon / step - 1e-9))
+    ends = np.minimum(np.arange(1, n_steps + 1, dtype=float) * step, horizon)
     (ux, utx, uT), _ = _compress(x, tx, T)
     key = pd.MultiIndex.from_arrays([ux, utx, uT])
     pos = key.get_indexer(pd.MultiIndex.from_arrays([x, tx, T]))
@@ -1160,6 +1279,7 @@ def clv(
     discount_rate: float,
     freq: str = "W",
     margin: float | str = 1.0,
+    step: float = 1.0,
 ) -> pd.DataFrame:
     """Compute each customer's expected, discounted value over a finite horizon.
 
@@ -1185,6 +1305,9 @@ def clv(
     margin : float or str
         Gross-margin ratio applied to revenue (1.0 = revenue), or the name of a
         summary column with a ratio per customer (e.g. ``margin_ratio``).
+    step : float
+        Length of one cash-flow period in units of ``freq`` (1: each week's expected
+        purchases are discounted separately when freq is "W").
 
     Returns
     -------
@@ -1199,7 +1322,7 @@ def clv(
         raise AnalysisError(f"horizon={horizon!r} must be positive (units of {freq!r}).")
     d = _per_unit_rate(discount_rate, freq)
     x, tx, TT = _summary_arrays(summary)
-    ends, cum = _expected_path(transaction_model, x, tx, TT, float(horizon))
+    ends, cum = _expected_path(transaction_model, x, tx, TT, float(horizon), float(step))
     inc = np.diff(np.concatenate([np.zeros((cum.shape[0], 1)), cum], axis=1), axis=1)
     disc = (1.0 + d) ** (-ends)
     spend = gamma_gamma.conditional_expected_spend(x, summary["monetary_value"].to_numpy(float))
@@ -1244,14 +1367,13 @@ def total_clv_interval(
     future purchases is not included: the interval is for the expected value.
     """
     rng = np.random.default_rng(seed)
-    base = clv(
-        transaction_model,
-        gamma_gamma,
-        summary,
-        horizon=horizon,
-        discount_rate=discount_rate,
-        freq=freq,
-        margin=margin,
+    kw = dict(horizon=horizon, discount_rate=discount_rate, freq=freq, margin=margin)
+    est = float(clv(transaction_model, gamma_gamma, summary, **kw)["clv"].sum())
+    # Draws use about monthly cash-flow steps (4x to 30x fewer model evaluations);
+    # the interval is taken on the ratio to the coarse estimate and rescaled.
+    coarse_step = max(1.0, _MONTH_DAYS / _unit_days(freq))
+    coarse = float(
+        clv(transaction_model, gamma_gamma, summary, step=coarse_step, **kw)["clv"].sum()
     )
     totals = []
     for _ in range(n_draws):
@@ -1260,20 +1382,12 @@ def total_clv_interval(
         if float(gg.params["q"]) <= 1:
             continue
         with np.errstate(all="ignore"):
-            v = clv(
-                tm,
-                gg,
-                summary,
-                horizon=horizon,
-                discount_rate=discount_rate,
-                freq=freq,
-                margin=margin,
-            )["clv"].sum()
+            v = clv(tm, gg, summary, step=coarse_step, **kw)["clv"].sum()
         if np.isfinite(v):
-            totals.append(v)
+            totals.append(v * est / coarse)
     a = (1 - level) / 2
     lo, hi = np.quantile(totals, [a, 1 - a]) if totals else (np.nan, np.nan)
-    return float(base["clv"].sum()), float(lo), float(hi)
+    return est, float(lo), float(hi)
 
 
 def _perturbed(result, rng):
@@ -1536,7 +1650,8 @@ def customers_to_protect(
     customer_id: str = "customer_id",
     segment: str | None = "segment",
     tier_quantiles: tuple[float, float] = (0.5, 0.8),
-    risk_threshold: float = 0.5,
+    risk_threshold: float | None = None,
+    risk_top_share: float = 0.2,
     strategic_segments: list[str] | tuple[str, ...] = (),
     strategic_column: str | None = None,
 ) -> pd.DataFrame:
@@ -1552,8 +1667,11 @@ def customers_to_protect(
         Column names (``segment`` may be None).
     tier_quantiles : (float, float)
         Cut-points for :func:`value_tiers`.
-    risk_threshold : float
-        Risk at or above which a customer counts as at risk.
+    risk_threshold : float, optional
+        Risk at or above which a customer counts as at risk. Default: relative, the
+        ``risk_top_share`` of customers with the highest risk.
+    risk_top_share : float
+        Share of customers counted as at risk when no absolute threshold is given.
     strategic_segments : sequence of str
         Segments flagged as strategic.
     strategic_column : str, optional
@@ -1563,7 +1681,7 @@ def customers_to_protect(
     -------
     pandas.DataFrame
         All customers sorted by ``value_at_stake`` (value x risk, currency),
-        descending: ``rank``, ``customer_id``, ``segment``, ``value_tier``,
+        descending: ``rank``, ``customer_id``, ``segment``, ``clv_tier`` (value tier),
         ``strategic``, ``value``, ``risk``, ``at_risk``, ``value_at_stake``,
         ``protect`` (high tier and at risk).
     """
@@ -1581,16 +1699,21 @@ def customers_to_protect(
             "risk": r.to_numpy(),
         }
     )
-    out["value_tier"] = value_tiers(out["value"], quantiles=tier_quantiles).to_numpy()
+    out["clv_tier"] = value_tiers(out["value"], quantiles=tier_quantiles).to_numpy()
     strategic = out["segment"].isin(list(strategic_segments)).to_numpy()
     if strategic_column:
         if strategic_column not in scores.columns:
             raise AnalysisError(f"strategic column {strategic_column!r} not found in scores.")
         strategic = strategic | scores[strategic_column].fillna(False).astype(bool).to_numpy()
     out["strategic"] = strategic
-    out["at_risk"] = out["risk"] >= risk_threshold
+    if risk_threshold is None:
+        out["at_risk"] = out["risk"].rank(method="first", ascending=False) <= risk_top_share * len(
+            out
+        )
+    else:
+        out["at_risk"] = out["risk"] >= risk_threshold
     out["value_at_stake"] = out["value"] * out["risk"]
-    out["protect"] = (out["value_tier"] == "high") & out["at_risk"]
+    out["protect"] = (out["clv_tier"] == "high") & out["at_risk"]
     out = out.sort_values(
         ["protect", "value_at_stake"], ascending=[False, False], kind="stable"
     ).reset_index(drop=True)
@@ -1600,7 +1723,7 @@ def customers_to_protect(
             "rank",
             "customer_id",
             "segment",
-            "value_tier",
+            "clv_tier",
             "strategic",
             "value",
             "risk",
@@ -1612,12 +1735,13 @@ def customers_to_protect(
 
 
 def protect_summary(
-    ranked: pd.DataFrame, *, by=("segment", "value_tier"), min_group_size: int = 10
+    ranked: pd.DataFrame, *, by=("segment", "clv_tier"), min_group_size: int = 10
 ) -> pd.DataFrame:
     """Summarise a ranked list by group: customers, at risk, to protect, value and value at stake.
 
-    Groups with fewer than ``min_group_size`` customers have their numbers
-    suppressed (NaN) and ``suppressed`` set to True.
+    Groups with fewer than ``min_group_size`` customers keep their count (so a
+    report table can show "<N") but every other number is suppressed (NaN), and
+    ``suppressed`` is True.
     """
     by = list(by)
     g = ranked.groupby(by, observed=True, sort=True)
@@ -1674,7 +1798,7 @@ def value_findings(
         return f"{currency}{v:,.0f}"
 
     n = len(ranked)
-    high = ranked["value_tier"] == "high"
+    high = ranked["clv_tier"] == "high"
     protect = ranked["protect"]
     s = [
         f"The top {concentration['top']:.0%} of customers hold {concentration['share']:.0%} of expected value "
@@ -1726,6 +1850,8 @@ def churn_risk_features(
     attributes: tuple[str, ...] | list[str] = ("segment",),
     extra: pd.DataFrame | None = None,
     as_of=None,
+    experience: pd.DataFrame | None = None,
+    loyalty: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Build churn-risk features as of ``cutoff`` and the label "churned in the next k months".
 
@@ -1755,6 +1881,12 @@ def churn_risk_features(
     as_of : date-like, optional
         Last day the data covers; labels whose window ends after it are NaN.
         Default: the latest transaction, signup or churn date.
+    experience : pandas.DataFrame, optional
+        Contract experience table; adds ``tickets_90d``, ``unresolved_90d``,
+        ``sla_breaches_90d``, ``csat_mean_365d`` and ``nps_category`` (latest answered
+        NPS: detractor / passive / promoter / none).
+    loyalty : pandas.DataFrame, optional
+        Contract loyalty table; adds ``member`` (0/1 at the cutoff) and ``loyalty_tier``.
 
     Returns
     -------
@@ -1862,6 +1994,17 @@ def churn_risk_features(
     if end > tmax:
         base["churned"] = np.nan  # the label window is not fully observed
     base = base.drop(columns=[c for c in (signup, churn) if c in base.columns])
+    if experience is not None:
+        base = base.merge(
+            _experience_features(experience, cut, customer_id), on=customer_id, how="left"
+        )
+        for c in ("tickets_90d", "unresolved_90d", "sla_breaches_90d"):
+            base[c] = base[c].fillna(0.0)
+        base["nps_category"] = base["nps_category"].fillna("none")
+    if loyalty is not None:
+        base = base.merge(_loyalty_features(loyalty, cut, customer_id), on=customer_id, how="left")
+        base["member"] = base["member"].fillna(0.0)
+        base["loyalty_tier"] = base["loyalty_tier"].fillna("none")
     if extra is not None:
         base = base.merge(extra, on=customer_id, how="left", validate="one_to_one")
     base = base.reset_index(drop=True)
@@ -1873,6 +2016,75 @@ def churn_risk_features(
         }
     )
     return base
+
+
+def _experience_features(experience: pd.DataFrame, cut: int, customer_id: str) -> pd.DataFrame:
+    """Service features as of day ``cut``: tickets, failures, CSAT and the latest NPS category."""
+    e = experience[
+        experience.columns.intersection(
+            [customer_id, "date", "kind", "first_contact_resolution", "sla_met", "csat", "nps"]
+        )
+    ].copy()
+    d = _day_numbers(e["date"], table="experience", column="date")
+    e = e[d <= cut]
+    age = cut - d[d <= cut]
+    ticket = (e["kind"] == "ticket").to_numpy() & (age < 90)
+    fcr = (
+        e["first_contact_resolution"]
+        if "first_contact_resolution" in e.columns
+        else pd.Series(True, index=e.index)
+    )
+    sla = e["sla_met"] if "sla_met" in e.columns else pd.Series(True, index=e.index)
+    unresolved = ticket & fcr.eq(False).to_numpy()
+    breach = ticket & sla.eq(False).to_numpy()
+    g = pd.DataFrame(
+        {
+            customer_id: e[customer_id].to_numpy(),
+            "tickets_90d": ticket.astype(float),
+            "unresolved_90d": unresolved.astype(float),
+            "sla_breaches_90d": breach.astype(float),
+            "csat_365": np.where(age < 365, pd.to_numeric(e.get("csat"), errors="coerce"), np.nan)
+            if "csat" in e.columns
+            else np.nan,
+        }
+    ).groupby(customer_id, sort=False)
+    out = g.agg(
+        tickets_90d=("tickets_90d", "sum"),
+        unresolved_90d=("unresolved_90d", "sum"),
+        sla_breaches_90d=("sla_breaches_90d", "sum"),
+        csat_mean_365d=("csat_365", "mean"),
+    ).reset_index()
+    if "nps" in e.columns:
+        s = e.assign(_d=d[d <= cut]).dropna(subset=["nps"]).sort_values("_d", kind="stable")
+        last = s.groupby(customer_id, sort=False)["nps"].last()
+        cat = pd.cut(
+            last, [-0.5, 6.5, 8.5, 10.5], labels=["detractor", "passive", "promoter"]
+        ).astype(str)
+        out = out.merge(cat.rename("nps_category").reset_index(), on=customer_id, how="left")
+    else:
+        out["nps_category"] = "none"
+    return out
+
+
+def _loyalty_features(loyalty: pd.DataFrame, cut: int, customer_id: str) -> pd.DataFrame:
+    """Membership at day ``cut`` (0/1) and the programme tier ("none" for non-members)."""
+    enr = _day_numbers(loyalty["enrolled_date"], table="loyalty", column="enrolled_date")
+    left = pd.to_datetime(loyalty["left_date"]) if "left_date" in loyalty.columns else None
+    if left is not None:
+        ld = np.where(
+            left.isna(),
+            np.iinfo(np.int64).max,
+            np.asarray(left, dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64),
+        )
+    else:
+        ld = np.full(enr.size, np.iinfo(np.int64).max)
+    member = (enr <= cut) & (ld > cut)
+    m = loyalty.loc[
+        member, [customer_id] + (["tier"] if "tier" in loyalty.columns else [])
+    ].drop_duplicates(customer_id)
+    out = pd.DataFrame({customer_id: m[customer_id].to_numpy(), "member": 1.0})
+    out["loyalty_tier"] = m["tier"].astype(str).to_numpy() if "tier" in m.columns else "member"
+    return out
 
 
 def churn_risk_cutoffs(as_of, *, horizon_months: float = 3.0) -> dict:
@@ -1953,9 +2165,9 @@ def fit_churn_risk(
     *,
     label: str = "churned",
     customer_id: str = "customer_id",
-    model: str = "gbm",
+    model: str = "logistic",
     n_bins: int = 10,
-    n_repeats: int = 5,
+    n_repeats: int = 3,
     n_boot: int = 200,
     seed: int = 0,
 ) -> ChurnRiskResult:
@@ -1968,8 +2180,11 @@ def fit_churn_risk(
         (test) cutoff; rows with a missing label are dropped.
     label, customer_id : str
         Column names.
-    model : {"gbm", "logistic"}
-        Histogram gradient boosting (default) or a standardised logistic regression.
+    model : {"logistic", "gbm"}
+        L2-penalised logistic regression on standardised features (default), its
+        penalty chosen by 5-fold cross-validated log-loss on the training cutoff
+        (churn signals are often weak, and an unpenalised or boosted model then gives
+        over-confident risks out of time), or histogram gradient boosting.
     n_bins : int
         Bins of the calibration table (equal-count).
     n_repeats : int
@@ -1986,7 +2201,7 @@ def fit_churn_risk(
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import brier_score_loss, roc_auc_score
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -2036,7 +2251,14 @@ def fit_churn_risk(
             random_state=seed,
         )
     elif model == "logistic":
-        clf = LogisticRegression(max_iter=2000, C=1.0)
+        clf = LogisticRegressionCV(
+            Cs=np.logspace(-2, 1, 7).tolist(),
+            cv=5,
+            scoring="neg_log_loss",
+            max_iter=2000,
+            l1_ratios=(0.0,),
+            use_legacy_attributes=False,
+        )
     else:
         raise AnalysisError(f"model={model!r} must be 'gbm' or 'logistic'.")
     pipe = Pipeline([("pre", pre), ("clf", clf)])
@@ -2176,3 +2398,595 @@ def gains_table(y, p, *, n_groups: int = 10) -> pd.DataFrame:
     out["cum_share_customers"] = out["n"].cumsum() / out["n"].sum()
     out["cum_share_churners"] = out["churners"].cumsum() / max(out["churners"].sum(), 1e-12)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Study: everything the 04_customer_value report shows
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ValueStudy:
+    """Results of :func:`value_study` (all money in the data's currency).
+
+    Attributes
+    ----------
+    settings : dict
+        Calibration end, observation end, unit, horizon (units and months), discount rate,
+        risk horizon, number of customers used and excluded, notes.
+    calibration : pandas.DataFrame
+        RFM summary of the calibration/holdout split (validation).
+    models_calibration : dict
+        Fitted on the calibration period: "bgnbd", "pareto_nbd" (or None), "gamma_gamma".
+    holdout_by_frequency, holdout_errors, tracking : pandas.DataFrame
+        Validation tables (see :func:`holdout_by_frequency`, :func:`holdout_errors`,
+        :func:`cumulative_tracking`).
+    models : dict
+        Refitted on all data up to as_of: "bgnbd", "pareto_nbd" (or None), "gamma_gamma".
+    parameters : pandas.DataFrame
+        Parameter tables of the as-of models (estimate, se, interval).
+    scores : pandas.DataFrame
+        One row per scored customer: RFM, P(alive), expected transactions and spend,
+        CLV, risk and its source.
+    total_clv : (float, float, float)
+        Total CLV with a parameter-uncertainty interval.
+    concentration : dict
+        Share of value in the top ``top_share`` of customers, with a bootstrap interval.
+    ranked : pandas.DataFrame
+        Full ranked list of :func:`customers_to_protect` (for the CSV export only).
+    by_group : pandas.DataFrame
+        Customers, at risk, to protect and value at stake by segment and CLV tier.
+    rfm_by_tier : pandas.DataFrame
+        Mean RFM and value by CLV tier.
+    churn : ChurnRiskResult or None
+        Contractual churn-risk model (None when the data has no churn dates).
+    notes : list of str
+        Plain-language notes (skipped models, exclusions).
+    """
+
+    settings: dict
+    calibration: pd.DataFrame
+    models_calibration: dict
+    holdout_by_frequency: pd.DataFrame
+    holdout_errors: pd.DataFrame
+    tracking: pd.DataFrame
+    models: dict
+    parameters: pd.DataFrame
+    scores: pd.DataFrame
+    total_clv: tuple
+    concentration: dict
+    ranked: pd.DataFrame
+    by_group: pd.DataFrame
+    rfm_by_tier: pd.DataFrame
+    churn: ChurnRiskResult | None
+    notes: list
+
+
+def _split_dates(window_start, as_of, calibration_weeks: int, holdout_weeks: int):
+    ws = pd.Timestamp(window_start).normalize()
+    ao = pd.Timestamp(as_of).normalize()
+    days = (ao - ws).days + 1
+    if calibration_weeks and calibration_weeks > 0:
+        cal_end = ws + pd.Timedelta(days=7 * calibration_weeks - 1)
+    else:
+        cal_end = ws + pd.Timedelta(days=days // 2 - 1)
+    if holdout_weeks and holdout_weeks > 0:
+        obs_end = min(cal_end + pd.Timedelta(days=7 * holdout_weeks), ao)
+    else:
+        obs_end = ao
+    if not (ws < cal_end < obs_end):
+        raise AnalysisError(
+            f"Cannot split the window {ws.date()}..{ao.date()} into calibration and holdout "
+            f"(calibration_weeks={calibration_weeks}, holdout_weeks={holdout_weeks}).",
+            [
+                Problem(
+                    "params",
+                    "value.calibration_weeks",
+                    "bad_split",
+                    "calibration end must fall inside the window",
+                    fix="use fewer calibration weeks or 0 (half the window)",
+                )
+            ],
+        )
+    return cal_end.date(), obs_end.date()
+
+
+def _try_pareto(summary, notes, label):
+    try:
+        return fit_pareto_nbd(summary)
+    except AnalysisError as exc:
+        notes.append(
+            f"The Pareto/NBD model could not be fitted on the {label} data ({exc.summary}); it is left out."
+        )
+        return None
+
+
+def value_study(
+    study,
+    *,
+    calibration_weeks: int | None = None,
+    holdout_weeks: int | None = None,
+    freq: str | None = None,
+    horizon_months: float | None = None,
+    discount_rate: float | None = None,
+    risk_horizon_months: float | None = None,
+    tier_quantiles: tuple[float, float] = (0.5, 0.8),
+    risk_threshold: float | None = None,
+    risk_top_share: float = 0.2,
+    n_draws: int = 50,
+    seed: int = 0,
+) -> ValueStudy:
+    """Run the customer value and churn-risk study on a loaded data source.
+
+    Steps: (1) calibration/holdout split, BG/NBD, Pareto/NBD and Gamma-Gamma fits on
+    the calibration period, validated on the holdout; (2) refit on all data to
+    ``as_of`` and score every active customer: P(alive), expected transactions and
+    spend, CLV over the horizon; (3) a contractual churn-risk model where the data
+    has churn dates (otherwise risk = 1 - P(alive)); (4) value tiers, concentration
+    and the ranked list of customers to protect.
+
+    Parameters
+    ----------
+    study : analysis.data.StudyData
+        From :func:`analysis.data.load_study_data`; its params' ``value`` section gives
+        the defaults of every argument left as None.
+    calibration_weeks, holdout_weeks : int, optional
+        Split of the window (0: half / the rest).
+    freq : {"D", "W", "M"}, optional
+        Time unit of the purchase models.
+    horizon_months, discount_rate, risk_horizon_months : float, optional
+        CLV horizon (months), annual discount rate, churn-risk label window (months).
+    tier_quantiles : (float, float)
+        CLV-tier cut-points (default: top 20% high, next 30% medium).
+    risk_threshold : float, optional
+        Absolute risk at or above which a customer counts as at risk; default: the
+        ``risk_top_share`` riskiest customers.
+    risk_top_share : float
+        Share of customers counted as at risk (relative definition).
+    n_draws : int
+        Parameter draws for the total-CLV interval.
+    seed : int
+        Seed for the bootstrap, the parameter draws and the churn model.
+
+    Returns
+    -------
+    ValueStudy
+    """
+    vp = study.params.value
+    calibration_weeks = vp.calibration_weeks if calibration_weeks is None else calibration_weeks
+    holdout_weeks = vp.holdout_weeks if holdout_weeks is None else holdout_weeks
+    freq = freq or vp.freq
+    horizon_months = vp.clv_horizon_months if horizon_months is None else horizon_months
+    discount_rate = vp.discount_rate_annual if discount_rate is None else discount_rate
+    risk_horizon_months = (
+        vp.risk_horizon_months if risk_horizon_months is None else risk_horizon_months
+    )
+    unit = _unit_days(freq)
+    horizon = horizon_months * _MONTH_DAYS / unit
+    notes: list[str] = []
+
+    customers = study.table("customers")
+    tx = study.table("transactions")
+    as_of = pd.Timestamp(study.as_of)
+    window_start = pd.Timestamp(study.window_start)
+    margin_col = "margin" if "margin" in tx.columns and tx["margin"].notna().any() else None
+
+    # (1) Calibration / holdout on the cohort acquired inside the window (its first
+    # purchase is its true first purchase); left-truncated customers are scored later.
+    cal_end, obs_end = _split_dates(window_start, as_of, calibration_weeks, holdout_weeks)
+    signup = pd.to_datetime(customers["signup_date"])
+    cohort_ids = customers.loc[signup >= window_start, "customer_id"]
+    n_truncated = int((signup < window_start).sum())
+    if n_truncated:
+        notes.append(
+            f"{n_truncated:,} customers signed up before the data window starts; their first purchase in "
+            "the data is not their first purchase, so the calibration/holdout check uses only the "
+            f"{len(cohort_ids):,} customers who joined inside the window. All active customers are scored."
+        )
+    cal_tx = tx[tx["customer_id"].isin(cohort_ids)]
+    calib = rfm_summary(cal_tx, calibration_end=cal_end, observation_end=obs_end, freq=freq)
+    m_cal = {"bgnbd": fit_bgnbd(calib), "gamma_gamma": fit_gamma_gamma(calib)}
+    m_cal["pareto_nbd"] = _try_pareto(calib, notes, "calibration")
+    hbf = holdout_by_frequency(calib, m_cal["bgnbd"])
+    if m_cal["pareto_nbd"] is not None:
+        hbf = hbf.merge(
+            holdout_by_frequency(calib, m_cal["pareto_nbd"])[
+                ["frequency_group", "predicted"]
+            ].rename(columns={"predicted": "predicted_pareto_nbd"}),
+            on="frequency_group",
+        )
+    herr = pd.DataFrame(
+        [holdout_errors(calib, m) for k, m in m_cal.items() if k != "gamma_gamma" and m is not None]
+    )
+    tracking = cumulative_tracking(cal_tx, calib, m_cal["bgnbd"])
+
+    # (2) Refit on everything to as_of and score active customers.
+    now = rfm_summary(tx, calibration_end=as_of, freq=freq, margin=margin_col)
+    if "churn_date" in customers.columns:
+        cd = pd.to_datetime(customers["churn_date"])
+        gone = set(customers.loc[cd.notna() & (cd <= as_of), "customer_id"])
+    else:
+        gone = set()
+    active = now[~now["customer_id"].isin(gone)].reset_index(drop=True)
+    active.attrs.update(now.attrs)
+    if gone:
+        notes.append(
+            f"{len(gone):,} customers had already churned (contract ended) by {as_of.date()} and are not scored."
+        )
+    n_never = int((~customers["customer_id"].isin(now["customer_id"])).sum())
+    if n_never:
+        notes.append(f"{n_never:,} customers have no purchase in the data and cannot be scored.")
+    # The Pareto/NBD (slow: a hypergeometric function per customer) is fitted on the
+    # calibration period only, to compare holdout accuracy with the BG/NBD.
+    models = {"bgnbd": fit_bgnbd(now), "gamma_gamma": fit_gamma_gamma(now)}
+    margin = "margin_ratio" if margin_col else 1.0
+    if not margin_col:
+        notes.append("The data has no margin column, so CLV is expressed in revenue, not margin.")
+    c = clv(
+        models["bgnbd"],
+        models["gamma_gamma"],
+        active,
+        horizon=horizon,
+        discount_rate=discount_rate,
+        freq=freq,
+        margin=margin,
+    )
+    total = total_clv_interval(
+        models["bgnbd"],
+        models["gamma_gamma"],
+        active,
+        horizon=horizon,
+        discount_rate=discount_rate,
+        freq=freq,
+        margin=margin,
+        n_draws=n_draws,
+        seed=seed,
+    )
+    seg = customers.set_index("customer_id")["segment"] if "segment" in customers.columns else None
+    scores = active[
+        ["customer_id", "frequency", "recency", "T", "monetary_value", "calibration_value"]
+    ].copy()
+    scores = scores.join(c.drop(columns=["customer_id"]))
+    scores["segment"] = (
+        seg.reindex(scores["customer_id"]).fillna("unknown").astype(str).to_numpy()
+        if seg is not None
+        else "all"
+    )
+    scores["risk"] = 1.0 - scores["p_alive"]
+    scores["risk_source"] = "1 - P(alive), BG/NBD"
+
+    # (3) Contractual churn risk where churn dates exist.
+    churn = None
+    has_churn = "churn_date" in customers.columns and customers["churn_date"].notna().any()
+    if has_churn:
+        cuts = churn_risk_cutoffs(as_of, horizon_months=risk_horizon_months)
+        attrs = [
+            a
+            for a in ["segment", *getattr(study.source, "attributes", [])]
+            if a in customers.columns
+        ]
+        kw = dict(
+            horizon_months=risk_horizon_months,
+            attributes=attrs,
+            as_of=as_of,
+            experience=study.table("experience") if study.has("experience") else None,
+            loyalty=study.table("loyalty") if study.has("loyalty") else None,
+        )
+        try:
+            train = churn_risk_features(customers, tx, cutoff=cuts["train"], **kw)
+            test = churn_risk_features(customers, tx, cutoff=cuts["test"], **kw)
+            churn = fit_churn_risk(train, test, seed=seed)
+            cur = churn_risk_features(customers, tx, cutoff=cuts["score"], **kw)
+            p = churn.predict(cur)
+            pmap = pd.Series(p.to_numpy(), index=cur["customer_id"].to_numpy())
+            got = pmap.reindex(scores["customer_id"].to_numpy())
+            ok = got.notna().to_numpy()
+            scores.loc[ok, "risk"] = got.to_numpy()[ok]
+            scores.loc[ok, "risk_source"] = f"churn-risk model, next {risk_horizon_months:g} months"
+        except AnalysisError as exc:
+            notes.append(
+                f"The churn-risk model could not be fitted ({exc.summary}); risk = 1 - P(alive) instead."
+            )
+            churn = None
+    else:
+        notes.append(
+            "The data has no churn dates (non-contractual), so risk is the BG/NBD probability that the "
+            "customer has already lapsed, 1 - P(alive)."
+        )
+
+    # (4) Tiers, concentration, customers to protect.
+    ranked = customers_to_protect(
+        scores,
+        value="clv",
+        risk="risk",
+        tier_quantiles=tier_quantiles,
+        risk_threshold=risk_threshold,
+        risk_top_share=risk_top_share,
+        strategic_segments=vp.strategic_segments,
+        strategic_column=None,
+    )
+    if vp.strategic_column and vp.strategic_column in customers.columns:
+        flag = customers.set_index("customer_id")[vp.strategic_column].fillna(False).astype(bool)
+        ranked["strategic"] = (
+            ranked["strategic"] | flag.reindex(ranked["customer_id"]).fillna(False).to_numpy()
+        )
+    scores = scores.merge(
+        ranked[["customer_id", "clv_tier", "strategic", "at_risk", "value_at_stake", "protect"]],
+        on="customer_id",
+    )
+    conc = value_concentration(scores["clv"], top=vp.top_share, seed=seed)
+    by_group = protect_summary(
+        ranked, by=["segment", "clv_tier"], min_group_size=study.min_group_size
+    )
+    tier = scores.groupby("clv_tier", observed=True)
+    total_clv_sum = scores["clv"].sum()
+    rfm_by_tier = tier.agg(
+        customers=("customer_id", "size"),
+        frequency=("frequency", "mean"),
+        recency=("recency", "mean"),
+        T=("T", "mean"),
+        monetary_value=("monetary_value", "mean"),
+        p_alive=("p_alive", "mean"),
+        clv=("clv", "mean"),
+        clv_total=("clv", "sum"),
+        risk=("risk", "mean"),
+    ).reset_index()
+    rfm_by_tier["clv_share"] = rfm_by_tier["clv_total"] / total_clv_sum
+    rfm_by_tier["clv_tier"] = rfm_by_tier["clv_tier"].astype(str)
+    order = {t: i for i, t in enumerate(("high", "medium", "low"))}
+    rfm_by_tier = rfm_by_tier.sort_values("clv_tier", key=lambda c: c.map(order)).reset_index(
+        drop=True
+    )
+    tabs = [
+        parameter_table(models["bgnbd"]).assign(fitted_on=f"all data to {as_of.date()}"),
+        parameter_table(models["gamma_gamma"]).assign(fitted_on=f"all data to {as_of.date()}"),
+    ]
+    for key in ("bgnbd", "pareto_nbd", "gamma_gamma"):
+        if m_cal.get(key) is not None:
+            tabs.append(parameter_table(m_cal[key]).assign(fitted_on=f"calibration to {cal_end}"))
+    params_tab = pd.concat(tabs, ignore_index=True)
+    settings = {
+        "as_of": str(as_of.date()),
+        "window_start": str(window_start.date()),
+        "calibration_end": str(cal_end),
+        "observation_end": str(obs_end),
+        "freq": freq,
+        "unit_label": {"D": "days", "W": "weeks", "M": "months"}[freq],
+        "horizon_units": horizon,
+        "horizon_months": horizon_months,
+        "discount_rate": discount_rate,
+        "risk_horizon_months": risk_horizon_months,
+        "risk_threshold": risk_threshold,
+        "risk_top_share": risk_top_share,
+        "tier_quantiles": tier_quantiles,
+        "n_calibration": len(calib),
+        "n_scored": len(scores),
+        "margin": bool(margin_col),
+    }
+    return ValueStudy(
+        settings=settings,
+        calibration=calib,
+        models_calibration=m_cal,
+        holdout_by_frequency=hbf,
+        holdout_errors=herr,
+        tracking=tracking,
+        models=models,
+        parameters=params_tab,
+        scores=scores,
+        total_clv=total,
+        concentration=conc,
+        ranked=ranked,
+        by_group=by_group,
+        rfm_by_tier=rfm_by_tier,
+        churn=churn,
+        notes=notes,
+    )
+
+
+def _auc_word(auc: float) -> str:
+    if auc < 0.6:
+        return "only slightly better than chance"
+    if auc < 0.7:
+        return "moderately"
+    if auc < 0.8:
+        return "well"
+    return "very well"
+
+
+def study_findings(vs: ValueStudy, *, currency: str = "") -> list[str]:
+    """Write the report's headline findings from a :class:`ValueStudy`."""
+    months = vs.settings["horizon_months"]
+    s = value_findings(
+        vs.concentration,
+        vs.ranked,
+        currency=f"{currency} " if currency and len(currency) > 1 else currency,
+        horizon_label=f"over the next {months:g} months",
+        total_clv=vs.total_clv,
+    )
+    e = vs.holdout_errors.set_index("model")
+    if "BG/NBD" in e.index:
+        r = e.loc["BG/NBD"]
+        s.append(
+            f"Validation: on the holdout ({vs.settings['calibration_end']} to {vs.settings['observation_end']}) "
+            f"the BG/NBD model predicted {r['predicted_total']:,.0f} repeat purchases against "
+            f"{r['actual_total']:,.0f} observed ({r['total_error_pct']:+.1f}%)."
+        )
+    if vs.churn is not None:
+        ch = vs.churn
+        s.append(
+            f"The churn-risk model ranks customers {_auc_word(ch.auc)} out of time: test AUC {ch.auc:.2f} "
+            f"(95% CI {ch.auc_ci[0]:.2f} to {ch.auc_ci[1]:.2f}; 0.5 = chance); calibration slope "
+            f"{ch.calibration_slope:.2f} (95% CI {ch.calibration_ci['slope'][0]:.2f} to "
+            f"{ch.calibration_ci['slope'][1]:.2f}; 1 = predicted risks neither too extreme nor too flat)."
+        )
+    return s
+
+
+def write_export(ranked: pd.DataFrame, path) -> Path:
+    """Write the full ranked list of customers to protect as CSV (never shown in reports).
+
+    Returns the path written. Parent folders are created.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(p, index=False, float_format="%.4f")
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Plots (return a matplotlib Figure; the notebook shows it)
+# ---------------------------------------------------------------------------
+
+
+def plot_tracking(tracking: pd.DataFrame, *, unit_label: str = "weeks"):
+    """Plot actual vs expected repeat transactions over time, the calibration end marked."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = tracking["period_end"]
+    boundary = tracking.loc[tracking["calibration"], "period_end"].max()
+    for ax, (a, e, title) in zip(
+        axes,
+        [
+            ("actual_cum", "expected_cum", "Cumulative repeat transactions"),
+            ("actual", "expected", f"Repeat transactions per period ({unit_label[:-1]})"),
+        ],
+        strict=True,
+    ):
+        ax.plot(x, tracking[a], label="actual", color="black")
+        ax.plot(x, tracking[e], label="BG/NBD expected", color="tab:blue", linestyle="--")
+        ax.axvline(boundary, color="grey", linestyle=":", label="end of calibration")
+        ax.set_title(title)
+        ax.legend(frameon=False)
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def plot_holdout_by_frequency(table: pd.DataFrame):
+    """Plot mean holdout transactions, actual vs predicted, by calibration frequency group."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    pos = np.arange(len(table))
+    ax.plot(pos, table["actual"], marker="o", color="black", label="actual")
+    ax.plot(pos, table["predicted"], marker="s", linestyle="--", color="tab:blue", label="BG/NBD")
+    if "predicted_pareto_nbd" in table.columns:
+        ax.plot(
+            pos,
+            table["predicted_pareto_nbd"],
+            marker="^",
+            linestyle=":",
+            color="tab:orange",
+            label="Pareto/NBD",
+        )
+    ax.set_xticks(pos, table["frequency_group"])
+    ax.set_xlabel("repeat transactions in the calibration period")
+    ax.set_ylabel("mean transactions in the holdout")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_value_curve(values: pd.Series):
+    """Plot the cumulative share of expected value against the share of customers (highest first)."""
+    import matplotlib.pyplot as plt
+
+    v = np.sort(np.asarray(values, float))[::-1]
+    share_c = np.arange(1, v.size + 1) / v.size
+    share_v = np.cumsum(v) / v.sum()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(share_c, share_v, color="tab:blue")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("share of customers (highest value first)")
+    ax.set_ylabel("share of expected value")
+    fig.tight_layout()
+    return fig
+
+
+def plot_p_alive(scores: pd.DataFrame, *, tier: str = "clv_tier"):
+    """Plot the distribution of P(alive) by value tier."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 21)
+    for t in ["high", "medium", "low"]:
+        sub = scores.loc[scores[tier] == t, "p_alive"]
+        if len(sub):
+            ax.hist(
+                sub, bins=bins, histtype="step", density=True, label=f"{t} value", linewidth=1.5
+            )
+    ax.set_xlabel("P(alive) at the as-of date")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_churn_model(result: ChurnRiskResult):
+    """Plot the churn-risk model's calibration (with intervals), gains and permutation importance."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    cal = result.calibration
+    ax = axes[0]
+    hi = float(max(cal["mean_predicted"].max(), cal["ci_upper"].max())) * 1.05
+    ax.plot([0, hi], [0, hi], color="grey", linestyle=":")
+    ax.errorbar(
+        cal["mean_predicted"],
+        cal["observed"],
+        yerr=[cal["observed"] - cal["ci_lower"], cal["ci_upper"] - cal["observed"]],
+        fmt="o",
+        color="tab:blue",
+    )
+    ax.set_xlabel("mean predicted churn probability")
+    ax.set_ylabel("observed churn share")
+    ax.set_title("Calibration (test cutoff)")
+    g = result.gains
+    ax = axes[1]
+    ax.plot(
+        np.r_[0, g["cum_share_customers"]],
+        np.r_[0, g["cum_share_churners"]],
+        marker="o",
+        color="tab:blue",
+        label="model",
+    )
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    ax.set_xlabel("share of customers contacted (highest risk first)")
+    ax.set_ylabel("share of churners reached")
+    ax.set_title("Gains")
+    ax.legend(frameon=False)
+    imp = result.importance.head(10).iloc[::-1]
+    ax = axes[2]
+    ax.barh(imp["feature"], imp["importance"], xerr=imp["sd"], color="tab:blue")
+    ax.set_xlabel("drop in test AUC when shuffled")
+    ax.set_title("Permutation importance")
+    fig.tight_layout()
+    return fig
+
+
+def churn_summary_table(result: ChurnRiskResult) -> pd.DataFrame:
+    """Return the churn-risk model's out-of-time test measures as a two-column table (text values)."""
+    rows = [
+        ("customers in training (earlier cutoff)", f"{result.n_train:,}"),
+        ("customers in test (later cutoff)", f"{result.n_test:,}"),
+        (
+            "churn share, training / test",
+            f"{result.base_rate_train:.1%} / {result.base_rate_test:.1%}",
+        ),
+        (
+            "test ROC AUC (95% bootstrap CI)",
+            f"{result.auc:.3f} ({result.auc_ci[0]:.3f} to {result.auc_ci[1]:.3f})",
+        ),
+        (
+            "calibration slope (95% CI; 1 = ideal)",
+            f"{result.calibration_slope:.2f} ({result.calibration_ci['slope'][0]:.2f} to {result.calibration_ci['slope'][1]:.2f})",
+        ),
+        (
+            "calibration intercept (95% CI; 0 = ideal)",
+            f"{result.calibration_intercept:.2f} ({result.calibration_ci['intercept'][0]:.2f} to "
+            f"{result.calibration_ci['intercept'][1]:.2f})",
+        ),
+        ("Brier score", f"{result.brier:.4f}"),
+    ]
+    return pd.DataFrame(rows, columns=["measure", "value"])
