@@ -523,3 +523,19 @@ def test_write_refuses_a_file_as_output_folder(small, tmp_path):
     target.write_text("x")
     with pytest.raises(ParamsError, match="not a folder"):
         synth.write(small, target)
+
+
+def test_value_truth_units_and_mean_basket(medium):
+    """Gamma rates convert between time units inversely; the mean basket is p * gamma / (q - 1)."""
+    pr = medium.truth["value"]["purchase_rate"]
+    per_month = pr["shape_r"] / pr["rate_alpha_per_month"]
+    assert pr["shape_r"] / pr["rate_alpha_per_week"] == pytest.approx(
+        per_month * 7 / 30.4375, rel=1e-5
+    )
+    assert pr["shape_r"] / pr["rate_alpha_per_day"] == pytest.approx(per_month / 30.4375, rel=1e-5)
+    sp = medium.truth["value"]["spend"]
+    assert sp["mean_amount"] == pytest.approx(3.0 * 53.0 / 4.0)
+    # each customer's average basket has mean p * gamma / (q - 1) (the purchase-weighted mean
+    # is pulled up a little because high-value tiers churn less); heavy tails: 5% tolerance
+    per_customer = medium.tables["transactions"].groupby("customer_id")["amount"].mean()
+    assert per_customer.mean() == pytest.approx(sp["mean_amount"], rel=0.05)

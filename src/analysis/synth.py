@@ -1234,7 +1234,10 @@ def _truth(
     # exposure in customer-months at risk inside the window
     first_m = np.maximum(pop["s"], 0)
     last_m = np.where(churn_m >= 0, churn_m, months - 1)
-    cm = int((last_m - first_m + 1).clip(0).sum())
+    cm_i = (last_m - first_m + 1).clip(0)
+    cm = int(cm_i.sum())
+    # expected purchases at the base rate; partial first/last months counted whole (small)
+    base_purchases = float((pop["lam"] * cm_i).sum())
     n_churn = int((churn_m >= 0).sum())
     exp_tab = tables["experience"]
     tick = exp_tab[exp_tab["kind"] == "ticket"]
@@ -1441,9 +1444,15 @@ def _truth(
                 "distribution": "gamma",
                 "shape_r": r_,
                 "rate_alpha_per_month": a_,
-                "rate_alpha_per_week": _r(a_ * 7 / 30.4375),
-                "rate_alpha_per_day": _r(a_ / 30.4375),
+                # lambda per week = lambda per month * 7 / 30.4375, so the gamma *rate* scales inversely
+                "rate_alpha_per_week": _r(a_ * 30.4375 / 7),
+                "rate_alpha_per_day": _r(a_ * 30.4375),
                 "mean_per_month": _r(r_ / a_),
+                "realised_rate_multiplier": _r(tx_counts["n"] / base_purchases),
+                "realised_rate_multiplier_definition": (
+                    "transactions in the data / sum over customers of lambda x months at risk in the "
+                    "window: the average effect of seasonality, membership lift and CSAT on the rate"
+                ),
                 "definition": (
                     "individual Poisson purchase rate lambda ~ Gamma(shape r, rate alpha) in purchases "
                     "per unit time (before seasonality, membership lift and CSAT effects)"
