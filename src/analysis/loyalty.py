@@ -1313,6 +1313,7 @@ class LandmarkResult:
     e_value: causal.EValue | None
     heterogeneity: pd.DataFrame | None
     n_trimmed: int
+    weight_diagnostics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -1491,6 +1492,7 @@ def programme_report(
             e_value=ev,
             heterogeneity=het,
             n_trimmed=ipw.n_trimmed,
+            weight_diagnostics=dict(ipw.diagnostics),
         )
 
     panel = event_study_panel(cust, tx, lo_t, window_start=window_start, as_of=as_of)
