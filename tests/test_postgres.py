@@ -51,6 +51,9 @@ DB_TABLES = {
 }
 DB_COLUMNS = {"transactions": {"amount": "amount_eur"}}
 RTOL = 1e-9
+# One xdist worker runs the whole module (with `--dist loadgroup`), so the world is loaded
+# into Postgres once.
+pytestmark = pytest.mark.xdist_group("postgres")
 
 
 # --------------------------------------------------------------------------------------
@@ -173,6 +176,13 @@ def _private_server():
 def pg_server():
     """Return a reachable PostgreSQL server: the CI one if it answers, else a private one."""
     _pg_bindir()  # the server package must be installed either way
+    try:
+        import psycopg  # noqa: F401  (Ibis's Postgres driver)
+    except ImportError:
+        pytest.fail(
+            "the Postgres driver is not installed: pip install 'psycopg[binary]' into the venv",
+            pytrace=False,
+        )
     if _can_connect(SERVICES_URL):
         yield PgServer(SERVICES_URL, private=False)
         return

@@ -29,7 +29,12 @@ from analysis.errors import DataError
 
 RTOL = 1e-9
 # pyspark 4.0's toPandas passes copy= to astype, which pandas 3 deprecates (harmless).
-pytestmark = pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
+# One xdist worker runs the whole module (with `--dist loadgroup`), so one Spark session
+# and one validation serve every test.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    pytest.mark.xdist_group("spark"),
+]
 
 # Small and quiet: one core, 1 GB, no UI or progress bars, one shuffle partition. Interpreted
 # expressions and client-only JIT because on a few thousand rows Spark spends its time
