@@ -44,7 +44,7 @@ fi
 
 # ---- PostgreSQL cluster -----------------------------------------------------------------
 version=$(ls /usr/lib/postgresql | sort -n | tail -n1)
-if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main"' | grep -q .; then
+if [ -z "$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main"')" ]; then
   log "creating cluster $version/main on port $PORT"
   pg_createcluster -p "$PORT" "$version" main >/dev/null
 fi
