@@ -905,7 +905,7 @@ class _Runner:
             fingerprint=self.fingerprint,
             package_version=self.version,
             git_commit=self.commit,
-            run_started=_iso(job.started),
+            run_started=job.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
             run_seconds=seconds,
             notebook=job.name,
             params_file=str(self.params_file),
