@@ -244,8 +244,16 @@ def _params_text(schema: str, extra: str = "") -> str:
 
 @pytest.fixture(scope="session")
 def pg_world(pg_server, tiny_world, tmp_path_factory):
-    """Yield (postgres params file, duckdb params file) for the tiny world."""
-    with _schema_with(pg_server.url, _read_folder(tiny_world.data_dir)) as schema:
+    """Yield (postgres params file, duckdb params file) for the tiny world.
+
+    Transaction dates are stored as ``timestamp``, as many databases keep them, so
+    validation's timestamp-to-date cast runs on the server.
+    """
+    tables = _read_folder(tiny_world.data_dir)
+    tx = tables["transactions"]
+    i = tx.schema.get_field_index("date")
+    tables["transactions"] = tx.set_column(i, "date", tx.column(i).cast(pa.timestamp("us")))
+    with _schema_with(pg_server.url, tables) as schema:
         d = tmp_path_factory.mktemp("pg_world")
         p = d / "params.yaml"
         p.write_text(_params_text(schema))
@@ -314,6 +322,9 @@ def test_url_comes_from_the_environment(pg_world, monkeypatch):
 
 def test_validation_and_window_match_duckdb(studies):
     pg, duck = studies
+    assert (
+        pg.source.con.table("crm_orders", database=pg.params.data.schema).date.type().is_timestamp()
+    )
     assert pg.source.con.name == "postgres" and duck.source.con.name == "duckdb"
     assert (pg.as_of, pg.window_start) == (duck.as_of, duck.window_start)
     assert sorted(map(_problem_key, pg.problems)) == sorted(map(_problem_key, duck.problems))
