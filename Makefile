@@ -47,7 +47,7 @@ validate: $(STAMP) $(SAMPLE_STAMP) ## Check the data of PARAMS against the data 
 	$(BIN)/python -m analysis validate --params $(PARAMS)
 
 test: $(STAMP) ## Run the whole test suite
-	$(BIN)/python -m pytest -n $(JOBS) -q
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -q
 
 lab: $(STAMP) $(SAMPLE_STAMP) ## Open JupyterLab on the same environment
 	$(BIN)/jupyter lab notebooks/

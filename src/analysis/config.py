@@ -36,7 +36,7 @@ from analysis.errors import ParamsError, Problem
 class DataParams:
     """Where the data is and how to read it."""
 
-    source: Literal["folder", "duckdb", "postgres"] = "folder"  # kind of source
+    source: Literal["folder", "duckdb", "postgres", "spark"] = "folder"  # kind of source (docs/scaling.md)
     path: Path | None = None  # folder of CSV/Parquet files, or a .duckdb file (relative to this file)
     format: Literal["auto", "parquet", "csv"] = "auto"  # file format inside a folder source
     url: str | None = None  # database URL (postgres); never put passwords here
@@ -158,6 +158,8 @@ class ValueParams:
     strategic_segments: list[str] = field(default_factory=list)  # or: segments deemed strategic
     top_share: float = 0.1  # "top decile" for value concentration
     export_name: str = "customers_to_protect.csv"  # CRM export, written under output_dir/exports
+    risk_top_share: float = 0.2  # share of scored customers (highest risk first) counted as at risk
+    tier_quantiles: list[float] = field(default_factory=lambda: [0.5, 0.8])  # CLV-rank cuts: low < 1st <= medium < 2nd <= high
 
 
 @dataclass
@@ -212,6 +214,7 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("value", "discount_rate_annual"): (0.0, 1.0),
     ("value", "risk_horizon_months"): (0.001, None),
     ("value", "top_share"): (0.001, 1.0),
+    ("value", "risk_top_share"): (0.001, 1.0),
 }
 
 

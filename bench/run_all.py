@@ -1,0 +1,73 @@
+"""Run every benchmark in bench/ one after another and rebuild docs/benchmarks.md.
+
+Usage::
+
+    .venv/bin/python bench/run_all.py            # all benchmarks (tens of minutes, up to ~5 GB)
+    .venv/bin/python bench/run_all.py --collect  # only rebuild docs/benchmarks.md from bench/results/
+
+Each script writes its own markdown section to bench/results/<name>.md, with the command
+that produced it; docs/benchmarks.md is those sections in a fixed order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ["foundation", "synth", "survival", "causal", "experience", "value", "sources", "suite"]
+SCRIPTS = {
+    "foundation": ["bench/bench_foundation.py"],
+    "synth": ["bench/bench_synth.py"],
+    "survival": ["bench/bench_survival.py"],
+    "causal": ["bench/bench_causal.py"],
+    "experience": ["bench/bench_experience.py"],
+    "value": ["bench/bench_value.py"],
+}
+HEADER = """# Benchmarks
+
+Measured on this project's machine: 2 cores, 24 GB, no GPU. Each section says the command that
+produced it; `make bench` reruns them all (`bench/run_all.py`). Where other jobs shared the
+machine during a run, the section says so: wall-clock times are then inflated and CPU times
+are the better guide. Timings live here, never in unit tests.
+"""
+
+
+def collect() -> str:
+    parts = [HEADER]
+    results = ROOT / "bench" / "results"
+    names = ORDER + sorted(p.stem for p in results.glob("*.md") if p.stem not in ORDER)
+    for name in names:
+        f = results / f"{name}.md"
+        if f.exists():
+            text = f.read_text().strip()
+            if not text.startswith("#"):
+                text = f"## {name}\n\n{text}"
+            text = text.replace("\n# ", "\n## ") if text.startswith("## ") else (
+                "#" + text if text.startswith("# ") else text)
+            parts.append(text)
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--collect", action="store_true", help="only rebuild docs/benchmarks.md")
+    a = ap.parse_args(argv)
+    status = 0
+    if not a.collect:
+        for name in ORDER:
+            for script in SCRIPTS.get(name, []):
+                if not (ROOT / script).exists():
+                    continue
+                print(f">> {script}", flush=True)
+                r = subprocess.run([sys.executable, script], cwd=ROOT)
+                status = status or r.returncode
+    (ROOT / "docs" / "benchmarks.md").write_text(collect())
+    print("wrote docs/benchmarks.md")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
