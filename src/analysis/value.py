@@ -275,14 +275,22 @@ def rfm_summary(
     key = codes * span + (days - dmin)
     order = np.argsort(key, kind="stable")
     key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.array([], int)
+    if key.size:
+        change = np.empty(key.size, dtype=bool)
+        change[0] = True
+        np.not_equal(key[1:], key[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
+        del change
+    else:
+        starts = np.array([], int)
     day_amount = np.add.reduceat(amounts[order], starts) if key.size else np.array([])
     day_margin = (
         np.add.reduceat(margins[order], starts) if margins is not None and key.size else None
     )
     ukey = key[starts]
+    del key, order
     cust = ukey // span
-    day = ukey % span + dmin
+    day = ukey - cust * span + dmin  # cheaper than a second integer division (modulo)
 
     in_cal = day <= cal_end
     c_cust = cust[in_cal]
@@ -2510,9 +2518,9 @@ def value_study(
     horizon_months: float | None = None,
     discount_rate: float | None = None,
     risk_horizon_months: float | None = None,
-    tier_quantiles: tuple[float, float] = (0.5, 0.8),
+    tier_quantiles: tuple[float, float] | None = None,
     risk_threshold: float | None = None,
-    risk_top_share: float = 0.2,
+    risk_top_share: float | None = None,
     n_draws: int = 50,
     seed: int = 0,
 ) -> ValueStudy:
@@ -2536,13 +2544,15 @@ def value_study(
         Time unit of the purchase models.
     horizon_months, discount_rate, risk_horizon_months : float, optional
         CLV horizon (months), annual discount rate, churn-risk label window (months).
-    tier_quantiles : (float, float)
-        CLV-tier cut-points (default: top 20% high, next 30% medium).
+    tier_quantiles : (float, float), optional
+        CLV-tier cut-points (params ``value.tier_quantiles``; default top 20% high,
+        next 30% medium).
     risk_threshold : float, optional
         Absolute risk at or above which a customer counts as at risk; default: the
         ``risk_top_share`` riskiest customers.
-    risk_top_share : float
-        Share of customers counted as at risk (relative definition).
+    risk_top_share : float, optional
+        Share of customers counted as at risk (relative definition; params
+        ``value.risk_top_share``).
     n_draws : int
         Parameter draws for the total-CLV interval.
     seed : int
@@ -2561,6 +2571,10 @@ def value_study(
     risk_horizon_months = (
         vp.risk_horizon_months if risk_horizon_months is None else risk_horizon_months
     )
+    if tier_quantiles is None:
+        tier_quantiles = tuple(getattr(vp, "tier_quantiles", (0.5, 0.8)))
+    if risk_top_share is None:
+        risk_top_share = float(getattr(vp, "risk_top_share", 0.2))
     unit = _unit_days(freq)
     horizon = horizon_months * _MONTH_DAYS / unit
     notes: list[str] = []
