@@ -231,6 +231,12 @@ def landmark_frame(
     pre = (rel >= -lookback_months) & (rel < 0)
     post = (rel >= 0) & (rel < horizon_months)
     c["prior_spend"] = total(pos, pre, amount)
+    # all observed complete months before the landmark: a less noisy measure of a customer's
+    # usual spending than the lookback window alone (window start or signup month + 1 .. L - 1)
+    first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
+    hist = (rel < 0) & (rel + lm_arr[pos] >= first_full[pos])
+    n_hist = np.maximum(lm_arr - first_full, 1)
+    c["history_spend_per_month"] = total(pos, hist, amount) / n_hist
     c["prior_purchases"] = total(pos, pre).astype(int)
     c["spend"] = total(pos, post, amount)
     c["purchases"] = total(pos, post).astype(int)
