@@ -45,8 +45,9 @@ def collect() -> str:
             text = f.read_text().strip()
             if not text.startswith("#"):
                 text = f"## {name}\n\n{text}"
-            text = text.replace("\n# ", "\n## ") if text.startswith("## ") else (
-                "#" + text if text.startswith("# ") else text)
+            if text.startswith("# "):  # demote a file's own headings one level
+                text = "\n".join("#" + ln if ln.startswith("#") else ln
+                                  for ln in text.splitlines())
             parts.append(text)
     return "\n\n".join(parts) + "\n"
 
