@@ -1589,6 +1589,7 @@ def plot_uptake(up: pd.DataFrame, ax=None):
     ax2.plot(up["month"], 100 * up["member_share"], color="#08519c", label="member share")
     ax2.set_ylabel("members, % of active customers")
     ax.set_title("Programme uptake")
+    ax.figure.autofmt_xdate()
     return ax
 
 
@@ -1597,7 +1598,8 @@ def plot_overlap(frame: pd.DataFrame, propensity: pd.Series, ax=None, *, trim=No
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
-    bins = np.linspace(0, 1, 41)
+    hi = float(np.nanmax(propensity.to_numpy())) if propensity.notna().any() else 1.0
+    bins = np.linspace(0, min(1.0, 1.05 * hi), 41)  # zoom on the observed range
     for val, label, color in ((1, "members", "#d95f02"), (0, "non-members", "#1b9e77")):
         ax.hist(
             propensity[frame["member"] == val].dropna(),
