@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import ibis
 import numpy as np
 import pandas as pd
 

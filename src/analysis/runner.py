@@ -568,6 +568,19 @@ class _Job:
 # --------------------------------------------------------------------------------------
 
 
+def _declares_parameter(notebook: Path, name: str) -> bool:
+    """Return True if the notebook's ``parameters`` cell assigns ``name``."""
+    try:
+        nb = json.loads(Path(notebook).read_text())
+    except (OSError, ValueError):
+        return False
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell.get("source", []))
+            return re.search(rf"^\s*{re.escape(name)}\s*[:=]", src, re.M) is not None
+    return False
+
+
 def _load_params(params_file: Path):
     from analysis import config
 
@@ -755,6 +768,9 @@ class _Runner:
         job.executed_tmp = tmpdir / f"{job.name}.ipynb"
         job.log = executed / f"{job.name}.log"
         parameters = {"params_file": str(self.params_file), **self.extra_parameters}
+        if "export_dir" not in parameters and _declares_parameter(job.notebook, "export_dir"):
+            # CRM exports go beside the reports of this run (honours --out).
+            parameters["export_dir"] = str(self.out_dir / "exports")
         job.spec.write_text(
             json.dumps(
                 {
