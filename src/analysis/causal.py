@@ -443,9 +443,9 @@ def fit_propensity(
     return pd.Series(e, index=df.index, name="propensity")
 
 
-def _propensity(x, t, *, model, seed, folds):
+def _propensity(x, t, *, model, seed, folds, z=None):
     if model == "logit":
-        z = _with_intercept(x)
+        z = _with_intercept(x) if z is None else z
         _, e = _logit_newton(z, t)
         return e
     if model == "gbm":
@@ -589,9 +589,9 @@ def _ols_fit(z, y):
     return keep, beta, g / len(y)
 
 
-def _arm_predictions(y, t, x):
+def _arm_predictions(y, t, x, z=None):
     """Predict E[Y | T=a, X] from separate least-squares fits per arm (no copies of the design)."""
-    base = _with_intercept(x)
+    base = _with_intercept(x) if z is None else z
     preds = []
     for a in (1, 0):
         rows = t == a
@@ -886,15 +886,19 @@ def _estimate(
 
     keep = np.ones(len(t), dtype=bool)
     e_full = np.full(len(t), np.nan)
+    z_full = None
     needs_ps = method in ("ipw", "aipw") or bounds is not None
     if needs_ps:
-        e_full = _propensity(x, t, model=propensity_model, seed=seed, folds=folds)
+        # one standardised design with intercept, shared by the propensity and outcome models
+        z_full = _with_intercept(x) if propensity_model == "logit" else None
+        e_full = _propensity(x, t, model=propensity_model, seed=seed, folds=folds, z=z_full)
         if bounds is not None:
             keep = (e_full >= bounds[0]) & (e_full <= bounds[1])
             if keep.sum() < len(keep):
                 t, y, x = t[keep], y[keep], x[keep]
                 inter = inter[keep] if inter is not None else None
                 _check_arms(df.loc[keep], treatment, t, trimmed=True)
+                z_full = None  # trimmed rows: rebuild the design on the rest
                 e_full[keep] = _propensity(x, t, model=propensity_model, seed=seed, folds=folds)
                 e_full[~keep] = np.nan
     n_trimmed = int((~keep).sum())
@@ -913,7 +917,11 @@ def _estimate(
                 y, t, x, estimand=estimand, model=outcome_model, interactions=inter
             )
     elif method == "ipw":
-        z = _with_intercept(x) if propensity_model == "logit" else None
+        z = (
+            (z_full if z_full is not None else _with_intercept(x))
+            if propensity_model == "logit"
+            else None
+        )
         mu1, mu0, if1, if0, w, (f1, f0) = _ipw(
             y, t, e, z, estimand=estimand, account_for_ps=propensity_model == "logit"
         )
@@ -927,7 +935,7 @@ def _estimate(
         elif outcome_model == "logit":
             *_, m1, m0 = _regression_logit(y, t, x, estimand="ATE")
         else:
-            m1, m0 = _arm_predictions(y, t, x)
+            m1, m0 = _arm_predictions(y, t, x, z=z_full)
         mu1, mu0, if1, if0, weights = _aipw(y, t, e, m1, m0, estimand=estimand)
 
     n = len(y)
