@@ -2949,7 +2949,9 @@ def plot_churn_model(result: ChurnRiskResult):
     ax.errorbar(
         cal["mean_predicted"],
         cal["observed"],
-        yerr=[cal["observed"] - cal["ci_lower"], cal["ci_upper"] - cal["observed"]],
+        # Clipped: at 0 or n events the Wilson bound equals the share up to rounding.
+        yerr=[np.clip(cal["observed"] - cal["ci_lower"], 0, None),
+              np.clip(cal["ci_upper"] - cal["observed"], 0, None)],
         fmt="o",
         color="tab:blue",
     )
