@@ -88,3 +88,19 @@ def test_invalid_data_is_refused_and_reports_are_kept(tiny_run):
     after = {f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"}
     assert after == before
     assert "customer_id" in (base / "reports" / "index.html").read_text()
+
+
+def test_rerun_on_the_same_data_gives_identical_numbers(tiny_run, tmp_path):
+    """Same data and params twice: identical headline numbers and identical CRM export."""
+    base, params, first, _, _ = tiny_run
+    out2 = tmp_path / "again"
+    second = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3", out=out2)
+    assert second.exit_code == 0
+    h1 = {r.name: r.headlines for r in first.reports}
+    h2 = {r.name: r.headlines for r in second.reports}
+    assert h1 == h2 and any(h1.values())
+    e1 = sorted((base / "reports" / "exports").glob("*.csv"))
+    e2 = sorted((out2 / "exports").glob("*.csv"))
+    assert [p.name for p in e1] == [p.name for p in e2] and e1
+    for a, b in zip(e1, e2, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
