@@ -24,20 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-COVARIATES = [
-    "prior_spend",
-    "prior_purchases",
-    "tenure_months",
-    "segment",
-    "value_tier",
-    "prior_nps_category",
-    "prior_tickets",
-    "history_tickets",
-    "history_nps_mean",
-    "prior_unresolved",
-    "prior_sla_breaches",
-    "log_prior_spend",
-]
+from analysis.config import LOYALTY_COVARIATES
+
+COVARIATES = list(LOYALTY_COVARIATES)
 
 
 def one_world(seed: int, n_customers: int) -> list[dict]:

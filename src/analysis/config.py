@@ -97,6 +97,24 @@ class SurvivalParams:
     reference_levels: dict[str, str] = field(default_factory=dict)  # Cox reference level per categorical covariate, e.g. {segment: consumer}; empty: the most frequent level
 
 
+# Default confounders of the loyalty study (columns of analysis.loyalty.landmark_frame);
+# analysis.loyalty.DEFAULT_COVARIATES and the coverage simulation use this same list.
+LOYALTY_COVARIATES = (
+    "prior_spend",
+    "prior_purchases",
+    "tenure_months",
+    "segment",
+    "value_tier",
+    "prior_nps_category",
+    "prior_tickets",
+    "history_tickets",
+    "history_nps_mean",
+    "prior_unresolved",
+    "prior_sla_breaches",
+    "log_prior_spend",
+)
+
+
 @dataclass
 class LoyaltyParams:
     """Loyalty-programme effects (02_loyalty_programme)."""
@@ -104,22 +122,7 @@ class LoyaltyParams:
     landmarks_months: list[float] = field(default_factory=lambda: [6.0, 12.0])  # landmark tenures
     lookback_months: float = 3.0  # covariate window before the landmark
     horizon_months: float = 6.0  # outcome window after the landmark
-    covariates: list[str] = field(
-        default_factory=lambda: [
-            "prior_spend",
-            "prior_purchases",
-            "tenure_months",
-            "segment",
-            "value_tier",
-            "prior_nps_category",
-            "prior_tickets",
-            "history_tickets",
-            "history_nps_mean",
-            "prior_unresolved",
-            "prior_sla_breaches",
-            "log_prior_spend",
-        ]
-    )  # confounders measured before the landmark (columns of loyalty.landmark_frame)
+    covariates: list[str] = field(default_factory=lambda: list(LOYALTY_COVARIATES))  # confounders measured before the landmark (columns of loyalty.landmark_frame)
     trim: float | None = None  # drop rows with propensity outside [trim, 1 - trim]
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment

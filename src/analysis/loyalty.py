@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import causal
+from analysis.config import LOYALTY_COVARIATES
 from analysis.errors import DataError, Problem
 
 __all__ = [
@@ -54,20 +55,7 @@ __all__ = [
 
 DAYS_PER_MONTH = 30.4375
 
-DEFAULT_COVARIATES = [
-    "prior_spend",
-    "prior_purchases",
-    "tenure_months",
-    "segment",
-    "value_tier",
-    "prior_nps_category",
-    "prior_tickets",
-    "history_tickets",
-    "history_nps_mean",
-    "prior_unresolved",
-    "prior_sla_breaches",
-    "log_prior_spend",
-]
+DEFAULT_COVARIATES = list(LOYALTY_COVARIATES)
 
 
 # --------------------------------------------------------------------------- landmark frame

@@ -722,8 +722,30 @@ def _bgnbd_log_odds_dead(params, x, tx, T):
     return out
 
 
+class _PerCustomerPredictions:
+    """Per-customer predictions shared by the purchase models (BG/NBD, Pareto/NBD).
+
+    Subclasses provide ``conditional_expected_transactions(t, x, t_x, T)`` and
+    ``p_alive(x, t_x, T)`` on arrays.
+    """
+
+    def predict(self, summary: pd.DataFrame, t: float) -> pd.Series:
+        """Return each customer's expected transactions in the next ``t`` time units."""
+        x, tx, TT = _summary_arrays(summary)
+        return pd.Series(
+            self.conditional_expected_transactions(t, x, tx, TT),
+            index=summary.index,
+            name="expected_transactions",
+        )
+
+    def p_alive_summary(self, summary: pd.DataFrame) -> pd.Series:
+        """Return each customer's P(alive) at the end of the calibration period."""
+        x, tx, TT = _summary_arrays(summary)
+        return pd.Series(self.p_alive(x, tx, TT), index=summary.index, name="p_alive")
+
+
 @dataclass
-class BGNBDResult:
+class BGNBDResult(_PerCustomerPredictions):
     """A fitted BG/NBD model (Fader, Hardie & Lee 2005).
 
     Attributes
@@ -797,20 +819,6 @@ class BGNBDResult:
             f = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
             num = (a + b + x - 1) / (a - 1) * (1 - f)
         return num * self.p_alive(x, tx, TT)
-
-    def predict(self, summary: pd.DataFrame, t: float) -> pd.Series:
-        """Return each customer's expected transactions in the next ``t`` time units."""
-        x, tx, TT = _summary_arrays(summary)
-        return pd.Series(
-            self.conditional_expected_transactions(t, x, tx, TT),
-            index=summary.index,
-            name="expected_transactions",
-        )
-
-    def p_alive_summary(self, summary: pd.DataFrame) -> pd.Series:
-        """Return each customer's P(alive) at the end of the calibration period."""
-        x, tx, TT = _summary_arrays(summary)
-        return pd.Series(self.p_alive(x, tx, TT), index=summary.index, name="p_alive")
 
 
 def fit_bgnbd(
@@ -928,7 +936,7 @@ def _pnbd_loglik(params, x, tx, T):
 
 
 @dataclass
-class ParetoNBDResult:
+class ParetoNBDResult(_PerCustomerPredictions):
     """A fitted Pareto/NBD model (Schmittlein, Morrison & Colombo 1987).
 
     Attributes
@@ -975,20 +983,6 @@ class ParetoNBDResult:
         else:
             f = (beta + TT) / (s - 1) * (1 - ((beta + TT) / (beta + TT + t)) ** (s - 1))
         return (r + x) / (alpha + TT) * f * self.p_alive(x, recency, TT)
-
-    def predict(self, summary: pd.DataFrame, t: float) -> pd.Series:
-        """Return each customer's expected transactions in the next ``t`` time units."""
-        x, tx, TT = _summary_arrays(summary)
-        return pd.Series(
-            self.conditional_expected_transactions(t, x, tx, TT),
-            index=summary.index,
-            name="expected_transactions",
-        )
-
-    def p_alive_summary(self, summary: pd.DataFrame) -> pd.Series:
-        """Return each customer's P(alive) at the end of the calibration period."""
-        x, tx, TT = _summary_arrays(summary)
-        return pd.Series(self.p_alive(x, tx, TT), index=summary.index, name="p_alive")
 
 
 def fit_pareto_nbd(
