@@ -127,7 +127,7 @@ class LoyaltyParams:
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
     heterogeneity_by: str = "value_tier"  # column for subgroup effects
-    n_boot: int = 200  # bootstrap replicates for weighted survival curves and the event study
+    n_boot: int = 0  # 0: analytic intervals for the weighted survival curves and the event study; > 0: that many bootstrap replicates instead (slow on large data)
     seed: int = 0  # seed of those bootstraps
 
 

@@ -304,16 +304,17 @@ class SurvivalContrast:
     ----------
     curves : pandas.DataFrame
         ``group`` (member / non-member), ``time_months``, ``survival``, with
-        bootstrap ``ci_lower`` / ``ci_upper``.
+        pointwise ``ci_lower`` / ``ci_upper``.
     summary : pandas.DataFrame
         One row per quantity: survival at the horizon for each group, their
         difference (members minus non-members, percentage points as a proportion),
-        and RMST up to the horizon (months) and its difference, each with a
-        bootstrap percentile interval.
+        and RMST up to the horizon (months) and its difference, each with an
+        analytic (influence-function) or bootstrap percentile interval.
     horizon : float
         Months after the landmark.
     n_boot : int
-        Bootstrap replicates (propensity model refitted in each).
+        Bootstrap replicates (propensity model refitted in each); 0 when the
+        intervals are analytic.
     """
 
     curves: pd.DataFrame
@@ -324,24 +325,50 @@ class SurvivalContrast:
 
 def _weighted_km(time, event, w, grid):
     """Weighted Kaplan-Meier evaluated on ``grid`` (right-continuous step function)."""
-    order = np.argsort(time, kind="stable")
-    t, d, ww = time[order], event[order], w[order]
-    ut, inv = np.unique(t, return_inverse=True)
-    deaths = np.bincount(inv, weights=ww * d, minlength=ut.size)
-    removed = np.bincount(inv, weights=ww, minlength=ut.size)
-    at_risk = np.concatenate([[0.0], np.cumsum(removed[::-1])])[::-1][:-1]
+    return _weighted_km_if(time, event, w, grid, influence=False)[0]
+
+
+def _weighted_km_if(time, event, w, grid, *, influence=True):
+    """Weighted Kaplan-Meier on ``grid`` and, optionally, each row's influence on it.
+
+    Returns ``(surv, infl)`` where ``infl`` is an ``(n, len(grid))`` array with
+    ``infl[i] = w_i * dS/dw_i`` (the influence of row ``i`` for fixed weights, so
+    that ``sum(infl**2)`` is the weighted Greenwood variance), or None.
+    """
+    time = np.asarray(time, float)
+    event = np.asarray(event, float)
+    w = np.asarray(w, float)
+    ut, inv = np.unique(time, return_inverse=True)
+    deaths = np.bincount(inv, weights=w * event, minlength=ut.size)
+    removed = np.bincount(inv, weights=w, minlength=ut.size)
+    at_risk = np.cumsum(removed[::-1])[::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(at_risk > 0, 1 - deaths / at_risk, 1.0)
-    surv = np.cumprod(factor)
+        hazard = np.where(at_risk > 0, deaths / at_risk, 0.0)
+    surv_t = np.cumprod(1 - hazard)
     pos = np.searchsorted(ut, grid, side="right") - 1
-    return np.where(pos >= 0, surv[np.clip(pos, 0, None)], 1.0)
+    surv = np.where(pos >= 0, surv_t[np.clip(pos, 0, None)], 1.0)
+    if not influence:
+        return surv, None
+    # d log S(t) / d w_i = -[1{event_i, T_i <= t} / (R_i (1 - h_i)) - sum_{u_j <= min(t, T_i)} h_j / (R_j (1 - h_j))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = at_risk * (1 - hazard)
+        jump = np.where(denom > 0, 1.0 / denom, 0.0)
+        step = np.where(denom > 0, hazard / denom, 0.0)
+    cum = np.cumsum(step)
+    posc = np.clip(pos, 0, None)
+    # index of min(t, T_i) on the unique-time axis, per row and grid point
+    upto = np.minimum(inv[:, None], posc[None, :])
+    a = np.where(pos[None, :] >= 0, cum[upto], 0.0)
+    ev_part = (event[:, None] > 0) & (inv[:, None] <= pos[None, :])
+    dlog = -(np.where(ev_part, jump[inv][:, None], 0.0) - a)
+    return surv, (w[:, None] * dlog) * surv[None, :]
 
 
 def _rmst(grid, surv, horizon):
     g = grid[grid <= horizon]
-    s = surv[: g.size]
+    s = surv[..., : g.size]
     widths = np.diff(np.append(g, horizon))
-    return float(np.sum(s * widths))
+    return np.sum(s * widths, axis=-1)
 
 
 def weighted_survival(
@@ -354,6 +381,7 @@ def weighted_survival(
     horizon: float = 6.0,
     estimand: str = "ATE",
     trim: float | None = None,
+    se: str = "analytic",
     n_boot: int = 200,
     seed: int = 0,
     alpha: float = 0.05,
@@ -361,8 +389,14 @@ def weighted_survival(
     """Estimate IP-weighted survival curves for members and comparable non-members.
 
     Weights come from a logistic propensity model (ATE: ``1/e`` and ``1/(1-e)``;
-    ATT: 1 and ``e/(1-e)``). Intervals are bootstrap percentile intervals over
-    customers, refitting the propensity model in each replicate.
+    ATT: 1 and ``e/(1-e)``); each group's curve is a weighted Kaplan-Meier
+    estimate. By default intervals are analytic: each customer's influence on
+    the weighted Kaplan-Meier curve (the weighted Greenwood term) plus the
+    propensity model's estimation error, propagated through the weights
+    (M-estimation sandwich, as for IPW in :func:`analysis.causal.estimate_effect`).
+    ``se="bootstrap"`` gives percentile intervals over customers instead,
+    refitting the propensity model in each of ``n_boot`` replicates (slow on
+    large data; kept as the independent check used in the tests).
 
     Parameters
     ----------
@@ -377,8 +411,10 @@ def weighted_survival(
     estimand : {"ATE", "ATT"}
     trim : float, optional
         Propensity trimming as in :func:`analysis.causal.estimate_effect`.
+    se : {"analytic", "bootstrap"}
+        How intervals are computed.
     n_boot : int
-        Bootstrap replicates.
+        Bootstrap replicates (``se="bootstrap"`` only).
     seed : int
         Seed of the bootstrap.
     alpha : float
@@ -388,36 +424,97 @@ def weighted_survival(
     -------
     SurvivalContrast
     """
+    if se not in ("analytic", "bootstrap"):
+        raise ValueError(f"se must be 'analytic' or 'bootstrap', got {se!r}")
     df = frame.reset_index(drop=True)
     grid = np.linspace(0, horizon, int(round(horizon * 4)) + 1)
     x_all = causal.covariate_matrix(df, list(covariates)).to_numpy(float)
     t_all = df[treatment].to_numpy(float)
     time_all = df[time].to_numpy(float)
     ev_all = df[event].to_numpy(float)
+    z = stats.norm.ppf(1 - alpha / 2)
+
+    def weights(e, t):
+        keep = np.ones(len(t), bool) if trim is None else (e >= trim) & (e <= 1 - trim)
+        if estimand == "ATE":
+            w = np.where(t == 1, 1 / e, 1 / (1 - e))
+            dw = np.where(t == 1, -(1 - e) / e, e / (1 - e))
+        else:
+            w = np.where(t == 1, 1.0, e / (1 - e))
+            dw = np.where(t == 1, 0.0, e / (1 - e))
+        return w * keep, dw * keep
 
     def one(idx):
         x, t, tt, ev = x_all[idx], t_all[idx], time_all[idx], ev_all[idx]
         _, e = causal._logit_newton(causal._with_intercept(x), t)
-        keep = np.ones(len(t), bool) if trim is None else (e >= trim) & (e <= 1 - trim)
-        if estimand == "ATE":
-            w = np.where(t == 1, 1 / e, 1 / (1 - e))
-        else:
-            w = np.where(t == 1, 1.0, e / (1 - e))
-        w = w * keep
+        w, _ = weights(e, t)
         s1 = _weighted_km(tt[t == 1], ev[t == 1], w[t == 1], grid)
         s0 = _weighted_km(tt[t == 0], ev[t == 0], w[t == 0], grid)
         return s1, s0
 
-    rng = np.random.default_rng(seed)
-    b1, b0 = [], []
+    rm = lambda s: _rmst(grid, s, horizon)  # noqa: E731
     with causal._threads(len(df), user_api=None):
-        s1, s0 = one(np.arange(len(df)))
-        for _ in range(n_boot):
-            r1, r0 = one(rng.integers(0, len(df), len(df)))
-            b1.append(r1)
-            b0.append(r0)
-    b1, b0 = np.array(b1), np.array(b0)
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+        if se == "bootstrap":
+            s1, s0 = one(np.arange(len(df)))
+            rng = np.random.default_rng(seed)
+            boots = [one(rng.integers(0, len(df), len(df))) for _ in range(n_boot)]
+            b1 = np.array([b[0] for b in boots])
+            b0 = np.array([b[1] for b in boots])
+            q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+            bands = {
+                "member": np.percentile(b1, q, axis=0),
+                "non-member": np.percentile(b0, q, axis=0),
+            }
+
+            def interval(est, draws):
+                return tuple(np.percentile(draws, q))
+
+            summ = {
+                "survival_member": (s1[-1], b1[:, -1]),
+                "survival_non_member": (s0[-1], b0[:, -1]),
+                "survival_difference": (s1[-1] - s0[-1], b1[:, -1] - b0[:, -1]),
+                "rmst_member": (rm(s1), rm(b1)),
+                "rmst_non_member": (rm(s0), rm(b0)),
+                "rmst_difference": (rm(s1) - rm(s0), rm(b1) - rm(b0)),
+            }
+        else:
+            zmat = causal._with_intercept(x_all)
+            _, e = causal._logit_newton(zmat, t_all)
+            w, dw = weights(e, t_all)
+            # logistic score contributions mapped to coefficient influence: H^-1 z_i (t_i - e_i)
+            hess = (zmat * (e * (1 - e))[:, None]).T @ zmat
+            if_gamma = np.linalg.solve(hess, (zmat * (t_all - e)[:, None]).T).T
+            infl = {}
+            curves_est = {}
+            for name, g in (("member", t_all == 1), ("non-member", t_all == 0)):
+                s, inf = _weighted_km_if(time_all[g], ev_all[g], w[g], grid)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    dsdw = np.where(w[g][:, None] > 0, inf / w[g][:, None], 0.0)
+                grad = (zmat[g] * dw[g][:, None]).T @ dsdw  # dS/dgamma, (k, grid)
+                full = if_gamma @ grad
+                full[g] += inf
+                infl[name] = full
+                curves_est[name] = s
+            s1, s0 = curves_est["member"], curves_est["non-member"]
+            sd = {k: np.sqrt(np.sum(v**2, axis=0)) for k, v in infl.items()}
+            bands = {
+                k: np.vstack([curves_est[k] - z * sd[k], curves_est[k] + z * sd[k]]).clip(0, 1)
+                for k in infl
+            }
+            i1, i0 = infl["member"], infl["non-member"]
+
+            def interval(est, draws):
+                half = z * float(np.sqrt(np.sum(draws**2)))
+                return est - half, est + half
+
+            summ = {
+                "survival_member": (s1[-1], i1[:, -1]),
+                "survival_non_member": (s0[-1], i0[:, -1]),
+                "survival_difference": (s1[-1] - s0[-1], i1[:, -1] - i0[:, -1]),
+                "rmst_member": (rm(s1), rm(i1)),
+                "rmst_non_member": (rm(s0), rm(i0)),
+                "rmst_difference": (rm(s1) - rm(s0), rm(i1) - rm(i0)),
+            }
     curves = pd.concat(
         [
             pd.DataFrame(
@@ -425,34 +522,33 @@ def weighted_survival(
                     "group": name,
                     "time_months": grid,
                     "survival": s,
-                    "ci_lower": np.percentile(b, q[0], axis=0),
-                    "ci_upper": np.percentile(b, q[1], axis=0),
+                    "ci_lower": bands[name][0],
+                    "ci_upper": bands[name][1],
                 }
             )
-            for name, s, b in (("member", s1, b1), ("non-member", s0, b0))
+            for name, s in (("member", s1), ("non-member", s0))
         ],
         ignore_index=True,
     )
-
-    def row(name, est, boots, unit):
-        lo, hi = np.percentile(boots, q)
-        return {"quantity": name, "estimate": est, "ci_lower": lo, "ci_upper": hi, "unit": unit}
-
-    rm1 = _rmst(grid, s1, horizon)
-    rm0 = _rmst(grid, s0, horizon)
-    brm1 = np.array([_rmst(grid, s, horizon) for s in b1])
-    brm0 = np.array([_rmst(grid, s, horizon) for s in b0])
-    summary = pd.DataFrame(
-        [
-            row("survival_member", s1[-1], b1[:, -1], "proportion"),
-            row("survival_non_member", s0[-1], b0[:, -1], "proportion"),
-            row("survival_difference", s1[-1] - s0[-1], b1[:, -1] - b0[:, -1], "proportion"),
-            row("rmst_member", rm1, brm1, "months"),
-            row("rmst_non_member", rm0, brm0, "months"),
-            row("rmst_difference", rm1 - rm0, brm1 - brm0, "months"),
-        ]
+    units = {"survival": "proportion", "rmst": "months"}
+    rows = []
+    for name, (est, draws) in summ.items():
+        lo, hi = interval(est, draws)
+        rows.append(
+            {
+                "quantity": name,
+                "estimate": float(est),
+                "ci_lower": float(lo),
+                "ci_upper": float(hi),
+                "unit": units[name.split("_")[0]],
+            }
+        )
+    return SurvivalContrast(
+        curves=curves,
+        summary=pd.DataFrame(rows),
+        horizon=horizon,
+        n_boot=n_boot if se == "bootstrap" else 0,
     )
-    return SurvivalContrast(curves=curves, summary=summary, horizon=horizon, n_boot=n_boot)
 
 
 @dataclass(frozen=True)
@@ -809,36 +905,169 @@ class EventStudy:
     n_enrollees: int
 
 
-def _two_way_fe(y, unit, period, n_unit, n_period, *, tol=1e-8, max_iter=500):
-    """Fit y = a[unit] + b[period] by alternating projections (unbalanced panel)."""
+def _fe_normal(unit, period, n_unit, n_period):
+    """Factor the normal equations of a two-way (unit + period) fixed-effects design.
+
+    Returns what :func:`_fe_solve` needs: per-unit and per-period counts, the
+    sparse unit-by-period count matrix, and the pseudo-inverse of the
+    period-by-period Schur complement (periods are few, units many, so the
+    unit effects are eliminated exactly instead of iterated).
+    """
+    from scipy import sparse
+
     cu = np.bincount(unit, minlength=n_unit).astype(float)
     cp = np.bincount(period, minlength=n_period).astype(float)
-    a = np.zeros(n_unit)
-    b = np.zeros(n_period)
-    for _ in range(max_iter):
-        a_new = np.bincount(unit, weights=y - b[period], minlength=n_unit) / np.maximum(cu, 1)
-        b_new = np.bincount(period, weights=y - a_new[unit], minlength=n_period) / np.maximum(cp, 1)
-        done = max(np.max(np.abs(a_new - a)), np.max(np.abs(b_new - b))) < tol
-        a, b = a_new, b_new
-        if done:
-            break
-    return a, b, cu > 0
+    m = sparse.csr_matrix(
+        (np.ones(unit.size), (unit, period)), shape=(n_unit, n_period), dtype=float
+    )
+    inv_cu = np.where(cu > 0, 1.0 / np.maximum(cu, 1), 0.0)
+    schur = np.diag(cp) - (m.T @ m.multiply(inv_cu[:, None]).tocsr()).toarray()
+    return cu, cp, m, inv_cu, np.linalg.pinv(schur, rcond=1e-10, hermitian=True)
 
 
-def _imputation_event_times(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period):
-    """Imputation (two-stage) estimates of the mean effect at each event time in ``ks``."""
-    a, b, seen = _two_way_fe(y[untreated], unit[untreated], period[untreated], n_unit, n_period)
-    usable = treated_unit & seen[unit]
+def _fe_solve(fact, unit_sums, period_sums):
+    """Solve the two-way FE normal equations for right-hand sides (unit, period sums)."""
+    _, _, m, inv_cu, schur_pinv = fact
+    ua = unit_sums * (inv_cu if unit_sums.ndim == 1 else inv_cu[:, None])
+    b = schur_pinv @ (period_sums - m.T @ ua)
+    a = ua - (m @ b) * (inv_cu if unit_sums.ndim == 1 else inv_cu[:, None])
+    return a, b
+
+
+def _two_way_fe(y, unit, period, n_unit, n_period):
+    """Fit y = a[unit] + b[period] by least squares (exact; unbalanced panel).
+
+    Returns the unit effects, period effects and a mask of units with rows.
+    The split between ``a`` and ``b`` is one of many equivalent ones; fitted
+    values ``a[unit] + b[period]`` are unique.
+    """
+    fact = _fe_normal(unit, period, n_unit, n_period)
+    a, b = _fe_solve(
+        fact,
+        np.bincount(unit, weights=y, minlength=n_unit),
+        np.bincount(period, weights=y, minlength=n_period),
+    )
+    return a, b, fact[0] > 0
+
+
+def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period, *, variance):
+    """Imputation (two-stage) estimates at each event time in ``ks`` and over months 1..max(ks).
+
+    With ``variance``, also the standard errors of Borusyak, Jaravel & Spiess
+    (2024, Theorem 3): each estimate is linear in the outcomes, ``sum v_it y_it``;
+    the weights ``v`` of untreated rows follow from the first-stage normal
+    equations, and the variance is ``sum_i (sum_t v_it e_it)^2`` clustered by
+    customer, with first-stage residuals for untreated rows and, for treated
+    rows, each effect minus the mean effect at its event time (conservative
+    when effects vary within an event time).
+    """
+    u0, p0, y0 = unit[untreated], period[untreated], y[untreated]
+    fact = _fe_normal(u0, p0, n_unit, n_period)
+    a, b = _fe_solve(
+        fact,
+        np.bincount(u0, weights=y0, minlength=n_unit),
+        np.bincount(p0, weights=y0, minlength=n_period),
+    )
+    seen = fact[0] > 0
+    usable = treated_unit & seen[unit] & ~untreated
     resid = y - a[unit] - b[period]
     est = np.full(len(ks), np.nan)
+    masks = []
     for j, k in enumerate(ks):
-        m = usable & (rel == k)
-        if m.any():
-            est[j] = resid[m].mean()
+        mk = usable & (rel == k)
+        masks.append(mk)
+        if mk.any():
+            est[j] = resid[mk].mean()
     post = usable & (rel >= 1) & (rel <= ks[-1])
+    masks.append(post)
     att = resid[post].mean() if post.any() else np.nan
     observed = y[post].mean() if post.any() else np.nan
-    return est, att, observed, int(np.unique(unit[treated_unit & ~seen[unit]]).size)
+    n_dropped = int(np.unique(unit[treated_unit & ~seen[unit]]).size)
+    if not variance:
+        return est, att, observed, n_dropped, None
+    # treated-row residuals: effect minus the mean effect at the same event time
+    tau_bar = np.zeros(len(y))
+    for j in range(len(ks)):
+        if not np.isnan(est[j]):
+            tau_bar[masks[j]] = est[j]
+    e1 = np.where(usable, resid - tau_bar, 0.0)
+    e0 = resid[untreated]
+    ses = []
+    for mk in masks:
+        nk = int(mk.sum())
+        if nk == 0:
+            ses.append(np.nan)
+            continue
+        w = mk / nk
+        ha, hb = _fe_solve(
+            fact,
+            np.bincount(unit, weights=w, minlength=n_unit),
+            np.bincount(period, weights=w, minlength=n_period),
+        )
+        v0 = -(ha[u0] + hb[p0])
+        contrib = np.bincount(unit, weights=w * e1, minlength=n_unit)
+        contrib += np.bincount(u0, weights=v0 * e0, minlength=n_unit)
+        ses.append(float(np.sqrt(np.sum(contrib**2))))
+    return est, att, observed, n_dropped, np.array(ses)
+
+
+def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
+    """Dynamic two-way fixed-effects regression of ``y`` on event-time dummies.
+
+    Customer and calendar-month effects are partialled out exactly
+    (Frisch-Waugh-Lovell with :func:`_fe_solve`), working only on the rows that
+    carry a dummy, so memory stays linear in the panel. Standard errors are
+    clustered by customer with the small-sample factors of ``fixest`` /
+    ``pyfixest`` (CRV1: ``G/(G-1) * (N-1)/(N-K)``, K counting the dummies and
+    the month effects, which are not nested in customers). Customers with a
+    single row are dropped first, as ``pyfixest`` does.
+
+    Returns
+    -------
+    (levels, coef, vcov)
+    """
+    from scipy import sparse
+
+    keep = (np.bincount(unit, minlength=n_unit) > 1)[unit]
+    y, unit, period, et = y[keep], unit[keep], period[keep], et[keep]
+    levels = np.array(sorted(set(np.unique(et).tolist()) - {ref}), dtype=int)
+    nl = len(levels)
+    fact = _fe_normal(unit, period, n_unit, n_period)
+    d = np.flatnonzero(et != ref)
+    col = np.searchsorted(levels, et[d])
+    ud, pd_ = unit[d], period[d]
+    # partial the FE out of y, and of each dummy (whose unit/period sums come from its rows)
+    ay, by = _fe_solve(
+        fact,
+        np.bincount(unit, weights=y, minlength=n_unit),
+        np.bincount(period, weights=y, minlength=n_period),
+    )
+    yt = y - ay[unit] - by[period]
+    ax, bx = _fe_solve(
+        fact,
+        np.bincount(ud * nl + col, minlength=n_unit * nl).reshape(n_unit, nl).astype(float),
+        np.bincount(pd_ * nl + col, minlength=n_period * nl).reshape(n_period, nl).astype(float),
+    )
+    # X'MX = X'X - X'PX, X'My = X'y~  (rows without a dummy contribute nothing to X'.)
+    xtx = np.diag(np.bincount(col, minlength=nl).astype(float))
+    for j in range(nl):
+        xtx[:, j] -= np.bincount(col, weights=ax[ud, j] + bx[pd_, j], minlength=nl)
+    xty = np.bincount(col, weights=yt[d], minlength=nl)
+    coef = np.linalg.solve(xtx, xty)
+    # residuals e = y~ - x~ coef with x~ = x - ax[unit] - bx[period]
+    e = yt + (ax @ coef)[unit] + (bx @ coef)[period]
+    e[d] -= coef[col]
+    # cluster scores: sum_r x~_r e_r = sum_r x_r e_r - ax[i] sum_r e_r - sum_r bx[period_r] e_r
+    scores = np.bincount(ud * nl + col, weights=e[d], minlength=n_unit * nl).reshape(n_unit, nl)
+    scores -= ax * np.bincount(unit, weights=e, minlength=n_unit)[:, None]
+    emat = sparse.csr_matrix((e, (unit, period)), shape=(n_unit, n_period))
+    scores -= emat @ bx
+    bread = np.linalg.inv(xtx)
+    g = int((fact[0] > 0).sum())
+    n = len(y)
+    k = nl + int((fact[1] > 0).sum())  # month effects counted in full, as pyfixest does
+    vcov = bread @ (scores.T @ scores) @ bread * (g / (g - 1)) * ((n - 1) / (n - k))
+    return levels, coef, vcov
 
 
 def event_study(
@@ -847,6 +1076,7 @@ def event_study(
     outcome: str = "revenue",
     window: tuple[int, int] = (-6, 6),
     anticipation: int = 3,
+    se: str = "analytic",
     n_boot: int = 100,
     seed: int = 0,
     alpha: float = 0.05,
@@ -860,11 +1090,12 @@ def event_study(
     only (never-enrolled customers, and enrollees' months before the
     anticipation window); each enrollee-month's untreated outcome is imputed
     from them; the effect at event time k is the mean of observed minus
-    imputed. Intervals come from a cluster bootstrap over customers (pyfixest's
-    ``did2s`` builds dense matrices that do not fit in memory for a full customer
-    panel). A conventional dynamic two-way fixed-effects regression
-    (``pyfixest.feols``, clustered by customer) is reported alongside; it is
-    the estimator that can be biased under staggered adoption with changing
+    imputed. Standard errors are the analytic ones of Borusyak, Jaravel & Spiess
+    (Theorem 3, clustered by customer); ``se="bootstrap"`` gives a cluster
+    bootstrap over customers instead (the independent check used in the
+    tests). A conventional dynamic two-way fixed-effects regression (clustered
+    by customer; same numbers as ``pyfixest.feols``) is reported alongside; it
+    is the estimator that can be biased under staggered adoption with changing
     effects, and its leads give the pre-trend test.
 
     Enrolment is selected on spend in the months just before it, so those months
@@ -882,8 +1113,10 @@ def event_study(
         Event times to report (months relative to the enrolment month).
     anticipation : int
         Months before enrolment excluded from the untreated sample.
+    se : {"analytic", "bootstrap"}
+        Standard errors of the imputation estimator.
     n_boot : int
-        Cluster-bootstrap replicates for the imputation estimator.
+        Cluster-bootstrap replicates (``se="bootstrap"`` only).
     seed : int
         Bootstrap seed.
     alpha : float
@@ -895,6 +1128,8 @@ def event_study(
     -------
     EventStudy
     """
+    if se not in ("analytic", "bootstrap"):
+        raise ValueError(f"se must be 'analytic' or 'bootstrap', got {se!r}")
     lo, hi = window
     ref = -(anticipation + 1)
     z = stats.norm.ppf(1 - alpha / 2)
@@ -909,84 +1144,92 @@ def event_study(
     n_unit, n_period = len(uniq), int(period.max()) + 1
     ks = np.arange(-anticipation, hi + 1)
 
-    est, att, observed, n_dropped = _imputation_event_times(
-        y, unit, period, rel_i, treated_unit, untreated, ks, n_unit, n_period
+    est, att, observed, n_dropped, ses = _imputation(
+        y,
+        unit,
+        period,
+        rel_i,
+        treated_unit,
+        untreated,
+        ks,
+        n_unit,
+        n_period,
+        variance=se == "analytic",
     )
-    # cluster bootstrap: resample customers, rebuild the panel rows
-    rng = np.random.default_rng(seed)
-    starts = np.r_[0, np.flatnonzero(np.diff(unit) != 0) + 1] if n_unit else np.array([], int)
-    order = np.argsort(unit, kind="stable")
-    bounds = np.searchsorted(unit[order], np.arange(n_unit + 1))
-    boot_est, boot_att = [], []
-    for _ in range(n_boot):
-        pick = rng.integers(0, n_unit, n_unit)
-        lens = bounds[pick + 1] - bounds[pick]
-        rows = order[np.repeat(bounds[pick], lens) + _ranges(lens)]
-        new_unit = np.repeat(np.arange(n_unit), lens)
-        e_b, a_b, _, _ = _imputation_event_times(
-            y[rows],
-            new_unit,
-            period[rows],
-            rel_i[rows],
-            treated_unit[rows],
-            untreated[rows],
-            ks,
-            n_unit,
-            n_period,
-        )
-        boot_est.append(e_b)
-        boot_att.append(a_b)
-    del starts
-    se = np.nanstd(np.array(boot_est), axis=0, ddof=1) if n_boot > 1 else np.full(len(ks), np.nan)
-    att_se = float(np.nanstd(boot_att, ddof=1)) if n_boot > 1 else float("nan")
+    if se == "analytic":
+        se_k, att_se = ses[:-1], float(ses[-1])
+        n_boot = 0
+    else:
+        rng = np.random.default_rng(seed)
+        order = np.argsort(unit, kind="stable")
+        bounds = np.searchsorted(unit[order], np.arange(n_unit + 1))
+        boot_est, boot_att = [], []
+        for _ in range(n_boot):
+            pick = rng.integers(0, n_unit, n_unit)
+            lens = bounds[pick + 1] - bounds[pick]
+            rows = order[np.repeat(bounds[pick], lens) + _ranges(lens)]
+            e_b, a_b, _, _, _ = _imputation(
+                y[rows],
+                np.repeat(np.arange(n_unit), lens),
+                period[rows],
+                rel_i[rows],
+                treated_unit[rows],
+                untreated[rows],
+                ks,
+                n_unit,
+                n_period,
+                variance=False,
+            )
+            boot_est.append(e_b)
+            boot_att.append(a_b)
+        ok = n_boot > 1
+        se_k = np.nanstd(np.array(boot_est), axis=0, ddof=1) if ok else np.full(len(ks), np.nan)
+        att_se = float(np.nanstd(boot_att, ddof=1)) if ok else float("nan")
     coefs = [
         pd.DataFrame(
             {
                 "estimator": "imputation",
                 "rel": ks,
                 "estimate": est,
-                "se": se,
-                "ci_lower": est - z * se,
-                "ci_upper": est + z * se,
+                "se": se_k,
+                "ci_lower": est - z * se_k,
+                "ci_upper": est + z * se_k,
             }
         )
     ]
     pre = {"leads": [], "chi2": float("nan"), "df": 0, "p_value": float("nan")}
     if twfe:
-        import pyfixest as pf
-
-        d = pd.DataFrame({"y": y, "cid": unit, "period": period})
-        d["et"] = np.where(treated_unit, np.clip(rel_i, lo, hi), ref).astype(int)
-        import warnings
-
-        with warnings.catch_warnings():
-            # singleton customers (one month in the panel) are dropped by design
-            warnings.simplefilter("ignore")
-            fit = pf.feols(f"y ~ i(et, ref={ref}) | cid + period", data=d, vcov={"CRV1": "cid"})
-        coefs.append(_tidy_event(fit, "twfe", z))
+        et = np.where(treated_unit, np.clip(rel_i, lo, hi), ref).astype(int)
+        levels, b, vcov = _twfe_event(y, unit, period, et, ref, n_unit, n_period)
+        s = np.sqrt(np.diag(vcov))
         coefs.append(
             pd.DataFrame(
-                {"estimator": ["twfe"], "rel": [ref], "estimate": [0.0], "se": [0.0]}
-            ).assign(ci_lower=0.0, ci_upper=0.0)
+                {
+                    "estimator": "twfe",
+                    "rel": np.append(levels, ref),
+                    "estimate": np.append(b, 0.0),
+                    "se": np.append(s, 0.0),
+                    "ci_lower": np.append(b - z * s, 0.0),
+                    "ci_upper": np.append(b + z * s, 0.0),
+                }
+            )
         )
-        names = list(fit.coef().index)
         # leads before the anticipation window (the earliest one bins all earlier months)
-        leads = [n for n in names if (_event_time(n) or 0) < ref]
-        if leads:
-            idx = [names.index(n) for n in leads]
-            bl = fit.coef()[leads].to_numpy()
-            vl = fit._vcov[np.ix_(idx, idx)]
-            chi2 = float(bl @ np.linalg.solve(vl, bl))
+        idx = np.flatnonzero(levels < ref)
+        if idx.size:
+            bl = b[idx]
+            chi2 = float(bl @ np.linalg.solve(vcov[np.ix_(idx, idx)], bl))
             pre = {
-                "leads": [_event_time(n) for n in leads],
+                "leads": [int(k) for k in levels[idx]],
                 "chi2": chi2,
-                "df": len(leads),
-                "p_value": float(stats.chi2.sf(chi2, len(leads))),
+                "df": int(idx.size),
+                "p_value": float(stats.chi2.sf(chi2, idx.size)),
             }
     coefs = pd.concat(coefs, ignore_index=True).sort_values(["estimator", "rel"])
     untreated_mean = observed - att
     lift = observed / untreated_mean if untreated_mean > 0 else float("nan")
-    lift_se = float(np.nanstd([observed / (observed - a) for a in boot_att], ddof=1))
+    # delta method with the enrollees' observed mean held fixed (as in the bootstrap)
+    lift_se = observed / untreated_mean**2 * att_se if untreated_mean > 0 else float("nan")
     post_att = {
         "estimate": float(att),
         "se": att_se,
@@ -999,6 +1242,8 @@ def event_study(
         "lift_ci_upper": float(lift + z * lift_se),
         "months": f"1..{hi}",
         "enrollees_without_untreated_months": n_dropped,
+        "se_method": se,
+        "n_boot": n_boot,
     }
     return EventStudy(
         coefficients=coefs.reset_index(drop=True),
@@ -1017,35 +1262,6 @@ def _ranges(lens: np.ndarray) -> np.ndarray:
         return np.zeros(0, int)
     starts = np.cumsum(lens) - lens
     return np.arange(total) - np.repeat(starts, lens)
-
-
-def _event_time(name: str) -> int | None:
-    """Parse pyfixest coefficient names such as ``et::-3`` into the event time."""
-    import re
-
-    m = re.search(r"(?:::|\[T\.|\[)(-?\d+)(?:\.0)?\]?$", name)
-    return int(m.group(1)) if m else None
-
-
-def _tidy_event(fit, label: str, z: float) -> pd.DataFrame:
-    coef = fit.coef()
-    se = fit.se()
-    rows = []
-    for name in coef.index:
-        k = _event_time(name)
-        if k is None:
-            continue
-        rows.append(
-            {
-                "estimator": label,
-                "rel": k,
-                "estimate": float(coef[name]),
-                "se": float(se[name]),
-                "ci_lower": float(coef[name] - z * se[name]),
-                "ci_upper": float(coef[name] + z * se[name]),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- descriptive helpers
@@ -1346,7 +1562,7 @@ def programme_report(
     heterogeneity_by: str | None = "value_tier",
     min_group_size: int = 10,
     currency: str = "EUR",
-    n_boot: int = 200,
+    n_boot: int = 0,
     seed: int = 0,
 ) -> ProgrammeReport:
     """Run the whole loyalty-programme study.
@@ -1377,9 +1593,11 @@ def programme_report(
     currency : str
         Label for money.
     n_boot : int
-        Bootstrap replicates for survival curves and the event study.
+        0 (default): analytic intervals for the survival curves and the event
+        study; a positive number: bootstrap replicates instead (slow on large
+        data).
     seed : int
-        Seed for all bootstraps.
+        Seed for the bootstraps.
 
     Returns
     -------
@@ -1458,7 +1676,13 @@ def programme_report(
         )
         ev = causal.e_value(churn.ratio, churn.ratio_ci_lower, churn.ratio_ci_upper)
         surv = weighted_survival(
-            f, covariates=covs, horizon=float(horizon_months), trim=trim, n_boot=n_boot, seed=seed
+            f,
+            covariates=covs,
+            horizon=float(horizon_months),
+            trim=trim,
+            se="bootstrap" if n_boot > 0 else "analytic",
+            n_boot=n_boot,
+            seed=seed,
         )
         cox = weighted_cox(f, weights=ipw.weights, horizon=float(horizon_months))
         cox_u = weighted_cox(f, horizon=float(horizon_months))
@@ -1495,7 +1719,8 @@ def programme_report(
             panel,
             window=tuple(event_window),
             anticipation=int(lookback_months),
-            n_boot=max(20, n_boot // 2),
+            se="bootstrap" if n_boot > 0 else "analytic",
+            n_boot=n_boot,
             seed=seed,
         )
     rep.findings = _findings(rep, currency=currency, horizon=horizon_months)
