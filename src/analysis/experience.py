@@ -456,8 +456,8 @@ def counting_process(
         cnt = np.searchsorted(k_in, rkey, side="right") - np.searchsorted(k_out, rkey, side="right")
         out[name] = cnt.astype(np.int16)
     res = pd.DataFrame(out)
-    for c in keep:
-        res[c] = lt[c].to_numpy()[rc]
+    for c in keep:  # take() keeps the dtype (a categorical stays one byte per row)
+        res[c] = lt[c].array.take(rc)
     res.attrs.update(
         window_days=int(window_days),
         update=update,
@@ -680,44 +680,61 @@ def _cox_counting(
 
     Risk-set sums are built with one pass of cumulative sums over the sorted
     event times of each stratum (a row adds itself at the first event time
-    after ``start`` and removes itself after ``stop``), so the cost is
-    O(rows x p^2) per iteration.
+    after ``start`` and removes itself after ``stop``). The information
+    matrix uses ``sum_t d_t S2_t / S0_t = sum_i w_i x_i x_i' (C[hi_i] -
+    C[lo_i])`` with ``C`` the cumulative sum of ``d_t / S0_t``, so an
+    iteration costs ``p + 1`` risk sums and one weighted cross-product
+    instead of ``p^2 / 2`` risk sums.
     """
     n, p = x.shape
+    # Rows of one stratum contiguous: per-stratum slices are views, not copies.
+    order = np.argsort(strata, kind="stable")
+    sorted_ = bool((order == np.arange(n)).all())
+    if not sorted_:
+        start, stop, event, x = start[order], stop[order], event[order], x[order]
+        strata, cluster = strata[order], cluster[order]
+    x = np.ascontiguousarray(x, dtype=float)
+    bounds = np.flatnonzero(np.r_[True, strata[1:] != strata[:-1], True]) if n else np.r_[0]
     parts = []
-    for s in np.unique(strata):
-        rows = np.flatnonzero(strata == s)
-        ev = rows[event[rows] == 1]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        ev = a + np.flatnonzero(event[a:b] == 1)
         if not len(ev):
             continue
         times, d = np.unique(stop[ev], return_counts=True)
-        lo = np.searchsorted(times, start[rows], side="right")  # first event time > start
-        hi = np.searchsorted(times, stop[rows], side="right")  # first event time > stop
+        lo = np.searchsorted(times, start[a:b], side="right")  # first event time > start
+        hi = np.searchsorted(times, stop[a:b], side="right")  # first event time > stop
         at = np.searchsorted(times, stop[ev])  # event time index of each churn
-        parts.append((rows, ev, times, d.astype(float), lo, hi, at))
+        parts.append((slice(a, b), ev, d.astype(float), lo, hi, at))
+
+    def gram(xr: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Return xr' diag(v) xr in blocks (bounded memory)."""
+        out = np.zeros((p, p))
+        step = 1 << 18
+        for i in range(0, len(v), step):
+            xs = xr[i : i + step]
+            out += (xs * v[i : i + step, None]).T @ xs
+        return out
 
     def sums(beta: np.ndarray, hess: bool = True):
         ll, g, h = 0.0, np.zeros(p), np.zeros((p, p))
         aux = []
-        for rows, ev, times, d, lo, hi, at in parts:
-            xr = x[rows]
+        for sl, ev, d, lo, hi, at in parts:
+            xr = x[sl]
             eta = xr @ beta
             w = np.exp(eta)
-            m = len(times) + 1
+            m = len(d) + 1
 
             s0 = _risk_sum(w, lo, hi, m)
             s1 = np.column_stack([_risk_sum(w * xr[:, j], lo, hi, m) for j in range(p)])
             xbar = s1 / s0[:, None]
-            ll += float((x[ev] @ beta).sum())
+            xe = x[ev]
+            ll += float((xe @ beta).sum())
             ll -= float((d * np.log(s0)).sum())
-            g += x[ev].sum(axis=0) - (d[:, None] * xbar).sum(axis=0)
+            g += xe.sum(axis=0) - (d[:, None] * xbar).sum(axis=0)
             if hess:
-                for j in range(p):
-                    for k in range(j, p):
-                        s2 = _risk_sum(w * xr[:, j] * xr[:, k], lo, hi, m)
-                        v = float((d * (s2 / s0 - xbar[:, j] * xbar[:, k])).sum())
-                        h[j, k] = h[k, j] = h[j, k] + v
-            aux.append((rows, ev, w, s0, xbar, d, lo, hi, at))
+                ca = np.r_[0.0, np.cumsum(d / s0)]
+                h += gram(xr, w * (ca[hi] - ca[lo])) - (xbar * d[:, None]).T @ xbar
+            aux.append((sl, ev, w, s0, xbar, d, lo, hi, at))
         return ll, g, h, aux
 
     beta = np.zeros(p)
@@ -739,17 +756,22 @@ def _cox_counting(
             converged = True
             break
     info_inv = np.linalg.inv(h)
-    # Score residuals (Lin & Wei 1989): dM-weighted deviations from the risk-set means.
-    resid = np.zeros((n, p))
-    for rows, ev, w, s0, xbar, d, lo, hi, at in aux:
+    # Score residuals (Lin & Wei 1989): dM-weighted deviations from the risk-set means,
+    # summed per cluster.
+    ng = int(cluster.max()) + 1
+    u = np.zeros((ng, p))
+    for sl, ev, w, s0, xbar, d, lo, hi, at in aux:
         ca = np.r_[0.0, np.cumsum(d / s0)]
         cb = np.vstack([np.zeros(p), np.cumsum(d[:, None] * xbar / s0[:, None], axis=0)])
-        xr = x[rows]
-        r = -w[:, None] * (xr * (ca[hi] - ca[lo])[:, None] - (cb[hi] - cb[lo]))
-        resid[rows] += r
-        resid[ev] += x[ev] - xbar[at]
-    ng = int(cluster.max()) + 1
-    u = np.column_stack([np.bincount(cluster, weights=resid[:, j], minlength=ng) for j in range(p)])
+        xr = x[sl]
+        cr = cluster[sl]
+        da = ca[hi] - ca[lo]
+        for j in range(p):
+            r = -w * (xr[:, j] * da - (cb[hi, j] - cb[lo, j]))
+            u[:, j] += np.bincount(cr, weights=r, minlength=ng)
+        re = x[ev] - xbar[at]
+        for j in range(p):
+            u[:, j] += np.bincount(cluster[ev], weights=re[:, j], minlength=ng)
     cov = info_inv @ (u.T @ u) @ info_inv
     return beta, cov, converged
 
@@ -758,12 +780,20 @@ def _collapse(d: pd.DataFrame, customer: str, cols: Sequence[str]) -> pd.DataFra
     """Merge consecutive rows of one customer whose covariates are equal (exact for Cox)."""
     if len(d) < 2:
         return d
-    d = d.sort_values([customer, "start"], kind="stable")
     cust = d[customer].to_numpy()
+    start = d["start"].to_numpy()
+    if not (
+        np.issubdtype(cust.dtype, np.number)
+        and bool(((cust[1:] > cust[:-1]) | ((cust[1:] == cust[:-1]) & (start[1:] > start[:-1]))).all())
+    ):  # counting_process output is already in this order
+        d = d.sort_values([customer, "start"], kind="stable")
+        cust = d[customer].to_numpy()
+        start = d["start"].to_numpy()
     cont = np.zeros(len(d), dtype=bool)  # row continues the previous one
-    cont[1:] = (cust[1:] == cust[:-1]) & (d["start"].to_numpy()[1:] == d["stop"].to_numpy()[:-1])
+    cont[1:] = (cust[1:] == cust[:-1]) & (start[1:] == d["stop"].to_numpy()[:-1])
     for c in cols:
-        v = d[c].to_numpy()
+        s = d[c]
+        v = s.cat.codes.to_numpy() if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()
         cont[1:] &= v[1:] == v[:-1]
     if not cont.any():
         return d.reset_index(drop=True)
@@ -851,16 +881,18 @@ def _add_lags(
     return res, names
 
 
-def _lagged(
+def _lag_index(
     panel: pd.DataFrame,
     *,
     customer: str,
     period: str,
-    exposures: Sequence[str],
     lags: Sequence[int],
     freq: str,
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Return arrays ``<x>_lag<L>``: x of the same customer exactly L periods earlier (or NaN)."""
+) -> dict[int, np.ndarray]:
+    """Return, per lag L, the row of the same customer exactly L periods earlier (-1: none).
+
+    One factorisation and one sorted key serve every lag.
+    """
     cust = pd.factorize(panel[customer])[0].astype(np.int64)
     po = _period_ordinal(panel[period], freq)
     lo = po.min() if len(po) else 0
@@ -887,14 +919,33 @@ def _lagged(
             ],
         )
     out = {}
-    names = []
-    for lag in lags:
+    for lag in dict.fromkeys(lags):
         want = key - lag
         j = np.searchsorted(skey, want)
         np.minimum(j, len(skey) - 1, out=j)
         found = (skey[j] == want) & (po - lo - lag >= 0)
         del want
         src = j if order is None else order[j]
+        out[lag] = np.where(found, src, -1)
+    return out
+
+
+def _lagged(
+    panel: pd.DataFrame,
+    *,
+    customer: str,
+    period: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    freq: str,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Return arrays ``<x>_lag<L>``: x of the same customer exactly L periods earlier (or NaN)."""
+    index = _lag_index(panel, customer=customer, period=period, lags=lags, freq=freq)
+    out = {}
+    names = []
+    for lag in lags:
+        src = index[lag]
+        found = src >= 0
         for x in exposures:
             v = panel[x].to_numpy(dtype=float)
             name = f"{x}_lag{lag}" if lag else x
@@ -920,9 +971,207 @@ def _drop_singletons(fe_codes: np.ndarray) -> np.ndarray:
 
 
 def _nested_in(fe: np.ndarray, cl: np.ndarray) -> bool:
-    """Whether every level of ``fe`` lies inside one cluster."""
-    pairs = np.unique(fe.astype(np.int64) * (int(cl.max()) + 1) + cl)
-    return len(pairs) == len(np.unique(fe))
+    """Whether every level of ``fe`` lies inside one cluster (codes ``0..k-1``; no sorting)."""
+    if not len(fe):
+        return True
+    seen = np.full(int(fe.max()) + 1, -1, dtype=np.int64)
+    seen[fe] = cl  # the cluster of some row of each level
+    return bool((seen[fe] == cl).all())
+
+
+def _check_fe_args(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    fixed_effects: Sequence[str],
+    cluster: str,
+    customer: str,
+    period: str,
+    k_fixef: str,
+) -> None:
+    if k_fixef not in ("nonnested", "full"):
+        raise AnalysisError(f"k_fixef must be 'nonnested' or 'full', not {k_fixef!r}")
+    needed = {outcome, *exposures, *fixed_effects, cluster, customer, period}
+    _require(panel, "panel", sorted(needed))
+    if any(lag < 0 for lag in lags) or not lags:
+        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
+
+
+def _fe_fits(
+    df: pd.DataFrame,
+    y: np.ndarray,
+    x: np.ndarray,
+    terms: Sequence[str],
+    models: Sequence[Sequence[int]],
+    *,
+    outcome: str,
+    fixed_effects: Sequence[str],
+    cluster: str,
+    customer: str,
+    k_fixef: str,
+    alpha: float,
+    tol: float,
+    maxiter: int,
+) -> list[FEResult | AnalysisError]:
+    """Fit ``y`` on column subsets of ``x`` that share one estimation sample.
+
+    The sample (rows with ``y`` and every column of ``x`` observed, then
+    singletons dropped) is built and demeaned once; each model in ``models``
+    (column indices into ``x``) then costs one small least-squares solve.
+    Demeaning works column by column, so this equals fitting each model on
+    its own. Returns one FEResult (or the AnalysisError it raised) per model.
+    """
+    ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+    rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
+    y, x = y[rows], x[rows]
+    fe_codes = (
+        np.column_stack([pd.factorize(df[f].to_numpy()[rows])[0] for f in fixed_effects]).astype(
+            np.int64
+        )
+        if fixed_effects
+        else np.empty((len(rows), 0), dtype=np.int64)
+    )
+    ok = np.ones(len(rows), dtype=bool)
+    for j in range(fe_codes.shape[1]):
+        ok &= fe_codes[:, j] >= 0
+    cl = pd.factorize(df[cluster].to_numpy()[rows])[0]
+    ok &= cl >= 0
+    n_singletons = 0
+    if fixed_effects:
+        keep = _drop_singletons(fe_codes[ok])
+        n_singletons = int((~keep).sum())
+        idx = np.flatnonzero(ok)[keep]
+    else:
+        idx = np.flatnonzero(ok)
+    out: list[FEResult | AnalysisError] = []
+    fit_models = []
+    for cols in models:
+        names = [terms[c] for c in cols]
+        if len(idx) <= len(cols) + 1:
+            out.append(
+                AnalysisError(
+                    f"Only {len(idx)} usable panel rows for {names}: too few to estimate.",
+                    [
+                        Problem(
+                            "panel",
+                            outcome,
+                            "too_few_rows",
+                            "rows with outcome and lagged exposures",
+                            n_rows=len(idx),
+                            fix="use shorter lags or check missing exposures",
+                        )
+                    ],
+                )
+            )
+        else:
+            out.append(None)
+            fit_models.append(len(out) - 1)
+    if not fit_models:
+        return out
+    y, x = y[idx], x[idx]
+    cl = pd.factorize(cl[idx])[0]
+    cust_n = int(pd.unique(df[customer].to_numpy()[rows[idx]]).size)
+    del rows
+    fe = (
+        np.column_stack([pd.factorize(fe_codes[idx, j])[0] for j in range(fe_codes.shape[1])])
+        if fixed_effects
+        else np.empty((len(idx), 0), dtype=np.int64)
+    )
+    del fe_codes
+    used = sorted({c for m in fit_models for c in models[m]})
+    converged = True
+    if fixed_effects:
+        from pyfixest.core.demean import demean
+
+        yx = np.ascontiguousarray(np.column_stack([y, x[:, used]]))
+        res, converged = demean(yx, fe.astype(np.uint64), np.ones(len(y)), tol=tol, maxiter=maxiter)
+        del yx
+        yd = res[:, 0]
+        xcols = {c: res[:, 1 + i] for i, c in enumerate(used)}
+    else:
+        yd = y
+        xcols = {c: x[:, c] for c in used}
+    n_obs = len(y)
+    g = int(cl.max()) + 1
+    levels = [int(fe[:, j].max()) + 1 for j in range(fe.shape[1])]
+    k_fe = 0
+    if fixed_effects:
+        k_fe = sum(levels) - (len(levels) - 1)  # one redundant level per extra fixed effect
+        if k_fixef == "nonnested":
+            for j, lv in enumerate(levels):
+                if _nested_in(fe[:, j], cl):
+                    k_fe -= lv - 1  # a nested effect costs one parameter, not lv
+    tq = stats.t.ppf(1 - alpha / 2, g - 1)
+    for m in fit_models:
+        cols = list(models[m])
+        names = [terms[c] for c in cols]
+        if fixed_effects:
+            xd = np.column_stack([xcols[c] for c in cols])
+            k = len(cols)
+        else:
+            xd = np.column_stack([*(xcols[c] for c in cols), np.ones(len(y))])
+            k = len(cols) + 1
+        xtx = xd.T @ xd
+        if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
+            out[m] = AnalysisError(
+                f"The exposures {names} are collinear with each other or the fixed effects.",
+                [
+                    Problem(
+                        "panel",
+                        None,
+                        "collinear",
+                        "design matrix is rank deficient",
+                        examples=tuple(names),
+                        fix="drop an exposure or a lag",
+                    )
+                ],
+            )
+            continue
+        bread = np.linalg.inv(xtx)
+        beta = bread @ (xd.T @ yd)
+        e = yd - xd @ beta
+        # CRV1 meat: sum over clusters of (X_g' e_g)(X_g' e_g)'
+        scores = np.column_stack(
+            [np.bincount(cl, weights=xd[:, j] * e) for j in range(xd.shape[1])]
+        )
+        meat = scores.T @ scores
+        df_k = k + k_fe if fixed_effects else k
+        ssc = (g / (g - 1)) * ((n_obs - 1) / (n_obs - df_k))
+        vcov = ssc * bread @ meat @ bread
+        se = np.sqrt(np.diag(vcov))
+        if not fixed_effects:
+            beta, se, vcov = beta[:-1], se[:-1], vcov[:-1, :-1]
+        tstat = beta / se
+        summary = pd.DataFrame(
+            {
+                "coef": beta,
+                "se": se,
+                "ci_lower": beta - tq * se,
+                "ci_upper": beta + tq * se,
+                "p_value": 2 * stats.t.sf(np.abs(tstat), g - 1),
+                "n_obs": n_obs,
+                "n_customers": cust_n,
+            },
+            index=pd.Index(names, name="term"),
+        )
+        r2w = 1 - float(e @ e) / float(((yd - yd.mean()) ** 2).sum()) if n_obs else float("nan")
+        out[m] = FEResult(
+            summary=summary,
+            vcov=pd.DataFrame(vcov, index=names, columns=names),
+            n_obs=n_obs,
+            n_clusters=g,
+            n_customers=cust_n,
+            df_k=int(df_k),
+            ssc=float(ssc),
+            singletons_dropped=n_singletons,
+            converged=bool(converged),
+            outcome_mean=float(y.mean()),
+            fixed_effects=tuple(fixed_effects),
+            r2_within=r2w,
+        )
+    return out
 
 
 def revenue_link(
@@ -995,141 +1244,132 @@ def revenue_link(
     exposures = list(exposures)
     lags = [int(v) for v in lags]
     fixed_effects = list(fixed_effects)
-    if k_fixef not in ("nonnested", "full"):
-        raise AnalysisError(f"k_fixef must be 'nonnested' or 'full', not {k_fixef!r}")
-    needed = {outcome, *exposures, *fixed_effects, cluster, customer, period}
-    _require(panel, "panel", sorted(needed))
-    if any(lag < 0 for lag in lags) or not lags:
-        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
-    df = panel
+    _check_fe_args(
+        panel,
+        outcome=outcome,
+        exposures=exposures,
+        lags=lags,
+        fixed_effects=fixed_effects,
+        cluster=cluster,
+        customer=customer,
+        period=period,
+        k_fixef=k_fixef,
+    )
     lagged, terms = _lagged(
         panel, customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
     )
-    y = df[outcome].to_numpy(dtype=float)
+    y = panel[outcome].to_numpy(dtype=float)
     x = np.column_stack([lagged.pop(t) for t in terms])
-    ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
-    rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
-    y, x = y[rows], x[rows]
-    fe_codes = (
-        np.column_stack([pd.factorize(df[f].to_numpy()[rows])[0] for f in fixed_effects]).astype(
-            np.int64
-        )
-        if fixed_effects
-        else np.empty((len(rows), 0), dtype=np.int64)
+    (res,) = _fe_fits(
+        panel,
+        y,
+        x,
+        terms,
+        [list(range(len(terms)))],
+        outcome=outcome,
+        fixed_effects=fixed_effects,
+        cluster=cluster,
+        customer=customer,
+        k_fixef=k_fixef,
+        alpha=alpha,
+        tol=tol,
+        maxiter=maxiter,
     )
-    ok = np.ones(len(rows), dtype=bool)
-    for j in range(fe_codes.shape[1]):
-        ok &= fe_codes[:, j] >= 0
-    cl = pd.factorize(df[cluster].to_numpy()[rows])[0]
-    ok &= cl >= 0
-    n_singletons = 0
-    if fixed_effects:
-        keep = _drop_singletons(fe_codes[ok])
-        n_singletons = int((~keep).sum())
-        idx = np.flatnonzero(ok)[keep]
-    else:
-        idx = np.flatnonzero(ok)
-    if len(idx) <= len(terms) + 1:
-        raise AnalysisError(
-            f"Only {len(idx)} usable panel rows for {terms}: too few to estimate.",
-            [
-                Problem(
-                    "panel",
-                    outcome,
-                    "too_few_rows",
-                    "rows with outcome and lagged exposures",
-                    n_rows=len(idx),
-                    fix="use shorter lags or check missing exposures",
-                )
-            ],
-        )
-    y, x = y[idx], x[idx]
-    cl = pd.factorize(cl[idx])[0]
-    cust_n = int(pd.unique(df[customer].to_numpy()[rows[idx]]).size)
-    fe = (
-        np.column_stack([pd.factorize(fe_codes[idx, j])[0] for j in range(fe_codes.shape[1])])
-        if fixed_effects
-        else np.empty((len(idx), 0), dtype=np.int64)
-    )
-    converged = True
-    if fixed_effects:
-        from pyfixest.core.demean import demean
+    if isinstance(res, AnalysisError):
+        raise res
+    return res
 
-        yx = np.ascontiguousarray(np.column_stack([y, x]))
-        res, converged = demean(yx, fe.astype(np.uint64), np.ones(len(y)), tol=tol, maxiter=maxiter)
-        yd, xd = res[:, 0], res[:, 1:]
-        k = len(terms)
-    else:
-        yd = y
-        xd = np.column_stack([x, np.ones(len(y))])
-        k = len(terms) + 1
-    xtx = xd.T @ xd
-    if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
-        raise AnalysisError(
-            f"The exposures {terms} are collinear with each other or the fixed effects.",
-            [
-                Problem(
-                    "panel",
-                    None,
-                    "collinear",
-                    "design matrix is rank deficient",
-                    examples=tuple(terms),
-                    fix="drop an exposure or a lag",
-                )
-            ],
-        )
-    bread = np.linalg.inv(xtx)
-    beta = bread @ (xd.T @ yd)
-    e = yd - xd @ beta
-    # CRV1 meat: sum over clusters of (X_g' e_g)(X_g' e_g)'
-    scores = np.column_stack([np.bincount(cl, weights=xd[:, j] * e) for j in range(xd.shape[1])])
-    meat = scores.T @ scores
-    n_obs = len(y)
-    g = int(cl.max()) + 1
-    levels = [int(fe[:, j].max()) + 1 for j in range(fe.shape[1])]
-    if fixed_effects:
-        k_fe = sum(levels) - (len(levels) - 1)  # one redundant level per extra fixed effect
-        if k_fixef == "nonnested":
-            for j, lv in enumerate(levels):
-                if _nested_in(fe[:, j], cl):
-                    k_fe -= lv - 1  # a nested effect costs one parameter, not lv
-        df_k = k + k_fe
-    else:
-        df_k = k
-    ssc = (g / (g - 1)) * ((n_obs - 1) / (n_obs - df_k))
-    vcov = ssc * bread @ meat @ bread
-    se = np.sqrt(np.diag(vcov))
-    tq = stats.t.ppf(1 - alpha / 2, g - 1)
-    if not fixed_effects:
-        beta, se, vcov = beta[:-1], se[:-1], vcov[:-1, :-1]
-    tstat = beta / se
-    summary = pd.DataFrame(
-        {
-            "coef": beta,
-            "se": se,
-            "ci_lower": beta - tq * se,
-            "ci_upper": beta + tq * se,
-            "p_value": 2 * stats.t.sf(np.abs(tstat), g - 1),
-            "n_obs": n_obs,
-            "n_customers": cust_n,
-        },
-        index=pd.Index(terms, name="term"),
+
+def _lag_fits(
+    panel: pd.DataFrame,
+    *,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    outcome: str = "revenue",
+    fixed_effects: Sequence[str] = ("customer_id", "period"),
+    cluster: str = "customer_id",
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+    k_fixef: str = "nonnested",
+    alpha: float = 0.05,
+    tol: float = 1e-10,
+    maxiter: int = 10_000,
+) -> dict[tuple[str, int], FEResult]:
+    """Fit :func:`revenue_link` for each exposure and lag alone, sharing the work.
+
+    The lag lookup is built once; per lag, exposures with the same missing
+    rows share one estimation sample and one demeaning. Each result equals
+    ``revenue_link(panel, exposures=[x], lags=(lag,), ...)``; pairs that
+    cannot be estimated are left out.
+    """
+    exposures = list(exposures)
+    lags = [int(v) for v in lags]
+    fixed_effects = list(fixed_effects)
+    _check_fe_args(
+        panel,
+        outcome=outcome,
+        exposures=exposures,
+        lags=lags,
+        fixed_effects=fixed_effects,
+        cluster=cluster,
+        customer=customer,
+        period=period,
+        k_fixef=k_fixef,
     )
-    r2w = 1 - float(e @ e) / float(((yd - yd.mean()) ** 2).sum()) if n_obs else float("nan")
-    return FEResult(
-        summary=summary,
-        vcov=pd.DataFrame(vcov, index=terms, columns=terms),
-        n_obs=n_obs,
-        n_clusters=g,
-        n_customers=cust_n,
-        df_k=int(df_k),
-        ssc=float(ssc),
-        singletons_dropped=n_singletons,
-        converged=bool(converged),
-        outcome_mean=float(y.mean()),
-        fixed_effects=tuple(fixed_effects),
-        r2_within=r2w,
-    )
+    index = _lag_index(panel, customer=customer, period=period, lags=lags, freq=freq)
+    y = panel[outcome].to_numpy(dtype=float)
+    fits: dict[tuple[str, int], FEResult] = {}
+    for lag in dict.fromkeys(lags):
+        src = index[lag]
+        found = src >= 0
+        groups: list[tuple[np.ndarray, list[str], list[np.ndarray]]] = []
+        for name in exposures:
+            v = np.where(found, panel[name].to_numpy(dtype=float)[src], np.nan)
+            miss = np.isnan(v)
+            for g_miss, g_names, g_cols in groups:
+                if np.array_equal(g_miss, miss):
+                    g_names.append(name)
+                    g_cols.append(v)
+                    break
+            else:
+                groups.append((miss, [name], [v]))
+        for _, g_names, g_cols in groups:
+            x = np.column_stack(g_cols)
+            g_cols.clear()
+            terms = [f"{n}_lag{lag}" if lag else n for n in g_names]
+            res = _fe_fits(
+                panel,
+                y,
+                x,
+                terms,
+                [[i] for i in range(len(terms))],
+                outcome=outcome,
+                fixed_effects=fixed_effects,
+                cluster=cluster,
+                customer=customer,
+                k_fixef=k_fixef,
+                alpha=alpha,
+                tol=tol,
+                maxiter=maxiter,
+            )
+            del x
+            for name, r in zip(g_names, res, strict=True):
+                if isinstance(r, FEResult):
+                    fits[(name, lag)] = r
+    return fits
+
+
+def _lag_table(
+    fits: Mapping[tuple[str, int], FEResult], exposures: Sequence[str], lags: Sequence[int]
+) -> pd.DataFrame:
+    rows = [fits[(x, int(lag))].summary for x in exposures for lag in lags if (x, int(lag)) in fits]
+    if not rows:
+        return pd.DataFrame()
+    out = pd.concat(rows)
+    out.insert(0, "exposure", [t.rsplit("_lag", 1)[0] for t in out.index])
+    out.insert(1, "lag", [int(t.rsplit("_lag", 1)[1]) for t in out.index])
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -2191,20 +2431,89 @@ def lag_profile(
         Indexed by ``<exposure>_lag<L>``: exposure, lag, coef, se, ci_lower,
         ci_upper, p_value, n_obs, n_customers.
     """
-    rows = []
-    for x in exposures:
-        for lag in lags:
-            try:
-                r = revenue_link(panel, outcome=outcome, exposures=[x], lags=(lag,), **kwargs)
-                rows.append(r.summary)
-            except AnalysisError:
-                continue
-    if not rows:
+    try:
+        fits = _lag_fits(panel, exposures=exposures, lags=lags, outcome=outcome, **kwargs)
+    except AnalysisError:
         return pd.DataFrame()
-    out = pd.concat(rows)
-    out.insert(0, "exposure", [t.rsplit("_lag", 1)[0] for t in out.index])
-    out.insert(1, "lag", [int(t.rsplit("_lag", 1)[1]) for t in out.index])
-    return out
+    return _lag_table(fits, exposures, lags)
+
+
+# --------------------------------------------------------------------------------------
+# Compact, integer-keyed model tables pulled from the engine
+# --------------------------------------------------------------------------------------
+
+#: Panel columns the study uses (``analysis.derive.panel`` builds more).
+_PANEL_COLUMNS = (
+    "period",
+    "revenue",
+    "member",
+    "csat_mean",
+    "unresolved_tickets",
+    "sla_breaches",
+    "churned",
+)
+
+
+def _with_codes(df: pd.DataFrame, ids: Any, customer: str = "customer_id") -> pd.DataFrame:
+    """Replace ``customer`` ids by their int32 position in the sorted ``ids`` (-1: unknown)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    v = pa.array(df[customer].array)
+    codes = pc.index_in(v, value_set=ids.cast(v.type)).fill_null(-1)
+    return df.assign(**{customer: codes.to_numpy(zero_copy_only=False).astype(np.int32)})
+
+
+def _study_frames(
+    study: Any, *, lifetime_columns: Sequence[str], group: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Pull lifetimes, experience, panel and customers with integer customer keys.
+
+    Customer ids become their position in the sorted customers table
+    (``customer_id`` then holds ``int32`` codes), so no string id is turned
+    into Python objects, and only the columns the study uses are pulled. The
+    rows and their order are those of ``study.lifetimes()``,
+    ``study.table("experience")``, ``study.panel()`` and
+    ``study.table("customers")``; the panel is keyed on the engine (a join),
+    the others through Arrow, which keeps the experience table's own row order
+    (it decides which same-day answer is the latest).
+    """
+    import ibis
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from analysis import derive
+
+    src = study.source
+    ids = src.table("customers").select("customer_id").to_pyarrow().column(0)
+    ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+
+    lt_expr = derive.usable_lifetimes(study.lifetimes_expr())
+    cols = list(dict.fromkeys(["customer_id", *lifetime_columns]))
+    lt = _with_codes(lt_expr.select(*[c for c in cols if c in lt_expr.columns]).to_pandas(), ids)
+    lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    ex = _with_codes(src.table("experience").to_pandas(), ids)
+    for c in ("compensated", "first_contact_resolution", "sla_met"):
+        if c in ex.columns and ex[c].dtype == object:
+            ex[c] = ex[c].astype("boolean")
+    cu = src.table("customers")
+    cust = _with_codes(
+        cu.select("customer_id", *([group] if group and group in cu.columns else [])).to_pandas(),
+        ids,
+    )
+    keys = ibis.memtable(
+        pa.table({"_cid": ids, "_code": pa.array(np.arange(len(ids), dtype=np.int32))})
+    )
+    pn_expr = derive.panel(
+        src, period=study.params.analysis.period, lifetimes_expr=study.lifetimes_expr()
+    )
+    j = pn_expr.join(keys, pn_expr.customer_id == keys._cid)
+    pn = (
+        j.select(customer_id=j._code, **{c: j[c] for c in _PANEL_COLUMNS})
+        .order_by(["customer_id", "period"])
+        .to_pandas()
+    )
+    return lt, ex, pn, cust
 
 
 # --------------------------------------------------------------------------------------
@@ -2321,17 +2630,21 @@ def run_study(
     adjust = list(p.cox_covariates if adjust is None else adjust)
     strata = p.cox_strata if strata == "" else strata
     period = study.params.analysis.period
-    lt = study.lifetimes()
-    ex = study.table("experience")
-    pn = study.panel()
-    cust = study.table("customers")
+    group = study.params.analysis.group
+    lt, ex, pn, cust = _study_frames(
+        study,
+        lifetime_columns=["start_date", "entry_days", "duration_days", "event", *adjust, strata],
+        group=group,
+    )
     keep = [c for c in [*adjust, strata] if c and c in lt.columns]
+    for c in keep:  # one byte per counting-process row instead of a string
+        if not pd.api.types.is_numeric_dtype(lt[c]):
+            lt[c] = lt[c].astype("category")
     adjust = [c for c in adjust if c in lt.columns]
     strata = strata if strata in lt.columns else None
     notes = []
 
     trends = experience_metrics(ex, period=period, alpha=alpha)
-    group = study.params.analysis.group
     by_segment = (
         experience_metrics(ex, by=group, customers=cust, alpha=alpha)
         if group in cust.columns
@@ -2399,17 +2712,15 @@ def run_study(
     rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
     full = pn[pn["churned"] == 0] if "churned" in pn.columns else pn
+    lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
     try:
-        fe = revenue_link(full, exposures=["csat_mean"], lags=(1,), alpha=alpha)
+        fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
     except AnalysisError:
-        fe = None
+        fits = {}
+    fe = fits.get(("csat_mean", 1))  # = revenue_link(full, exposures=["csat_mean"], lags=(1,))
+    if fe is None:
         notes.append("Too few CSAT answers in consecutive months to relate CSAT to revenue.")
-    lags = lag_profile(
-        full,
-        exposures=["csat_mean", "unresolved_tickets", "sla_breaches"],
-        lags=p.lags,
-        alpha=alpha,
-    )
+    lags = _lag_table(fits, lag_exposures, p.lags)
     dose = dose_response(full, alpha=alpha)
 
     moments = moments_of_truth(
