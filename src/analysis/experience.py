@@ -784,7 +784,9 @@ def _collapse(d: pd.DataFrame, customer: str, cols: Sequence[str]) -> pd.DataFra
     start = d["start"].to_numpy()
     if not (
         np.issubdtype(cust.dtype, np.number)
-        and bool(((cust[1:] > cust[:-1]) | ((cust[1:] == cust[:-1]) & (start[1:] > start[:-1]))).all())
+        and bool(
+            ((cust[1:] > cust[:-1]) | ((cust[1:] == cust[:-1]) & (start[1:] > start[:-1]))).all()
+        )
     ):  # counting_process output is already in this order
         d = d.sort_values([customer, "start"], kind="stable")
         cust = d[customer].to_numpy()
@@ -2388,6 +2390,46 @@ def plot_lags(lag_summary: pd.DataFrame, *, currency: str = "EUR"):
 # --------------------------------------------------------------------------------------
 
 
+def _lookup_by_key(
+    cp: pd.DataFrame, panel: pd.DataFrame, columns: Sequence[str], *, customer: str, fill: float
+) -> pd.DataFrame | None:
+    """Do :func:`add_panel_columns`'s left merge with one int64 key and a binary search.
+
+    Returns None when the panel has duplicate customer-periods (the merge then decides).
+    """
+
+    def key_parts(df):
+        c = df[customer].to_numpy().astype(np.int64)
+        d = df["period"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        return c, d
+
+    pc_, pd_ = key_parts(panel)
+    cc, cd = key_parts(cp)
+    if not len(pc_) or not len(cc):
+        return None
+    lo = min(int(pd_.min()), int(cd.min()))
+    span = max(int(pd_.max()), int(cd.max())) - lo + 1
+    pkey = pc_ * span + (pd_ - lo)
+    del pc_, pd_
+    order = None if bool((pkey[1:] > pkey[:-1]).all()) else np.argsort(pkey, kind="stable")
+    skey = pkey if order is None else pkey[order]
+    if (skey[1:] == skey[:-1]).any():
+        return None
+    ckey = cc * span + (cd - lo)
+    del cc, cd
+    j = np.minimum(np.searchsorted(skey, ckey), len(skey) - 1)
+    found = skey[j] == ckey
+    del ckey
+    src = j if order is None else order[j]
+    out = cp.copy(deep=False)  # copy-on-write: the existing columns are shared
+    for c in columns:
+        v = panel[c].to_numpy()[src]
+        if not found.all():
+            v = np.where(found, v, fill)
+        out[c] = v
+    return out
+
+
 def add_panel_columns(
     cp: pd.DataFrame,
     panel: pd.DataFrame,
@@ -2403,6 +2445,15 @@ def add_panel_columns(
     """
     if "period" not in cp.columns:
         raise AnalysisError("add_panel_columns needs counting_process(..., period='month').")
+    if (
+        pd.api.types.is_integer_dtype(cp[customer])
+        and pd.api.types.is_integer_dtype(panel[customer])
+        and pd.api.types.is_datetime64_any_dtype(cp["period"])
+        and pd.api.types.is_datetime64_any_dtype(panel["period"])
+    ):
+        got = _lookup_by_key(cp, panel, columns, customer=customer, fill=fill)
+        if got is not None:
+            return got
     out = cp.merge(panel[[customer, "period", *columns]], on=[customer, "period"], how="left")
     for c in columns:
         out[c] = out[c].fillna(fill)
@@ -2464,6 +2515,145 @@ def _with_codes(df: pd.DataFrame, ids: Any, customer: str = "customer_id") -> pd
     return df.assign(**{customer: codes.to_numpy(zero_copy_only=False).astype(np.int32)})
 
 
+def _period_units(dates: np.ndarray, period: str) -> tuple[np.ndarray, int]:
+    """Return (period start as an integer, step): months for month/quarter, days for week."""
+    start = _period_floor(dates, period)
+    if period == "week":
+        return start.astype("datetime64[D]").astype(np.int64), 7
+    return start.astype("datetime64[M]").astype(np.int64), 3 if period == "quarter" else 1
+
+
+def _units_to_dates(u: np.ndarray, period: str) -> np.ndarray:
+    if period == "week":
+        return u.astype("datetime64[D]").astype("datetime64[s]")
+    return u.astype("datetime64[M]").astype("datetime64[s]")
+
+
+def _study_panel(
+    study: Any, lt: pd.DataFrame, ex: pd.DataFrame, ids: Any, keys: Any, period: str
+) -> pd.DataFrame:
+    """Build the customer-period panel columns the study uses, keyed by integer codes.
+
+    Same rows and values as :func:`analysis.derive.panel` (one row per usable
+    customer and period from the period of entry to the period of the end;
+    revenue, member, csat_mean, unresolved_tickets, sla_breaches, churned),
+    but only the revenue sum runs on the engine; rows, membership and the
+    experience counts come from the compact tables already pulled, so no
+    customer-period table with string keys is joined or sorted.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from analysis import derive
+
+    src = study.source
+    sd = lt["start_date"].to_numpy().astype("datetime64[D]")
+    entry = sd + lt["entry_days"].to_numpy().astype(np.int64).astype("timedelta64[D]")
+    end = sd + lt["duration_days"].to_numpy().astype(np.int64).astype("timedelta64[D]")
+    first, step = _period_units(entry, period)
+    last, _ = _period_units(end, period)
+    k = np.maximum((last - first) // step + 1, 0)
+    rep = np.repeat(np.arange(len(lt)), k)
+    offset = np.arange(len(rep)) - np.repeat(np.cumsum(k) - k, k)
+    u = first[rep] + step * offset
+    del offset
+    code = lt["customer_id"].to_numpy().astype(np.int64)[rep]
+    churned = ((u == last[rep]) & (lt["event"].to_numpy()[rep] == 1)).astype(np.int8)
+    del rep
+
+    # revenue: summed per customer and period on the engine, placed by key
+    tx = src.table("transactions")
+    tx = tx.mutate(period=derive.period_start(tx.date, period))
+    agg = tx.group_by(["customer_id", "period"]).aggregate(revenue=tx.amount.sum())
+    agg = agg.join(keys, agg.customer_id == keys._cid)
+    rv = agg.select(code=agg._code, period=agg.period, revenue=agg.revenue).to_pyarrow()
+    r_code = rv.column("code").to_numpy().astype(np.int64)
+    r_day = pc.cast(rv.column("period"), pa.timestamp("s")).to_numpy().astype("datetime64[D]")
+    r_u, _ = _period_units(r_day, period)
+    r_val = rv.column("revenue").to_numpy(zero_copy_only=False).astype(float)
+    del rv, r_day
+
+    loy = None
+    if study.has("loyalty"):
+        lo_t = src.table("loyalty").select("customer_id", "enrolled_date", "left_date")
+        loy = _with_codes(lo_t.to_pandas(), ids)
+        loy = loy[loy["customer_id"] >= 0]
+        l_en, _ = _period_units(loy["enrolled_date"].to_numpy().astype("datetime64[D]"), period)
+        left = loy["left_date"].to_numpy().astype("datetime64[D]")
+        l_left = np.where(np.isnat(left), np.iinfo(np.int64).max, 0)
+        has_left = ~np.isnat(left)
+        l_left[has_left] = _period_units(left[has_left], period)[0]
+
+    e_day = pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]")
+    e_u, _ = _period_units(e_day, period)
+    ends = [u, r_u, e_u] + ([l_en, l_left[has_left]] if loy is not None else [])
+    lo = min(int(a.min()) for a in ends if len(a))
+    hi = max(int(a.max()) for a in ends if len(a))
+    span = np.int64(hi - lo + 2)
+    pkey = code * span + (u - lo)  # ascending: customers in code order, periods in order
+
+    def locate(c: np.ndarray, uu: np.ndarray) -> np.ndarray:
+        """Row of each (customer, period) in the panel, -1 if it has none."""
+        want = c * span + (uu - lo)
+        j = np.minimum(np.searchsorted(pkey, want), max(len(pkey) - 1, 0))
+        return np.where((len(pkey) > 0) & (pkey[j] == want) & (c >= 0), j, -1)
+
+    n = len(pkey)
+    revenue = np.zeros(n)
+    j = locate(r_code, r_u)
+    revenue[j[j >= 0]] = r_val[j >= 0]
+    del r_code, r_u, r_val, j
+
+    member = np.zeros(n, dtype=np.int8)
+    if loy is not None and len(loy):
+        lc = loy["customer_id"].to_numpy().astype(np.int64)
+        a = np.searchsorted(pkey, lc * span + (l_en - lo))
+        b = np.where(
+            has_left,
+            np.searchsorted(pkey, lc * span + (np.where(has_left, l_left, lo) - lo), side="right"),
+            np.searchsorted(pkey, (lc + 1) * span),
+        )
+        cover = a < b
+        diff = np.bincount(a[cover], minlength=n + 1) - np.bincount(b[cover], minlength=n + 1)
+        member = (np.cumsum(diff)[:n] > 0).astype(np.int8)
+
+    j = locate(ex["customer_id"].to_numpy().astype(np.int64), e_u)
+    inside = j >= 0
+    csat = (
+        ex["csat"].to_numpy(dtype=float, na_value=np.nan)
+        if "csat" in ex
+        else np.full(len(ex), np.nan)
+    )
+    has_c = inside & ~np.isnan(csat)
+    c_sum = np.bincount(j[has_c], weights=csat[has_c], minlength=n)
+    c_n = np.bincount(j[has_c], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        csat_mean = np.where(c_n > 0, c_sum / np.maximum(c_n, 1), np.nan)
+    ticket = inside & (ex["kind"] == "ticket").to_numpy(dtype=bool, na_value=False)
+
+    def false_count(col: str) -> np.ndarray:
+        if col not in ex:
+            return np.zeros(n, dtype=np.int32)
+        f = (pd.array(ex[col], dtype="boolean") == False).to_numpy(  # noqa: E712
+            dtype=bool, na_value=False
+        )
+        return np.bincount(j[ticket & f], minlength=n).astype(np.int32)
+
+    return pd.DataFrame(
+        {
+            "customer_id": code.astype(np.int32),
+            "period": _units_to_dates(u, period),
+            "revenue": revenue,
+            "member": member,
+            "csat_mean": csat_mean,
+            "unresolved_tickets": false_count("first_contact_resolution"),
+            "sla_breaches": false_count("sla_met"),
+            "churned": churned,
+        },
+        copy=False,
+    )
+
+
 def _study_frames(
     study: Any, *, lifetime_columns: Sequence[str], group: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -2504,16 +2694,31 @@ def _study_frames(
     keys = ibis.memtable(
         pa.table({"_cid": ids, "_code": pa.array(np.arange(len(ids), dtype=np.int32))})
     )
-    pn_expr = derive.panel(
-        src, period=study.params.analysis.period, lifetimes_expr=study.lifetimes_expr()
-    )
+    period = study.params.analysis.period
+    if period in ("month", "week", "quarter"):
+        return lt, ex, _study_panel(study, lt, ex, ids, keys, period), cust
+    pn_expr = derive.panel(src, period=period, lifetimes_expr=study.lifetimes_expr())
     j = pn_expr.join(keys, pn_expr.customer_id == keys._cid)
-    pn = (
-        j.select(customer_id=j._code, **{c: j[c] for c in _PANEL_COLUMNS})
-        .order_by(["customer_id", "period"])
-        .to_pandas()
-    )
-    return lt, ex, pn, cust
+    tbl = j.select(customer_id=j._code, **{c: j[c] for c in _PANEL_COLUMNS}).to_pyarrow()
+    # Sorted here rather than by the engine: one int64 key, and one column at a time in memory.
+    code = tbl.column("customer_id").to_numpy().astype(np.int64)
+    day = pc.cast(tbl.column("period"), pa.timestamp("s")).to_numpy().astype("datetime64[D]")
+    day = day.astype(np.int64)
+    lo = int(day.min()) if len(day) else 0
+    order = np.argsort(code * (int(day.max()) - lo + 1 if len(day) else 1) + (day - lo))
+    del code, day
+    pn = {}
+    for c in tbl.column_names:
+        col = tbl.column(c)
+        if c == "period":
+            col = pc.cast(col, pa.timestamp("s"))
+        v = col.to_numpy(zero_copy_only=False)
+        if c in ("unresolved_tickets", "sla_breaches"):
+            v = v.astype(np.int32)  # counts per customer-month
+        pn[c] = v[order]
+        tbl = tbl.drop_columns([c])
+        del col, v
+    return lt, ex, pd.DataFrame(pn, copy=False), cust
 
 
 # --------------------------------------------------------------------------------------
@@ -2712,6 +2917,7 @@ def run_study(
     rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
     full = pn[pn["churned"] == 0] if "churned" in pn.columns else pn
+    del pn  # the largest table: only its full-month rows are needed from here on
     lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
     try:
         fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
