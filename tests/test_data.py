@@ -31,8 +31,9 @@ EXPERIENCE = """customer_id,date,kind,csat,nps,sla_met
 """
 
 
-def _world(tmp_path: Path, *, customers=CUSTOMERS, transactions=TRANSACTIONS, extra=None,
-           params: str = "") -> Path:
+def _world(
+    tmp_path: Path, *, customers=CUSTOMERS, transactions=TRANSACTIONS, extra=None, params: str = ""
+) -> Path:
     d = tmp_path / "data"
     d.mkdir(exist_ok=True)
     (d / "customers.csv").write_text(customers)
@@ -79,13 +80,18 @@ def test_missing_required_column_says_how_to_map_it(tmp_path):
 
 
 def test_column_mapping_renames_user_columns(tmp_path):
-    p = _world(tmp_path, transactions=TRANSACTIONS.replace("amount", "value"),
-               params="  columns:\n    transactions: {amount: value}\n")
+    p = _world(
+        tmp_path,
+        transactions=TRANSACTIONS.replace("amount", "value"),
+        params="  columns:\n    transactions: {amount: value}\n",
+    )
     assert _check(p) == []
 
 
 def test_wrong_type_counts_rows_and_shows_bad_values(tmp_path):
-    tx = TRANSACTIONS.replace("2023-02-15,30", "2023-02-15,30 EUR").replace("3,2023-02-02,7", "3,2023-02-02,seven")
+    tx = TRANSACTIONS.replace("2023-02-15,30", "2023-02-15,30 EUR").replace(
+        "3,2023-02-02,7", "3,2023-02-02,seven"
+    )
     probs = _check(_world(tmp_path, transactions=tx))
     (p,) = [x for x in probs if x.rule == "type"]
     assert (p.table, p.column, p.n_rows) == ("transactions", "amount", 2)
@@ -96,7 +102,12 @@ def test_unparseable_dates(tmp_path):
     c = CUSTOMERS.replace("2023-02-01,,,consumer", "01/02/2023,,,consumer")
     probs = _check(_world(tmp_path, customers=c))
     p = [x for x in probs if x.rule == "type"][0]
-    assert (p.table, p.column, p.n_rows, p.examples) == ("customers", "signup_date", 1, ("01/02/2023",))
+    assert (p.table, p.column, p.n_rows, p.examples) == (
+        "customers",
+        "signup_date",
+        1,
+        ("01/02/2023",),
+    )
     assert "unparseable dates" in str(p)
 
 
@@ -226,11 +237,48 @@ def test_fingerprint_counts_rows_and_hashes_content(tmp_path):
 
 def test_validate_command_prints_problems_and_exits_1(tmp_path):
     p = _world(tmp_path, transactions=TRANSACTIONS + "99,2023-03-01,5\n")
-    r = subprocess.run([sys.executable, "-m", "analysis", "validate", "--params", str(p)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "analysis", "validate", "--params", str(p)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert "transactions.customer_id" in r.stderr and "orphan" not in r.stdout
-    ok = subprocess.run([sys.executable, "-m", "analysis", "validate", "--params",
-                         str(_world(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path))],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "validate",
+            "--params",
+            str(_world(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "data valid" in ok.stdout
+
+
+def test_id_codes_are_consistent_integer_keys_in_every_table(tiny_world):
+    study = data.load_study_data(tiny_world.params_file)
+    cust = study.table("customers")
+    coded = study.table("customers", id_codes=True)
+    assert str(coded["customer_id"].dtype) == "int32"
+    # customers numbered 0..n-1 in identifier order
+    expected = {cid: i for i, cid in enumerate(sorted(cust["customer_id"].astype(str)))}
+    assert sorted(coded["customer_id"]) == list(range(len(cust)))
+    assert (
+        cust.assign(code=cust["customer_id"].astype(str).map(expected))
+        .sort_values("code")["signup_date"]
+        .to_numpy()
+        == coded.sort_values("customer_id")["signup_date"].to_numpy()
+    ).all()
+    for name in ("transactions", "loyalty", "experience"):
+        raw = study.table(name, ["customer_id", "date" if name != "loyalty" else "enrolled_date"])
+        got = study.table(name, list(raw.columns), id_codes=True)
+        want = raw.assign(customer_id=raw["customer_id"].astype(str).map(expected).astype("int32"))
+        key = list(raw.columns)
+        pd.testing.assert_frame_equal(
+            got.sort_values(key).reset_index(drop=True),
+            want.sort_values(key).reset_index(drop=True),
+        )

@@ -82,8 +82,15 @@ class Source:
         if name not in self.tables:
             raise DataError(
                 f"the data has no '{name}' table",
-                [Problem(name, None, "missing_table", "table not found in the source",
-                         fix=f"add a '{name}' file/table or map it in params data.tables")],
+                [
+                    Problem(
+                        name,
+                        None,
+                        "missing_table",
+                        "table not found in the source",
+                        fix=f"add a '{name}' file/table or map it in params data.tables",
+                    )
+                ],
             )
         return self.tables[name]
 
@@ -104,17 +111,34 @@ def connect(params: Params):
         return ibis.duckdb.connect()
     if d.source == "duckdb":
         if not d.path or not Path(d.path).is_file():
-            raise DataError("DuckDB file not found", [
-                Problem("data", "path", "missing_file", f"no file at {d.path}",
-                        fix="point data.path at an existing .duckdb file")])
+            raise DataError(
+                "DuckDB file not found",
+                [
+                    Problem(
+                        "data",
+                        "path",
+                        "missing_file",
+                        f"no file at {d.path}",
+                        fix="point data.path at an existing .duckdb file",
+                    )
+                ],
+            )
         return ibis.duckdb.connect(str(d.path), read_only=True)
     if d.source == "postgres":
         url = d.url or os.environ.get(d.url_env or "", "")
         if not url:
-            raise DataError("no Postgres URL", [
-                Problem("data", "url_env", "missing_url",
+            raise DataError(
+                "no Postgres URL",
+                [
+                    Problem(
+                        "data",
+                        "url_env",
+                        "missing_url",
                         f"environment variable {d.url_env!r} is not set",
-                        fix=f"export {d.url_env}=postgresql://user:pass@host:5432/db")])
+                        fix=f"export {d.url_env}=postgresql://user:pass@host:5432/db",
+                    )
+                ],
+            )
         return ibis.connect(url)
     if d.source == "spark":
         return _spark_connection()
@@ -131,10 +155,17 @@ def _spark_connection():
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise DataError("pyspark is not installed", [
-            Problem("data", "source", "missing_engine",
+        raise DataError(
+            "pyspark is not installed",
+            [
+                Problem(
+                    "data",
+                    "source",
+                    "missing_engine",
                     "data.source is spark but the pyspark package is not installed",
-                    fix="pip install 'pyspark>=3.5,<4.1' (needs Java 17), or use another source")],
+                    fix="pip install 'pyspark>=3.5,<4.1' (needs Java 17), or use another source",
+                )
+            ],
         ) from exc
     spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
     return ibis.pyspark.connect(spark)
@@ -142,8 +173,11 @@ def _spark_connection():
 
 def _find_table_path(folder: Path, stem: str, fmt: str) -> tuple[str, str] | None:
     """Return (glob-or-path, format) of table ``stem`` inside ``folder``, or None."""
-    wanted = {"auto": _FILE_SUFFIXES, "parquet": (".parquet", ".pq"),
-              "csv": (".csv", ".csv.gz", ".tsv")}[fmt]
+    wanted = {
+        "auto": _FILE_SUFFIXES,
+        "parquet": (".parquet", ".pq"),
+        "csv": (".csv", ".csv.gz", ".tsv"),
+    }[fmt]
     for suf in wanted:
         p = folder / f"{stem}{suf}"
         if p.is_file():
@@ -169,10 +203,19 @@ def open_source(params: Params) -> Source:
     if d.source == "folder" or (d.source == "spark" and d.path is not None):
         folder = Path(d.path)
         if not folder.is_dir():
-            raise DataError("data folder not found", [
-                Problem("data", "path", "missing_folder", f"no folder at {folder}",
+            raise DataError(
+                "data folder not found",
+                [
+                    Problem(
+                        "data",
+                        "path",
+                        "missing_folder",
+                        f"no folder at {folder}",
                         fix="point data.path at the folder holding customers/transactions files "
-                            "(for the sample: make data)")])
+                        "(for the sample: make data)",
+                    )
+                ],
+            )
         for name in TABLES:
             stem = d.tables.get(name, name)
             found = _find_table_path(folder, stem, d.format)
@@ -186,10 +229,19 @@ def open_source(params: Params) -> Source:
                     # cache (memory, spilling to disk) instead of re-reading the files.
                     t = t.cache()
             elif d.source == "spark":
-                raise DataError("Spark sources read Parquet only", [
-                    Problem(name, None, "format", f"found CSV for '{name}' at {path}",
+                raise DataError(
+                    "Spark sources read Parquet only",
+                    [
+                        Problem(
+                            name,
+                            None,
+                            "format",
+                            f"found CSV for '{name}' at {path}",
                             fix="convert the files to Parquet, or use data.source: folder "
-                                "(DuckDB reads CSV)")])
+                            "(DuckDB reads CSV)",
+                        )
+                    ],
+                )
             else:
                 # Read CSV as text so that bad values surface as validation problems
                 # instead of a reader crash or a silent type guess.
@@ -209,7 +261,9 @@ def open_source(params: Params) -> Source:
     present = {n: {c for c in TABLES[n].column_names if c in t.columns} for n, t in renamed.items()}
     attrs = []
     if "customers" in renamed:
-        attrs = [c for c in renamed["customers"].columns if c not in TABLES["customers"].column_names]
+        attrs = [
+            c for c in renamed["customers"].columns if c not in TABLES["customers"].column_names
+        ]
     return Source(con=con, tables=renamed, present=present, attributes=attrs)
 
 
@@ -273,9 +327,16 @@ def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table
     missing = [c for c in spec.required_columns if c not in present]
     if missing:
         for c in missing:
-            problems.append(Problem(name, c, "missing_column", "required column is missing",
-                                    fix=f"add the column or map your column name to '{c}' in "
-                                        f"params data.columns.{name}"))
+            problems.append(
+                Problem(
+                    name,
+                    c,
+                    "missing_column",
+                    "required column is missing",
+                    fix=f"add the column or map your column name to '{c}' in "
+                    f"params data.columns.{name}",
+                )
+            )
         return None
     typed = _typed(t, spec, present)
     # Wrong types / unparseable values: present in the raw data, null after the cast.
@@ -289,12 +350,27 @@ def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table
         pred = raw_nonempty & typed[c.name].isnull()
         n, ex = _bad_rows(t, pred, c.name if c.name != "customer_id" else "customer_id")
         if n:
-            kind = {"date": "unparseable dates", "bool": "values that are not true/false",
-                    "float": "values that are not numbers", "int": "values that are not whole numbers"}[c.kind]
-            ex_vals = tuple(t.filter(pred).select(c.name).limit(5).to_pyarrow().column(0).to_pylist())
-            problems.append(Problem(name, c.name, "type", kind, n, ex_vals,
-                                    fix="fix these values in the source (dates as YYYY-MM-DD, "
-                                        "numbers without currency signs), or map the right column"))
+            kind = {
+                "date": "unparseable dates",
+                "bool": "values that are not true/false",
+                "float": "values that are not numbers",
+                "int": "values that are not whole numbers",
+            }[c.kind]
+            ex_vals = tuple(
+                t.filter(pred).select(c.name).limit(5).to_pyarrow().column(0).to_pylist()
+            )
+            problems.append(
+                Problem(
+                    name,
+                    c.name,
+                    "type",
+                    kind,
+                    n,
+                    ex_vals,
+                    fix="fix these values in the source (dates as YYYY-MM-DD, "
+                    "numbers without currency signs), or map the right column",
+                )
+            )
     extra = {}
     if name == "customers":
         extra = {a: t[a] for a in src.attributes}
@@ -305,8 +381,17 @@ def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table
         empty = raw.isnull() | (raw.strip() == "") if raw.type().is_string() else raw.isnull()
         n, ex = _bad_rows(t, empty)
         if n:
-            problems.append(Problem(name, c, "null", "required value is empty", n, ex,
-                                    fix=f"fill {c} for these rows or remove them"))
+            problems.append(
+                Problem(
+                    name,
+                    c,
+                    "null",
+                    "required value is empty",
+                    n,
+                    ex,
+                    fix=f"fill {c} for these rows or remove them",
+                )
+            )
     # Ranges.
     for c in spec.columns:
         if c.name not in present or (c.lo is None and c.hi is None):
@@ -320,13 +405,31 @@ def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table
         n, ex = _bad_rows(cast, pred)
         if n:
             rng = f"[{c.lo if c.lo is not None else '-inf'}, {c.hi if c.hi is not None else 'inf'}]"
-            problems.append(Problem(name, c.name, "range", f"values outside {rng}", n, ex,
-                                    fix=f"correct the scores or blank them; {c.name} must lie in {rng}"))
+            problems.append(
+                Problem(
+                    name,
+                    c.name,
+                    "range",
+                    f"values outside {rng}",
+                    n,
+                    ex,
+                    fix=f"correct the scores or blank them; {c.name} must lie in {rng}",
+                )
+            )
     return cast
 
 
-def _policy_problem(params_key: str, policy: str, table: str, column: str | None, rule: str,
-                    message: str, n: int, ex: tuple, fix: str) -> Problem:
+def _policy_problem(
+    params_key: str,
+    policy: str,
+    table: str,
+    column: str | None,
+    rule: str,
+    message: str,
+    n: int,
+    ex: tuple,
+    fix: str,
+) -> Problem:
     sev = "warning" if policy == "drop" else "error"
     if sev == "warning":
         message += " (dropped, as params data." + params_key + " = drop)"
@@ -356,9 +459,16 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
     problems: list[Problem] = []
     for name, spec in TABLES.items():
         if spec.required and name not in src.tables:
-            problems.append(Problem(name, None, "missing_table", "required table not found",
-                                    fix=f"provide a '{name}' file or table, or map its name in "
-                                        f"params data.tables.{name}"))
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "missing_table",
+                    "required table not found",
+                    fix=f"provide a '{name}' file or table, or map its name in "
+                    f"params data.tables.{name}",
+                )
+            )
     cast: dict[str, ir.Table] = {}
     for name in src.tables:
         c = _validate_table(src, name, problems)
@@ -366,8 +476,15 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
             cast[name] = c
     for name, t in cast.items():
         if _count(t) == 0:
-            problems.append(Problem(name, None, "empty", "table has no rows",
-                                    fix="check the extract; an empty table cannot be analysed"))
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "empty",
+                    "table has no rows",
+                    fix="check the extract; an empty table cannot be analysed",
+                )
+            )
     if any(p.severity == "error" for p in problems) or "customers" not in cast:
         return src, problems
 
@@ -376,15 +493,32 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
     dup = cust.group_by("customer_id").aggregate(n=cust.count()).filter(lambda x: x.n > 1)
     n_dup = _count(dup)
     if n_dup:
-        problems.append(Problem("customers", "customer_id", "duplicate",
-                                "customer_id is not unique", n_dup, _examples(dup),
-                                fix="remove duplicate customer rows (one row per customer)"))
+        problems.append(
+            Problem(
+                "customers",
+                "customer_id",
+                "duplicate",
+                "customer_id is not unique",
+                n_dup,
+                _examples(dup),
+                fix="remove duplicate customer rows (one row per customer)",
+            )
+        )
     # churn before signup.
     if "churn_date" in src.present["customers"]:
         n, ex = _bad_rows(cust, cust.churn_date < cust.signup_date)
         if n:
-            problems.append(Problem("customers", "churn_date", "order", "churn_date before signup_date",
-                                    n, ex, fix="correct the dates or blank churn_date"))
+            problems.append(
+                Problem(
+                    "customers",
+                    "churn_date",
+                    "order",
+                    "churn_date before signup_date",
+                    n,
+                    ex,
+                    fix="correct the dates or blank churn_date",
+                )
+            )
 
     # As-of date and data window.
     as_of = d.as_of or _infer_as_of(cast)
@@ -393,38 +527,70 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
         if colname in src.present["customers"]:
             n, ex = _bad_rows(cust, cust[colname] > as_of)
             if n:
-                problems.append(Problem("customers", colname, "future", f"{colname} after the as-of "
-                                        f"date {as_of}", n, ex,
-                                        fix="correct the dates, or set data.as_of later"))
+                problems.append(
+                    Problem(
+                        "customers",
+                        colname,
+                        "future",
+                        f"{colname} after the as-of date {as_of}",
+                        n,
+                        ex,
+                        fix="correct the dates, or set data.as_of later",
+                    )
+                )
 
     # Orphans and out-of-window rows in event tables.
     # One row per id (the earliest signup if an id is duplicated). An aggregate rather than
     # distinct(on=...), which compiles to FIRST(): DuckDB and Spark have it, Postgres does not.
     known = cust.group_by("customer_id").aggregate(_signup=cust.signup_date.min())
-    for name, datecol in (("transactions", "date"), ("loyalty", "enrolled_date"),
-                          ("experience", "date")):
+    for name, datecol in (
+        ("transactions", "date"),
+        ("loyalty", "enrolled_date"),
+        ("experience", "date"),
+    ):
         if name not in cast:
             continue
         t = cast[name]
         orphan = t.anti_join(known, "customer_id")
         n = _count(orphan)
         if n:
-            problems.append(_policy_problem(
-                "orphan_rows", d.orphan_rows, name, "customer_id", "orphan",
-                "rows for customers not in the customers table", n, _examples(orphan),
-                fix="add the customers, or fix the ids"))
+            problems.append(
+                _policy_problem(
+                    "orphan_rows",
+                    d.orphan_rows,
+                    name,
+                    "customer_id",
+                    "orphan",
+                    "rows for customers not in the customers table",
+                    n,
+                    _examples(orphan),
+                    fix="add the customers, or fix the ids",
+                )
+            )
             if d.orphan_rows == "drop":
                 t = t.semi_join(known, "customer_id")
         j = t.join(known, "customer_id")
         early = j[datecol] < j._signup
         late = j[datecol] > as_of
-        for pred, what in ((early, f"{datecol} before the customer's signup_date"),
-                           (late, f"{datecol} after the as-of date {as_of}")):
+        for pred, what in (
+            (early, f"{datecol} before the customer's signup_date"),
+            (late, f"{datecol} after the as-of date {as_of}"),
+        ):
             n, ex = _bad_rows(j, pred)
             if n:
-                problems.append(_policy_problem(
-                    "out_of_window_rows", d.out_of_window_rows, name, datecol, "out_of_window",
-                    what, n, ex, fix="correct the dates or the signup dates"))
+                problems.append(
+                    _policy_problem(
+                        "out_of_window_rows",
+                        d.out_of_window_rows,
+                        name,
+                        datecol,
+                        "out_of_window",
+                        what,
+                        n,
+                        ex,
+                        fix="correct the dates or the signup dates",
+                    )
+                )
         if d.out_of_window_rows == "drop":
             keep = t.join(known, "customer_id")
             keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
@@ -434,23 +600,52 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
         t = cast["transactions"]
         n, ex = _bad_rows(t, t.amount < 0)
         if n:
-            problems.append(Problem("transactions", "amount", "negative", "negative amounts", n, ex,
-                                    fix="remove refunds, or set data.refunds_allowed: true if the "
-                                        "data records refunds as negative amounts"))
+            problems.append(
+                Problem(
+                    "transactions",
+                    "amount",
+                    "negative",
+                    "negative amounts",
+                    n,
+                    ex,
+                    fix="remove refunds, or set data.refunds_allowed: true if the "
+                    "data records refunds as negative amounts",
+                )
+            )
     if "loyalty" in cast and "left_date" in src.present["loyalty"]:
         t = cast["loyalty"]
         n, ex = _bad_rows(t, t.left_date < t.enrolled_date)
         if n:
-            problems.append(Problem("loyalty", "left_date", "order", "left_date before enrolled_date",
-                                    n, ex, fix="correct the dates or blank left_date"))
+            problems.append(
+                Problem(
+                    "loyalty",
+                    "left_date",
+                    "order",
+                    "left_date before enrolled_date",
+                    n,
+                    ex,
+                    fix="correct the dates or blank left_date",
+                )
+            )
     # Fill absent optional columns with typed nulls so derivations can rely on them.
     full: dict[str, ir.Table] = {}
     for name, t in cast.items():
-        add = {c.name: ibis.null(_IBIS_TYPES[c.kind]) for c in TABLES[name].columns
-               if c.name not in t.columns}
+        add = {
+            c.name: ibis.null(_IBIS_TYPES[c.kind])
+            for c in TABLES[name].columns
+            if c.name not in t.columns
+        }
         full[name] = t.mutate(**add) if add else t
-    out = Source(con=src.con, tables=full, present=src.present, attributes=src.attributes,
-                 as_of=as_of, window_start=window_start, problems=problems, validated=True)
+    out = Source(
+        con=src.con,
+        tables=full,
+        present=src.present,
+        attributes=src.attributes,
+        as_of=as_of,
+        window_start=window_start,
+        problems=problems,
+        validated=True,
+    )
     return out, problems
 
 
@@ -460,8 +655,12 @@ def _scalar(expr) -> object:
 
 def _infer_as_of(cast: dict[str, ir.Table]) -> dt.date:
     dates = []
-    for name, col in (("transactions", "date"), ("experience", "date"),
-                      ("customers", "signup_date"), ("customers", "churn_date")):
+    for name, col in (
+        ("transactions", "date"),
+        ("experience", "date"),
+        ("customers", "signup_date"),
+        ("customers", "churn_date"),
+    ):
         if name in cast and col in cast[name].columns:
             v = _scalar(cast[name][col].max())
             if v is not None:
@@ -503,8 +702,10 @@ def load(params: Params) -> Source:
     out, problems = validate(src, params)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        raise DataError(f"the data breaks the contract in {len(errors)} way(s); no report was "
-                        "produced", problems)
+        raise DataError(
+            f"the data breaks the contract in {len(errors)} way(s); no report was produced",
+            problems,
+        )
     return out
 
 
@@ -531,14 +732,21 @@ def fingerprint(params: Params, source: Source | None = None) -> dict:
     if as_of is None:
         try:  # one cheap scan per date column; validation proper happens elsewhere
             cast = {}
-            for name, col in (("transactions", "date"), ("experience", "date"),
-                              ("customers", "signup_date"), ("customers", "churn_date")):
+            for name, col in (
+                ("transactions", "date"),
+                ("experience", "date"),
+                ("customers", "signup_date"),
+                ("customers", "churn_date"),
+            ):
                 if name in src.tables and col in src.tables[name].columns:
                     c = src.tables[name][col]
                     c = c.date() if c.type().is_timestamp() else c.try_cast("date")
                     cast.setdefault(name, {})[col] = c
-            as_of = max(v for v in (_scalar(c.max()) for cols in cast.values()
-                                    for c in cols.values()) if v is not None)
+            as_of = max(
+                v
+                for v in (_scalar(c.max()) for cols in cast.values() for c in cols.values())
+                if v is not None
+            )
         except Exception:  # noqa: BLE001 - provenance must never break a run
             as_of = None
     out["as_of"] = str(as_of) if as_of else "unknown"
@@ -616,8 +824,11 @@ class StudyData:
         """Return the Ibis expression of customer lifetimes (see :func:`analysis.derive.lifetimes`)."""
         from analysis import derive
 
-        return derive.lifetimes(self.source, definition=self._definition(definition),
-                                inactivity_days=self.params.analysis.inactivity_days)
+        return derive.lifetimes(
+            self.source,
+            definition=self._definition(definition),
+            inactivity_days=self.params.analysis.inactivity_days,
+        )
 
     def lifetimes(self, definition: str | None = None, *, usable_only: bool = True):
         """Return customer lifetimes as pandas (one row per customer).
@@ -637,7 +848,8 @@ class StudyData:
                 if dropped:
                     self.notes.append(
                         f"{dropped:,} left-truncated customers with no activity inside the data "
-                        "window were excluded from lifetime analyses.")
+                        "window were excluded from lifetime analyses."
+                    )
                 lt = lt[keep].reset_index(drop=True)
             _ = derive  # keep import local for speed of `import analysis.data`
             self._cache[key] = lt
@@ -650,8 +862,9 @@ class StudyData:
         if key not in self._cache:
             from analysis import derive
 
-            pn = derive.panel(self.source, period=period,
-                              lifetimes_expr=self.lifetimes_expr(definition)).to_pandas()
+            pn = derive.panel(
+                self.source, period=period, lifetimes_expr=self.lifetimes_expr(definition)
+            ).to_pandas()
             self._cache[key] = pn.sort_values(["customer_id", "period"]).reset_index(drop=True)
         return self._cache[key]
 
@@ -663,8 +876,9 @@ class StudyData:
             from analysis import derive
 
             lt = self.lifetimes_expr(definition)
-            self._cache[key] = derive.cohorts(self.source, period=period,
-                                              lifetimes_expr=lt).to_pandas()
+            self._cache[key] = derive.cohorts(
+                self.source, period=period, lifetimes_expr=lt
+            ).to_pandas()
         return self._cache[key]
 
     def table(self, name: str, columns: list[str] | None = None, *, id_codes: bool = False):
@@ -696,7 +910,9 @@ class StudyData:
         )
         cols = list(t.columns)
         j = t.join(codes, "customer_id")
-        return j.select(*[j["_code"].name("customer_id") if c == "customer_id" else j[c] for c in cols])
+        return j.select(
+            *[j["_code"].name("customer_id") if c == "customer_id" else j[c] for c in cols]
+        )
 
 
 def load_study_data(params_file: str | Path, overrides: dict | None = None) -> StudyData:
