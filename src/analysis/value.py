@@ -201,7 +201,7 @@ def rfm_summary(
         ``duration_holdout`` (holdout length). ``df.attrs`` records ``freq``,
         ``calibration_end`` and ``observation_end``.
     """
-    unit = _unit_days(freq)
+    _unit_days(freq)  # fail early on an unknown unit
     missing = [c for c in (customer_id, date, amount) if c not in transactions.columns]
     if margin is not None and margin not in transactions.columns:
         missing.append(margin)
@@ -258,15 +258,38 @@ def rfm_summary(
                 )
             ],
         )
-    end = obs_end if obs_end is not None else cal_end
-    keep = days <= end
-    all_kept = bool(keep.all())
-    codes = codes.astype(np.int64, copy=False) if all_kept else codes[keep].astype(np.int64)
-    days = days if all_kept else days[keep]
-    amounts = amounts if all_kept else amounts[keep]
     margins = None
     if margin is not None:
         margins = pd.to_numeric(transactions[margin], errors="coerce").to_numpy(dtype=float)
+    out, _ = _rfm_from_codes(
+        codes.astype(np.int64, copy=False),
+        np.asarray(uniques),
+        days,
+        amounts,
+        margins,
+        cal_end=cal_end,
+        obs_end=obs_end,
+        freq=freq,
+    )
+    return out
+
+
+def _rfm_from_codes(codes, ids, days, amounts, margins, *, cal_end: int, obs_end, freq: str):
+    """Return (:func:`rfm_summary` frame, code of each row) from integer-coded arrays.
+
+    ``codes`` index ``ids`` (customer ids); customers come out in ascending code
+    order, so codes numbered in order of first appearance reproduce the row order of
+    :func:`rfm_summary`. ``days`` are int64 day numbers; ``cal_end`` and ``obs_end``
+    (or None) are day numbers.
+    """
+    unit = _unit_days(freq)
+    end = obs_end if obs_end is not None else cal_end
+    keep = days <= end
+    all_kept = bool(keep.all())
+    codes = codes if all_kept else codes[keep]
+    days = days if all_kept else days[keep]
+    amounts = amounts if all_kept else amounts[keep]
+    if margins is not None:
         margins = np.nan_to_num(margins if all_kept else margins[keep], nan=0.0)
 
     # Merge same-day purchases: sort on one int64 key (customer, day).
@@ -312,7 +335,7 @@ def rfm_summary(
         mval = np.where(x > 0, (total - first_val) / np.maximum(x, 1), np.nan)
     out = pd.DataFrame(
         {
-            "customer_id": uniques.take(who) if len(who) else pd.Index([], dtype=object),
+            "customer_id": ids[who] if len(who) else pd.Index([], dtype=object),
             "first_purchase": first.astype("datetime64[D]").astype("datetime64[s]"),
             "frequency": x.astype(np.int64),
             "recency": (last - first) / unit,
@@ -322,7 +345,7 @@ def rfm_summary(
             "calibration_value": total,
         }
     )
-    out["customer_id"] = np.asarray(uniques.take(who)) if len(who) else []
+    out["customer_id"] = ids[who] if len(who) else []
     if day_margin is not None:
         c_mar = day_margin[in_cal]
         tot_m = np.add.reduceat(c_mar, cstarts) if c_cust.size else np.array([])
@@ -330,7 +353,7 @@ def rfm_summary(
             out["margin_ratio"] = np.where(total != 0, tot_m / total, np.nan)
     if obs_end is not None:
         h = ~in_cal
-        n_cust_all = len(uniques)
+        n_cust_all = len(ids)
         cnt = np.bincount(cust[h], minlength=n_cust_all)
         val = np.bincount(cust[h], weights=day_amount[h], minlength=n_cust_all)
         out["frequency_holdout"] = cnt[who].astype(np.int64)
@@ -343,7 +366,7 @@ def rfm_summary(
             "observation_end": None if obs_end is None else str(np.datetime64(obs_end, "D")),
         }
     )
-    return out
+    return out, who
 
 
 def _summary_arrays(summary: pd.DataFrame, frequency="frequency", recency="recency", T="T"):
@@ -743,6 +766,19 @@ class _PerCustomerPredictions:
         x, tx, TT = _summary_arrays(summary)
         return pd.Series(self.p_alive(x, tx, TT), index=summary.index, name="p_alive")
 
+    def _conditional_path(self, ends, pairs: _PairIndex) -> tuple[np.ndarray, np.ndarray]:
+        """Return (P(alive), E[Y(t) | x, t_x, T] for each t in ``ends``) for the rows of ``pairs``.
+
+        Equal, element for element, to calling :meth:`p_alive` and
+        :meth:`conditional_expected_transactions` once per t; subclasses compute the
+        parts that do not depend on t only once.
+        """
+        x, tx, T = pairs.x, pairs.tx, pairs.T
+        cum = np.empty((x.size, len(ends)))
+        for j, t in enumerate(ends):
+            cum[:, j] = self.conditional_expected_transactions(t, x, tx, T)
+        return self.p_alive(x, tx, T), cum
+
 
 @dataclass
 class BGNBDResult(_PerCustomerPredictions):
@@ -820,6 +856,22 @@ class BGNBDResult(_PerCustomerPredictions):
             num = (a + b + x - 1) / (a - 1) * (1 - f)
         return num * self.p_alive(x, tx, TT)
 
+    def _conditional_path(self, ends, pairs: _PairIndex) -> tuple[np.ndarray, np.ndarray]:
+        # The same arithmetic as conditional_expected_transactions; P(alive) does not
+        # depend on t, and the hypergeometric factor depends on (x, T) only.
+        r, alpha, a, b = self._p()
+        pa = self.p_alive(pairs.x, pairs.tx, pairs.T)
+        xp, Tp = pairs.x_T
+        cum = np.empty((pairs.x.size, len(ends)))
+        for j, t in enumerate(ends):
+            t = np.asarray(t, dtype=float)
+            z = t / (alpha + Tp + t)
+            with np.errstate(all="ignore"):
+                f = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + xp - 1, z)
+                num = (a + b + xp - 1) / (a - 1) * (1 - f)
+            cum[:, j] = num[pairs.i_T] * pa
+        return pa, cum
+
 
 def fit_bgnbd(
     summary: pd.DataFrame, *, frequency="frequency", recency="recency", T="T"
@@ -896,43 +948,83 @@ def _log_hyp2f1(a, b, c, z):
         return np.log(special.hyp2f1(a, b, c, z))
 
 
-def _pnbd_log_parts(params, x, tx, T):
+class _PairIndex:
+    """Distinct x values and (x, t_x), (x, T) pairs of per-customer arrays, with the gathers back.
+
+    The hypergeometric terms of the Pareto/NBD likelihood and of the BG/NBD
+    conditional expectation depend on only two of (x, t_x, T). Evaluating them once
+    per distinct pair and gathering gives exactly the per-customer values (the same
+    element-wise operations on the same numbers) at a fraction of the cost: the
+    number of distinct pairs grows far more slowly than the number of customers.
+    """
+
+    def __init__(self, x, tx, T):
+        x, tx, T = np.broadcast_arrays(
+            np.asarray(x, float), np.asarray(tx, float), np.asarray(T, float)
+        )
+        self.shape = x.shape
+        self.x, self.tx, self.T = x.ravel(), tx.ravel(), T.ravel()
+        cx, xv = pd.factorize(self.x, sort=False, use_na_sentinel=False)
+        ctx, txv = pd.factorize(self.tx, sort=False, use_na_sentinel=False)
+        cT, Tv = pd.factorize(self.T, sort=False, use_na_sentinel=False)
+        self.xv, self.i_x = np.asarray(xv, float), cx
+        self.x_tx, self.i_tx = _distinct_pairs(cx, self.xv, ctx, np.asarray(txv, float))
+        self.x_T, self.i_T = _distinct_pairs(cx, self.xv, cT, np.asarray(Tv, float))
+
+
+def _distinct_pairs(code_a, values_a, code_b, values_b):
+    """Return ((a, b) of each distinct code pair, index of each row's pair)."""
+    nb = max(len(values_b), 1)
+    key = code_a.astype(np.int64) * nb + code_b
+    uk, inv = np.unique(key, return_inverse=True)
+    return (values_a[uk // nb], values_b[uk % nb]), inv.reshape(-1)
+
+
+def _pnbd_log_parts(params, x, tx, T, pairs: _PairIndex | None = None):
     """Return (log term_alive, log term_dead) of the Pareto/NBD likelihood without the common factor.
 
     Likelihood (Fader & Hardie 2005 note, eq. 19-22):
     L = Gamma(r+x) alpha^r beta^s / Gamma(r) * [ (alpha+T)^-(r+x) (beta+T)^-s + s/(r+s+x) * A0 ].
+    ``pairs`` (built from the same x, t_x, T) lets every term that depends on x and
+    one of t_x, T be evaluated once per distinct pair and gathered.
     """
     r, alpha, s, beta = params
-    x, tx, T = np.broadcast_arrays(
-        np.asarray(x, float), np.asarray(tx, float), np.asarray(T, float)
-    )
-    rsx = r + s + x
-    log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    if pairs is None:
+        pairs = _PairIndex(x, tx, T)
+    (x1, tx1), (x2, T2) = pairs.x_tx, pairs.x_T
+    log_alive = (-(r + x2) * np.log(alpha + T2) - s * np.log(beta + T2))[pairs.i_T]
     if alpha >= beta:
-        base, b2 = alpha, s + 1.0
-        z1 = (alpha - beta) / (alpha + tx)
-        z2 = (alpha - beta) / (alpha + T)
+        base = alpha
+        z1 = (alpha - beta) / (alpha + tx1)
+        z2 = (alpha - beta) / (alpha + T2)
+        h1 = _log_hyp2f1(r + s + x1, s + 1.0, r + s + x1 + 1, z1)
+        h2 = _log_hyp2f1(r + s + x2, s + 1.0, r + s + x2 + 1, z2)
     else:
-        base, b2 = beta, r + x
-        z1 = (beta - alpha) / (beta + tx)
-        z2 = (beta - alpha) / (beta + T)
-    la1 = _log_hyp2f1(rsx, b2, rsx + 1, z1) - rsx * np.log(base + tx)
-    la2 = _log_hyp2f1(rsx, b2, rsx + 1, z2) - rsx * np.log(base + T)
+        base = beta
+        z1 = (beta - alpha) / (beta + tx1)
+        z2 = (beta - alpha) / (beta + T2)
+        h1 = _log_hyp2f1(r + s + x1, r + x1, r + s + x1 + 1, z1)
+        h2 = _log_hyp2f1(r + s + x2, r + x2, r + s + x2 + 1, z2)
+    la1 = (h1 - (r + s + x1) * np.log(base + tx1))[pairs.i_tx]
+    la2 = (h2 - (r + s + x2) * np.log(base + T2))[pairs.i_T]
     with np.errstate(all="ignore"):
         diff = la2 - la1
         log_a0 = la1 + np.log1p(-np.exp(np.minimum(diff, 0.0)))
     log_a0 = np.where(
         diff >= 0, -np.inf, log_a0
     )  # t_x == T: no time to die after the last purchase
-    log_dead = np.log(s) - np.log(rsx) + log_a0
-    return log_alive, log_dead
+    log_dead = (np.log(s) - np.log(r + s + pairs.xv))[pairs.i_x] + log_a0
+    return log_alive.reshape(pairs.shape), log_dead.reshape(pairs.shape)
 
 
-def _pnbd_loglik(params, x, tx, T):
+def _pnbd_loglik(params, x, tx, T, pairs: _PairIndex | None = None):
     r, alpha, s, beta = params
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    la, ld = _pnbd_log_parts(params, x, tx, T)
-    return common + np.logaddexp(la, ld)
+    if pairs is None:
+        pairs = _PairIndex(x, tx, T)
+    xv = pairs.xv
+    common = special.gammaln(r + xv) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    la, ld = _pnbd_log_parts(params, x, tx, T, pairs)
+    return common[pairs.i_x].reshape(pairs.shape) + np.logaddexp(la, ld)
 
 
 @dataclass
@@ -984,6 +1076,22 @@ class ParetoNBDResult(_PerCustomerPredictions):
             f = (beta + TT) / (s - 1) * (1 - ((beta + TT) / (beta + TT + t)) ** (s - 1))
         return (r + x) / (alpha + TT) * f * self.p_alive(x, recency, TT)
 
+    def _conditional_path(self, ends, pairs: _PairIndex) -> tuple[np.ndarray, np.ndarray]:
+        # The same arithmetic as conditional_expected_transactions, per distinct (x, T).
+        r, alpha, s, beta = self._p()
+        la, ld = _pnbd_log_parts(self._p(), pairs.x, pairs.tx, pairs.T, pairs)
+        pa = np.exp(la - np.logaddexp(la, ld))
+        x, TT = pairs.x_T
+        cum = np.empty((pairs.x.size, len(ends)))
+        for j, t in enumerate(ends):
+            t = np.asarray(t, float)
+            if abs(s - 1) < 1e-8:
+                f = (beta + TT) * np.log((beta + TT + t) / (beta + TT))
+            else:
+                f = (beta + TT) / (s - 1) * (1 - ((beta + TT) / (beta + TT + t)) ** (s - 1))
+            cum[:, j] = ((r + x) / (alpha + TT) * f)[pairs.i_T] * pa
+        return pa, cum
+
 
 def fit_pareto_nbd(
     summary: pd.DataFrame, *, frequency="frequency", recency="recency", T="T"
@@ -1015,9 +1123,10 @@ def fit_pareto_nbd(
     _require_repeaters(x, "Pareto/NBD")
     (ux, utx, uT), w = _compress(x, tx, TT)
     n = w.sum()
+    pairs = _PairIndex(ux, utx, uT)
 
     def nll(theta):
-        return -np.dot(w, _pnbd_loglik(np.exp(theta), ux, utx, uT)) / n
+        return -np.dot(w, _pnbd_loglik(np.exp(theta), ux, utx, uT, pairs)) / n
 
     scale = max(float(np.mean(TT)), 1e-3)
     starts = [(1.0, scale / 4, 1.0, scale / 4), (0.5, scale / 2, 0.5, scale)]
@@ -1257,19 +1366,54 @@ def _check_freq(summary: pd.DataFrame, freq: str) -> None:
         )
 
 
-def _expected_path(
-    model, x, tx, T, horizon: float, step: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (step ends, cumulative expected transactions per customer and step)."""
+class _ClvInputs:
+    """Per-customer inputs of :func:`clv`, prepared once for many parameter draws.
+
+    Customers with the same (x, t_x, T) have the same expected transactions, so
+    the model is evaluated once per distinct row (and its hypergeometric factor once
+    per distinct (x, T)) and gathered back with ``pos``.
+    """
+
+    def __init__(self, summary: pd.DataFrame, margin: float | str):
+        x, tx, TT = _summary_arrays(summary)
+        (ux, utx, uT), _ = _compress(x, tx, TT)
+        key = pd.MultiIndex.from_arrays([ux, utx, uT])
+        self.pos = key.get_indexer(pd.MultiIndex.from_arrays([x, tx, TT]))
+        self.rows = _PairIndex(ux, utx, uT)
+        self.x = x
+        self.monetary = summary["monetary_value"].to_numpy(float)
+        if isinstance(margin, str):
+            if margin not in summary.columns:
+                raise AnalysisError(f"summary has no margin column {margin!r}.")
+            mr = summary[margin].to_numpy(float)
+            mr = np.where(np.isfinite(mr), mr, np.nanmedian(mr) if np.isfinite(mr).any() else 1.0)
+        else:
+            mr = np.full(x.size, float(margin))
+        self.margin = mr
+        self.customer_id = summary["customer_id"].to_numpy()
+        self.index = summary.index
+
+
+def _clv_columns(
+    transaction_model, gamma_gamma, inputs: _ClvInputs, *, horizon: float, rate: float, step: float
+) -> dict:
+    """Return the columns of :func:`clv` (per-unit discount ``rate``) as arrays."""
     n_steps = int(np.ceil(horizon / step - 1e-9))
     ends = np.minimum(np.arange(1, n_steps + 1, dtype=float) * step, horizon)
-    (ux, utx, uT), _ = _compress(x, tx, T)
-    key = pd.MultiIndex.from_arrays([ux, utx, uT])
-    pos = key.get_indexer(pd.MultiIndex.from_arrays([x, tx, T]))
-    cum = np.empty((ux.size, n_steps))
-    for j, t in enumerate(ends):
-        cum[:, j] = model.conditional_expected_transactions(t, ux, utx, uT)
-    return ends, cum[pos]
+    pa, cum = transaction_model._conditional_path(ends, inputs.rows)
+    inc = np.diff(np.concatenate([np.zeros((cum.shape[0], 1)), cum], axis=1), axis=1)
+    disc = (1.0 + rate) ** (-ends)
+    discounted = inc @ disc  # per distinct (x, t_x, T) row
+    spend = gamma_gamma.conditional_expected_spend(inputs.x, inputs.monetary)
+    pos = inputs.pos
+    total = cum[:, -1][pos]
+    return {
+        "p_alive": pa[pos],
+        "expected_transactions": total,
+        "expected_spend": spend,
+        "clv": discounted[pos] * spend * inputs.margin,
+        "clv_undiscounted": total * spend * inputs.margin,
+    }
 
 
 def clv(
@@ -1323,29 +1467,11 @@ def clv(
     if not horizon > 0:
         raise AnalysisError(f"horizon={horizon!r} must be positive (units of {freq!r}).")
     d = _per_unit_rate(discount_rate, freq)
-    x, tx, TT = _summary_arrays(summary)
-    ends, cum = _expected_path(transaction_model, x, tx, TT, float(horizon), float(step))
-    inc = np.diff(np.concatenate([np.zeros((cum.shape[0], 1)), cum], axis=1), axis=1)
-    disc = (1.0 + d) ** (-ends)
-    spend = gamma_gamma.conditional_expected_spend(x, summary["monetary_value"].to_numpy(float))
-    if isinstance(margin, str):
-        if margin not in summary.columns:
-            raise AnalysisError(f"summary has no margin column {margin!r}.")
-        mr = summary[margin].to_numpy(float)
-        mr = np.where(np.isfinite(mr), mr, np.nanmedian(mr) if np.isfinite(mr).any() else 1.0)
-    else:
-        mr = np.full(x.size, float(margin))
-    return pd.DataFrame(
-        {
-            "customer_id": summary["customer_id"].to_numpy(),
-            "p_alive": transaction_model.p_alive(x, tx, TT),
-            "expected_transactions": cum[:, -1],
-            "expected_spend": spend,
-            "clv": (inc @ disc) * spend * mr,
-            "clv_undiscounted": cum[:, -1] * spend * mr,
-        },
-        index=summary.index,
+    inputs = _ClvInputs(summary, margin)
+    cols = _clv_columns(
+        transaction_model, gamma_gamma, inputs, horizon=float(horizon), rate=d, step=float(step)
     )
+    return pd.DataFrame({"customer_id": inputs.customer_id, **cols}, index=inputs.index)
 
 
 def total_clv_interval(
@@ -1368,14 +1494,53 @@ def total_clv_interval(
     total, and returns (estimate, lower, upper) in currency. Sampling variation of
     future purchases is not included: the interval is for the expected value.
     """
+    _check_freq(summary, freq)
+    if not horizon > 0:
+        raise AnalysisError(f"horizon={horizon!r} must be positive (units of {freq!r}).")
+    inputs = _ClvInputs(summary, margin)
+    d = _per_unit_rate(discount_rate, freq)
+    est = float(
+        pd.Series(
+            _clv_columns(
+                transaction_model, gamma_gamma, inputs, horizon=float(horizon), rate=d, step=1.0
+            )["clv"]
+        ).sum()
+    )
+    return _clv_interval(
+        transaction_model,
+        gamma_gamma,
+        inputs,
+        est,
+        horizon=float(horizon),
+        rate=d,
+        freq=freq,
+        n_draws=n_draws,
+        level=level,
+        seed=seed,
+    )
+
+
+def _clv_interval(
+    transaction_model,
+    gamma_gamma,
+    inputs: _ClvInputs,
+    est: float,
+    *,
+    horizon: float,
+    rate: float,
+    freq: str,
+    n_draws: int,
+    level: float,
+    seed,
+) -> tuple[float, float, float]:
+    """Return (est, lower, upper): the parameter-draw interval of :func:`total_clv_interval`."""
     rng = np.random.default_rng(seed)
-    kw = dict(horizon=horizon, discount_rate=discount_rate, freq=freq, margin=margin)
-    est = float(clv(transaction_model, gamma_gamma, summary, **kw)["clv"].sum())
     # Draws use about monthly cash-flow steps (4x to 30x fewer model evaluations);
     # the interval is taken on the ratio to the coarse estimate and rescaled.
     coarse_step = max(1.0, _MONTH_DAYS / _unit_days(freq))
+    kw = dict(horizon=horizon, rate=rate, step=coarse_step)
     coarse = float(
-        clv(transaction_model, gamma_gamma, summary, step=coarse_step, **kw)["clv"].sum()
+        pd.Series(_clv_columns(transaction_model, gamma_gamma, inputs, **kw)["clv"]).sum()
     )
     totals = []
     for _ in range(n_draws):
@@ -1384,7 +1549,7 @@ def total_clv_interval(
         if float(gg.params["q"]) <= 1:
             continue
         with np.errstate(all="ignore"):
-            v = clv(tm, gg, summary, step=coarse_step, **kw)["clv"].sum()
+            v = pd.Series(_clv_columns(tm, gg, inputs, **kw)["clv"]).sum()
         if np.isfinite(v):
             totals.append(v * est / coarse)
     a = (1 - level) / 2
@@ -1513,14 +1678,10 @@ def cumulative_tracking(
         ``actual``/``expected`` (repeat transactions in the period), ``actual_cum``,
         ``expected_cum``, ``calibration`` (True up to the calibration end).
     """
-    freq = summary.attrs.get("freq", "W")
-    unit = _unit_days(freq)
-    cal_end = _as_day(summary.attrs["calibration_end"], "calibration_end")
     end = _as_day(
         summary.attrs.get("observation_end") or summary.attrs["calibration_end"], "observation_end"
     )
     first = summary["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    start = int(first.min())
     first_map = pd.Series(first, index=summary["customer_id"].to_numpy())
     tx = transactions[[customer_id, date]]
     days = _day_numbers(tx[date], table="transactions", column=date)
@@ -1531,6 +1692,37 @@ def cumulative_tracking(
         & (pairs["d"].to_numpy() > np.nan_to_num(f, nan=np.inf))
         & (pairs["d"].to_numpy() <= end)
     ]
+    return _tracking_table(rep, summary, model)
+
+
+def _repeat_days(codes, days, first_by_code, end: int) -> np.ndarray:
+    """Return the days of repeat purchase days (one per customer and day) up to ``end``.
+
+    ``first_by_code`` holds each customer's first purchase day (int64; a value
+    beyond every day for customers outside the cohort).
+    """
+    keep = days <= end
+    c, d = codes[keep], days[keep]
+    keep = d > first_by_code[c]
+    c, d = c[keep], d[keep]
+    if not d.size:
+        return d
+    dmin = int(d.min())
+    span = int(d.max()) - dmin + 1
+    key = np.unique(c * span + (d - dmin))
+    return key % span + dmin
+
+
+def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model) -> pd.DataFrame:
+    """Return the :func:`cumulative_tracking` table from the repeat purchase days ``rep``."""
+    freq = summary.attrs.get("freq", "W")
+    unit = _unit_days(freq)
+    cal_end = _as_day(summary.attrs["calibration_end"], "calibration_end")
+    end = _as_day(
+        summary.attrs.get("observation_end") or summary.attrs["calibration_end"], "observation_end"
+    )
+    first = summary["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    start = int(first.min())
     n_periods = int(np.ceil((end - start + 1) / unit))
     period = np.floor((rep - start) / unit).astype(int)
     actual = np.bincount(period, minlength=n_periods)[:n_periods].astype(float)
@@ -1902,6 +2094,113 @@ def churn_risk_features(
     """
     if definition not in ("contractual", "inactivity"):
         raise AnalysisError(f"definition={definition!r} must be 'contractual' or 'inactivity'.")
+    tdays = _day_numbers(transactions[date], table="transactions", column=date)
+    coder = _CustomerCoder.from_ids(transactions[customer_id], customers[customer_id])
+    amt = pd.to_numeric(transactions[amount], errors="coerce").fillna(0.0).to_numpy(float)
+    return _churn_features_coded(
+        coder.code_frame(customers, customer_id),
+        coder,
+        coder.codes_of(transactions[customer_id]),
+        tdays,
+        amt,
+        cutoff=cutoff,
+        horizon_months=horizon_months,
+        definition=definition,
+        customer_id=customer_id,
+        signup=signup,
+        churn=churn,
+        attributes=attributes,
+        extra=extra,
+        as_of=as_of,
+        experience=None if experience is None else coder.code_frame(experience, customer_id),
+        loyalty=None if loyalty is None else coder.code_frame(loyalty, customer_id),
+    )
+
+
+class _CustomerCoder:
+    """Integer codes for customer ids: transaction customers first (in order of first
+    purchase row), then customers without transactions (in table order).
+
+    Grouping and joining on int64 codes is many times faster and leaner than on
+    string ids; ids are put back only in the outputs.
+    """
+
+    def __init__(self, ids: np.ndarray, n_tx: int):
+        self.ids = ids  # object array: customer id of each code
+        self.n_tx = n_tx  # codes below n_tx have transactions
+        self._index = None
+
+    @classmethod
+    def from_ids(cls, tx_ids, customer_ids) -> _CustomerCoder:
+        """Build from the transaction rows' and the customers table's ids (pandas or numpy)."""
+        _, tx_uniques = pd.factorize(np.asarray(tx_ids, dtype=object), sort=False)
+        tx_uniques = np.asarray(tx_uniques, dtype=object)
+        cust = np.asarray(customer_ids, dtype=object)
+        pos = pd.Index(tx_uniques).get_indexer(cust)
+        extra = pd.unique(cust[pos < 0])
+        return cls(np.concatenate([tx_uniques, np.asarray(extra, dtype=object)]), len(tx_uniques))
+
+    @classmethod
+    def from_arrow(cls, tx_ids, customer_ids) -> tuple[_CustomerCoder, np.ndarray]:
+        """Build from an Arrow column of transaction ids; return (coder, code of each row).
+
+        Arrow's hash-based ``unique`` keeps the order of first appearance, as
+        ``pandas.factorize(sort=False)`` does, and never converts the ids to Python
+        objects row by row.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        uniq = pc.unique(tx_ids)
+        codes = pc.index_in(tx_ids, value_set=uniq).to_numpy(zero_copy_only=False)
+        cust = pa.array(np.asarray(customer_ids, dtype=object), type=uniq.type)
+        known = pc.is_valid(pc.index_in(cust, value_set=uniq)).to_numpy(zero_copy_only=False)
+        extra = pd.unique(np.asarray(customer_ids, dtype=object)[~known])
+        ids = np.concatenate(
+            [uniq.to_numpy(zero_copy_only=False).astype(object), np.asarray(extra, dtype=object)]
+        )
+        return cls(ids, len(uniq)), codes.astype(np.int64)
+
+    @property
+    def index(self) -> pd.Index:
+        if self._index is None:
+            self._index = pd.Index(self.ids)
+        return self._index
+
+    def codes_of(self, values) -> np.ndarray:
+        """Return the int64 code of each id (-1 for ids the coder does not know)."""
+        return self.index.get_indexer(np.asarray(values, dtype=object)).astype(np.int64)
+
+    def code_frame(self, frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+        """Return ``frame`` with its id column replaced by int64 codes."""
+        out = frame.copy()
+        out[customer_id] = self.codes_of(frame[customer_id])
+        return out
+
+
+def _churn_features_coded(
+    customers: pd.DataFrame,
+    coder: _CustomerCoder,
+    tcodes: np.ndarray,
+    tdays: np.ndarray,
+    amt: np.ndarray,
+    *,
+    cutoff,
+    horizon_months: float,
+    definition: str,
+    customer_id: str,
+    signup: str,
+    churn: str,
+    attributes,
+    extra,
+    as_of,
+    experience,
+    loyalty,
+) -> pd.DataFrame:
+    """:func:`churn_risk_features` on integer-coded tables (id columns hold codes of ``coder``).
+
+    Transactions come as arrays: customer code, day number and amount (missing = 0).
+    """
     cut = _as_day(cutoff, "cutoff")
     end = cut + int(round(horizon_months * _MONTH_DAYS))
     cust = customers[
@@ -1929,63 +2228,55 @@ def churn_risk_features(
             np.iinfo(np.int64).max,
             np.asarray(cd, dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64),
         )
-    tdays = _day_numbers(transactions[date], table="transactions", column=date)
-    tc = transactions[customer_id].to_numpy()
-    amt = pd.to_numeric(transactions[amount], errors="coerce").fillna(0.0).to_numpy(float)
-    past = tdays <= cut
-    tx = pd.DataFrame({"c": tc[past], "d": tdays[past], "a": amt[past]})
-    age = cut - tx["d"].to_numpy()
-    g = tx.assign(
-        p90=(age < 90).astype(int),
-        p365=(age < 365).astype(int),
-        s90=np.where(age < 90, tx["a"], 0.0),
-        s365=np.where(age < 365, tx["a"], 0.0),
-        sp90=np.where((age >= 90) & (age < 180), tx["a"], 0.0),
-    ).groupby("c", sort=False)
-    feats = g.agg(
-        last=("d", "max"),
-        purchases_total=("d", "size"),
-        spend_total=("a", "sum"),
-        purchases_90d=("p90", "sum"),
-        purchases_365d=("p365", "sum"),
-        spend_90d=("s90", "sum"),
-        spend_365d=("s365", "sum"),
-        spend_prev_90d=("sp90", "sum"),
-    )
+    # Per-customer sums over transactions up to the cutoff (by code, one pass each).
+    n_codes = len(coder.ids)
+    past = (tdays <= cut) & (tcodes >= 0)
+    c = tcodes[past]
+    d = tdays[past]
+    a = amt[past]
+    age = cut - d
+    in90 = age < 90
+    in365 = age < 365
+    prev90 = (age >= 90) & (age < 180)
+    n_past = np.bincount(c, minlength=n_codes)
+    last = np.full(n_codes, np.iinfo(np.int64).min)
+    np.maximum.at(last, c, d)
+    sums = {
+        "purchases_90d": np.bincount(c[in90], minlength=n_codes).astype(float),
+        "purchases_365d": np.bincount(c[in365], minlength=n_codes).astype(float),
+        "spend_90d": np.bincount(c, weights=np.where(in90, a, 0.0), minlength=n_codes),
+        "spend_365d": np.bincount(c, weights=np.where(in365, a, 0.0), minlength=n_codes),
+        "spend_prev_90d": np.bincount(c, weights=np.where(prev90, a, 0.0), minlength=n_codes),
+        "purchases_total": n_past.astype(float),
+    }
+    spend_total = np.bincount(c, weights=a, minlength=n_codes)
+    del c, d, a, age, in90, in365, prev90
     elig = sdays <= cut
     if cdays is not None:
         elig &= cdays > cut
     base = cust.loc[elig].copy()
     base["tenure_days"] = (cut - sdays[elig]).astype(float)
-    f = feats.reindex(base[customer_id].to_numpy())
+    bc = base[customer_id].to_numpy()
+    has = n_past[bc] > 0
     if definition == "inactivity":
-        keep = f["purchases_total"].notna().to_numpy()
-        base, f = base.loc[keep], f.loc[keep]
+        base, bc, has = base.loc[has], bc[has], has[has]
     base["recency_days"] = np.where(
-        f["last"].notna(), cut - f["last"].to_numpy(), base["tenure_days"].to_numpy()
+        has, (cut - last[bc]).astype(float), base["tenure_days"].to_numpy()
     )
-    for c in [
-        "purchases_90d",
-        "purchases_365d",
-        "spend_90d",
-        "spend_365d",
-        "spend_prev_90d",
-        "purchases_total",
-    ]:
-        base[c] = f[c].fillna(0).to_numpy(float)
+    for name, v in sums.items():
+        base[name] = v[bc]
     with np.errstate(invalid="ignore", divide="ignore"):
-        base["mean_amount"] = np.where(
-            f["purchases_total"].fillna(0) > 0, f["spend_total"] / f["purchases_total"], np.nan
-        )
+        base["mean_amount"] = np.where(has, spend_total[bc] / n_past[bc], np.nan)
     # Label
     if definition == "contractual":
         cd_e = cdays[elig]
         label = ((cd_e > cut) & (cd_e <= end)).astype(float)
         base["churned"] = label
     else:
-        fut = (tdays > cut) & (tdays <= end)
-        buyers = pd.Index(pd.unique(tc[fut]))
-        base["churned"] = (~base[customer_id].isin(buyers)).astype(float).to_numpy()
+        fut = (tdays > cut) & (tdays <= end) & (tcodes >= 0)
+        bought = np.zeros(n_codes, bool)
+        bought[tcodes[fut]] = True
+        base["churned"] = (~bought[bc]).astype(float)
     if as_of is not None:
         tmax = _as_day(as_of, "as_of")
     else:
@@ -2007,6 +2298,7 @@ def churn_risk_features(
         base = base.merge(_loyalty_features(loyalty, cut, customer_id), on=customer_id, how="left")
         base["member"] = base["member"].fillna(0.0)
         base["loyalty_tier"] = base["loyalty_tier"].fillna("none")
+    base[customer_id] = coder.ids[base[customer_id].to_numpy()]
     if extra is not None:
         base = base.merge(extra, on=customer_id, how="left", validate="one_to_one")
     base = base.reset_index(drop=True)
@@ -2493,6 +2785,86 @@ def _split_dates(window_start, as_of, calibration_weeks: int, holdout_weeks: int
     return cal_end.date(), obs_end.date()
 
 
+@dataclass
+class _CodedTransactions:
+    """The transaction columns the value study needs, as arrays with integer customer codes."""
+
+    coder: _CustomerCoder
+    codes: np.ndarray  # int64 code per row
+    days: np.ndarray  # int64 day number per row
+    amount: np.ndarray  # float64 per row (currency)
+    margin: np.ndarray | None  # float64 per row, None when the data has no margins
+
+
+def _study_transactions(study, customer_ids) -> _CodedTransactions:
+    """Pull the transactions of ``study`` as compact arrays (Arrow, not pandas objects).
+
+    Only customer id, date, amount and margin are read; ids become int64 codes in
+    order of first appearance (see :class:`_CustomerCoder`), dates int64 day numbers.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = study.source.table("transactions").select("customer_id", "date", "amount", "margin")
+    tab = t.to_pyarrow()
+    coder, codes = _CustomerCoder.from_arrow(tab.column("customer_id"), customer_ids)
+    n_missing = int((codes < 0).sum())
+    if n_missing:
+        raise AnalysisError(
+            f"{n_missing:,} transactions have no customer_id.",
+            [
+                Problem(
+                    "transactions",
+                    "customer_id",
+                    "missing_key",
+                    "missing customer ids",
+                    n_rows=n_missing,
+                    fix="drop these rows",
+                )
+            ],
+        )
+    dates = tab.column("date")
+    if dates.null_count:
+        raise AnalysisError(
+            f"{dates.null_count:,} rows of transactions have no date.",
+            [
+                Problem(
+                    "transactions",
+                    "date",
+                    "missing_date",
+                    "missing dates",
+                    n_rows=dates.null_count,
+                    fix="drop or repair rows without a date before the value study",
+                )
+            ],
+        )
+    days = pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    amount = tab.column("amount").to_numpy(zero_copy_only=False).astype(float, copy=False)
+    bad = np.isnan(amount)
+    if bad.any():
+        raise AnalysisError(
+            f"{int(bad.sum()):,} transactions have no numeric amount.",
+            [
+                Problem(
+                    "transactions",
+                    "amount",
+                    "missing_amount",
+                    "missing or non-numeric amounts",
+                    n_rows=int(bad.sum()),
+                    examples=examples_of(pd.Series(coder.ids[codes[bad]])),
+                    fix="repair or drop these rows",
+                )
+            ],
+        )
+    m = tab.column("margin")
+    margin = (
+        m.to_numpy(zero_copy_only=False).astype(float, copy=False)
+        if m.null_count < len(m)
+        else None
+    )
+    return _CodedTransactions(coder, codes, days, amount, margin)
+
+
 def _try_pareto(summary, notes, label):
     try:
         return fit_pareto_nbd(summary)
@@ -2574,25 +2946,43 @@ def value_study(
     notes: list[str] = []
 
     customers = study.table("customers")
-    tx = study.table("transactions")
     as_of = pd.Timestamp(study.as_of)
     window_start = pd.Timestamp(study.window_start)
-    margin_col = "margin" if "margin" in tx.columns and tx["margin"].notna().any() else None
+    # Transactions stay compact arrays with integer customer codes: at a million
+    # customers a pandas frame of string ids costs gigabytes and most of the run time.
+    txa = _study_transactions(study, customers["customer_id"])
+    coder = txa.coder
+    n_codes = len(coder.ids)
+    cust_codes = coder.codes_of(customers["customer_id"])
+    margin_col = "margin" if txa.margin is not None else None
 
     # (1) Calibration / holdout on the cohort acquired inside the window (its first
     # purchase is its true first purchase); left-truncated customers are scored later.
     cal_end, obs_end = _split_dates(window_start, as_of, calibration_weeks, holdout_weeks)
     signup = pd.to_datetime(customers["signup_date"])
-    cohort_ids = customers.loc[signup >= window_start, "customer_id"]
+    in_cohort = (signup >= window_start).to_numpy()
     n_truncated = int((signup < window_start).sum())
     if n_truncated:
         notes.append(
             f"{n_truncated:,} customers signed up before the data window starts; their first purchase in "
             "the data is not their first purchase, so the calibration/holdout check uses only the "
-            f"{len(cohort_ids):,} customers who joined inside the window. All active customers are scored."
+            f"{int(in_cohort.sum()):,} customers who joined inside the window. All active customers are scored."
         )
-    cal_tx = tx[tx["customer_id"].isin(cohort_ids)]
-    calib = rfm_summary(cal_tx, calibration_end=cal_end, observation_end=obs_end, freq=freq)
+    cohort_code = np.zeros(n_codes, bool)
+    cohort_code[cust_codes[in_cohort]] = True
+    rows = cohort_code[txa.codes]
+    cal_codes, cal_days = txa.codes[rows], txa.days[rows]
+    calib, cal_who = _rfm_from_codes(
+        cal_codes,
+        coder.ids,
+        cal_days,
+        txa.amount[rows],
+        None,
+        cal_end=_as_day(cal_end, "calibration_end"),
+        obs_end=_as_day(obs_end, "observation_end"),
+        freq=freq,
+    )
+    del rows
     m_cal = {"bgnbd": fit_bgnbd(calib), "gamma_gamma": fit_gamma_gamma(calib)}
     m_cal["pareto_nbd"] = _try_pareto(calib, notes, "calibration")
     hbf = holdout_by_frequency(calib, m_cal["bgnbd"])
@@ -2606,60 +2996,95 @@ def value_study(
     herr = pd.DataFrame(
         [holdout_errors(calib, m) for k, m in m_cal.items() if k != "gamma_gamma" and m is not None]
     )
-    tracking = cumulative_tracking(cal_tx, calib, m_cal["bgnbd"])
+    first_by_code = np.full(n_codes, np.iinfo(np.int64).max)
+    first_by_code[cal_who] = (
+        calib["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    )
+    tracking = _tracking_table(
+        _repeat_days(cal_codes, cal_days, first_by_code, _as_day(obs_end, "observation_end")),
+        calib,
+        m_cal["bgnbd"],
+    )
+    del cal_codes, cal_days, first_by_code
 
     # (2) Refit on everything to as_of and score active customers.
-    now = rfm_summary(tx, calibration_end=as_of, freq=freq, margin=margin_col)
+    now, now_who = _rfm_from_codes(
+        txa.codes,
+        coder.ids,
+        txa.days,
+        txa.amount,
+        txa.margin,
+        cal_end=_as_day(as_of, "calibration_end"),
+        obs_end=None,
+        freq=freq,
+    )
+    gone_code = np.zeros(n_codes, bool)
     if "churn_date" in customers.columns:
         cd = pd.to_datetime(customers["churn_date"])
-        gone = set(customers.loc[cd.notna() & (cd <= as_of), "customer_id"])
-    else:
-        gone = set()
-    active = now[~now["customer_id"].isin(gone)].reset_index(drop=True)
+        gone_code[cust_codes[(cd.notna() & (cd <= as_of)).to_numpy()]] = True
+    n_gone = int(gone_code.sum())
+    keep_now = ~gone_code[now_who]
+    active = now[keep_now].reset_index(drop=True)
     active.attrs.update(now.attrs)
-    if gone:
+    active_codes = now_who[keep_now]
+    if n_gone:
         notes.append(
-            f"{len(gone):,} customers had already churned (contract ended) by {as_of.date()} and are not scored."
+            f"{n_gone:,} customers had already churned (contract ended) by {as_of.date()} and are not scored."
         )
-    n_never = int((~customers["customer_id"].isin(now["customer_id"])).sum())
+    scored_code = np.zeros(n_codes, bool)
+    scored_code[now_who] = True
+    n_never = int((~scored_code[cust_codes]).sum())
     if n_never:
         notes.append(f"{n_never:,} customers have no purchase in the data and cannot be scored.")
     # The Pareto/NBD (slow: a hypergeometric function per customer) is fitted on the
     # calibration period only, to compare holdout accuracy with the BG/NBD.
     models = {"bgnbd": fit_bgnbd(now), "gamma_gamma": fit_gamma_gamma(now)}
+    del now
     margin = "margin_ratio" if margin_col else 1.0
     if not margin_col:
         notes.append("The data has no margin column, so CLV is expressed in revenue, not margin.")
-    c = clv(
-        models["bgnbd"],
-        models["gamma_gamma"],
-        active,
-        horizon=horizon,
-        discount_rate=discount_rate,
-        freq=freq,
-        margin=margin,
+    _check_freq(active, freq)
+    rate = _per_unit_rate(discount_rate, freq)
+    clv_inputs = _ClvInputs(active, margin)
+    c = pd.DataFrame(
+        {
+            "customer_id": clv_inputs.customer_id,
+            **_clv_columns(
+                models["bgnbd"],
+                models["gamma_gamma"],
+                clv_inputs,
+                horizon=float(horizon),
+                rate=rate,
+                step=1.0,
+            ),
+        },
+        index=clv_inputs.index,
     )
-    total = total_clv_interval(
+    total = _clv_interval(
         models["bgnbd"],
         models["gamma_gamma"],
-        active,
-        horizon=horizon,
-        discount_rate=discount_rate,
+        clv_inputs,
+        float(c["clv"].sum()),
+        horizon=float(horizon),
+        rate=rate,
         freq=freq,
-        margin=margin,
         n_draws=n_draws,
+        level=0.95,
         seed=seed,
     )
-    seg = customers.set_index("customer_id")["segment"] if "segment" in customers.columns else None
+    del clv_inputs
     scores = active[
         ["customer_id", "frequency", "recency", "T", "monetary_value", "calibration_value"]
     ].copy()
     scores = scores.join(c.drop(columns=["customer_id"]))
-    scores["segment"] = (
-        seg.reindex(scores["customer_id"]).fillna("unknown").astype(str).to_numpy()
-        if seg is not None
-        else "all"
-    )
+    if "segment" in customers.columns:
+        seg_by_code = np.full(n_codes, None, dtype=object)
+        seg_by_code[cust_codes] = customers["segment"].to_numpy(dtype=object)
+        scores["segment"] = (
+            pd.Series(seg_by_code[active_codes]).fillna("unknown").astype(str).to_numpy()
+        )
+    else:
+        scores["segment"] = "all"
     scores["risk"] = 1.0 - scores["p_alive"]
     scores["risk_source"] = "1 - P(alive), BG/NBD"
 
@@ -2673,18 +3098,32 @@ def value_study(
             for a in ["segment", *getattr(study.source, "attributes", [])]
             if a in customers.columns
         ]
+        exp_cols = ["customer_id", "date", "kind", "first_contact_resolution", "sla_met"]
+        exp_cols += ["csat", "nps"]
         kw = dict(
             horizon_months=risk_horizon_months,
+            definition="contractual",
+            customer_id="customer_id",
+            signup="signup_date",
+            churn="churn_date",
             attributes=attrs,
+            extra=None,
             as_of=as_of,
-            experience=study.table("experience") if study.has("experience") else None,
-            loyalty=study.table("loyalty") if study.has("loyalty") else None,
+            experience=coder.code_frame(study.table("experience", exp_cols), "customer_id")
+            if study.has("experience")
+            else None,
+            loyalty=coder.code_frame(study.table("loyalty"), "customer_id")
+            if study.has("loyalty")
+            else None,
         )
+        coded_customers = coder.code_frame(customers, "customer_id")
+        args = (coded_customers, coder, txa.codes, txa.days, txa.amount)
         try:
-            train = churn_risk_features(customers, tx, cutoff=cuts["train"], **kw)
-            test = churn_risk_features(customers, tx, cutoff=cuts["test"], **kw)
+            train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
+            test = _churn_features_coded(*args, cutoff=cuts["test"], **kw)
             churn = fit_churn_risk(train, test, seed=seed)
-            cur = churn_risk_features(customers, tx, cutoff=cuts["score"], **kw)
+            del train, test
+            cur = _churn_features_coded(*args, cutoff=cuts["score"], **kw)
             p = churn.predict(cur)
             pmap = pd.Series(p.to_numpy(), index=cur["customer_id"].to_numpy())
             got = pmap.reindex(scores["customer_id"].to_numpy())
@@ -2701,6 +3140,7 @@ def value_study(
             "The data has no churn dates (non-contractual), so risk is the BG/NBD probability that the "
             "customer has already lapsed, 1 - P(alive)."
         )
+    del txa
 
     # (4) Tiers, concentration, customers to protect.
     ranked = customers_to_protect(
@@ -2944,8 +3384,10 @@ def plot_churn_model(result: ChurnRiskResult):
         cal["mean_predicted"],
         cal["observed"],
         # Clipped: at 0 or n events the Wilson bound equals the share up to rounding.
-        yerr=[np.clip(cal["observed"] - cal["ci_lower"], 0, None),
-              np.clip(cal["ci_upper"] - cal["observed"], 0, None)],
+        yerr=[
+            np.clip(cal["observed"] - cal["ci_lower"], 0, None),
+            np.clip(cal["ci_upper"] - cal["observed"], 0, None),
+        ],
         fmt="o",
         color="tab:blue",
     )
