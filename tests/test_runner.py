@@ -602,3 +602,30 @@ def test_parse_parameters():
 
 def test_main_rejects_zero_jobs(tmp_path):
     assert runner.main(["--params", str(tmp_path / "p.yaml"), "--jobs", "0"]) == 2
+
+
+def test_parallel_workers_share_the_cores_instead_of_oversubscribing(monkeypatch):
+    from analysis import runner as rn
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    env = rn.thread_env(2, {"PATH": "/bin"})
+    assert {env[v] for v in rn.THREAD_VARS} == {"4"}
+    assert env["PATH"] == "/bin"
+    assert rn.thread_env(16, {})["OPENBLAS_NUM_THREADS"] == "1"
+    # a limit the user set is kept
+    assert rn.thread_env(2, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
+
+
+def test_duckdb_threads_follow_the_environment(monkeypatch, tmp_path):
+    # the real modules (other tests here swap in stand-ins for analysis.*)
+    config = importlib.import_module("analysis.config")
+    data = importlib.import_module("analysis.data")
+    if not hasattr(config, "params_from_dict") or not hasattr(data, "connect"):
+        monkeypatch.delitem(sys.modules, "analysis.config", raising=False)
+        monkeypatch.delitem(sys.modules, "analysis.data", raising=False)
+        config = importlib.import_module("analysis.config")
+        data = importlib.import_module("analysis.data")
+    params = config.params_from_dict({"data": {"path": str(tmp_path)}})
+    monkeypatch.setenv(data.THREADS_ENV, "1")
+    con = data.connect(params)
+    assert con.raw_sql("SELECT current_setting('threads')").fetchone()[0] == 1

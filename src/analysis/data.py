@@ -104,11 +104,25 @@ class Source:
 # --------------------------------------------------------------------------------------
 
 
+THREADS_ENV = "ANALYSIS_THREADS"
+
+
+def _duckdb_config() -> dict:
+    """DuckDB settings from the environment: ``ANALYSIS_THREADS`` caps its worker threads.
+
+    The report runner sets it (and the BLAS/OpenMP thread variables) for each notebook to
+    the machine's cores divided by the notebooks running at once, so parallel notebooks
+    do not oversubscribe the CPU.
+    """
+    n = os.environ.get(THREADS_ENV, "").strip()
+    return {"threads": int(n)} if n.isdigit() and int(n) > 0 else {}
+
+
 def connect(params: Params):
     """Return an Ibis connection for the params' source (DuckDB in memory for folders)."""
     d = params.data
     if d.source == "folder":
-        return ibis.duckdb.connect()
+        return ibis.duckdb.connect(**_duckdb_config())
     if d.source == "duckdb":
         if not d.path or not Path(d.path).is_file():
             raise DataError(
@@ -123,7 +137,7 @@ def connect(params: Params):
                     )
                 ],
             )
-        return ibis.duckdb.connect(str(d.path), read_only=True)
+        return ibis.duckdb.connect(str(d.path), read_only=True, **_duckdb_config())
     if d.source == "postgres":
         url = d.url or os.environ.get(d.url_env or "", "")
         if not url:
