@@ -274,13 +274,16 @@ def rfm_summary(
     return out
 
 
-def _rfm_from_codes(codes, ids, days, amounts, margins, *, cal_end: int, obs_end, freq: str):
+def _rfm_from_codes(
+    codes, ids, days, amounts, margins, *, cal_end: int, obs_end, freq: str, purchase_days=None
+):
     """Return (:func:`rfm_summary` frame, code of each row) from integer-coded arrays.
 
     ``codes`` index ``ids`` (customer ids); customers come out in ascending code
     order, so codes numbered in order of first appearance reproduce the row order of
     :func:`rfm_summary`. ``days`` are int64 day numbers; ``cal_end`` and ``obs_end``
-    (or None) are day numbers.
+    (or None) are day numbers. A list passed as ``purchase_days`` receives the
+    (customer code, day) arrays of the distinct purchase days up to the end.
     """
     unit = _unit_days(freq)
     end = obs_end if obs_end is not None else cal_end
@@ -366,6 +369,8 @@ def _rfm_from_codes(codes, ids, days, amounts, margins, *, cal_end: int, obs_end
             "observation_end": None if obs_end is None else str(np.datetime64(obs_end, "D")),
         }
     )
+    if purchase_days is not None:
+        purchase_days.extend([cust, day])
     return out, who
 
 
@@ -1695,24 +1700,6 @@ def cumulative_tracking(
     return _tracking_table(rep, summary, model)
 
 
-def _repeat_days(codes, days, first_by_code, end: int) -> np.ndarray:
-    """Return the days of repeat purchase days (one per customer and day) up to ``end``.
-
-    ``first_by_code`` holds each customer's first purchase day (int64; a value
-    beyond every day for customers outside the cohort).
-    """
-    keep = days <= end
-    c, d = codes[keep], days[keep]
-    keep = d > first_by_code[c]
-    c, d = c[keep], d[keep]
-    if not d.size:
-        return d
-    dmin = int(d.min())
-    span = int(d.max()) - dmin + 1
-    key = np.unique(c * span + (d - dmin))
-    return key % span + dmin
-
-
 def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model) -> pd.DataFrame:
     """Return the :func:`cumulative_tracking` table from the repeat purchase days ``rep``."""
     freq = summary.attrs.get("freq", "W")
@@ -1823,8 +1810,14 @@ def value_concentration(
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
-        b = np.sort(rng.choice(v, n, replace=True))[::-1]
-        boots.append(b[:k].sum() / b.sum())
+        # A resample of the descending values is each value repeated by its draw
+        # count, already in order: the top-k sum needs counts, not a sort. (The draws
+        # are those of rng.choice(v, n), which calls rng.integers(0, n, n).)
+        cnt = np.bincount(rng.integers(0, n, n), minlength=n)
+        cum = np.cumsum(cnt)
+        j = int(np.searchsorted(cum, k))  # value at position k of the sorted resample
+        top_sum = np.dot(cnt[:j], v[:j]) + (k - (cum[j - 1] if j else 0)) * v[j]
+        boots.append(top_sum / np.dot(cnt, v))
     a = (1 - level) / 2
     lo, hi = np.quantile(boots, [a, 1 - a])
     return {
@@ -2097,12 +2090,17 @@ def churn_risk_features(
     tdays = _day_numbers(transactions[date], table="transactions", column=date)
     coder = _CustomerCoder.from_ids(transactions[customer_id], customers[customer_id])
     amt = pd.to_numeric(transactions[amount], errors="coerce").fillna(0.0).to_numpy(float)
-    return _churn_features_coded(
-        coder.code_frame(customers, customer_id),
-        coder,
+    bins = _TxBins(
         coder.codes_of(transactions[customer_id]),
         tdays,
         amt,
+        len(coder.ids),
+        [_cutoff_days(cutoff, horizon_months)],
+    )
+    return _churn_features_coded(
+        coder.code_frame(customers, customer_id),
+        coder,
+        bins,
         cutoff=cutoff,
         horizon_months=horizon_months,
         definition=definition,
@@ -2115,6 +2113,12 @@ def churn_risk_features(
         experience=None if experience is None else coder.code_frame(experience, customer_id),
         loyalty=None if loyalty is None else coder.code_frame(loyalty, customer_id),
     )
+
+
+def _cutoff_days(cutoff, horizon_months: float) -> tuple[int, int]:
+    """Return (cutoff, end of the label window) as day numbers."""
+    cut = _as_day(cutoff, "cutoff")
+    return cut, cut + int(round(horizon_months * _MONTH_DAYS))
 
 
 class _CustomerCoder:
@@ -2178,12 +2182,55 @@ class _CustomerCoder:
         return out
 
 
+class _TxBins:
+    """Per-customer purchase counts, amounts and last purchase day between fixed days.
+
+    The churn-risk features of several cutoffs need counts and sums over windows
+    ending at each cutoff; one pass over the transactions into bins bounded by all
+    window edges gives every window as a sum of a few bins.
+    """
+
+    def __init__(self, codes, days, amount, n_codes: int, cutoffs):
+        edges = set()
+        for cut, end in cutoffs:
+            edges |= {cut - 365, cut - 180, cut - 90, cut, end}
+        self.edges = np.array(sorted(edges), dtype=np.int64)
+        nb = self.edges.size + 1
+        ok = codes >= 0
+        if not ok.all():
+            codes, days, amount = codes[ok], days[ok], amount[ok]
+        # bin k holds days in (edges[k-1], edges[k]]; the last bin days after every edge
+        key = codes * nb + np.searchsorted(self.edges, days, side="left")
+        size = n_codes * nb
+        self.count = np.bincount(key, minlength=size).reshape(n_codes, nb)
+        self.amount = np.bincount(key, weights=amount, minlength=size).reshape(n_codes, nb)
+        last = np.full(size, np.iinfo(np.int64).min)
+        np.maximum.at(last, key, days)
+        self.last_in = last.reshape(n_codes, nb)
+        self.max_day = int(days.max()) if days.size else None
+
+    def covers(self, cut: int, end: int) -> bool:
+        return bool(np.isin([cut - 365, cut - 180, cut - 90, cut, end], self.edges).all())
+
+    def _upto(self, day) -> int:
+        """Number of bins holding days <= ``day`` (an edge)."""
+        return int(np.searchsorted(self.edges, day)) + 1
+
+    def window(self, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """Return (purchases, amount) per customer code with lo < day <= hi (lo None: no bound)."""
+        a = 0 if lo is None else self._upto(lo)
+        b = self._upto(hi)
+        return self.count[:, a:b].sum(axis=1), self.amount[:, a:b].sum(axis=1)
+
+    def last(self, hi) -> np.ndarray:
+        """Return each code's last purchase day on or before ``hi`` (int64 min if none)."""
+        return self.last_in[:, : self._upto(hi)].max(axis=1)
+
+
 def _churn_features_coded(
     customers: pd.DataFrame,
     coder: _CustomerCoder,
-    tcodes: np.ndarray,
-    tdays: np.ndarray,
-    amt: np.ndarray,
+    tx: _TxBins,
     *,
     cutoff,
     horizon_months: float,
@@ -2199,10 +2246,10 @@ def _churn_features_coded(
 ) -> pd.DataFrame:
     """:func:`churn_risk_features` on integer-coded tables (id columns hold codes of ``coder``).
 
-    Transactions come as arrays: customer code, day number and amount (missing = 0).
+    Transactions come binned by customer code (:class:`_TxBins`, built with this
+    cutoff and label end among its cutoffs).
     """
-    cut = _as_day(cutoff, "cutoff")
-    end = cut + int(round(horizon_months * _MONTH_DAYS))
+    cut, end = _cutoff_days(cutoff, horizon_months)
     cust = customers[
         [c for c in [customer_id, signup, churn, *attributes] if c in customers.columns]
     ].copy()
@@ -2228,29 +2275,22 @@ def _churn_features_coded(
             np.iinfo(np.int64).max,
             np.asarray(cd, dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64),
         )
-    # Per-customer sums over transactions up to the cutoff (by code, one pass each).
-    n_codes = len(coder.ids)
-    past = (tdays <= cut) & (tcodes >= 0)
-    c = tcodes[past]
-    d = tdays[past]
-    a = amt[past]
-    age = cut - d
-    in90 = age < 90
-    in365 = age < 365
-    prev90 = (age >= 90) & (age < 180)
-    n_past = np.bincount(c, minlength=n_codes)
-    last = np.full(n_codes, np.iinfo(np.int64).min)
-    np.maximum.at(last, c, d)
+    # Per-customer counts and sums in the feature windows, from binned totals.
+    if tx is None or not tx.covers(cut, end):
+        raise AnalysisError(f"internal: transaction bins do not cover the cutoff {cutoff}.")
+    n_past, spend_total = tx.window(None, cut)
+    last = tx.last(cut)
+    p90, s90 = tx.window(cut - 90, cut)
+    p365, s365 = tx.window(cut - 365, cut)
+    _, sp90 = tx.window(cut - 180, cut - 90)
     sums = {
-        "purchases_90d": np.bincount(c[in90], minlength=n_codes).astype(float),
-        "purchases_365d": np.bincount(c[in365], minlength=n_codes).astype(float),
-        "spend_90d": np.bincount(c, weights=np.where(in90, a, 0.0), minlength=n_codes),
-        "spend_365d": np.bincount(c, weights=np.where(in365, a, 0.0), minlength=n_codes),
-        "spend_prev_90d": np.bincount(c, weights=np.where(prev90, a, 0.0), minlength=n_codes),
+        "purchases_90d": p90.astype(float),
+        "purchases_365d": p365.astype(float),
+        "spend_90d": s90,
+        "spend_365d": s365,
+        "spend_prev_90d": sp90,
         "purchases_total": n_past.astype(float),
     }
-    spend_total = np.bincount(c, weights=a, minlength=n_codes)
-    del c, d, a, age, in90, in365, prev90
     elig = sdays <= cut
     if cdays is not None:
         elig &= cdays > cut
@@ -2273,14 +2313,12 @@ def _churn_features_coded(
         label = ((cd_e > cut) & (cd_e <= end)).astype(float)
         base["churned"] = label
     else:
-        fut = (tdays > cut) & (tdays <= end) & (tcodes >= 0)
-        bought = np.zeros(n_codes, bool)
-        bought[tcodes[fut]] = True
+        bought = tx.window(cut, end)[0] > 0
         base["churned"] = (~bought[bc]).astype(float)
     if as_of is not None:
         tmax = _as_day(as_of, "as_of")
     else:
-        cands = [int(tdays.max()) if tdays.size else cut, int(sdays.max())]
+        cands = [tx.max_day if tx.max_day is not None else cut, int(sdays.max())]
         if cdays is not None and (cdays < np.iinfo(np.int64).max).any():
             cands.append(int(cdays[cdays < np.iinfo(np.int64).max].max()))
         tmax = max(cands)
@@ -2434,12 +2472,43 @@ class ChurnRiskResult:
     brier: float
     n_train: int
     n_test: int
+    categories: dict = field(default_factory=dict)
 
     def predict(self, frame: pd.DataFrame) -> pd.Series:
         """Return churn probabilities for a feature frame built by :func:`churn_risk_features`."""
-        return pd.Series(
-            self.model.predict_proba(frame[self.features])[:, 1], index=frame.index, name="p_churn"
-        )
+        X = _code_categories(frame[self.features], self.categories)
+        return pd.Series(self.model.predict_proba(X)[:, 1], index=frame.index, name="p_churn")
+
+
+def _category_levels(values: pd.Series) -> tuple[list, bool]:
+    """Return (sorted distinct text values, whether any value is missing).
+
+    The order is the one ``OneHotEncoder`` gives text categories (Python string
+    order, missing last), so integer codes in this order yield the same columns.
+    """
+    text = values.astype(str)
+    missing = bool(text.isna().any())
+    return sorted(pd.unique(text.dropna().to_numpy(dtype=object))), missing
+
+
+def _code_categories(frame: pd.DataFrame, categories: dict) -> pd.DataFrame:
+    """Replace each categorical column by integer codes of its training levels.
+
+    One-hot encoding integer codes is many times faster than encoding Python
+    strings and gives the same design matrix. Levels unseen in training (and
+    missing values when training had none) get -1, which the encoder ignores, as
+    it ignores unknown text.
+    """
+    if not categories:
+        return frame
+    out = frame.copy()
+    for c, (levels, has_missing) in categories.items():
+        text = frame[c].astype(str)
+        codes = pd.Categorical(text, categories=levels).codes.astype(np.int64)
+        if has_missing:
+            codes[text.isna().to_numpy()] = len(levels)
+        out[c] = codes
+    return out
 
 
 def _feature_columns(frame: pd.DataFrame, label: str, customer_id: str):
@@ -2556,8 +2625,9 @@ def fit_churn_risk(
     else:
         raise AnalysisError(f"model={model!r} must be 'gbm' or 'logistic'.")
     pipe = Pipeline([("pre", pre), ("clf", clf)])
-    Xtr = tr[feats].astype({c: str for c in cat})
-    Xte = te[feats].astype({c: str for c in cat})
+    levels = {c: _category_levels(tr[c]) for c in cat}
+    Xtr = _code_categories(tr[feats], levels)
+    Xte = _code_categories(te[feats], levels)
     ytr = tr[label].astype(int).to_numpy()
     yte = te[label].astype(int).to_numpy()
     # One OpenMP thread: on a shared machine, thread oversubscription makes boosting
@@ -2570,10 +2640,13 @@ def fit_churn_risk(
     rng = np.random.default_rng(seed)
     boots = []
     n = yte.size
+    ranks = _AUCRanks(p, yte)
     for _ in range(n_boot):
         i = rng.integers(0, n, n)
-        if yte[i].min() != yte[i].max():
-            boots.append(roc_auc_score(yte[i], p[i]))
+        # The resample as case weights: no sort per resample.
+        a = ranks.auc(np.bincount(i, minlength=n))
+        if np.isfinite(a):  # both outcomes in the resample
+            boots.append(a)
     auc_ci = tuple(float(v) for v in np.quantile(boots, [0.025, 0.975]))
     slope, intercept, cal_ci = calibration_slope_intercept(yte, p)
     importance = imp
@@ -2595,22 +2668,126 @@ def fit_churn_risk(
         brier=float(brier_score_loss(yte, p)),
         n_train=int(ytr.size),
         n_test=int(yte.size),
+        categories=levels,
     )
 
 
+class _AUCRanks:
+    """ROC AUC of fixed scores and outcomes under any case weights, sorting once.
+
+    AUC is the Mann-Whitney probability that a random event scores above a random
+    non-event, ties counting one half; it equals the area under the ROC curve that
+    ``sklearn.metrics.roc_auc_score`` integrates (to rounding). A bootstrap
+    resample is the original cases with integer weights, so all resamples share
+    one sort of the scores.
+    """
+
+    def __init__(self, scores, y):
+        scores = np.asarray(scores, float)
+        self.order = np.argsort(scores, kind="stable")
+        s = scores[self.order]
+        self.y = np.asarray(y, float)[self.order]
+        tie = s[1:] == s[:-1]
+        if tie.any():
+            new = np.r_[True, ~tie]
+            self.group = np.cumsum(new) - 1  # tie group of each sorted case
+        else:
+            self.group = None
+
+    def auc(self, weights=None) -> float:
+        """Return the AUC under case weights (original order); NaN without both outcomes."""
+        if weights is None:
+            w = np.ones(self.y.size)
+        else:
+            w = np.asarray(weights, float)[self.order]
+        pos = w * self.y
+        neg = w - pos
+        if self.group is not None:
+            k = int(self.group[-1]) + 1
+            pos = np.bincount(self.group, weights=pos, minlength=k)
+            neg = np.bincount(self.group, weights=neg, minlength=k)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos <= 0 or n_neg <= 0:
+            return np.nan
+        below = np.cumsum(neg) - neg
+        return float(np.dot(pos, below + 0.5 * neg) / (n_pos * n_neg))
+
+
+def _auc(y, scores) -> float:
+    return _AUCRanks(scores, y).auc()
+
+
+def _transformed_blocks(pre, features, width: int):
+    """Return the output columns of each input feature of a fitted ColumnTransformer.
+
+    Handles the churn-risk preprocessing (a per-column numeric pipeline and a
+    one-hot encoder without dropped levels); returns None for anything else, so
+    the caller falls back to transforming each permuted frame.
+    """
+    try:
+        blocks = {}
+        for name, trans, cols in pre.transformers_:
+            if name == "remainder" or trans == "drop" or not len(cols):
+                continue
+            sl = pre.output_indices_[name]
+            if name == "num":
+                kept = [str(c) for c in trans.get_feature_names_out(list(cols))]
+                if len(kept) != sl.stop - sl.start:
+                    return None
+                for j, c in enumerate(kept):
+                    blocks[c] = [sl.start + j]
+            elif name == "cat":
+                if getattr(trans, "drop_idx_", None) is not None:
+                    return None
+                start = sl.start
+                infrequent = getattr(trans, "infrequent_categories_", [None] * len(cols))
+                for c, cats, inf in zip(cols, trans.categories_, infrequent, strict=True):
+                    k = len(cats) - (0 if inf is None else len(inf) - 1)
+                    blocks[c] = list(range(start, start + k))
+                    start += k
+                if start != sl.stop:
+                    return None
+            else:
+                return None
+        if max((j for b in blocks.values() for j in b), default=-1) >= width:
+            return None
+        return {f: blocks.get(f, []) for f in features}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _permutation_importance(model, X, y, features, *, n_repeats, seed):
-    """Return the drop in test ROC AUC when each feature is shuffled (mean and sd over repeats)."""
+    """Return the drop in test ROC AUC when each feature is shuffled (mean and sd over repeats).
+
+    Preprocessing acts row by row, so shuffling a feature's rows before or after it
+    gives the same design matrix: the test frame is transformed once and each
+    feature's output columns are shuffled there (many times faster than
+    transforming a permuted frame for every repeat).
+    """
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(seed)
-    base = roc_auc_score(y, model.predict_proba(X)[:, 1])
+    pre, clf = model[:-1], model[-1]
+    Xt = np.asarray(pre.transform(X), dtype=float)
+    p0 = clf.predict_proba(Xt)[:, 1]
+    base = roc_auc_score(y, p0)
+    blocks = _transformed_blocks(model[0], features, Xt.shape[1]) if len(model) == 2 else None
     rows = []
     for f in features:
         drops = []
         for _ in range(n_repeats):
-            Xp = X.copy()
-            Xp[f] = X[f].to_numpy()[rng.permutation(len(X))]
-            drops.append(base - roc_auc_score(y, model.predict_proba(Xp)[:, 1]))
+            perm = rng.permutation(len(X))
+            if blocks is not None:
+                cols = blocks[f]
+                saved = Xt[:, cols].copy()
+                Xt[:, cols] = saved[perm]
+                p = clf.predict_proba(Xt)[:, 1] if cols else p0
+                Xt[:, cols] = saved
+            else:
+                Xp = X.copy()
+                Xp[f] = X[f].to_numpy()[perm]
+                p = model.predict_proba(Xp)[:, 1]
+            drops.append(base - _auc(y, p))
         rows.append({"feature": f, "importance": float(np.mean(drops)), "sd": float(np.std(drops))})
     return pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
 
@@ -2971,16 +3148,17 @@ def value_study(
     cohort_code = np.zeros(n_codes, bool)
     cohort_code[cust_codes[in_cohort]] = True
     rows = cohort_code[txa.codes]
-    cal_codes, cal_days = txa.codes[rows], txa.days[rows]
+    cal_pairs: list = []
     calib, cal_who = _rfm_from_codes(
-        cal_codes,
+        txa.codes[rows],
         coder.ids,
-        cal_days,
+        txa.days[rows],
         txa.amount[rows],
         None,
         cal_end=_as_day(cal_end, "calibration_end"),
         obs_end=_as_day(obs_end, "observation_end"),
         freq=freq,
+        purchase_days=cal_pairs,
     )
     del rows
     m_cal = {"bgnbd": fit_bgnbd(calib), "gamma_gamma": fit_gamma_gamma(calib)}
@@ -3000,12 +3178,9 @@ def value_study(
     first_by_code[cal_who] = (
         calib["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     )
-    tracking = _tracking_table(
-        _repeat_days(cal_codes, cal_days, first_by_code, _as_day(obs_end, "observation_end")),
-        calib,
-        m_cal["bgnbd"],
-    )
-    del cal_codes, cal_days, first_by_code
+    pair_cust, pair_day = cal_pairs
+    tracking = _tracking_table(pair_day[pair_day > first_by_code[pair_cust]], calib, m_cal["bgnbd"])
+    del cal_pairs, pair_cust, pair_day, first_by_code
 
     # (2) Refit on everything to as_of and score active customers.
     now, now_who = _rfm_from_codes(
@@ -3117,7 +3292,14 @@ def value_study(
             else None,
         )
         coded_customers = coder.code_frame(customers, "customer_id")
-        args = (coded_customers, coder, txa.codes, txa.days, txa.amount)
+        bins = _TxBins(
+            txa.codes,
+            txa.days,
+            txa.amount,
+            n_codes,
+            [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
+        )
+        args = (coded_customers, coder, bins)
         try:
             train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
             test = _churn_features_coded(*args, cutoff=cuts["test"], **kw)
