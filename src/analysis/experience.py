@@ -195,6 +195,27 @@ def _period_next(starts: np.ndarray, period: str) -> np.ndarray:
     return (starts.astype("datetime64[M]") + 3).astype("datetime64[D]")
 
 
+def _count_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For sorted ``at``, count sorted ``keys`` <= each value (searchsorted 'right', inverted).
+
+    Searching the (few) keys among the (many) rows instead of the other way
+    round gives the same counts for a fraction of the work; the counts are
+    written run by run (``int32``) without a row-length scratch array.
+    """
+    pos = np.searchsorted(at, keys, side="left")  # first row whose value is >= the key
+    runs = np.diff(np.r_[0, pos, len(at)])
+    return np.repeat(np.arange(len(keys) + 1, dtype=np.int32), runs)
+
+
+def _last_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For sorted ``at``, index of the last sorted key <= each value, -1 if none."""
+    pos = np.searchsorted(at, keys, side="left")
+    last = np.r_[pos[1:] != pos[:-1], True] if len(pos) else np.zeros(0, dtype=bool)
+    mark = np.full(len(at) + 1, -1, dtype=np.int64)
+    mark[pos[last]] = np.flatnonzero(last)
+    return np.maximum.accumulate(mark[: len(at)]) if len(at) else mark[:0]
+
+
 def counting_process(
     lifetimes: pd.DataFrame,
     experience: pd.DataFrame | None,
@@ -413,19 +434,24 @@ def counting_process(
                 break
             pieces.append(idx[ok] * big + off[ok])
             idx, cur = idx[ok], _period_next(cur[ok], period)
-    keys = np.sort(np.concatenate(pieces)) if n else np.empty(0, dtype=np.int64)
+    keys = np.concatenate(pieces) if n else np.empty(0, dtype=np.int64)
+    del pieces
+    keys.sort()
     keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     kc = keys // big
     kd = keys - kc * big
     # keep breakpoints inside [entry, dur] of their customer
     inside = (kd >= entry[kc]) & (kd <= dur[kc])
     keys, kc, kd = keys[inside], kc[inside], kd[inside]
+    del inside
     same = kc[:-1] == kc[1:]
     rc = kc[:-1][same]
     rstart = kd[:-1][same]
     rstop = kd[1:][same]
     rkey = keys[:-1][same]
+    del keys, kc, kd, same
 
+    rc = rc.astype(np.int32) if n < 2**31 else rc
     out = {
         customer: lt[customer].to_numpy()[rc],
         "start": rstart.astype(np.int32),
@@ -439,7 +465,7 @@ def counting_process(
     for score, (skeys, sval) in survey_keys.items():
         if not len(skeys):
             continue
-        j = np.searchsorted(skeys, rkey, side="right") - 1
+        j = _last_at_or_before(skeys, rkey)
         ok = (j >= 0) & (skeys[np.maximum(j, 0)] // big == rc)
         out[f"{score}_last"] = np.where(ok, sval[np.maximum(j, 0)], np.nan)
     if "nps_last" not in out:
@@ -453,9 +479,13 @@ def counting_process(
     out["nps_category"] = pd.Categorical.from_codes(codes, categories=[*NPS_LEVELS, NO_SURVEY])
     for name, (k_in, k_out) in streams.items():
         # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
-        cnt = np.searchsorted(k_in, rkey, side="right") - np.searchsorted(k_out, rkey, side="right")
+        cnt = _count_at_or_before(k_in, rkey)
+        cnt -= _count_at_or_before(k_out, rkey)
         out[name] = cnt.astype(np.int16)
-    res = pd.DataFrame(out)
+        del cnt
+    del rkey, rstart, rstop
+    res = pd.DataFrame(out, copy=False)  # no consolidating copy of tens of millions of rows
+    del out
     for c in keep:  # take() keeps the dtype (a categorical stays one byte per row)
         res[c] = lt[c].array.take(rc)
     res.attrs.update(
@@ -614,7 +644,7 @@ def churn_hazards(
         d["event"].to_numpy(dtype=float),
         x,
         pd.factorize(d[strata])[0] if strata else np.zeros(len(d), dtype=np.int64),
-        pd.factorize(d[customer])[0],
+        _codes(d[customer].to_numpy()),
     )
     if not converged:
         raise AnalysisError(
@@ -665,6 +695,55 @@ def _risk_sum(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: int) -> np.ndarr
     return np.cumsum(a)[:-1]
 
 
+#: Largest covariate-patterns x event-times matrix (cells) kept for the risk-set sums.
+_MAX_PATTERN_CELLS = 20_000_000
+
+
+def _risk_sets(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compress rows for the risk-set sums, which depend on rows only through (x, lo, hi).
+
+    With few distinct covariate rows (patterns) the sums are taken over a
+    patterns x event-times matrix of rows at risk, built once: an iteration
+    then costs O(patterns x event times x p) whatever the number of rows.
+    Otherwise rows with the same covariates, entry and exit are merged and
+    weighted by their count. Returns ``("patterns", x_g, at_risk, None,
+    ones)`` or ``("rows", x_r, lo_r, hi_r, counts)``.
+    """
+    n = len(lo)
+    m = int(hi.max()) + 1 if n else 1
+    key = np.zeros(n, dtype=np.int64)
+    card = 1
+    for col in [*x.T, None, lo, hi]:
+        if col is None:  # covariate pattern complete
+            grp, uniq = pd.factorize(key)
+            n_pat = len(uniq)
+            if n_pat * m <= _MAX_PATTERN_CELLS:
+                first = np.empty(n_pat, dtype=np.int64)
+                first[grp[::-1]] = np.arange(n - 1, -1, -1)  # first row of each pattern
+                cells = grp.astype(np.int64) * m
+                at_risk = np.bincount(cells + lo, minlength=n_pat * m) - np.bincount(
+                    cells + hi, minlength=n_pat * m
+                )
+                del cells
+                at_risk = np.cumsum(at_risk.reshape(n_pat, m), axis=1)[:, :-1].astype(float)
+                return "patterns", np.ascontiguousarray(x[first]), at_risk, None, np.ones(n_pat)
+            continue
+        code, uniq = pd.factorize(col)
+        k = max(len(uniq), 1)
+        if card * k >= 2**62:  # keep the mixed-radix key inside int64
+            key, u2 = pd.factorize(key)
+            card = max(len(u2), 1)
+        key = key * k + code
+        card *= k
+    grp, uniq = pd.factorize(key)
+    first = np.empty(len(uniq), dtype=np.int64)
+    first[grp[::-1]] = np.arange(n - 1, -1, -1)  # first row of each combination
+    cnt = np.bincount(grp, minlength=len(uniq)).astype(float)
+    return "rows", np.ascontiguousarray(x[first]), lo[first], hi[first], cnt
+
+
 def _cox_counting(
     start: np.ndarray,
     stop: np.ndarray,
@@ -704,7 +783,7 @@ def _cox_counting(
         lo = np.searchsorted(times, start[a:b], side="right")  # first event time > start
         hi = np.searchsorted(times, stop[a:b], side="right")  # first event time > stop
         at = np.searchsorted(times, stop[ev])  # event time index of each churn
-        parts.append((slice(a, b), ev, d.astype(float), lo, hi, at))
+        parts.append((slice(a, b), ev, d.astype(float), lo, hi, at, _risk_sets(x[a:b], lo, hi)))
 
     def gram(xr: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Return xr' diag(v) xr in blocks (bounded memory)."""
@@ -718,23 +797,32 @@ def _cox_counting(
     def sums(beta: np.ndarray, hess: bool = True):
         ll, g, h = 0.0, np.zeros(p), np.zeros((p, p))
         aux = []
-        for sl, ev, d, lo, hi, at in parts:
-            xr = x[sl]
-            eta = xr @ beta
-            w = np.exp(eta)
+        for sl, ev, d, lo, hi, at, (kind, xa, r1, r2, cnt) in parts:
             m = len(d) + 1
-
-            s0 = _risk_sum(w, lo, hi, m)
-            s1 = np.column_stack([_risk_sum(w * xr[:, j], lo, hi, m) for j in range(p)])
+            if kind == "patterns":
+                # r1: G x T matrix of rows of each covariate pattern at risk at each event time
+                w = cnt * np.exp(xa @ beta)  # cnt is all ones here
+                s0 = r1.T @ w
+                s1 = r1.T @ (w[:, None] * xa)
+            else:
+                # distinct (covariates, entry, exit) rows weighted by how many rows they stand for
+                w = cnt * np.exp(xa @ beta)
+                s0 = _risk_sum(w, r1, r2, m)
+                s1 = np.column_stack([_risk_sum(w * xa[:, j], r1, r2, m) for j in range(p)])
             xbar = s1 / s0[:, None]
             xe = x[ev]
             ll += float((xe @ beta).sum())
             ll -= float((d * np.log(s0)).sum())
             g += xe.sum(axis=0) - (d[:, None] * xbar).sum(axis=0)
             if hess:
-                ca = np.r_[0.0, np.cumsum(d / s0)]
-                h += gram(xr, w * (ca[hi] - ca[lo])) - (xbar * d[:, None]).T @ xbar
-            aux.append((sl, ev, w, s0, xbar, d, lo, hi, at))
+                c = d / s0
+                if kind == "patterns":
+                    v = w * (r1 @ c)
+                else:
+                    ca = np.r_[0.0, np.cumsum(c)]
+                    v = w * (ca[r2] - ca[r1])
+                h += gram(xa, v) - (xbar * d[:, None]).T @ xbar
+            aux.append((sl, ev, s0, xbar, d, lo, hi, at))
         return ll, g, h, aux
 
     beta = np.zeros(p)
@@ -760,10 +848,11 @@ def _cox_counting(
     # summed per cluster.
     ng = int(cluster.max()) + 1
     u = np.zeros((ng, p))
-    for sl, ev, w, s0, xbar, d, lo, hi, at in aux:
+    for sl, ev, s0, xbar, d, lo, hi, at in aux:
         ca = np.r_[0.0, np.cumsum(d / s0)]
         cb = np.vstack([np.zeros(p), np.cumsum(d[:, None] * xbar / s0[:, None], axis=0)])
         xr = x[sl]
+        w = np.exp(xr @ beta)
         cr = cluster[sl]
         da = ca[hi] - ca[lo]
         for j in range(p):
@@ -849,6 +938,29 @@ class FEResult:
     r2_within: float = float("nan")
 
 
+def _codes(values: Any) -> np.ndarray:
+    """Return integer codes ``0..k-1`` of ``values`` (-1 for missing), like ``pd.factorize``.
+
+    Integer keys and whole-day dates in a compact range are coded by a
+    lookup table (in sorted order) without hashing; anything else goes to
+    ``pd.factorize`` (order of appearance). Codes only label groups, so the
+    order does not change any estimate.
+    """
+    v = np.asarray(values)
+    if len(v) and v.dtype.kind == "M":
+        d = v.astype("datetime64[D]")
+        if not np.isnat(d).any() and bool((d == v).all()):
+            v = d.astype(np.int64)
+    if len(v) and v.dtype.kind in "iu":
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo < max(4 * len(v), 1 << 16):
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[v - lo] = True
+            lookup = np.cumsum(present, dtype=np.int64) - 1
+            return lookup[v - lo]
+    return pd.factorize(v)[0].astype(np.int64)
+
+
 def _period_ordinal(s: pd.Series, freq: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s) or s.dtype == object:
         d = pd.to_datetime(s).to_numpy().astype("datetime64[D]")
@@ -895,7 +1007,7 @@ def _lag_index(
 
     One factorisation and one sorted key serve every lag.
     """
-    cust = pd.factorize(panel[customer])[0].astype(np.int64)
+    cust = _codes(panel[customer].to_numpy())
     po = _period_ordinal(panel[period], freq)
     lo = po.min() if len(po) else 0
     span = np.int64(po.max() - lo + 1 + max(lags, default=0)) if len(po) else 1
@@ -1001,6 +1113,52 @@ def _check_fe_args(
         raise AnalysisError(f"lags must be non-negative integers, got {lags}")
 
 
+#: Largest number of levels of the smaller of two fixed effects solved directly.
+_DIRECT_FE_LEVELS = 2_000
+
+
+def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
+    """Remove two fixed effects exactly when one of them has few levels (e.g. periods).
+
+    With ``A`` the large effect (customers) and ``D`` the dummies of the small
+    one, the residual of ``v`` on both is ``M_A v - M_A D g`` with ``g``
+    solving ``(D' M_A D) g = D' M_A v`` (Frisch-Waugh-Lovell); ``D' M_A D`` is
+    a small ``T x T`` matrix built from customer-period counts. This is the
+    limit the alternating projections converge to, reached in a few passes
+    over the rows instead of many. Returns None when the shape does not fit
+    (not two effects, or both large), so the caller falls back to pyfixest.
+    """
+    if fe.shape[1] != 2 or not len(v):
+        return None
+    sizes = [int(fe[:, j].max()) + 1 for j in range(2)]
+    b_col = int(np.argmin(sizes))
+    a, b = fe[:, 1 - b_col], fe[:, b_col]
+    na, nb = sizes[1 - b_col], sizes[b_col]
+    if nb > _DIRECT_FE_LEVELS:
+        return None
+    from scipy import sparse
+
+    n_a = np.bincount(a, minlength=na).astype(float)
+    n_b = np.bincount(b, minlength=nb).astype(float)
+    counts = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(na, nb))
+    # D' P_A D = sum over customers of (counts by period)(counts by period)' / rows, in blocks
+    dpd = np.zeros((nb, nb))
+    step = 8192  # small blocks: BLAS is fast on them single-threaded
+    for i in range(0, na, step):
+        blk = counts[i : i + step].toarray()
+        dpd += blk.T @ (blk / n_a[i : i + step, None])
+    dmd = np.diag(n_b) - dpd
+    pinv = np.linalg.pinv(dmd, rcond=1e-12, hermitian=True)
+    out = np.empty_like(v)
+    for j in range(v.shape[1]):
+        col = v[:, j]
+        ma = col - (np.bincount(a, weights=col, minlength=na) / n_a)[a]
+        g = pinv @ np.bincount(b, weights=ma, minlength=nb)
+        gb = g[b]
+        out[:, j] = ma - (gb - (np.bincount(a, weights=gb, minlength=na) / n_a)[a])
+    return out
+
+
 def _fe_fits(
     df: pd.DataFrame,
     y: np.ndarray,
@@ -1029,16 +1187,17 @@ def _fe_fits(
     rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
     y, x = y[rows], x[rows]
     fe_codes = (
-        np.column_stack([pd.factorize(df[f].to_numpy()[rows])[0] for f in fixed_effects]).astype(
-            np.int64
-        )
+        np.column_stack([_codes(df[f].to_numpy()[rows]) for f in fixed_effects])
         if fixed_effects
         else np.empty((len(rows), 0), dtype=np.int64)
     )
     ok = np.ones(len(rows), dtype=bool)
     for j in range(fe_codes.shape[1]):
         ok &= fe_codes[:, j] >= 0
-    cl = pd.factorize(df[cluster].to_numpy()[rows])[0]
+    if cluster in fixed_effects:  # usually: customers are both an effect and the cluster
+        cl = fe_codes[:, list(fixed_effects).index(cluster)]
+    else:
+        cl = _codes(df[cluster].to_numpy()[rows])
     ok &= cl >= 0
     n_singletons = 0
     if fixed_effects:
@@ -1073,11 +1232,15 @@ def _fe_fits(
     if not fit_models:
         return out
     y, x = y[idx], x[idx]
-    cl = pd.factorize(cl[idx])[0]
-    cust_n = int(pd.unique(df[customer].to_numpy()[rows[idx]]).size)
+    cl = _codes(cl[idx])
+    cust_n = (
+        int(cl.max()) + 1
+        if customer == cluster
+        else int(pd.unique(df[customer].to_numpy()[rows[idx]]).size)
+    )
     del rows
     fe = (
-        np.column_stack([pd.factorize(fe_codes[idx, j])[0] for j in range(fe_codes.shape[1])])
+        np.column_stack([_codes(fe_codes[idx, j]) for j in range(fe_codes.shape[1])])
         if fixed_effects
         else np.empty((len(idx), 0), dtype=np.int64)
     )
@@ -1085,10 +1248,14 @@ def _fe_fits(
     used = sorted({c for m in fit_models for c in models[m]})
     converged = True
     if fixed_effects:
-        from pyfixest.core.demean import demean
-
         yx = np.ascontiguousarray(np.column_stack([y, x[:, used]]))
-        res, converged = demean(yx, fe.astype(np.uint64), np.ones(len(y)), tol=tol, maxiter=maxiter)
+        res = _demean_two_way(yx, fe)
+        if res is None:
+            from pyfixest.core.demean import demean
+
+            res, converged = demean(
+                yx, fe.astype(np.uint64), np.ones(len(y)), tol=tol, maxiter=maxiter
+            )
         del yx
         yd = res[:, 0]
         xcols = {c: res[:, 1 + i] for i, c in enumerate(used)}
@@ -1460,6 +1627,24 @@ def _delta_eta(hz: HazardResult, cp: pd.DataFrame, scenario: Scenario) -> np.nda
     return d
 
 
+def _censored_at_last_row(cp: pd.DataFrame, ok: np.ndarray, customer: str) -> int:
+    """Count customers whose last usable row (latest stop) is censored, not a churn."""
+    c = cp[customer].to_numpy()[ok]
+    stop = cp["stop"].to_numpy()[ok]
+    event = cp["event"].to_numpy()[ok]
+    if not len(c):
+        return 0
+    ordered = np.issubdtype(c.dtype, np.number) and bool(
+        ((c[1:] > c[:-1]) | ((c[1:] == c[:-1]) & (stop[1:] > stop[:-1]))).all()
+    )
+    if not ordered:  # counting_process output is ordered already; anything else is sorted
+        rows = pd.DataFrame({"c": c, "stop": stop, "event": event})
+        last = rows.sort_values(["c", "stop"]).groupby("c", sort=False).tail(1)
+        return int((last["event"] == 0).sum())
+    is_last = np.r_[c[1:] != c[:-1], True]
+    return int((event[is_last] == 0).sum())
+
+
 def revenue_at_stake(
     hazards: HazardResult,
     cp: pd.DataFrame,
@@ -1511,8 +1696,9 @@ def revenue_at_stake(
         revenue_at_stake (currency, + ci), assumptions.
     """
     need = [c for c in hazards.design]
-    rows = cp.dropna(subset=need)
-    cases = rows.loc[rows["event"] == 1]
+    # masks rather than cp.dropna(): the rows can be tens of millions
+    ok = ~cp[need].isna().any(axis=1).to_numpy()
+    cases = cp.loc[ok & (cp["event"].to_numpy() == 1)]
     d = _delta_eta(hazards, cases, scenario)
     beta = hazards.summary["coef"].to_numpy()
     cov = hazards.cov.to_numpy()
@@ -1520,10 +1706,9 @@ def revenue_at_stake(
     prevented = float(np.sum(1 - ratio))
     grad = -(ratio[:, None] * d).sum(axis=0)
     var_prev = float(grad @ cov @ grad) + float(np.sum((1 - ratio) ** 2))
-    person_years = float((rows["stop"] - rows["start"]).sum()) / 365.25
+    person_years = float((cp["stop"] - cp["start"]).to_numpy()[ok].sum()) / 365.25
     if customers_at_risk is None:
-        last = rows.sort_values([customer, "stop"]).groupby(customer, sort=False).tail(1)
-        customers_at_risk = int((last["event"] == 0).sum())
+        customers_at_risk = _censored_at_last_row(cp, ok, customer)
     scale = customers_at_risk / person_years if person_years > 0 else float("nan")
     per_year = prevented * scale
     se_year = math.sqrt(var_prev) * scale
@@ -1870,7 +2055,7 @@ def monthly_revenue(
     y = panel[outcome].to_numpy(dtype=float)
     ok = ~np.isnan(y)
     y = y[ok]
-    g = pd.factorize(panel[customer].to_numpy()[ok])[0]
+    g = _codes(panel[customer].to_numpy()[ok])
     n, ng = len(y), int(g.max()) + 1 if len(g) else 0
     if n == 0:
         return float("nan"), float("nan")
@@ -2682,10 +2867,20 @@ def _study_frames(
     cols = list(dict.fromkeys(["customer_id", *lifetime_columns]))
     lt = _with_codes(lt_expr.select(*[c for c in cols if c in lt_expr.columns]).to_pandas(), ids)
     lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    ex = _with_codes(src.table("experience").to_pandas(), ids)
-    for c in ("compensated", "first_contact_resolution", "sla_met"):
-        if c in ex.columns and ex[c].dtype == object:
-            ex[c] = ex[c].astype("boolean")
+    ex_t = src.table("experience")
+    ex_a = ex_t.drop(*[c for c in ("response_hours",) if c in ex_t.columns]).to_pyarrow()
+    # Arrow to pandas directly: nullable booleans stay vectorised (not Python objects)
+    ex = ex_a.drop_columns(["customer_id"]).to_pandas(
+        types_mapper={pa.bool_(): pd.BooleanDtype()}.get, date_as_object=False
+    )
+    ex_id = ex_a.column("customer_id").combine_chunks()
+    del ex_a
+    ex_code = pc.index_in(ex_id, value_set=ids.cast(ex_id.type)).fill_null(-1)
+    ex.insert(0, "customer_id", ex_code.to_numpy(zero_copy_only=False).astype(np.int32))
+    del ex_id, ex_code
+    for c in ("kind", "touchpoint"):  # one byte per row instead of a string
+        if c in ex.columns:
+            ex[c] = ex[c].astype("category")
     cu = src.table("customers")
     cust = _with_codes(
         cu.select("customer_id", *([group] if group and group in cu.columns else [])).to_pandas(),
@@ -2828,6 +3023,32 @@ def run_study(
         Customer attribute with its own baseline hazard; ``""`` (default):
         params ``cox_strata``; ``None``: no strata.
     """
+    from threadpoolctl import threadpool_limits
+
+    # Every matrix here is narrow (a few columns); multithreaded BLAS only spins and
+    # competes with the notebook running beside this one.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_study(
+            study,
+            landmark_months=landmark_months,
+            driver_window_days=driver_window_days,
+            update=update,
+            adjust=adjust,
+            strata=strata,
+            alpha=alpha,
+        )
+
+
+def _run_study(
+    study: Any,
+    *,
+    landmark_months: int | None,
+    driver_window_days: int | None,
+    update: str | None,
+    adjust: Sequence[str] | None,
+    strata: str | None,
+    alpha: float,
+) -> StudyResults:
     p = study.params.experience
     landmark_months = landmark_months or p.km_landmark_months
     driver_window_days = driver_window_days or p.driver_window_days
@@ -2880,6 +3101,15 @@ def run_study(
         lt, ex, window_days=p.window_days, period=period, update=update, keep=keep
     )
     cp = add_panel_columns(cp, pn, ["member"])
+    # what the study does not use goes now: the rows can be tens of millions
+    cp = cp.drop(
+        columns=[
+            c
+            for c in ("period", "nps_last", "csat_last", "failures_window")
+            + ("uncompensated_failures_window",)
+            if c in cp.columns
+        ]
+    )
     base = [
         "nps_category",
         "unresolved_window",
@@ -2916,8 +3146,11 @@ def run_study(
     h = monthly_churn(cp, alpha)
     rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
-    full = pn[pn["churned"] == 0] if "churned" in pn.columns else pn
-    del pn  # the largest table: only its full-month rows are needed from here on
+    full = pn.loc[
+        pn["churned"].to_numpy() == 0,
+        ["customer_id", "period", "revenue", "csat_mean", "unresolved_tickets", "sla_breaches"],
+    ]
+    del pn  # only its full-month rows are needed from here on
     lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
     try:
         fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
