@@ -81,9 +81,13 @@ def _require(df: pd.DataFrame, table: str, cols: Sequence[str]) -> None:
 
 def _month_index(dates: pd.Series, origin: pd.Timestamp) -> np.ndarray:
     """Calendar-month index of each date relative to the month of ``origin`` (NaT -> large)."""
-    d = pd.to_datetime(dates)
-    idx = (d.dt.year - origin.year) * 12 + (d.dt.month - origin.month)
-    return idx.to_numpy(dtype="float64")
+    d = pd.to_datetime(pd.Series(dates)).to_numpy()
+    months = d.astype("datetime64[M]")
+    idx = (months - np.datetime64(pd.Timestamp(origin).to_period("M").start_time, "M")).astype(
+        "float64"
+    )
+    idx[np.isnat(d)] = np.nan
+    return idx
 
 
 def _add_months(origin: pd.Timestamp, months: np.ndarray) -> np.ndarray:
@@ -845,26 +849,27 @@ def event_study_panel(
     first = np.maximum(signup_m + 1, 0)
     stop = _month_index(c["churn_date"], ws) - 1
     stop = np.where(np.isnan(stop), last, np.minimum(stop, last))
-    n_months = (stop - first + 1).clip(min=0).astype(int)
+    n_months = (stop - first + 1).clip(min=0).astype(np.int64)
+    start = np.cumsum(n_months) - n_months  # first panel row of each customer
     rows = np.repeat(np.arange(len(c)), n_months)
-    offset = np.arange(rows.size) - np.repeat(np.cumsum(n_months) - n_months, n_months)
-    period = (np.repeat(first, n_months) + offset).astype(int)
+    offset = np.arange(rows.size) - start[rows]
+    period = (first[rows] + offset).astype(np.int32)
     panel = pd.DataFrame({"customer_id": c["customer_id"].to_numpy()[rows], "period": period})
     for col in ("segment", "value_tier"):
         if col in c:
-            panel[col] = c[col].to_numpy()[rows]
+            panel[col] = pd.Categorical(c[col]).take(rows)
 
-    key = pd.Index(c["customer_id"])
-    pos = key.get_indexer(transactions["customer_id"])
+    # each transaction's panel row, found arithmetically (rows are contiguous per customer)
+    pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
+    tper = _month_index(transactions["date"], ws)
     ok = pos >= 0
-    tper = _month_index(transactions["date"], ws)[ok].astype(int)
-    amt = transactions["amount"].to_numpy(float)[ok]
-    cell = pos[ok].astype(np.int64) * (last + 1) + tper
-    valid = (tper >= 0) & (tper <= last)
-    rev = pd.Series(amt[valid]).groupby(cell[valid]).agg(["sum", "size"])
-    pcell = rows.astype(np.int64) * (last + 1) + period
-    panel["revenue"] = pd.Series(pcell).map(rev["sum"]).fillna(0.0).to_numpy()
-    panel["purchases"] = pd.Series(pcell).map(rev["size"]).fillna(0).astype(int).to_numpy()
+    pos_ok = pos[ok]
+    tp = tper[ok]
+    inside = (tp >= first[pos_ok]) & (tp <= stop[pos_ok])
+    prow = (start[pos_ok] + tp - first[pos_ok])[inside].astype(np.int64)
+    amt = transactions["amount"].to_numpy(float)[ok][inside]
+    panel["revenue"] = np.bincount(prow, weights=amt, minlength=len(panel))
+    panel["purchases"] = np.bincount(prow, minlength=len(panel)).astype(np.int32)
 
     cohort = np.full(len(c), np.nan)
     if loyalty is not None and len(loyalty):
@@ -873,7 +878,7 @@ def event_study_panel(
         cohort = np.where((g >= 0) & (g <= last), g, np.nan)
     panel["cohort"] = cohort[rows]
     panel["rel"] = panel["period"] - panel["cohort"]
-    panel["period_start"] = _add_months(ws, panel["period"].to_numpy())
+    panel["period_start"] = _add_months(ws, np.arange(last + 1))[period]
     return panel
 
 
