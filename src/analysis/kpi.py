@@ -23,6 +23,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.derive import period_start, period_starts
 
@@ -172,7 +174,9 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
         m = mem.merge(ends, on="customer_id", how="left")
         m["member_end"] = pd.concat([pd.to_datetime(m["left_date"]), pd.to_datetime(m["end_date"])],
                                     axis=1).min(axis=1)
-        m = m[m["customer_id"].isin(lt["customer_id"])]
+        # Arrow's hash lookup: pandas' isin on Arrow strings builds Python objects (20 s at 1M)
+        keep = pc.is_in(pa.array(m["customer_id"]), value_set=pa.array(lt["customer_id"]))
+        m = m[keep.to_numpy(zero_copy_only=False)]
         out["members"] = member_counts(m, out)
         out["member_share"] = out["members"] / out["active"].where(out["active"] > 0)
     else:
