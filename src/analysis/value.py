@@ -1808,16 +1808,9 @@ def value_concentration(
     k = max(1, int(round(top * n)))
     share = v[:k].sum() / v.sum()
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        # A resample of the descending values is each value repeated by its draw
-        # count, already in order: the top-k sum needs counts, not a sort. (The draws
-        # are those of rng.choice(v, n), which calls rng.integers(0, n, n).)
-        cnt = np.bincount(rng.integers(0, n, n), minlength=n)
-        cum = np.cumsum(cnt)
-        j = int(np.searchsorted(cum, k))  # value at position k of the sorted resample
-        top_sum = np.dot(cnt[:j], v[:j]) + (k - (cum[j - 1] if j else 0)) * v[j]
-        boots.append(top_sum / np.dot(cnt, v))
+    # One BLAS thread: waking idle BLAS threads for each short dot costs more than the dot.
+    with threadpool_limits(1):
+        boots = [_top_share_resample(v, k, rng) for _ in range(n_boot)]
     a = (1 - level) / 2
     lo, hi = np.quantile(boots, [a, 1 - a])
     return {
@@ -1827,6 +1820,19 @@ def value_concentration(
         "top": top,
         "n_customers": int(n),
     }
+
+
+def _top_share_resample(v: np.ndarray, k: int, rng) -> float:
+    """Return the top-k share of one bootstrap resample of the descending values ``v``."""
+    n = v.size
+    # A resample of the descending values is each value repeated by its draw count,
+    # already in order: the top-k sum needs counts, not a sort. (The draws are those
+    # of rng.choice(v, n), which calls rng.integers(0, n, n).)
+    cnt = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+    cum = np.cumsum(cnt)
+    j = int(np.searchsorted(cum, k))  # value at position k of the sorted resample
+    top_sum = np.dot(cnt[:j], v[:j]) + (k - (cum[j - 1] if j else 0)) * v[j]
+    return float(top_sum / np.dot(cnt, v))
 
 
 def customers_to_protect(
@@ -2641,12 +2647,13 @@ def fit_churn_risk(
     boots = []
     n = yte.size
     ranks = _AUCRanks(p, yte)
-    for _ in range(n_boot):
-        i = rng.integers(0, n, n)
-        # The resample as case weights: no sort per resample.
-        a = ranks.auc(np.bincount(i, minlength=n))
-        if np.isfinite(a):  # both outcomes in the resample
-            boots.append(a)
+    with threadpool_limits(1):
+        for _ in range(n_boot):
+            i = rng.integers(0, n, n)
+            # The resample as case weights: no sort per resample.
+            a = ranks.auc(np.bincount(i, minlength=n))
+            if np.isfinite(a):  # both outcomes in the resample
+                boots.append(a)
     auc_ci = tuple(float(v) for v in np.quantile(boots, [0.025, 0.975]))
     slope, intercept, cal_ci = calibration_slope_intercept(yte, p)
     importance = imp
