@@ -439,29 +439,42 @@ def counting_process(
     keys.sort()
     keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     kc = keys // big
-    kd = keys - kc * big
     # keep breakpoints inside [entry, dur] of their customer
-    inside = (kd >= entry[kc]) & (kd <= dur[kc])
-    keys, kc, kd = keys[inside], kc[inside], kd[inside]
+    kd = keys - kc * big
+    inside = kd >= entry[kc]
+    inside &= kd <= dur[kc]
+    del kc, kd
+    keys = keys[inside]
     del inside
+    kc = keys // big
     same = kc[:-1] == kc[1:]
     rc = kc[:-1][same]
-    rstart = kd[:-1][same]
-    rstop = kd[1:][same]
-    rkey = keys[:-1][same]
-    del keys, kc, kd, same
-
+    del kc
     rc = rc.astype(np.int32) if n < 2**31 else rc
+    rkey = keys[:-1][same]
+    rstop = keys[1:][same]
+    del keys, same
+    rstart = (rkey - rc * big).astype(np.int32)
+    rstop -= rc * big
+    rstop = rstop.astype(np.int32)
+
     out = {
         customer: lt[customer].to_numpy()[rc],
-        "start": rstart.astype(np.int32),
-        "stop": rstop.astype(np.int32),
+        "start": rstart,
+        "stop": rstop,
         "event": ((rstop == dur[rc]) & (ev_flag[rc] == 1)).astype(np.int8),
     }
     if period is not None:
-        out["period"] = _period_floor(
-            start_date[rc] + (rstart + 1).astype("timedelta64[D]"), period
-        ).astype("datetime64[ns]")
+        # in blocks: the date arithmetic needs several temporaries per row
+        per = np.empty(len(rc), dtype="datetime64[ns]")
+        step = 1 << 21
+        for i in range(0, len(rc), step):
+            sl = slice(i, i + step)
+            per[sl] = _period_floor(
+                start_date[rc[sl]] + (rstart[sl] + 1).astype("timedelta64[D]"), period
+            )
+        out["period"] = per
+        del per
     for score, (skeys, sval) in survey_keys.items():
         if not len(skeys):
             continue
@@ -475,15 +488,19 @@ def counting_process(
     v = out["nps_last"]
     if np.nanmax(np.r_[v, 0.0]) > 10 or np.nanmin(np.r_[v, 0.0]) < 0:
         nps_categories(v)  # raises with the offending values
-    codes = np.where(np.isnan(v), 3, np.where(v >= 9, 0, np.where(v >= 7, 1, 2)))
+    codes = np.full(len(v), 3, dtype=np.int8)  # none, then detractor / passive / promoter
+    codes[~np.isnan(v)] = 2
+    codes[v >= 7] = 1
+    codes[v >= 9] = 0
     out["nps_category"] = pd.Categorical.from_codes(codes, categories=[*NPS_LEVELS, NO_SURVEY])
+    del codes
     for name, (k_in, k_out) in streams.items():
         # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
         cnt = _count_at_or_before(k_in, rkey)
         cnt -= _count_at_or_before(k_out, rkey)
         out[name] = cnt.astype(np.int16)
         del cnt
-    del rkey, rstart, rstop
+    del rkey, rstart, rstop, v
     res = pd.DataFrame(out, copy=False)  # no consolidating copy of tens of millions of rows
     del out
     for c in keep:  # take() keeps the dtype (a categorical stays one byte per row)
@@ -573,17 +590,25 @@ def _design(
                     ],
                 )
             design[c] = ("categorical", ref)
-            v = s.astype(object).to_numpy()
             for lv in levels:
                 if lv == ref:
                     continue
-                cols.append((v == lv).astype(float))
+                cols.append((c, lv))
                 names.append(f"{c}[{lv}]")
         else:
             design[c] = ("numeric", None)
-            cols.append(s.to_numpy(dtype=float))
+            cols.append((c, None))
             names.append(c)
-    x = np.column_stack(cols) if cols else np.empty((len(df), 0))
+    # filled column by column: no list of full-length columns next to the matrix
+    x = np.empty((len(df), len(cols)))
+    for j, (c, lv) in enumerate(cols):
+        s = df[c]
+        if lv is None:
+            x[:, j] = s.to_numpy(dtype=float)
+        elif isinstance(s.dtype, pd.CategoricalDtype):
+            x[:, j] = s.cat.codes.to_numpy() == s.cat.categories.get_loc(lv)
+        else:
+            x[:, j] = s.astype(object).to_numpy() == lv
     return x, names, design
 
 
@@ -632,9 +657,24 @@ def churn_hazards(
     ref = {"nps_category": "promoter"}
     ref.update(reference or {})
     need = covariates + ([strata] if strata else [])
-    miss = cp[need].isna().any(axis=1)
-    d = cp.loc[~miss, [customer, "start", "stop", "event", *need]]
+    miss = np.zeros(len(cp), dtype=bool)
+    for c in need:  # column by column: no copy of the covariate block
+        miss |= cp[c].isna().to_numpy()
+    n_miss = int(miss.sum())
+    cols = [customer, "start", "stop", "event", *need]
+    d = cp.loc[~miss, cols] if n_miss else cp[cols]
+    del miss
     d = _collapse(d, customer, [*need])
+    if strata:
+        # rows of one stratum together (stable: customers stay in order), so the
+        # Cox fit slices strata without copying the design matrix
+        sc = _codes(
+            d[strata].cat.codes
+            if isinstance(d[strata].dtype, pd.CategoricalDtype)
+            else d[strata].to_numpy()
+        )
+        if len(sc) > 1 and not bool((sc[1:] >= sc[:-1]).all()):
+            d = d.iloc[np.argsort(sc, kind="stable")].reset_index(drop=True)
     x, names, design = _design(d, covariates, ref)
     if d["event"].sum() == 0:
         raise AnalysisError("No churn events in the rows: a hazard model cannot be fitted.")
@@ -684,7 +724,7 @@ def churn_hazards(
         person_days=float((d["stop"] - d["start"]).sum()),
         alpha=alpha,
         strata=strata,
-        dropped_missing=int(miss.sum()),
+        dropped_missing=n_miss,
         window_days=cp.attrs.get("window_days"),
     )
 
@@ -957,7 +997,7 @@ def _codes(values: Any) -> np.ndarray:
             present = np.zeros(hi - lo + 1, dtype=bool)
             present[v - lo] = True
             lookup = np.cumsum(present, dtype=np.int64) - 1
-            return lookup[v - lo]
+            return lookup.astype(np.int32 if len(lookup) < 2**31 else np.int64)[v - lo]
     return pd.factorize(v)[0].astype(np.int64)
 
 
@@ -1140,13 +1180,26 @@ def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
 
     n_a = np.bincount(a, minlength=na).astype(float)
     n_b = np.bincount(b, minlength=nb).astype(float)
-    counts = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(na, nb))
-    # D' P_A D = sum over customers of (counts by period)(counts by period)' / rows, in blocks
+    # D' P_A D = sum over customers of (rows by period)(rows by period)' / rows, in blocks of
+    # customers (small blocks: BLAS is fast on them single-threaded)
     dpd = np.zeros((nb, nb))
-    step = 8192  # small blocks: BLAS is fast on them single-threaded
-    for i in range(0, na, step):
-        blk = counts[i : i + step].toarray()
-        dpd += blk.T @ (blk / n_a[i : i + step, None])
+    step = 8192
+    if bool((a[1:] >= a[:-1]).all()):  # rows grouped by customer (a panel): slice, no index
+        cuts = np.searchsorted(a, np.arange(0, na + step, step))
+        for k, i in enumerate(range(0, na, step)):
+            r0, r1 = cuts[k], cuts[k + 1]
+            c = min(step, na - i)
+            blk = (
+                np.bincount((a[r0:r1] - i).astype(np.int64) * nb + b[r0:r1], minlength=c * nb)
+                .reshape(c, nb)
+                .astype(float)
+            )
+            dpd += blk.T @ (blk / n_a[i : i + c, None])
+    else:
+        counts = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(na, nb))
+        for i in range(0, na, step):
+            blk = counts[i : i + step].toarray()
+            dpd += blk.T @ (blk / n_a[i : i + step, None])
     dmd = np.diag(n_b) - dpd
     pinv = np.linalg.pinv(dmd, rcond=1e-12, hermitian=True)
     out = np.empty_like(v)
@@ -1183,8 +1236,11 @@ def _fe_fits(
     Demeaning works column by column, so this equals fitting each model on
     its own. Returns one FEResult (or the AnalysisError it raised) per model.
     """
-    ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+    ok = ~np.isnan(y)
+    for j in range(x.shape[1]):
+        ok &= ~np.isnan(x[:, j])
     rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
+    del ok
     y, x = y[rows], x[rows]
     fe_codes = (
         np.column_stack([_codes(df[f].to_numpy()[rows]) for f in fixed_effects])
@@ -1200,12 +1256,15 @@ def _fe_fits(
         cl = _codes(df[cluster].to_numpy()[rows])
     ok &= cl >= 0
     n_singletons = 0
+    all_ok = bool(ok.all())
     if fixed_effects:
-        keep = _drop_singletons(fe_codes[ok])
+        keep = _drop_singletons(fe_codes if all_ok else fe_codes[ok])
         n_singletons = int((~keep).sum())
-        idx = np.flatnonzero(ok)[keep]
+        idx = np.flatnonzero(keep) if all_ok else np.flatnonzero(ok)[keep]
     else:
         idx = np.flatnonzero(ok)
+    del ok
+    whole = len(idx) == len(rows)  # idx is then 0..n-1: no copies needed
     out: list[FEResult | AnalysisError] = []
     fit_models = []
     for cols in models:
@@ -1231,8 +1290,9 @@ def _fe_fits(
             fit_models.append(len(out) - 1)
     if not fit_models:
         return out
-    y, x = y[idx], x[idx]
-    cl = _codes(cl[idx])
+    if not whole:
+        y, x = y[idx], x[idx]
+    cl = cl if whole and cluster in fixed_effects else _codes(cl[idx])
     cust_n = (
         int(cl.max()) + 1
         if customer == cluster
@@ -1240,15 +1300,21 @@ def _fe_fits(
     )
     del rows
     fe = (
-        np.column_stack([_codes(fe_codes[idx, j]) for j in range(fe_codes.shape[1])])
+        (
+            fe_codes
+            if whole
+            else np.column_stack([_codes(fe_codes[idx, j]) for j in range(fe_codes.shape[1])])
+        )
         if fixed_effects
         else np.empty((len(idx), 0), dtype=np.int64)
     )
-    del fe_codes
+    del fe_codes, idx
     used = sorted({c for m in fit_models for c in models[m]})
     converged = True
     if fixed_effects:
         yx = np.ascontiguousarray(np.column_stack([y, x[:, used]]))
+        y_mean = float(y.mean())
+        del x
         res = _demean_two_way(yx, fe)
         if res is None:
             from pyfixest.core.demean import demean
@@ -1261,6 +1327,7 @@ def _fe_fits(
         xcols = {c: res[:, 1 + i] for i, c in enumerate(used)}
     else:
         yd = y
+        y_mean = float(y.mean())
         xcols = {c: x[:, c] for c in used}
     n_obs = len(y)
     g = int(cl.max()) + 1
@@ -1336,7 +1403,7 @@ def _fe_fits(
             ssc=float(ssc),
             singletons_dropped=n_singletons,
             converged=bool(converged),
-            outcome_mean=float(y.mean()),
+            outcome_mean=y_mean,
             fixed_effects=tuple(fixed_effects),
             r2_within=r2w,
         )
