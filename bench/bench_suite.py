@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -83,7 +84,7 @@ def run_suite(n: int, jobs: int, timeout: int) -> dict:
     for line in proc.stdout:
         lines.append(line.rstrip())
         print(f"[{time.monotonic() - t0:7.1f} s] {line.rstrip()}", flush=True)
-        if prelude is None and line.startswith("running "):
+        if prelude is None and re.search(r"\brunning \d+ report", line):
             prelude = time.monotonic() - t0
     code = proc.wait()
     wall = time.monotonic() - t0

@@ -614,6 +614,8 @@ def test_parallel_workers_share_the_cores_instead_of_oversubscribing(monkeypatch
     assert rn.thread_env(16, {})["OPENBLAS_NUM_THREADS"] == "1"
     # a limit the user set is kept
     assert rn.thread_env(2, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
+    assert "ANALYSIS_ENGINE_MEMORY" not in rn.thread_env(2, {})
+    assert rn.thread_env(2, {}, engine_memory="2GB")["ANALYSIS_ENGINE_MEMORY"] == "2GB"
 
 
 def test_duckdb_threads_follow_the_environment(monkeypatch, tmp_path):
@@ -627,5 +629,8 @@ def test_duckdb_threads_follow_the_environment(monkeypatch, tmp_path):
         data = importlib.import_module("analysis.data")
     params = config.params_from_dict({"data": {"path": str(tmp_path)}})
     monkeypatch.setenv(data.THREADS_ENV, "1")
+    monkeypatch.setenv(data.MEMORY_ENV, "1GB")
     con = data.connect(params)
     assert con.raw_sql("SELECT current_setting('threads')").fetchone()[0] == 1
+    limit = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "") in ("1GB", "953.6MiB")  # DuckDB reports 10^9 bytes in MiB

@@ -73,6 +73,7 @@ class ReportsParams:
     jobs: int = 2  # notebooks executed in parallel
     kernel_name: str = "python3"  # Jupyter kernel used by papermill
     title: str = "Customer retention reports"  # title of the index page
+    engine_memory_limit: str | None = None  # DuckDB memory cap per notebook, e.g. "2GB" (it spills to disk beyond); empty: DuckDB's default (80% of RAM)
 
 
 @dataclass

@@ -105,17 +105,25 @@ class Source:
 
 
 THREADS_ENV = "ANALYSIS_THREADS"
+MEMORY_ENV = "ANALYSIS_ENGINE_MEMORY"
 
 
 def _duckdb_config() -> dict:
-    """DuckDB settings from the environment: ``ANALYSIS_THREADS`` caps its worker threads.
+    """DuckDB settings from the environment: ``ANALYSIS_THREADS`` caps its worker threads,
+    ``ANALYSIS_ENGINE_MEMORY`` (e.g. ``2GB``) its memory (it spills to disk beyond).
 
     The report runner sets it (and the BLAS/OpenMP thread variables) for each notebook to
     the machine's cores divided by the notebooks running at once, so parallel notebooks
     do not oversubscribe the CPU.
     """
+    out = {}
     n = os.environ.get(THREADS_ENV, "").strip()
-    return {"threads": int(n)} if n.isdigit() and int(n) > 0 else {}
+    if n.isdigit() and int(n) > 0:
+        out["threads"] = int(n)
+    mem = os.environ.get(MEMORY_ENV, "").strip()
+    if mem:
+        out["memory_limit"] = mem
+    return out
 
 
 def connect(params: Params):

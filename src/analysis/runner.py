@@ -552,11 +552,14 @@ def _worker(spec_path: str) -> int:
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ANALYSIS_THREADS")
 
 
-def thread_env(jobs: int, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def thread_env(
+    jobs: int, environ: Mapping[str, str] | None = None, *, engine_memory: str | None = None
+) -> dict[str, str]:
     """Return the environment for a notebook worker when ``jobs`` notebooks run at once.
 
     Each worker gets ``max(1, cores // jobs)`` threads for BLAS/OpenMP (numpy, scipy,
-    scikit-learn) and DuckDB (``ANALYSIS_THREADS``, read by :mod:`analysis.data`).
+    scikit-learn) and DuckDB (``ANALYSIS_THREADS``, read by :mod:`analysis.data`), and
+    DuckDB a memory cap when ``engine_memory`` (``reports.engine_memory_limit``) is set.
     Without this, two notebooks on two cores each start multi-threaded linear algebra
     that spins against the other: a logistic fit measured 7-20 times slower. Variables
     the user has already set are left alone.
@@ -565,6 +568,8 @@ def thread_env(jobs: int, environ: Mapping[str, str] | None = None) -> dict[str,
     n = str(max(1, (os.cpu_count() or 1) // max(1, int(jobs))))
     for var in THREAD_VARS:
         env.setdefault(var, n)
+    if engine_memory:  # params reports.engine_memory_limit
+        env.setdefault("ANALYSIS_ENGINE_MEMORY", str(engine_memory))
     return env
 
 
@@ -808,7 +813,10 @@ class _Runner:
         with open(job.log, "wb") as log:
             job.proc = subprocess.Popen(
                 [sys.executable, "-m", "analysis.runner", "--worker", str(job.spec)],
-                env=thread_env(self.jobs),
+                env=thread_env(
+                    self.jobs,
+                    engine_memory=getattr(self.params.reports, "engine_memory_limit", None),
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
