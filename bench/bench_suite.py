@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_foundation import _world  # noqa: E402
 
 
-def _params(n: int, jobs: int, timeout: int) -> Path:
+def _params(n: int, jobs: int, timeout: int, engine_memory: str | None = None) -> Path:
     world = _world(n)
     out = ROOT / "data" / "bench" / f"reports_{n}"
     p = ROOT / "data" / "bench" / f"suite_{n}.yaml"
@@ -41,6 +41,7 @@ def _params(n: int, jobs: int, timeout: int) -> Path:
         f"# written by bench/bench_suite.py\ndata:\n  path: {world}\n"
         f"reports:\n  output_dir: {out}\n  jobs: {jobs}\n  timeout_seconds: {timeout}\n"
         f"  title: Benchmark reports ({n:,} customers)\n"
+        + (f"  engine_memory_limit: {engine_memory}\n" if engine_memory else "")
     )
     return p
 
@@ -64,9 +65,9 @@ def _sample(proc: psutil.Process, stop: threading.Event, out: dict) -> None:
         time.sleep(0.2)
 
 
-def run_suite(n: int, jobs: int, timeout: int) -> dict:
+def run_suite(n: int, jobs: int, timeout: int, engine_memory: str | None = None) -> dict:
     """Run the whole suite on the world of ``n`` customers; return timings and memory."""
-    params = _params(n, jobs, timeout)
+    params = _params(n, jobs, timeout, engine_memory)
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "analysis", "run", "--params", str(params)],
@@ -104,7 +105,7 @@ def run_suite(n: int, jobs: int, timeout: int) -> dict:
     }
 
 
-def render(results: list[dict], jobs: int, command: str) -> str:
+def render(results: list[dict], jobs: int, command: str, engine_memory: str | None) -> str:
     import platform
 
     names = sorted({k for r in results for k in r["reports"]})
@@ -138,7 +139,9 @@ def render(results: list[dict], jobs: int, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Runner with `jobs: {jobs}` (notebooks in parallel), sample worlds of "
+        f"Runner with `jobs: {jobs}` (notebooks in parallel)"
+        + (f", `engine_memory_limit: {engine_memory}`" if engine_memory else "")
+        + ", sample worlds of "
         "`bench/bench_foundation.py` (seed 7, Parquet). Report times are the runner's own "
         "(papermill execution plus HTML rendering and the privacy guard); reports run "
         f"{jobs} at a time, so the whole run is less than their sum. Machine: "
@@ -164,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=1800, help="per-notebook limit, seconds")
+    ap.add_argument("--engine-memory", help="reports.engine_memory_limit, e.g. 2GB")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "suite.md"))
     a = ap.parse_args(argv)
-    results = [run_suite(n, a.jobs, a.timeout) for n in a.customers]
+    results = [run_suite(n, a.jobs, a.timeout, a.engine_memory) for n in a.customers]
     cmd = ".venv/bin/python bench/bench_suite.py " + " ".join(
         ["--customers", *map(str, a.customers), "--jobs", str(a.jobs)]
+        + (["--engine-memory", a.engine_memory] if a.engine_memory else [])
     )
-    text = render(results, a.jobs, cmd)
+    text = render(results, a.jobs, cmd, a.engine_memory)
     Path(a.out).write_text(text)
     print(text)
     return max(r["exit_code"] for r in results)
