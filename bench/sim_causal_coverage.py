@@ -1,11 +1,12 @@
-"""Simulation study: bias and 95% CI coverage of the landmark IPW / AIPW estimates.
+"""Simulation study: bias and 95% CI coverage of the loyalty IPW / AIPW estimates.
 
 Repeats the sample-world analysis over many independently seeded small worlds
-(analysis.synth), each with its own truth.json, and reports for every landmark,
-outcome, estimand and method: mean bias, RMSE, mean standard error vs the
-empirical standard deviation, and the share of 95% intervals covering the
-world's truth. Also: coverage of the planted churn hazard ratio by the IP-weighted
-Cox interval, and the naive contrast's mean bias.
+(analysis.synth), each with its own truth.json, and reports for each design
+(pooled sequential trials, the report's headline; landmarks 6 and 12), outcome,
+estimand and method: mean bias, RMSE, mean standard error vs the empirical
+standard deviation, and the share of 95% intervals covering the world's truth.
+Also: coverage of the planted churn hazard ratio by the IP-weighted Cox interval
+at each landmark, and the naive contrast's mean bias.
 
 Usage::
 
@@ -25,8 +26,49 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import LOYALTY_COVARIATES
+from analysis.loyalty import trial_covariates
 
 COVARIATES = list(LOYALTY_COVARIATES)
+TRIAL_COVARIATES = trial_covariates(COVARIATES)
+
+
+def _estimates(f, truth, design, seed, covariates, cluster=None) -> list[dict]:
+    from analysis import causal
+
+    rows = []
+    for outcome in ("retained", "spend"):
+        for method in ("naive", "ipw", "aipw"):
+            for estimand in ("ATE", "ATT"):
+                if method == "naive" and estimand == "ATE":
+                    continue
+                eff = causal.estimate_effect(
+                    f,
+                    treatment="member",
+                    outcome=outcome,
+                    covariates=covariates,
+                    method=method,
+                    estimand=estimand,
+                    cluster=cluster,
+                )
+                target = truth[f"{outcome}_{estimand}"]
+                rows.append(
+                    {
+                        "seed": seed,
+                        "design": design,
+                        "outcome": outcome,
+                        "method": method,
+                        "estimand": estimand,
+                        "truth": target,
+                        "estimate": eff.estimate,
+                        "se": eff.se,
+                        "se_influence": eff.se_influence,
+                        "se_method": eff.se_method,
+                        "covered": eff.ci_lower < target < eff.ci_upper,
+                        "n": len(f),
+                        "n_treated": eff.n_treated,
+                    }
+                )
+    return rows
 
 
 def one_world(seed: int, n_customers: int) -> list[dict]:
@@ -38,6 +80,17 @@ def one_world(seed: int, n_customers: int) -> list[dict]:
     warnings.simplefilter("ignore")
     w = synth.generate(n_customers=n_customers, seed=seed)
     rows = []
+    win = w.truth["window"]
+    tf = loyalty.trial_frame(
+        w.tables["customers"],
+        w.tables["transactions"],
+        w.tables["loyalty"],
+        w.tables["experience"],
+        window_start=win["start"],
+        as_of=win["as_of"],
+    )
+    seq = w.truth["loyalty"]["sequential"]
+    rows += _estimates(tf, seq, "sequential trials", seed, TRIAL_COVARIATES, "customer_id")
     for L in (6, 12):
         truth = w.truth["loyalty"]["landmarks"][str(L)]
         f = loyalty.landmark_frame(
@@ -46,40 +99,12 @@ def one_world(seed: int, n_customers: int) -> list[dict]:
             w.tables["loyalty"],
             w.tables["experience"],
             landmark_months=L,
-            window_start=w.truth["window"]["start"],
-            as_of=w.truth["window"]["as_of"],
+            window_start=win["start"],
+            as_of=win["as_of"],
         )
         if f["member"].sum() < 20:
             continue
-        for outcome in ("retained", "spend"):
-            for method in ("naive", "ipw", "aipw"):
-                for estimand in ("ATE", "ATT"):
-                    if method == "naive" and estimand == "ATE":
-                        continue
-                    eff = causal.estimate_effect(
-                        f,
-                        treatment="member",
-                        outcome=outcome,
-                        covariates=COVARIATES,
-                        method=method,
-                        estimand=estimand,
-                    )
-                    target = truth[f"{outcome}_{estimand}"]
-                    rows.append(
-                        {
-                            "seed": seed,
-                            "landmark": L,
-                            "outcome": outcome,
-                            "method": method,
-                            "estimand": estimand,
-                            "truth": target,
-                            "estimate": eff.estimate,
-                            "se": eff.se,
-                            "covered": eff.ci_lower < target < eff.ci_upper,
-                            "n": len(f),
-                            "n_treated": eff.n_treated,
-                        }
-                    )
+        rows += _estimates(f, truth, f"landmark {L}", seed, COVARIATES)
         ipw = causal.estimate_effect(
             f, treatment="member", outcome="retained", covariates=COVARIATES, method="ipw"
         )
@@ -88,13 +113,15 @@ def one_world(seed: int, n_customers: int) -> list[dict]:
         rows.append(
             {
                 "seed": seed,
-                "landmark": L,
+                "design": f"landmark {L}",
                 "outcome": "churn hazard ratio",
                 "method": "ipw-cox",
                 "estimand": "HR (planted, structural)",
                 "truth": hr,
                 "estimate": cox.hazard_ratio,
                 "se": cox.se,
+                "se_influence": cox.se,
+                "se_method": "robust",
                 "covered": cox.ci_lower < hr < cox.ci_upper,
                 "n": len(f),
                 "n_treated": int(f["member"].sum()),
@@ -105,7 +132,7 @@ def one_world(seed: int, n_customers: int) -> list[dict]:
 
 def summarise(res: pd.DataFrame) -> pd.DataFrame:
     """Aggregate per landmark, outcome, method and estimand."""
-    g = res.groupby(["landmark", "outcome", "method", "estimand"], sort=True)
+    g = res.groupby(["design", "outcome", "method", "estimand"], sort=False)
     out = g.apply(
         lambda d: pd.Series(
             {
@@ -114,6 +141,7 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
                 "bias": (d["estimate"] - d["truth"]).mean(),
                 "rmse": float(np.sqrt(((d["estimate"] - d["truth"]) ** 2).mean())),
                 "mean_se": d["se"].mean(),
+                "mean_se_influence": d["se_influence"].mean(),
                 "sd_estimate_minus_truth": (d["estimate"] - d["truth"]).std(ddof=1),
                 "coverage_95": d["covered"].mean(),
             }
@@ -151,7 +179,14 @@ def main() -> None:
         f"{elapsed / 60:.1f} min\n"
     )
     fmt = summ.copy()
-    for c in ("mean_truth", "bias", "rmse", "mean_se", "sd_estimate_minus_truth"):
+    for c in (
+        "mean_truth",
+        "bias",
+        "rmse",
+        "mean_se",
+        "mean_se_influence",
+        "sd_estimate_minus_truth",
+    ):
         fmt[c] = fmt[c].map(lambda v: f"{v:.4g}")
     fmt["coverage_95"] = fmt["coverage_95"].map(lambda v: f"{100 * v:.1f}%")
     fmt["worlds"] = fmt["worlds"].astype(int)

@@ -64,7 +64,11 @@ NHEFS_COVARIATES = [
 
 
 def _fit(df, **kw):
-    args = dict(treatment="qsmk", outcome="wt82_71", covariates=NHEFS_COVARIATES)
+    # The book's analyses use large-sample (analytic / GEE) standard errors: pin that variant
+    # so the comparisons do not depend on when the default switches to the jackknife.
+    args = dict(
+        treatment="qsmk", outcome="wt82_71", covariates=NHEFS_COVARIATES, se_method="influence"
+    )
     args.update(kw)
     return causal.estimate_effect(df, **args)
 
@@ -293,6 +297,12 @@ def test_nhefs_ipw_se_agrees_with_bootstrap(nhefs):
     boot_se = float(np.std(reps, ddof=1))
     # Monte Carlo error of an SD from 150 draws is ~6%; allow 20%.
     assert eff.se == pytest.approx(boot_se, rel=0.2)
+    # The delete-group jackknife (the small-sample variant) estimates the same sampling SD.
+    jk = _fit(nhefs, method="ipw", se_method="jackknife")
+    assert jk.se_method == "jackknife" and jk.df == causal.JACKKNIFE_GROUPS - 1
+    assert jk.estimate == eff.estimate
+    assert jk.se == pytest.approx(boot_se, rel=0.2)
+    assert jk.se_influence == pytest.approx(eff.se, rel=1e-12)
 
 
 def test_nhefs_flexible_models_run_and_agree_roughly(nhefs):
@@ -399,3 +409,69 @@ def test_e_value_protective_and_null_and_conversions():
     assert ev.rr == pytest.approx(1 / rr)
     # SMD: RR = exp(0.91 d)
     assert causal.e_value(0.5, scale="SMD").rr == pytest.approx(math.exp(0.455))
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def _clustered_data(seed=3, n_clusters=300, per=4):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_clusters), per)
+    u = rng.normal(size=n_clusters)[g]  # shared cluster effect: rows are not independent
+    x = rng.normal(size=g.size) + 0.5 * u
+    t = (rng.random(g.size) < 1 / (1 + np.exp(-0.5 * x))).astype(int)
+    y = 1.0 + 2.0 * t + x + 2 * u + rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "t": t, "y": y})
+
+
+def test_clustered_se_matches_statsmodels_cluster_robust_ols():
+    # Second implementation: the naive difference in means is the OLS slope of y on t; its
+    # cluster-robust sandwich (no small-sample factor) times sqrt(G / (G - 1)) is ours.
+    import statsmodels.api as sm
+
+    d = _clustered_data()
+    eff = causal.estimate_effect(
+        d, treatment="t", outcome="y", covariates=[], method="naive", cluster="g"
+    )
+    ols = sm.OLS(d.y, sm.add_constant(d.t.astype(float))).fit(
+        cov_type="cluster", cov_kwds={"groups": d.g, "use_correction": False}
+    )
+    g = d.g.nunique()
+    assert eff.n_clusters == g
+    assert eff.se == pytest.approx(ols.bse["t"] * math.sqrt(g / (g - 1)), rel=1e-9)
+    unclustered = causal.estimate_effect(
+        d, treatment="t", outcome="y", covariates=[], method="naive"
+    )
+    assert eff.se > unclustered.se  # positively correlated rows within clusters
+
+
+def test_duplicated_rows_clustered_give_the_original_se():
+    # Copying every row twice adds no information: clustered by the original row, the SE
+    # must equal the SE of the original data (up to the G / (G - 1) factor, same G).
+    d = _clustered_data(n_clusters=400, per=1)
+    d["id"] = np.arange(len(d))
+    dd = pd.concat([d, d], ignore_index=True)
+    for method in ("ipw", "aipw"):
+        kw = dict(treatment="t", outcome="y", covariates=["x"], method=method)
+        one = causal.estimate_effect(d, **kw, cluster="id", se_method="influence")
+        two = causal.estimate_effect(dd, **kw, cluster="id", se_method="influence")
+        assert two.estimate == pytest.approx(one.estimate, rel=1e-9)
+        assert two.se == pytest.approx(one.se, rel=1e-6)
+
+
+def test_auto_se_uses_jackknife_only_for_small_arms():
+    d = _clustered_data(n_clusters=1000, per=1)
+    kw = dict(treatment="t", outcome="y", covariates=["x"])  # 2 parameters: threshold 20 rows
+    big = causal.estimate_effect(d, **kw)
+    assert big.se_method == "influence" and math.isinf(big.df)
+    treated, control = d[d.t == 1], d[d.t == 0]
+    ok = pd.concat([treated.iloc[:20], control])
+    assert causal.estimate_effect(ok, **kw).se_method == "influence"
+    small = pd.concat([treated.iloc[:19], control])
+    j = causal.estimate_effect(small, **kw)
+    assert j.se_method == "jackknife" and j.df == causal.JACKKNIFE_GROUPS - 1
+    assert j.se_influence < j.se  # the case it exists for: the analytic SE is too small
+    # the t interval is wider than the normal one for the same SE
+    assert j.ci_upper - j.ci_lower > 2 * 1.96 * j.se
+    with pytest.raises(ParamsError):
+        causal.estimate_effect(d, **kw, se_method="bootstrap")

@@ -539,3 +539,29 @@ def test_value_truth_units_and_mean_basket(medium):
     # is pulled up a little because high-value tiers churn less); heavy tails: 5% tolerance
     per_customer = medium.tables["transactions"].groupby("customer_id")["amount"].mean()
     assert per_customer.mean() == pytest.approx(sp["mean_amount"], rel=0.05)
+
+
+def test_sequential_trial_truth(medium, monkeypatch):
+    """Sequential-trial truth: layout, exact when every person-trial is simulated, and an
+    unbiased Monte Carlo estimate (within its reported error) when controls are sampled."""
+    full = medium.truth["loyalty"]["sequential"]
+    for key in ("n_person_trials", "n_enrolments", "spend_ATE", "spend_ATT", "retained_ATE"):
+        assert key in full
+    assert "definition" in full
+    assert full["control_sample_fraction"] == 1.0 and full["mc_se_spend_ATE"] == 0.0
+    # enrolment events are the treated person-trials; the programme raises expected spend
+    assert 0 < full["n_enrolments"] < full["n_person_trials"]
+    assert full["spend_ATT"] > 0 and full["spend_ATE"] > 0
+    # enrolment follows recent spend: enrollees would have spent more anyway
+    assert full["selection_bias_spend"] > 0
+    # sampling controls must not change the world or the ATT, only add Monte Carlo error
+    monkeypatch.setattr(synth, "SEQ_FULL_TRUTH_CUSTOMERS", 1500)  # fraction 0.25
+    sub = synth.generate(n_customers=6000, seed=2024)
+    pd.testing.assert_frame_equal(sub.tables["transactions"], medium.tables["transactions"])
+    t = sub.truth["loyalty"]["sequential"]
+    assert t["control_sample_fraction"] == pytest.approx(0.25)
+    assert t["n_person_trials"] == full["n_person_trials"]
+    assert t["spend_ATT"] == full["spend_ATT"] and t["retained_ATT"] == full["retained_ATT"]
+    for y in ("spend", "retained"):
+        assert 0 < t[f"mc_se_{y}_ATE"]
+        assert abs(t[f"{y}_ATE"] - full[f"{y}_ATE"]) < 4 * t[f"mc_se_{y}_ATE"]

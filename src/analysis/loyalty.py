@@ -48,6 +48,8 @@ __all__ = [
     "member_profile",
     "points_summary",
     "post_leaving",
+    "trial_covariates",
+    "trial_frame",
     "uptake",
     "weighted_cox",
     "weighted_survival",
@@ -295,6 +297,206 @@ def landmark_frame(
     keep_first = ["customer_id", "landmark", "landmark_date", "member", "former_member"]
     rest = [x for x in c.columns if x not in keep_first and x not in ("lm", "horizon_end")]
     return c[keep_first + rest].reset_index(drop=True)
+
+
+def trial_covariates(covariates: Sequence[str] = DEFAULT_COVARIATES) -> list[str]:
+    """Return the covariates for the sequential-trial frame.
+
+    Tenure varies widely across customer-months (unlike at a landmark), and the chance of
+    enrolling flattens with tenure, so ``log_tenure_months`` is added beside
+    ``tenure_months`` when the latter is among ``covariates``.
+    """
+    out = list(covariates)
+    if "tenure_months" in out and "log_tenure_months" not in out:
+        out.insert(out.index("tenure_months") + 1, "log_tenure_months")
+    return out
+
+
+def trial_frame(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    experience: pd.DataFrame | None = None,
+    *,
+    window_start,
+    as_of,
+    lookback_months: int = 3,
+    horizon_months: int = 6,
+    max_customers: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Build the pooled sequential-trial frame: one row per customer and eligible month.
+
+    Emulates one trial per calendar month m (target-trial emulation with sequential
+    trials): who enrols in month m, against who could have but did not.
+
+    * **trial months**: m with ``lookback_months`` observed months before it and
+      ``horizon_months`` complete months after it inside the window;
+    * **eligible** (one row per customer and trial month): signed up before month m,
+      never enrolled before month m, not churned by the end of month m;
+    * **treated** (``member``): enrolled during month m; everyone else eligible is a
+      control, including customers who enrol in a later month (they are treated in
+      that month's trial, so a customer appears in many trials);
+    * **covariates** from the ``lookback_months`` months before m (exactly the
+      information that drives enrolment in month m, never anything after it):
+      ``prior_spend`` (currency), ``log_prior_spend``, ``prior_purchases``,
+      ``prior_tickets``, ``prior_unresolved``, ``prior_sla_breaches``,
+      ``prior_nps_category`` (latest NPS answered before month m), ``history_tickets``
+      and ``history_nps_mean`` (everything before month m), ``tenure_months`` (start
+      of month m minus signup, in months of 30.4375 days), ``log_tenure_months``,
+      plus every customer attribute column;
+    * **outcomes** over the ``horizon_months`` months after month m (m+1 ...):
+      ``spend`` (currency, 0 after churn), ``purchases``, ``retained`` (not churned
+      by the end of month m + horizon) and ``churned``.
+
+    Rows of one customer are not independent: estimate with
+    ``causal.estimate_effect(..., cluster="customer_id")``.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty, experience : pandas.DataFrame
+        Contract tables (``experience`` may be None).
+    window_start, as_of : date-like
+        First and last day of the data window.
+    lookback_months, horizon_months : int
+        Covariate and outcome windows in calendar months.
+    max_customers : int, optional
+        Analyse a random sample of at most this many customers (drawn with ``seed``);
+        the estimand is unchanged, only less precise. For very large data.
+    seed : int
+        Seed of that sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per eligible customer-month: ``customer_id`` (for clustering; never
+        display it), ``trial_month`` (0 = window start month), ``trial_date`` (first
+        day of the trial month), ``member``, covariates and outcomes.
+    """
+    _require(customers, "customers", ["customer_id", "signup_date", "churn_date"])
+    _require(transactions, "transactions", ["customer_id", "date", "amount"])
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of).normalize()
+    nm = int(_month_index(pd.Series([end + pd.Timedelta(days=1)]), ws)[0])  # complete months
+    lb, hz = int(lookback_months), int(horizon_months)
+    trials = np.arange(lb, nm - hz)
+    c = customers
+    if max_customers is not None and len(c) > max_customers:
+        rng = np.random.default_rng(seed)
+        c = c.iloc[np.sort(rng.choice(len(c), size=int(max_customers), replace=False))]
+    c = c.reset_index(drop=True)
+    n = len(c)
+    key = pd.Index(c["customer_id"])
+    s_m = _month_index(c["signup_date"], ws)
+    ch_m = _month_index(c["churn_date"], ws)
+    ch_m = np.where(np.isnan(ch_m), np.inf, ch_m)
+    en_m = np.full(n, np.inf)
+    if loyalty is not None and len(loyalty):
+        _require(loyalty, "loyalty", ["customer_id", "enrolled_date"])
+        pos = key.get_indexer(loyalty["customer_id"])
+        ok = pos >= 0
+        em = _month_index(loyalty["enrolled_date"], ws)[ok]
+        np.minimum.at(en_m, pos[ok], np.where(np.isnan(em), np.inf, em))
+    if trials.size == 0 or n == 0:
+        raise DataError(
+            f"No sequential trial fits the data window ({nm} complete months).",
+            [
+                Problem(
+                    "transactions",
+                    "date",
+                    "short_window",
+                    f"need at least {lb + hz + 1} complete months",
+                    fix="use a longer window or shorter lookback/horizon",
+                )
+            ],
+        )
+
+    # monthly matrices, column k = window month k - 1; column 0 collects everything earlier
+    def monthly(frame, values=None, name="date"):
+        pos = key.get_indexer(frame["customer_id"])
+        mi = _month_index(frame[name], ws)
+        ok = (pos >= 0) & ~np.isnan(mi) & (mi < nm)
+        col = np.clip(mi[ok], -1, None).astype(int) + 1
+        w = None if values is None else np.asarray(values, float)[ok]
+        flat = np.bincount(pos[ok] * (nm + 1) + col, weights=w, minlength=n * (nm + 1))
+        return flat.reshape(n, nm + 1)
+
+    def csum(mat):
+        return np.concatenate([np.zeros((n, 1)), np.cumsum(mat, axis=1)], axis=1)
+
+    tx = transactions
+    spend_c = csum(monthly(tx, tx["amount"].to_numpy(float)))
+    npur_c = csum(monthly(tx))
+    zeros = np.zeros((n, nm + 2))
+    tick_c, unres_c, sla_c, nps_n_c, nps_s_c = zeros, zeros, zeros, zeros, zeros
+    last_cat = np.zeros((n, nm + 1), dtype=np.int8)  # latest NPS category up to column k
+    if experience is not None and len(experience):
+        ex = experience
+        is_t = (ex["kind"] == "ticket").to_numpy() if "kind" in ex else np.zeros(len(ex), bool)
+        tick_c = csum(monthly(ex, is_t))
+        if "first_contact_resolution" in ex:
+            un = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
+            unres_c = csum(monthly(ex, is_t & un.to_numpy(bool)))
+        if "sla_met" in ex:
+            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
+            sla_c = csum(monthly(ex, is_t & br.to_numpy(bool)))
+        if "nps" in ex:
+            v = ex["nps"].to_numpy(float)
+            ans = ~np.isnan(v)
+            nps_n_c = csum(monthly(ex, ans))
+            nps_s_c = csum(monthly(ex, np.nan_to_num(v)))
+            a = ex.loc[ans, ["customer_id", "date"]].assign(nps=v[ans])
+            a["pos"] = key.get_indexer(a["customer_id"])
+            a["col"] = np.clip(_month_index(a["date"], ws), -1, None) + 1
+            a = a[(a["pos"] >= 0) & (a["col"] <= nm)]
+            a = a.sort_values(["pos", "date"], kind="stable").drop_duplicates(
+                ["pos", "col"], keep="last"
+            )
+            cat = np.where(a["nps"] <= 6, 1, np.where(a["nps"] <= 8, 2, 3)).astype(np.int8)
+            last_cat[a["pos"].to_numpy(), a["col"].to_numpy(int)] = cat
+            # carry the latest answer forward to later months
+            idx = np.where(last_cat > 0, np.arange(nm + 1)[None, :], 0)
+            np.maximum.accumulate(idx, axis=1, out=idx)
+            last_cat = np.take_along_axis(last_cat, idx, axis=1)
+
+    # eligible customer-months
+    mm = trials[None, :]
+    elig = (s_m[:, None] < mm) & (en_m[:, None] >= mm) & (ch_m[:, None] > mm)
+    ci, ti = np.nonzero(elig)
+    m = trials[ti]
+    # month m is column m + 1 of the monthly matrices; csum column j sums columns < j
+    lo_, now, nxt, hi_ = m + 1 - lb, m + 1, m + 2, m + 2 + hz
+
+    def window(cs, a, b):
+        return cs[ci, b] - cs[ci, a]
+
+    out = c.iloc[ci].reset_index(drop=True)
+    out.insert(1, "trial_month", m.astype(int))
+    tdate = _add_months(ws, m)
+    out.insert(2, "trial_date", tdate)
+    out.insert(3, "member", (en_m[ci] == m).astype(int))
+    out["prior_spend"] = window(spend_c, lo_, now)
+    out["log_prior_spend"] = np.log1p(np.maximum(out["prior_spend"].to_numpy(), 0))
+    out["prior_purchases"] = window(npur_c, lo_, now).astype(int)
+    out["prior_tickets"] = window(tick_c, lo_, now).astype(int)
+    out["prior_unresolved"] = window(unres_c, lo_, now).astype(int)
+    out["prior_sla_breaches"] = window(sla_c, lo_, now).astype(int)
+    out["history_tickets"] = tick_c[ci, now].astype(int)
+    cnt = nps_n_c[ci, now]
+    out["history_nps_mean"] = np.where(cnt > 0, nps_s_c[ci, now] / np.maximum(cnt, 1), 0.0)
+    out["history_nps_answered"] = (cnt > 0).astype(int)
+    labels = np.array(["none", "detractor", "passive", "promoter"], dtype=object)
+    out["prior_nps_category"] = pd.Categorical(
+        labels[last_cat[ci, m]], categories=list(labels)
+    )  # column m = months up to m - 1
+    signup = pd.to_datetime(out["signup_date"]).to_numpy()
+    out["tenure_months"] = (tdate - signup) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+    out["log_tenure_months"] = np.log1p(np.maximum(out["tenure_months"].to_numpy(), 0))
+    out["spend"] = window(spend_c, nxt, hi_)
+    out["purchases"] = window(npur_c, nxt, hi_).astype(int)
+    out["retained"] = (ch_m[ci] > m + hz).astype(int)
+    out["churned"] = 1 - out["retained"]
+    return out
 
 
 # --------------------------------------------------------------------------- survival
@@ -706,6 +908,7 @@ def effect_table(
     propensity_model: str = "logit",
     trim: float | None = None,
     seed: int = 0,
+    cluster: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the programme's effect on several outcomes with several estimators.
 
@@ -716,8 +919,9 @@ def effect_table(
     outcomes : sequence of str
         Outcome columns (``retained`` is a proportion; ``spend`` in currency per
         customer over the horizon; ``purchases`` a count over the horizon).
-    covariates, treatment, methods, estimands, propensity_model, trim, seed
-        Passed to :func:`analysis.causal.estimate_effect`.
+    covariates, treatment, methods, estimands, propensity_model, trim, seed, cluster
+        Passed to :func:`analysis.causal.estimate_effect` (``cluster="customer_id"``
+        for a :func:`trial_frame`, where a customer appears in many trials).
 
     Returns
     -------
@@ -741,6 +945,7 @@ def effect_table(
                     propensity_model=propensity_model,
                     trim=trim,
                     seed=seed,
+                    cluster=cluster,
                 )
                 d = eff.to_dict()
                 if m == "naive":
@@ -759,6 +964,7 @@ def heterogeneity(
     method: str = "aipw",
     estimand: str = "ATT",
     min_group_size: int = 50,
+    cluster: str | None = None,
 ) -> pd.DataFrame:
     """Estimate effects within subgroups; suppress groups that are too small.
 
@@ -771,12 +977,19 @@ def heterogeneity(
     pandas.DataFrame
         One row per level of ``by``: n_treated, n_control, estimate, ci_lower,
         ci_upper, ratio (lift) and its interval, suppressed.
+
+    ``cluster`` is passed to :func:`analysis.causal.estimate_effect`; with it the
+    counts are customers (clusters), not rows.
     """
     covs = [c for c in covariates if c != by]
     rows = []
     for level, g in frame.groupby(by, observed=True, sort=True):
-        n1 = int(g[treatment].sum())
-        n0 = int(len(g) - n1)
+        if cluster is None:
+            n1 = int(g[treatment].sum())
+            n0 = int(len(g) - n1)
+        else:  # customers, so that suppression protects people rather than rows
+            n1 = int(g.loc[g[treatment] == 1, cluster].nunique())
+            n0 = int(g.loc[g[treatment] == 0, cluster].nunique())
         row = {by: level, "n_treated": n1, "n_control": n0, "suppressed": True}
         if n1 >= min_group_size and n0 >= min_group_size:
             covs_g = [c for c in covs if g[c].nunique() > 1]
@@ -787,6 +1000,7 @@ def heterogeneity(
                 covariates=covs_g,
                 method=method,
                 estimand=estimand,
+                cluster=cluster,
             )
             row.update(
                 estimate=eff.estimate,
@@ -1532,6 +1746,25 @@ class LandmarkResult:
 
 
 @dataclass
+class SequentialResult:
+    """The pooled sequential-trial analysis (see :func:`trial_frame`): the headline effects."""
+
+    frame: pd.DataFrame = field(repr=False)
+    n_rows: int
+    n_enrolments: int
+    n_customers: int
+    n_trials: int
+    sampled_customers: int | None
+    propensity: pd.Series = field(repr=False)
+    balance: pd.DataFrame
+    effects: pd.DataFrame
+    churn_effect: causal.Effect | None
+    e_value: causal.EValue | None
+    heterogeneity: pd.DataFrame | None
+    weight_diagnostics: dict = field(default_factory=dict)
+
+
+@dataclass
 class ProgrammeReport:
     """Results of the loyalty-programme study, ready for a notebook to display.
 
@@ -1544,6 +1777,7 @@ class ProgrammeReport:
     currency: str = "EUR"
     uptake: pd.DataFrame | None = None
     landmarks: dict = field(default_factory=dict)
+    sequential: SequentialResult | None = None
     event_study: EventStudy | None = None
     points: pd.DataFrame | None = None
     post_leaving: pd.DataFrame | None = None
@@ -1569,8 +1803,16 @@ def programme_report(
     currency: str = "EUR",
     n_boot: int = 0,
     seed: int = 0,
+    sequential: bool = True,
+    trial_max_customers: int | None = 50_000,
 ) -> ProgrammeReport:
     """Run the whole loyalty-programme study.
+
+    Headline effects on retention and spend come from pooled sequential trials
+    (:func:`trial_frame`: each month, customers who enrol vs eligible customers who do
+    not, adjusted for the months before; standard errors clustered by customer). The
+    landmark analyses give the survival curves, hazard ratios, and per-landmark overlap
+    and balance diagnostics.
 
     Parameters
     ----------
@@ -1602,7 +1844,12 @@ def programme_report(
         study; a positive number: bootstrap replicates instead (slow on large
         data).
     seed : int
-        Seed for the bootstraps.
+        Seed for the bootstraps, the jackknife groups and the customer sample.
+    sequential : bool
+        Run the pooled sequential-trial analysis (the headline).
+    trial_max_customers : int, optional
+        Sequential trials on a random sample of at most this many customers (None:
+        all); keeps very large data fast, at some loss of precision.
 
     Returns
     -------
@@ -1718,6 +1965,26 @@ def programme_report(
             weight_diagnostics=dict(ipw.diagnostics),
         )
 
+    if sequential:
+        rep.sequential = _sequential_result(
+            rep,
+            cust,
+            tx,
+            lo_t,
+            ex,
+            window_start=window_start,
+            as_of=as_of,
+            lookback_months=int(lookback_months),
+            horizon_months=int(horizon_months),
+            covariates=covariates,
+            trim=trim,
+            propensity_model=propensity_model,
+            heterogeneity_by=heterogeneity_by,
+            min_group_size=min_group_size,
+            max_customers=trial_max_customers,
+            seed=seed,
+        )
+
     panel = event_study_panel(cust, tx, lo_t, window_start=window_start, as_of=as_of)
     if panel["cohort"].notna().any():
         rep.event_study = event_study(
@@ -1730,6 +1997,100 @@ def programme_report(
         )
     rep.findings = _findings(rep, currency=currency, horizon=horizon_months)
     return rep
+
+
+def _sequential_result(
+    rep: ProgrammeReport,
+    cust,
+    tx,
+    lo_t,
+    ex,
+    *,
+    window_start,
+    as_of,
+    lookback_months,
+    horizon_months,
+    covariates,
+    trim,
+    propensity_model,
+    heterogeneity_by,
+    min_group_size,
+    max_customers,
+    seed,
+) -> SequentialResult | None:
+    """Run the pooled sequential-trial analysis; None (with a note) if it cannot run."""
+    try:
+        f = trial_frame(
+            cust,
+            tx,
+            lo_t,
+            ex,
+            window_start=window_start,
+            as_of=as_of,
+            lookback_months=lookback_months,
+            horizon_months=horizon_months,
+            max_customers=max_customers,
+            seed=seed,
+        )
+    except DataError as err:
+        rep.notes.append(f"Sequential trials not run: {err}")
+        return None
+    n1 = int(f["member"].sum())
+    if n1 < min_group_size or len(f) - n1 < min_group_size:
+        rep.notes.append(
+            f"Sequential trials: {len(f):,} customer-months, {n1:,} enrolments - too few to "
+            "estimate."
+        )
+        return None
+    covs = [c for c in trial_covariates(covariates) if c in f.columns and f[c].nunique() > 1]
+    kw = dict(propensity_model=propensity_model, trim=trim, seed=seed, cluster="customer_id")
+    ipw = causal.estimate_effect(
+        f, treatment="member", outcome="retained", covariates=covs, method="ipw", **kw
+    )
+    bal = causal.balance(f, treatment="member", covariates=covs, weights=ipw.weights)
+    eff = effect_table(
+        f,
+        outcomes=("retained", "spend", "purchases"),
+        covariates=covs,
+        methods=("naive", "ipw", "aipw"),
+        **kw,
+    )
+    churn = causal.estimate_effect(
+        f,
+        treatment="member",
+        outcome="churned",
+        covariates=covs,
+        method="aipw",
+        estimand="ATT",
+        **kw,
+    )
+    ev = causal.e_value(churn.ratio, churn.ratio_ci_lower, churn.ratio_ci_upper)
+    het = None
+    if heterogeneity_by and heterogeneity_by in f.columns:
+        het = heterogeneity(
+            f,
+            by=heterogeneity_by,
+            outcome="spend",
+            covariates=covs,
+            min_group_size=min_group_size,
+            cluster="customer_id",
+        )
+    n_all = int(cust["customer_id"].nunique())
+    return SequentialResult(
+        frame=f,
+        n_rows=len(f),
+        n_enrolments=n1,
+        n_customers=int(f["customer_id"].nunique()),
+        n_trials=int(f["trial_month"].nunique()),
+        sampled_customers=max_customers if max_customers and n_all > max_customers else None,
+        propensity=ipw.propensity,
+        balance=bal,
+        effects=eff,
+        churn_effect=churn,
+        e_value=ev,
+        heterogeneity=het,
+        weight_diagnostics=dict(ipw.diagnostics),
+    )
 
 
 def _gap_clause(naive: float, adjusted: float) -> str:
@@ -1746,8 +2107,41 @@ def _gap_clause(naive: float, adjusted: float) -> str:
     )
 
 
+def _sequential_findings(sq: SequentialResult, *, currency: str, horizon: int) -> list[str]:
+    """Headline sentences from the pooled sequential trials."""
+    e = sq.effects.set_index(["outcome", "method", "estimand"])
+    ret_naive = e.loc[("retained", "naive", "observational contrast")]
+    ret = e.loc[("retained", "aipw", "ATT")]
+    sp_naive = e.loc[("spend", "naive", "observational contrast")]
+    sp = e.loc[("spend", "aipw", "ATT")]
+    sample = (
+        f", a random sample of {sq.sampled_customers:,} customers" if sq.sampled_customers else ""
+    )
+    out = [
+        f"Headline (sequential trials: each month, customers who enrolled compared with "
+        f"customers who could have enrolled that month but did not; {sq.n_enrolments:,} "
+        f"enrolments in {sq.n_trials} monthly trials{sample}): enrolling raised "
+        f"{horizon}-month retention of those who enrolled by {100 * ret.estimate:+.1f} points "
+        f"(95% CI {100 * ret.ci_lower:+.1f} to {100 * ret.ci_upper:+.1f}), after adjusting for "
+        f"spend, purchases, service experience and survey answers in the months before, "
+        f"tenure, segment and value tier. The raw difference was "
+        f"{100 * ret_naive.estimate:+.1f} points." + _gap_clause(ret_naive.estimate, ret.estimate),
+        f"Spend over the {horizon} months after enrolling: raw difference "
+        f"{sp_naive.estimate:+,.0f} {currency} per customer, adjusted effect on those who "
+        f"enrolled {sp.estimate:+,.0f} {currency} (95% CI {sp.ci_lower:+,.0f} to "
+        f"{sp.ci_upper:+,.0f}), a lift of {100 * (sp.ratio - 1):+.1f}% (95% CI "
+        f"{100 * (sp.ratio_ci_lower - 1):+.1f}% to {100 * (sp.ratio_ci_upper - 1):+.1f}%)."
+        + _gap_clause(sp_naive.estimate, sp.estimate),
+    ]
+    if sq.e_value is not None:
+        out.append("Sequential trials: " + e_value_sentence(sq.e_value, outcome="churn"))
+    return out
+
+
 def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]:
     out = []
+    if rep.sequential is not None:
+        out += _sequential_findings(rep.sequential, currency=currency, horizon=horizon)
     for L, r in rep.landmarks.items():
         e = r.effects.set_index(["outcome", "method", "estimand"])
         ret_naive = e.loc[("retained", "naive", "observational contrast")]
@@ -1755,7 +2149,8 @@ def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]
         sp_naive = e.loc[("spend", "naive", "observational contrast")]
         sp = e.loc[("spend", "aipw", "ATT")]
         out.append(
-            f"At {L} months of tenure ({r.n:,} active customers, {r.n_members:,} members): "
+            f"Landmark design, at {L} months of tenure ({r.n:,} active customers, "
+            f"{r.n_members:,} members): "
             f"members' {horizon}-month retention was {100 * ret_naive.estimate:+.1f} points "
             f"higher than non-members' before adjustment; after adjusting for prior spend, "
             f"tenure, segment, value tier and service experience the programme's estimated "
@@ -1779,7 +2174,7 @@ def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]
                 f"{r.cox.ci_upper:.2f}); unadjusted {r.cox_unweighted.hazard_ratio:.2f}."
             )
         if r.e_value is not None:
-            out.append(e_value_sentence(r.e_value, outcome="churn"))
+            out.append(f"Landmark {L}: " + e_value_sentence(r.e_value, outcome="churn"))
     if rep.event_study is not None:
         pa = rep.event_study.post_att
         out.append(

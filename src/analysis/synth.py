@@ -647,7 +647,9 @@ def _step(m, rows, state, dr, st, C: _Consts, *, record: bool, no_enrol=None) ->
     return out
 
 
-def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landmarks) -> dict:
+def _simulate_chunk(
+    seed: int, ci: int, st: dict, C: _Consts, months: int, landmarks, seq_sample: float = 1.0
+) -> dict:
     """Simulate one chunk of customers; return event records and landmark outcomes."""
     n = st["s"].size
     state = _new_state(n)
@@ -664,6 +666,9 @@ def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landm
     n_inv = 0
     lm_state: dict = {}
     lm_out: dict = {}
+    seq_state: dict = {}
+    seq_out: dict = {"n_eligible": 0, "n_enrol": 0, "rows": []}
+    seq_rng = _rng(seed, 11, ci)  # sampling of control person-trials only (no world draws)
     prev_csat = None  # (chunk rows, member flag) of last month's answered CSAT
     for m in range(-PRE_MONTHS, months):
         dr = _draws(seed, ci, m, n)
@@ -674,13 +679,22 @@ def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landm
         # step only customers who have signed up and not churned (gather, step, scatter)
         act = np.flatnonzero(state["alive"] & (st["s"] <= m))
         sub = _copy_state(state, act)
+        ever_before = sub["ever"].copy()
         o = _step(m, act, sub, dr, st, C, record=True)
         for k, v in sub.items():
             state[k][act] = v
         for key in list(lm_state):
             _landmark_step(m, key, lm_state, lm_out, dr, st, C)
+        for key in list(seq_state):
+            _trial_step(m, key, seq_state, seq_out, dr, st, C)
         if m < 0:
             continue
+        # sequential trial of month m: branches start from the state at the end of month m
+        if LM_LOOKBACK <= m <= months - 1 - SEQ_FOLLOW:
+            eligible = o["active"] & ~o["churn"] & ~ever_before & (st["s"][act] < m)
+            _trial_open(
+                m, act, eligible, o["enrol"], state, seq_state, seq_out, seq_rng, seq_sample
+            )
         full_next = np.zeros(n, bool)
         full_next[act] = ~o["churn"]
         if prev_csat is not None:
@@ -763,6 +777,7 @@ def _simulate_chunk(seed: int, ci: int, st: dict, C: _Consts, months: int, landm
         "csat_acc": csat_acc,
         "n_inv": n_inv,
         "landmarks": lm_out,
+        "sequential": seq_out,
     }
 
 
@@ -839,6 +854,65 @@ def _landmark_step(m, key, lm_state, lm_out, dr, st, C):
         res["retained"].append(d["state"]["alive"].copy())
         res["spend3"].append(d["spend3"])
         del lm_state[key]
+
+
+# ---------------------------------------------------------------------------
+# Sequential-trial potential outcomes (one emulated trial per calendar month)
+# ---------------------------------------------------------------------------
+
+SEQ_FOLLOW = 6  # outcome months after the trial month
+SEQ_FULL_TRUTH_CUSTOMERS = 20_000  # up to this world size every control person-trial is branched
+
+
+def _trial_open(m, act, eligible, enrol, state, seq_state, seq_out, rng, q):
+    """Open the two arms of the month-``m`` trial for its eligible person-trials.
+
+    Eligible: signed up before month m, never enrolled before month m, alive at the end of
+    month m. Treated: enrolled in month m. All treated person-trials are branched; control
+    person-trials with probability ``q`` (weight 1/q in the ATE).
+    """
+    el = np.flatnonzero(eligible)
+    if el.size == 0:
+        return
+    tr = enrol[el]
+    seq_out["n_eligible"] += int(el.size)
+    seq_out["n_enrol"] += int(tr.sum())
+    pick = tr | (rng.random(el.size) < q)
+    el, tr = el[pick], tr[pick]
+    idx = act[el]
+    base = {
+        "idx": idx,
+        "treated": tr,
+        "w": np.where(tr, 1.0, 1.0 / q),
+        "month": np.full(idx.size, m, np.int32),
+        "end": m + SEQ_FOLLOW,
+    }
+    for arm in ("treat", "control"):
+        sub = _copy_state(state, idx)
+        sub["member"][:] = arm == "treat"
+        sub["ever"][:] = arm == "treat"
+        sub["left"][:] = False
+        seq_state[(m, arm)] = {"state": sub, "spend": np.zeros(idx.size), **base}
+
+
+def _trial_step(m, key, seq_state, seq_out, dr, st, C):
+    d = seq_state[key]
+    o = _step(m, d["idx"], d["state"], dr, st, C, record=False)
+    d["spend"] += o["exp_spend"]
+    if m == d["end"]:
+        tm, arm = key
+        seq_out["rows"].append(
+            {
+                "arm": arm,
+                "idx": d["idx"],
+                "month": d["month"],
+                "treated": d["treated"],
+                "w": d["w"],
+                "spend": d["spend"],
+                "retained": d["state"]["alive"].copy(),
+            }
+        )
+        del seq_state[key]
 
 
 # ---------------------------------------------------------------------------
@@ -942,7 +1016,9 @@ def generate(
     for ci, lo_ in enumerate(range(0, n, CHUNK)):
         hi_ = min(lo_ + CHUNK, n)
         stc = {k: v[lo_:hi_] for k, v in pop.items()}
-        res = _simulate_chunk(seed, ci, stc, C, months, landmarks)
+        res = _simulate_chunk(
+            seed, ci, stc, C, months, landmarks, min(1.0, SEQ_FULL_TRUTH_CUSTOMERS / max(n, 1))
+        )
         res["offset"] = lo_
         chunks.append(res)
 
@@ -1211,6 +1287,65 @@ def _landmark_truth(chunks, L: int) -> dict:
     }
 
 
+def _sequential_truth(chunks) -> dict:
+    """Truth of the pooled sequential-trial emulation (see the definition string)."""
+    rows = {"treat": [], "control": []}
+    n_el = sum(c["sequential"]["n_eligible"] for c in chunks)
+    n_en = sum(c["sequential"]["n_enrol"] for c in chunks)
+    for c in chunks:
+        for r in c["sequential"]["rows"]:
+            rows[r["arm"]].append({**r, "idx": r["idx"] + c["offset"]})
+    if not rows["treat"] or n_en == 0:
+        return {"n_person_trials": int(n_el), "n_enrolments": int(n_en), "definition": "empty"}
+
+    def arm(a, key):
+        return np.concatenate([r[key] for r in rows[a]])
+
+    # both arms are appended in the same order (trial month, then row), so rows align
+    tr = arm("treat", "treated").astype(bool)
+    w = arm("treat", "w")
+    cid = arm("treat", "idx")
+    out = {"n_person_trials": int(n_el), "n_enrolments": int(n_en)}
+    q = float(1.0 / w[~tr].min()) if (~tr).any() else 1.0
+    for name in ("spend", "retained"):
+        y1 = arm("treat", name).astype(float)
+        y0 = arm("control", name).astype(float)
+        d = y1 - y0
+        out[f"{name}_ATT"] = _r(d[tr].mean())
+        out[f"{name}_ATE"] = _r(float((w * d).sum() / n_el))
+        out[f"mean_{name}_Y1_treated"] = _r(y1[tr].mean())
+        out[f"mean_{name}_Y0_treated"] = _r(y0[tr].mean())
+        # Poisson-sampling (Horvitz-Thompson) variance of the ATE truth, clustered by customer
+        if q < 1:
+            contrib = np.where(tr, 0.0, d * np.sqrt(1 - q) / q)
+            per_c = np.bincount(np.unique(cid, return_inverse=True)[1], weights=contrib)
+            out[f"mc_se_{name}_ATE"] = _r(float(np.sqrt((per_c**2).sum())) / n_el)
+        else:
+            out[f"mc_se_{name}_ATE"] = 0.0
+        if (~tr).any():
+            y0c = float((w * y0)[~tr].sum() / w[~tr].sum())
+            out[f"selection_bias_{name}"] = _r(y0[tr].mean() - y0c)
+    out["control_sample_fraction"] = _r(q)
+    out["definition"] = (
+        "Pooled sequential trials, one per calendar month m with 3 <= m <= last window month - "
+        f"{SEQ_FOLLOW} (window month 0 = start month). Eligible person-trials: customers who "
+        "signed up before month m, never enrolled before month m and did not churn by the end of "
+        "month m. Treated: enrolled during month m; controls: the other eligible customers "
+        "(they may enrol later). Outcomes over the 6 calendar months m+1..m+6: spend = expected "
+        "spend given the simulated path (Poisson mean x mean basket, 0 after churn), retained = "
+        "no churn by the end of month m+6. Potential outcomes with common random numbers from "
+        "the end of month m: Y(1) = enrolled in month m (natural programme leaving), Y(0) = not "
+        "enrolled in month m, natural course afterwards (may enrol in a later month). ATT "
+        "averages over enrolment events (all of them), ATE over eligible person-trials; a "
+        "customer counts once per eligible month. For worlds above "
+        f"{SEQ_FULL_TRUTH_CUSTOMERS:,} customers the ATE uses a random sample of control "
+        "person-trials (control_sample_fraction, Horvitz-Thompson weights); mc_se_* is its "
+        "Monte Carlo standard error (0 when every person-trial is simulated). "
+        "selection_bias_* = mean Y(0) of the treated minus mean Y(0) of the controls."
+    )
+    return out
+
+
 def _truth(
     *,
     seed,
@@ -1394,6 +1529,7 @@ def _truth(
                 "programme launched at the window start"
             ),
             "landmarks": lm,
+            "sequential": _sequential_truth(chunks),
         },
         "experience": {
             "detractor_hazard_ratio": ex["detractor_hazard_ratio"],
