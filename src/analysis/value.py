@@ -299,8 +299,12 @@ def _rfm_from_codes(
     dmin = int(days.min()) if days.size else 0
     span = int(days.max()) - dmin + 1 if days.size else 1
     key = codes * span + (days - dmin)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
+    # Logs stored by customer and date are already in key order: skip the sort.
+    order = None if np.all(key[1:] >= key[:-1]) else np.argsort(key, kind="stable")
+    if order is not None:
+        key = key[order]
+        amounts = amounts[order]
+        margins = margins[order] if margins is not None else None
     if key.size:
         change = np.empty(key.size, dtype=bool)
         change[0] = True
@@ -309,12 +313,10 @@ def _rfm_from_codes(
         del change
     else:
         starts = np.array([], int)
-    day_amount = np.add.reduceat(amounts[order], starts) if key.size else np.array([])
-    day_margin = (
-        np.add.reduceat(margins[order], starts) if margins is not None and key.size else None
-    )
+    day_amount = np.add.reduceat(amounts, starts) if key.size else np.array([])
+    day_margin = np.add.reduceat(margins, starts) if margins is not None and key.size else None
     ukey = key[starts]
-    del key, order
+    del key, order, amounts, margins
     cust = ukey // span
     day = ukey - cust * span + dmin  # cheaper than a second integer division (modulo)
 
@@ -2163,13 +2165,14 @@ class _CustomerCoder:
 
         uniq = pc.unique(tx_ids)
         codes = pc.index_in(tx_ids, value_set=uniq).to_numpy(zero_copy_only=False)
+        codes = codes.astype(np.int64)
         cust = pa.array(np.asarray(customer_ids, dtype=object), type=uniq.type)
         known = pc.is_valid(pc.index_in(cust, value_set=uniq)).to_numpy(zero_copy_only=False)
         extra = pd.unique(np.asarray(customer_ids, dtype=object)[~known])
         ids = np.concatenate(
             [uniq.to_numpy(zero_copy_only=False).astype(object), np.asarray(extra, dtype=object)]
         )
-        return cls(ids, len(uniq)), codes.astype(np.int64)
+        return cls(ids, len(uniq)), codes
 
     @property
     def index(self) -> pd.Index:
@@ -2992,6 +2995,7 @@ def _study_transactions(study, customer_ids) -> _CodedTransactions:
     t = study.source.table("transactions").select("customer_id", "date", "amount", "margin")
     tab = t.to_pyarrow()
     coder, codes = _CustomerCoder.from_arrow(tab.column("customer_id"), customer_ids)
+    tab = tab.drop_columns(["customer_id"])  # free the id strings before the next copies
     n_missing = int((codes < 0).sum())
     if n_missing:
         raise AnalysisError(
@@ -3023,7 +3027,10 @@ def _study_transactions(study, customer_ids) -> _CodedTransactions:
             ],
         )
     days = pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    del dates
+    tab = tab.drop_columns(["date"])
     amount = tab.column("amount").to_numpy(zero_copy_only=False).astype(float, copy=False)
+    tab = tab.drop_columns(["amount"])
     bad = np.isnan(amount)
     if bad.any():
         raise AnalysisError(
@@ -3046,7 +3053,22 @@ def _study_transactions(study, customer_ids) -> _CodedTransactions:
         if m.null_count < len(m)
         else None
     )
+    del m, tab
     return _CodedTransactions(coder, codes, days, amount, margin)
+
+
+def _coded_table(study, name: str, columns, coder: _CustomerCoder) -> pd.DataFrame:
+    """Pull a contract table to pandas with customer ids as codes, bypassing the study cache.
+
+    ``study.table`` keeps every table it pulls for the rest of the notebook; these
+    are needed only while the churn features are built.
+    """
+    t = study.source.table(name)
+    if columns:
+        t = t.select(*columns)
+    frame = t.to_pandas()
+    frame["customer_id"] = coder.codes_of(frame["customer_id"])
+    return frame
 
 
 def _try_pareto(summary, notes, label):
@@ -3222,6 +3244,7 @@ def value_study(
     # calibration period only, to compare holdout accuracy with the BG/NBD.
     models = {"bgnbd": fit_bgnbd(now), "gamma_gamma": fit_gamma_gamma(now)}
     del now
+    txa.margin = None
     margin = "margin_ratio" if margin_col else 1.0
     if not margin_col:
         notes.append("The data has no margin column, so CLV is expressed in revenue, not margin.")
@@ -3291,14 +3314,13 @@ def value_study(
             attributes=attrs,
             extra=None,
             as_of=as_of,
-            experience=coder.code_frame(study.table("experience", exp_cols), "customer_id")
+            experience=_coded_table(study, "experience", exp_cols, coder)
             if study.has("experience")
             else None,
-            loyalty=coder.code_frame(study.table("loyalty"), "customer_id")
-            if study.has("loyalty")
-            else None,
+            loyalty=_coded_table(study, "loyalty", None, coder) if study.has("loyalty") else None,
         )
-        coded_customers = coder.code_frame(customers, "customer_id")
+        cust_cols = ["customer_id", "signup_date", "churn_date", *attrs]
+        coded_customers = coder.code_frame(customers[cust_cols], "customer_id")
         bins = _TxBins(
             txa.codes,
             txa.days,
@@ -3306,6 +3328,7 @@ def value_study(
             n_codes,
             [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
         )
+        del txa  # the bins hold all the churn model needs from the transactions
         args = (coded_customers, coder, bins)
         try:
             train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
@@ -3329,7 +3352,6 @@ def value_study(
             "The data has no churn dates (non-contractual), so risk is the BG/NBD probability that the "
             "customer has already lapsed, 1 - P(alive)."
         )
-    del txa
 
     # (4) Tiers, concentration, customers to protect.
     ranked = customers_to_protect(
