@@ -988,9 +988,11 @@ def _codes(values: Any) -> np.ndarray:
     """
     v = np.asarray(values)
     if len(v) and v.dtype.kind == "M":
-        d = v.astype("datetime64[D]")
-        if not np.isnat(d).any() and bool((d == v).all()):
-            v = d.astype(np.int64)
+        unit, count = np.datetime_data(v.dtype)
+        per_day = np.timedelta64(1, "D") // np.timedelta64(count, unit) if unit != "generic" else 0
+        iv = v.view(np.int64)
+        if per_day >= 1 and not np.isnat(v).any() and not (iv % per_day).any():
+            v = iv // per_day  # whole days (integer maths: datetime casts are slow)
     if len(v) and v.dtype.kind in "iu":
         lo, hi = int(v.min()), int(v.max())
         if hi - lo < max(4 * len(v), 1 << 16):
@@ -1074,6 +1076,17 @@ def _lag_index(
         )
     out = {}
     for lag in dict.fromkeys(lags):
+        if order is None and 0 < lag <= 12:
+            # sorted, one row per customer-period: the row L periods back, if any, is one of
+            # the L rows just before (no search)
+            src = np.full(len(key), -1, dtype=np.int64)
+            for back in range(1, lag + 1):
+                hit = np.zeros(len(key), dtype=bool)
+                hit[back:] = key[:-back] == key[back:] - lag
+                src[hit] = np.flatnonzero(hit) - back
+            src[po - lo - lag < 0] = -1
+            out[lag] = src
+            continue
         want = key - lag
         j = np.searchsorted(skey, want)
         np.minimum(j, len(skey) - 1, out=j)
@@ -1157,7 +1170,7 @@ def _check_fe_args(
 _DIRECT_FE_LEVELS = 2_000
 
 
-def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
+def _demean_two_way(v: Sequence[np.ndarray], fe: np.ndarray) -> list[np.ndarray] | None:
     """Remove two fixed effects exactly when one of them has few levels (e.g. periods).
 
     With ``A`` the large effect (customers) and ``D`` the dummies of the small
@@ -1168,7 +1181,7 @@ def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
     over the rows instead of many. Returns None when the shape does not fit
     (not two effects, or both large), so the caller falls back to pyfixest.
     """
-    if fe.shape[1] != 2 or not len(v):
+    if fe.shape[1] != 2 or not len(fe):
         return None
     sizes = [int(fe[:, j].max()) + 1 for j in range(2)]
     b_col = int(np.argmin(sizes))
@@ -1184,7 +1197,8 @@ def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
     # customers (small blocks: BLAS is fast on them single-threaded)
     dpd = np.zeros((nb, nb))
     step = 8192
-    if bool((a[1:] >= a[:-1]).all()):  # rows grouped by customer (a panel): slice, no index
+    grouped = bool((a[1:] >= a[:-1]).all())
+    if grouped:  # rows grouped by customer (a panel): slice, no index
         cuts = np.searchsorted(a, np.arange(0, na + step, step))
         for k, i in enumerate(range(0, na, step)):
             r0, r1 = cuts[k], cuts[k + 1]
@@ -1202,23 +1216,35 @@ def _demean_two_way(v: np.ndarray, fe: np.ndarray) -> np.ndarray | None:
             dpd += blk.T @ (blk / n_a[i : i + step, None])
     dmd = np.diag(n_b) - dpd
     pinv = np.linalg.pinv(dmd, rcond=1e-12, hermitian=True)
-    out = np.empty_like(v)
-    for j in range(v.shape[1]):
-        col = v[:, j]
-        ma = col - (np.bincount(a, weights=col, minlength=na) / n_a)[a]
-        g = pinv @ np.bincount(b, weights=ma, minlength=nb)
-        gb = g[b]
-        out[:, j] = ma - (gb - (np.bincount(a, weights=gb, minlength=na) / n_a)[a])
+    if grouped:  # sums and spreads over contiguous runs: sequential passes only
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+        reps = n_a.astype(np.int64)
+
+        def a_mean(col: np.ndarray) -> np.ndarray:
+            return np.repeat(np.add.reduceat(col, starts) / n_a, reps)
+    else:
+
+        def a_mean(col: np.ndarray) -> np.ndarray:
+            return (np.bincount(a, weights=col, minlength=na) / n_a)[a]
+
+    out = []
+    for col in v:
+        ma = col - a_mean(col)
+        gb = (pinv @ np.bincount(b, weights=ma, minlength=nb))[b]
+        ma -= gb
+        ma += a_mean(gb)
+        out.append(ma)
     return out
 
 
 def _fe_fits(
     df: pd.DataFrame,
     y: np.ndarray,
-    x: np.ndarray,
+    x: Sequence[np.ndarray],
     terms: Sequence[str],
     models: Sequence[Sequence[int]],
     *,
+    codes: Mapping[str, np.ndarray] | None = None,
     outcome: str,
     fixed_effects: Sequence[str],
     cluster: str,
@@ -1234,16 +1260,27 @@ def _fe_fits(
     singletons dropped) is built and demeaned once; each model in ``models``
     (column indices into ``x``) then costs one small least-squares solve.
     Demeaning works column by column, so this equals fitting each model on
-    its own. Returns one FEResult (or the AnalysisError it raised) per model.
+    its own. ``x`` is a list of columns; ``codes`` may hold integer codes of
+    the fixed-effect and cluster columns over all rows of ``df`` (computed once
+    by the caller). Returns one FEResult (or the AnalysisError it raised) per
+    model.
     """
     ok = ~np.isnan(y)
-    for j in range(x.shape[1]):
-        ok &= ~np.isnan(x[:, j])
+    for col in x:
+        ok &= ~np.isnan(col)
     rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
     del ok
-    y, x = y[rows], x[rows]
+    y, x = y[rows], [col[rows] for col in x]
+    codes = codes or {}
+
+    def coded(f: str, rows: np.ndarray) -> np.ndarray:
+        if f in codes:
+            c = codes[f][rows]
+            return np.where(c >= 0, _codes(np.maximum(c, 0)), -1) if (c < 0).any() else _codes(c)
+        return _codes(df[f].to_numpy()[rows])
+
     fe_codes = (
-        np.column_stack([_codes(df[f].to_numpy()[rows]) for f in fixed_effects])
+        np.column_stack([coded(f, rows) for f in fixed_effects])
         if fixed_effects
         else np.empty((len(rows), 0), dtype=np.int64)
     )
@@ -1253,7 +1290,7 @@ def _fe_fits(
     if cluster in fixed_effects:  # usually: customers are both an effect and the cluster
         cl = fe_codes[:, list(fixed_effects).index(cluster)]
     else:
-        cl = _codes(df[cluster].to_numpy()[rows])
+        cl = coded(cluster, rows)
     ok &= cl >= 0
     n_singletons = 0
     all_ok = bool(ok.all())
@@ -1291,7 +1328,7 @@ def _fe_fits(
     if not fit_models:
         return out
     if not whole:
-        y, x = y[idx], x[idx]
+        y, x = y[idx], [col[idx] for col in x]
     cl = cl if whole and cluster in fixed_effects else _codes(cl[idx])
     cust_n = (
         int(cl.max()) + 1
@@ -1312,23 +1349,29 @@ def _fe_fits(
     used = sorted({c for m in fit_models for c in models[m]})
     converged = True
     if fixed_effects:
-        yx = np.ascontiguousarray(np.column_stack([y, x[:, used]]))
         y_mean = float(y.mean())
+        yx = [y, *(x[c] for c in used)]
         del x
         res = _demean_two_way(yx, fe)
         if res is None:
             from pyfixest.core.demean import demean
 
-            res, converged = demean(
-                yx, fe.astype(np.uint64), np.ones(len(y)), tol=tol, maxiter=maxiter
+            mat, converged = demean(
+                np.ascontiguousarray(np.column_stack(yx)),
+                fe.astype(np.uint64),
+                np.ones(len(y)),
+                tol=tol,
+                maxiter=maxiter,
             )
+            res = [mat[:, i] for i in range(mat.shape[1])]
+            del mat
         del yx
-        yd = res[:, 0]
-        xcols = {c: res[:, 1 + i] for i, c in enumerate(used)}
+        yd = res[0]
+        xcols = {c: res[1 + i] for i, c in enumerate(used)}
     else:
         yd = y
         y_mean = float(y.mean())
-        xcols = {c: x[:, c] for c in used}
+        xcols = {c: x[c] for c in used}
     n_obs = len(y)
     g = int(cl.max()) + 1
     levels = [int(fe[:, j].max()) + 1 for j in range(fe.shape[1])]
@@ -1495,7 +1538,7 @@ def revenue_link(
         panel, customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
     )
     y = panel[outcome].to_numpy(dtype=float)
-    x = np.column_stack([lagged.pop(t) for t in terms])
+    x = [lagged.pop(t) for t in terms]
     (res,) = _fe_fits(
         panel,
         y,
@@ -1555,6 +1598,7 @@ def _lag_fits(
     )
     index = _lag_index(panel, customer=customer, period=period, lags=lags, freq=freq)
     y = panel[outcome].to_numpy(dtype=float)
+    codes = {f: _codes(panel[f].to_numpy()) for f in dict.fromkeys([*fixed_effects, cluster])}
     fits: dict[tuple[str, int], FEResult] = {}
     for lag in dict.fromkeys(lags):
         src = index[lag]
@@ -1571,7 +1615,7 @@ def _lag_fits(
             else:
                 groups.append((miss, [name], [v]))
         for _, g_names, g_cols in groups:
-            x = np.column_stack(g_cols)
+            x = list(g_cols)
             g_cols.clear()
             terms = [f"{n}_lag{lag}" if lag else n for n in g_names]
             res = _fe_fits(
@@ -1580,6 +1624,7 @@ def _lag_fits(
                 x,
                 terms,
                 [[i] for i in range(len(terms))],
+                codes=codes,
                 outcome=outcome,
                 fixed_effects=fixed_effects,
                 cluster=cluster,
