@@ -2335,12 +2335,12 @@ def _churn_features_coded(
         base["churned"] = np.nan  # the label window is not fully observed
     base = base.drop(columns=[c for c in (signup, churn) if c in base.columns])
     if experience is not None:
-        base = base.merge(
-            _experience_features(experience, cut, customer_id), on=customer_id, how="left"
-        )
-        for c in ("tickets_90d", "unresolved_90d", "sla_breaches_90d"):
-            base[c] = base[c].fillna(0.0)
-        base["nps_category"] = base["nps_category"].fillna("none")
+        if not isinstance(experience, _ExperienceArrays):
+            experience = _ExperienceArrays(experience, customer_id)
+        base = base.reset_index(drop=True)
+        bc = base[customer_id].to_numpy()
+        for c, v in experience.features(cut, len(coder.ids)).items():
+            base[c] = v[bc]
     if loyalty is not None:
         base = base.merge(_loyalty_features(loyalty, cut, customer_id), on=customer_id, how="left")
         base["member"] = base["member"].fillna(0.0)
@@ -2359,52 +2359,90 @@ def _churn_features_coded(
     return base
 
 
-def _experience_features(experience: pd.DataFrame, cut: int, customer_id: str) -> pd.DataFrame:
-    """Service features as of day ``cut``: tickets, failures, CSAT and the latest NPS category."""
-    e = experience[
-        experience.columns.intersection(
-            [customer_id, "date", "kind", "first_contact_resolution", "sla_met", "csat", "nps"]
-        )
-    ].copy()
-    d = _day_numbers(e["date"], table="experience", column="date")
-    e = e[d <= cut]
-    age = cut - d[d <= cut]
-    ticket = (e["kind"] == "ticket").to_numpy() & (age < 90)
-    fcr = (
-        e["first_contact_resolution"]
-        if "first_contact_resolution" in e.columns
-        else pd.Series(True, index=e.index)
-    )
-    sla = e["sla_met"] if "sla_met" in e.columns else pd.Series(True, index=e.index)
-    unresolved = ticket & fcr.eq(False).to_numpy()
-    breach = ticket & sla.eq(False).to_numpy()
-    g = pd.DataFrame(
-        {
-            customer_id: e[customer_id].to_numpy(),
-            "tickets_90d": ticket.astype(float),
-            "unresolved_90d": unresolved.astype(float),
-            "sla_breaches_90d": breach.astype(float),
-            "csat_365": np.where(age < 365, pd.to_numeric(e.get("csat"), errors="coerce"), np.nan)
+class _ExperienceArrays:
+    """Service events as arrays by customer code, for features at several cutoffs.
+
+    Built once from the contract experience table (ids already coded); each
+    :meth:`features` call is a few passes of ``numpy.bincount`` instead of a
+    pandas group-by over millions of rows.
+    """
+
+    def __init__(self, experience: pd.DataFrame, customer_id: str):
+        e = experience
+        n = len(e)
+        self.code = e[customer_id].to_numpy(dtype=np.int64)
+        self.day = _day_numbers(e["date"], table="experience", column="date")
+        self.ticket = (e["kind"] == "ticket").fillna(False).to_numpy(dtype=bool)
+
+        def false_flag(col):
+            if col not in e.columns:
+                return np.zeros(n, bool)
+            return e[col].eq(False).fillna(False).to_numpy(dtype=bool)
+
+        self.unresolved = false_flag("first_contact_resolution")
+        self.breach = false_flag("sla_met")
+        self.csat = (
+            pd.to_numeric(e["csat"], errors="coerce").to_numpy(dtype=float)
             if "csat" in e.columns
-            else np.nan,
+            else None
+        )
+        self.nps = (
+            pd.to_numeric(e["nps"], errors="coerce").to_numpy(dtype=float)
+            if "nps" in e.columns
+            else None
+        )
+        ok = self.code >= 0  # rows of customers the study does not know
+        if not ok.all():
+            for a in ("code", "day", "ticket", "unresolved", "breach", "csat", "nps"):
+                if getattr(self, a) is not None:
+                    setattr(self, a, getattr(self, a)[ok])
+
+    def features(self, cut: int, n_codes: int) -> dict:
+        """Return per-code arrays: ``tickets_90d``, ``unresolved_90d``, ``sla_breaches_90d``
+        (counts of tickets in the 90 days to ``cut``), ``csat_mean_365d`` (mean CSAT over
+        the 365 days, NaN without answers) and ``nps_category`` (latest answered NPS on
+        or before ``cut``: detractor / passive / promoter, "none" without answers)."""
+        past = self.day <= cut
+        code = self.code[past]
+        age = cut - self.day[past]
+        ticket = self.ticket[past] & (age < 90)
+        out = {
+            "tickets_90d": np.bincount(code[ticket], minlength=n_codes).astype(float),
+            "unresolved_90d": np.bincount(
+                code[ticket & self.unresolved[past]], minlength=n_codes
+            ).astype(float),
+            "sla_breaches_90d": np.bincount(
+                code[ticket & self.breach[past]], minlength=n_codes
+            ).astype(float),
         }
-    ).groupby(customer_id, sort=False)
-    out = g.agg(
-        tickets_90d=("tickets_90d", "sum"),
-        unresolved_90d=("unresolved_90d", "sum"),
-        sla_breaches_90d=("sla_breaches_90d", "sum"),
-        csat_mean_365d=("csat_365", "mean"),
-    ).reset_index()
-    if "nps" in e.columns:
-        s = e.assign(_d=d[d <= cut]).dropna(subset=["nps"]).sort_values("_d", kind="stable")
-        last = s.groupby(customer_id, sort=False)["nps"].last()
-        cat = pd.cut(
-            last, [-0.5, 6.5, 8.5, 10.5], labels=["detractor", "passive", "promoter"]
-        ).astype(str)
-        out = out.merge(cat.rename("nps_category").reset_index(), on=customer_id, how="left")
-    else:
-        out["nps_category"] = "none"
-    return out
+        if self.csat is not None:
+            cs = self.csat[past]
+            use = (age < 365) & ~np.isnan(cs)
+            total = np.bincount(code[use], weights=cs[use], minlength=n_codes)
+            count = np.bincount(code[use], minlength=n_codes)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["csat_mean_365d"] = np.where(count > 0, total / count, np.nan)
+        else:
+            out["csat_mean_365d"] = np.full(n_codes, np.nan)
+        cat = np.full(n_codes, "none", dtype=object)
+        if self.nps is not None:
+            nps = self.nps[past]
+            rows = np.flatnonzero(~np.isnan(nps))
+            if rows.size:
+                # Latest answer: the largest (day, row) per customer, as a stable sort by day.
+                key = (cut - age[rows]) * np.int64(nps.size) + rows
+                best = np.full(n_codes, -1, dtype=np.int64)
+                np.maximum.at(best, code[rows], key)
+                has = best >= 0
+                v = nps[best[has] % nps.size]
+                lab = np.select(
+                    [(v > -0.5) & (v <= 6.5), (v > 6.5) & (v <= 8.5), (v > 8.5) & (v <= 10.5)],
+                    ["detractor", "passive", "promoter"],
+                    default="none",
+                )
+                cat[has] = lab
+        out["nps_category"] = cat
+        return out
 
 
 def _loyalty_features(loyalty: pd.DataFrame, cut: int, customer_id: str) -> pd.DataFrame:
@@ -2694,7 +2732,7 @@ class _AUCRanks:
 
     def __init__(self, scores, y):
         scores = np.asarray(scores, float)
-        self.order = np.argsort(scores, kind="stable")
+        self.order = np.argsort(scores)  # order within ties does not matter
         s = scores[self.order]
         self.y = np.asarray(y, float)[self.order]
         tie = s[1:] == s[:-1]
@@ -3314,7 +3352,9 @@ def value_study(
             attributes=attrs,
             extra=None,
             as_of=as_of,
-            experience=_coded_table(study, "experience", exp_cols, coder)
+            experience=_ExperienceArrays(
+                _coded_table(study, "experience", exp_cols, coder), "customer_id"
+            )
             if study.has("experience")
             else None,
             loyalty=_coded_table(study, "loyalty", None, coder) if study.has("loyalty") else None,
