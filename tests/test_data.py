@@ -282,3 +282,53 @@ def test_id_codes_are_consistent_integer_keys_in_every_table(tiny_world):
             got.sort_values(key).reset_index(drop=True),
             want.sort_values(key).reset_index(drop=True),
         )
+
+
+def _tables(src):
+    return {
+        n: t.to_pandas().sort_values(list(t.columns)).reset_index(drop=True)
+        for n, t in src.tables.items()
+    }
+
+
+def test_validation_receipt_gives_the_same_source_without_checking_again(tmp_path, monkeypatch):
+    # orphans and out-of-window rows dropped by policy: the receipt path must drop them too
+    tx = TRANSACTIONS + "99,2023-03-01,5\n1,2022-01-01,4\n"
+    p = _world(
+        tmp_path,
+        transactions=tx,
+        extra={"experience": EXPERIENCE},
+        params="  orphan_rows: drop\n  out_of_window_rows: drop\n",
+    )
+    params = config.load_params(p)
+    receipt = tmp_path / "receipt.json"
+    probs = data.check(params, receipt=receipt)
+    assert receipt.is_file() and {x.rule for x in probs} >= {"orphan", "out_of_window"}
+    full = data.load(params)
+    monkeypatch.setenv(data.RECEIPT_ENV, str(receipt))
+    calls = []
+    monkeypatch.setattr(data, "_bad_rows", lambda *a, **k: calls.append(a) or (0, ()))
+    fast = data.load(params)
+    assert calls == []  # no check ran
+    assert (fast.as_of, fast.window_start) == (full.as_of, full.window_start)
+    assert [str(x) for x in fast.problems] == [str(x) for x in full.problems]
+    a, b = _tables(full), _tables(fast)
+    assert a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def test_a_stale_receipt_is_ignored(tmp_path, monkeypatch):
+    p = _world(tmp_path)
+    params = config.load_params(p)
+    receipt = tmp_path / "receipt.json"
+    assert not [x for x in data.check(params, receipt=receipt) if x.severity == "error"]
+    monkeypatch.setenv(data.RECEIPT_ENV, str(receipt))
+    # the data changes after the run validated it: a negative amount must still be caught
+    (tmp_path / "data" / "transactions.csv").write_text(TRANSACTIONS + "3,2023-03-03,-5\n")
+    with pytest.raises(DataError, match="contract"):
+        data.load(params)
+    # and a receipt is never written for invalid data
+    bad = tmp_path / "bad.json"
+    data.check(params, receipt=bad)
+    assert not bad.exists()

@@ -76,7 +76,7 @@ def _fake_load_params(path):
     )
 
 
-def _fake_check(params):
+def _fake_check(params, *, receipt=None):
     if params.raw.get("bad_data"):
         return [
             Problem(

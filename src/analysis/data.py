@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,8 +342,13 @@ def _typed(t: ir.Table, table: Table, present: set[str]) -> dict[str, ir.Value]:
     return out
 
 
-def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table | None:
-    """Check one table's columns and types; return it cast to contract types (or None)."""
+def _validate_table(
+    src: Source, name: str, problems: list[Problem], *, checks: bool = True
+) -> ir.Table | None:
+    """Check one table's columns and types; return it cast to contract types (or None).
+
+    With ``checks=False`` only the cast expression is built (no query runs).
+    """
     spec = TABLES[name]
     t = src.tables[name]
     present = src.present[name]
@@ -361,6 +367,9 @@ def _validate_table(src: Source, name: str, problems: list[Problem]) -> ir.Table
             )
         return None
     typed = _typed(t, spec, present)
+    if not checks:
+        extra = {a: t[a] for a in src.attributes} if name == "customers" else {}
+        return t.select(**typed, **extra)
     # Wrong types / unparseable values: present in the raw data, null after the cast.
     for c in spec.columns:
         if c.name not in present or c.kind in ("id", "str"):
@@ -461,7 +470,9 @@ def _policy_problem(
     return Problem(table, column, rule, message, n, ex, fix=fix, severity=sev)
 
 
-def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
+def validate(
+    src: Source, params: Params, *, receipt: dict | None = None
+) -> tuple[Source, list[Problem]]:
     """Check the source against the contract and return the cast source and all problems.
 
     Parameters
@@ -476,8 +487,15 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
         A new Source with contract-typed tables (rows dropped where a ``drop``
         policy applies) and every problem found, errors and warnings. Callers
         must not use the Source when any problem has severity ``"error"``.
+
+    With a ``receipt`` (see :func:`check`; the report runner validates once and
+    passes it to every notebook) no check runs: its problems, as-of date and
+    window are reused and only the cast expressions are built, with the same
+    ``drop`` policies applied.
     """
     d = params.data
+    if receipt is not None:
+        return _from_receipt(src, params, receipt)
     problems: list[Problem] = []
     for name, spec in TABLES.items():
         if spec.required and name not in src.tables:
@@ -671,6 +689,103 @@ def validate(src: Source, params: Params) -> tuple[Source, list[Problem]]:
     return out, problems
 
 
+def _from_receipt(src: Source, params: Params, receipt: dict) -> tuple[Source, list[Problem]]:
+    """Build the validated Source from a receipt, running no check (see :func:`validate`)."""
+    d = params.data
+    problems = [Problem(**{**p, "examples": tuple(p["examples"])}) for p in receipt["problems"]]
+    as_of = dt.date.fromisoformat(receipt["as_of"])
+    cast = {name: _validate_table(src, name, [], checks=False) for name in src.tables}
+    known = (
+        cast["customers"]
+        .group_by("customer_id")
+        .aggregate(_signup=cast["customers"].signup_date.min())
+    )
+    for name, datecol in (
+        ("transactions", "date"),
+        ("loyalty", "enrolled_date"),
+        ("experience", "date"),
+    ):
+        if name not in cast:
+            continue
+        t = cast[name]
+        if d.orphan_rows == "drop":
+            t = t.semi_join(known, "customer_id")
+        if d.out_of_window_rows == "drop":
+            keep = t.join(known, "customer_id")
+            keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
+            t = keep.drop("_signup")
+        cast[name] = t
+    full = {}
+    for name, t in cast.items():
+        add = {
+            c.name: ibis.null(_IBIS_TYPES[c.kind])
+            for c in TABLES[name].columns
+            if c.name not in t.columns
+        }
+        full[name] = t.mutate(**add) if add else t
+    out = Source(
+        con=src.con,
+        tables=full,
+        present=src.present,
+        attributes=src.attributes,
+        as_of=as_of,
+        window_start=dt.date.fromisoformat(receipt["window_start"]),
+        problems=problems,
+        validated=True,
+    )
+    return out, problems
+
+
+RECEIPT_ENV = "ANALYSIS_VALIDATION_RECEIPT"
+
+
+def _receipt_key(params: Params, src: Source) -> str | None:
+    """Return a key of the data and its params, or None where no cheap key exists.
+
+    Folder and DuckDB sources: file names, sizes and modification times, row
+    counts per table, and the params' data section. A database that can change
+    without its files changing (Postgres, Spark) gets no receipt.
+    """
+    if params.data.source not in ("folder", "duckdb"):
+        return None
+    fp = fingerprint(params, src, with_as_of=False)
+    return f"{fp['content_hash']}|{params.data!r}"
+
+
+def _write_receipt(path: Path, params: Params, src: Source, valid: Source, problems) -> None:
+    key = _receipt_key(params, src)
+    if key is None:
+        return
+    body = {
+        "key": key,
+        "as_of": valid.as_of.isoformat(),
+        "window_start": valid.window_start.isoformat(),
+        "problems": [
+            {
+                **{f: getattr(p, f) for f in ("table", "column", "rule", "message", "n_rows")},
+                "examples": [str(x) for x in p.examples],
+                "fix": p.fix,
+                "severity": p.severity,
+            }
+            for p in problems
+        ],
+    }
+    Path(path).write_text(json.dumps(body))
+
+
+def _read_receipt(params: Params, src: Source) -> dict | None:
+    """Return the run's validation receipt if one is set and matches this data, else None."""
+    path = os.environ.get(RECEIPT_ENV, "").strip()
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        body = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    key = _receipt_key(params, src)
+    return body if key is not None and body.get("key") == key else None
+
+
 def _scalar(expr) -> object:
     return expr.to_pyarrow().as_py()
 
@@ -702,13 +817,23 @@ def _infer_window_start(cast: dict[str, ir.Table]) -> dt.date:
     return min(dates)
 
 
-def check(params: Params) -> list[Problem]:
-    """Return every validation problem of the params' data (errors and warnings)."""
+def check(params: Params, *, receipt: str | Path | None = None) -> list[Problem]:
+    """Return every validation problem of the params' data (errors and warnings).
+
+    With ``receipt``, a clean validation (warnings at most) is also written to
+    that file: the problems, as-of date and window, keyed by the data files'
+    sizes, times and row counts and by the params' data section. :func:`load`
+    reuses it instead of validating again when the environment variable
+    ``ANALYSIS_VALIDATION_RECEIPT`` names the file and the key still matches,
+    so a report run validates once rather than once per notebook.
+    """
     try:
         src = open_source(params)
     except DataError as exc:
         return exc.problems or [Problem("data", None, "source", exc.summary)]
-    _, problems = validate(src, params)
+    valid, problems = validate(src, params)
+    if receipt is not None and not any(p.severity == "error" for p in problems):
+        _write_receipt(Path(receipt), params, src, valid, problems)
     return problems
 
 
@@ -721,7 +846,7 @@ def load(params: Params) -> Source:
         When any problem has severity ``"error"``; its message lists them all.
     """
     src = open_source(params)
-    out, problems = validate(src, params)
+    out, problems = validate(src, params, receipt=_read_receipt(params, src))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise DataError(
@@ -731,7 +856,7 @@ def load(params: Params) -> Source:
     return out
 
 
-def fingerprint(params: Params, source: Source | None = None) -> dict:
+def fingerprint(params: Params, source: Source | None = None, *, with_as_of: bool = True) -> dict:
     """Return row counts per table and a content hash, for run provenance.
 
     The hash covers file names, sizes and modification times of a folder or
@@ -750,6 +875,8 @@ def fingerprint(params: Params, source: Source | None = None) -> dict:
                 h.update(f"{f.relative_to(p.parent)}|{st.st_size}|{int(st.st_mtime)}".encode())
     h.update(repr(sorted(counts.items())).encode())
     out = {"rows": counts, "content_hash": h.hexdigest()[:16], "source": d.source}
+    if not with_as_of:
+        return out
     as_of = src.as_of or d.as_of
     if as_of is None:
         try:  # one cheap scan per date column; validation proper happens elsewhere

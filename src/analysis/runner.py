@@ -37,6 +37,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -763,8 +764,10 @@ class _Runner:
         ids: set[str],
         started: dt.datetime,
         manifest: dict[str, dict],
+        receipt: Path | None = None,
     ):
         self.params = params
+        self.receipt = receipt
         self.params_file = params_file
         self.out_dir = out_dir
         self.names = names
@@ -782,6 +785,14 @@ class _Runner:
         self.params_dict = _redact_secrets(_params_dict(params))
 
     # ---- execution ------------------------------------------------------------------
+
+    def _worker_env(self) -> dict[str, str]:
+        env = thread_env(
+            self.jobs, engine_memory=getattr(self.params.reports, "engine_memory_limit", None)
+        )
+        if self.receipt is not None:
+            env["ANALYSIS_VALIDATION_RECEIPT"] = str(self.receipt)
+        return env
 
     def _start(self, job: _Job) -> None:
         executed = self.out_dir / EXECUTED_DIR
@@ -813,10 +824,7 @@ class _Runner:
         with open(job.log, "wb") as log:
             job.proc = subprocess.Popen(
                 [sys.executable, "-m", "analysis.runner", "--worker", str(job.spec)],
-                env=thread_env(
-                    self.jobs,
-                    engine_memory=getattr(self.params.reports, "engine_memory_limit", None),
-                ),
+                env=self._worker_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -1225,12 +1233,47 @@ def _run_locked(
         return _refuse(out_dir, started, params_path, exc.summary, exc.problems, params)
     available = set(_available_notebooks(nb_dir))
 
-    # Invalid data: refuse before executing anything.
+    # Invalid data: refuse before executing anything. A clean validation leaves a receipt
+    # that the notebooks reuse instead of validating again (analysis.data.check / load).
+    receipt_dir = Path(tempfile.mkdtemp(prefix="analysis-run-"))
+    try:
+        return _run_checked(
+            params=params,
+            params_path=params_path,
+            out_dir=out_dir,
+            started=started,
+            names=names,
+            available=available,
+            jobs=jobs,
+            nb_dir=nb_dir,
+            kernel_name=kernel_name,
+            parameters=parameters,
+            receipt=receipt_dir / "validation.json",
+        )
+    finally:
+        shutil.rmtree(receipt_dir, ignore_errors=True)
+
+
+def _run_checked(
+    *,
+    params: Any,
+    params_path: Path,
+    out_dir: Path,
+    started: dt.datetime,
+    names: list[str],
+    available: set[str],
+    jobs: int | None,
+    nb_dir: Path,
+    kernel_name: str | None,
+    parameters: Mapping[str, Any],
+    receipt: Path,
+) -> RunResult:
+    reports_params = params.reports
     warnings_: list[str] = []
     try:
         from analysis import data
 
-        problems = list(data.check(params))
+        problems = list(data.check(params, receipt=receipt))
         errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
         warnings_ = [_problem_line(p) for p in problems if p not in errors]
         if errors:
@@ -1298,6 +1341,7 @@ def _run_locked(
         ids=ids,
         started=started,
         manifest=manifest,
+        receipt=receipt if receipt.is_file() else None,
     )
     _say(f"running {len(names)} report(s) with {jobs} job(s) -> {out_dir}")
     interrupted = False
