@@ -176,6 +176,7 @@ def panel(
     inactivity_days: int = 90,
     as_of: dt.date | None = None,
     window_start: dt.date | None = None,
+    minimal: bool = False,
 ) -> ir.Table:
     """Build one row per customer and period while the customer is at risk.
 
@@ -191,7 +192,9 @@ def panel(
         period), surveys, csat_mean, ces_mean, nps_last (latest NPS answer in
         the period), tickets, unresolved_tickets (tickets not resolved at first
         contact), sla_breaches, compensated, churned (1 in the churn period),
-        periods_since_entry, segment.
+        periods_since_entry, segment. With ``minimal``, only customer_id, period,
+        revenue, margin, transactions, active, churned and segment (no loyalty
+        or experience joins: what the cohort table needs).
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
@@ -215,6 +218,12 @@ def panel(
         revenue=ibis.coalesce(out.revenue, 0.0),
         transactions=ibis.coalesce(out.transactions, 0),
     )
+    if minimal:
+        out = out.mutate(active=_flag(out.transactions > 0))
+        return out.select(
+            "customer_id", "period", "revenue", "margin", "transactions", "active", "churned",
+            "segment",
+        )
     if source.has("loyalty"):
         loy = source.table("loyalty")
         m = rows.select("customer_id", "period", "period_end").join(
@@ -288,7 +297,8 @@ def cohorts(
         source, definition=definition, inactivity_days=inactivity_days, as_of=as_of,
         window_start=window_start)
     pn = panel_expr if panel_expr is not None else panel(
-        source, period=period, lifetimes_expr=lt, as_of=as_of, window_start=window_start)
+        source, period=period, lifetimes_expr=lt, as_of=as_of, window_start=window_start,
+        minimal=True)
     ws = ibis.literal(window_start, type="date")
     members = lt.filter(lt.start_date >= ws).select(
         "customer_id", cohort=period_start(lt.start_date, period))
