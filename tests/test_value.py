@@ -728,3 +728,170 @@ def test_value_notebook_runs_on_tiny_world(tiny_world, tmp_path):
     assert len(ranked) > 0 and ranked["rank"].is_monotonic_increasing
     # No customer id reaches the report.
     assert not any(cid in html for cid in ranked["customer_id"].astype(str).head(50))
+
+
+# ---------------------------------------------------------------------------
+# Fast paths used at scale, checked against the direct computation
+# ---------------------------------------------------------------------------
+
+
+def test_conditional_path_equals_per_step_expectation(bgnbd, pnbd, cdnow_summary):
+    # The CLV path evaluates the t-dependent term once per distinct (x, T) and P(alive)
+    # once; it must equal the per-step conditional expectation exactly.
+    x, tx, T = (cdnow_summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    rows = value._PairIndex(x, tx, T)
+    ends = np.array([1.0, 4.348, 26.0, 52.18])
+    for model in (bgnbd, pnbd):
+        pa, cum = model._conditional_path(ends, rows)
+        np.testing.assert_array_equal(pa, model.p_alive(x, tx, T))
+        for j, t in enumerate(ends):
+            np.testing.assert_array_equal(
+                cum[:, j], model.conditional_expected_transactions(t, x, tx, T)
+            )
+
+
+def test_pareto_loglik_by_pairs_matches_row_formula(cdnow_summary):
+    # Second implementation: the likelihood of Fader & Hardie (2005 note, eq. 19-22)
+    # written out row by row with the hypergeometric function.
+    from scipy.special import hyp2f1
+
+    x, tx, T = (cdnow_summary[c].to_numpy(float)[:300] for c in ("frequency", "recency", "T"))
+    for r, alpha, s, beta in [(0.55, 10.58, 0.61, 11.67), (0.8, 5.0, 1.2, 20.0)]:
+        a1 = r + s + x
+        if alpha >= beta:
+            b1, c1, z = s + 1, r + s + x + 1, alpha - beta
+            f1 = hyp2f1(a1, b1, c1, z / (alpha + tx)) / (alpha + tx) ** a1
+            f2 = hyp2f1(a1, b1, c1, z / (alpha + T)) / (alpha + T) ** a1
+        else:
+            b1, c1, z = r + x, r + s + x + 1, beta - alpha
+            f1 = hyp2f1(a1, b1, c1, z / (beta + tx)) / (beta + tx) ** a1
+            f2 = hyp2f1(a1, b1, c1, z / (beta + T)) / (beta + T) ** a1
+        a0 = f1 - f2
+        direct = (
+            gammaln(r + x)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + s * np.log(beta)
+            + np.log((alpha + T) ** -(r + x) * (beta + T) ** -s + s / (r + s + x) * a0)
+        )
+        assert_allclose(value._pnbd_loglik((r, alpha, s, beta), x, tx, T), direct, rtol=1e-9)
+
+
+def test_bootstrap_auc_from_case_weights_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    p = np.round(rng.random(500), 2)  # many ties
+    y = (rng.random(500) < p).astype(float)
+    ranks = value._AUCRanks(p, y)
+    assert ranks.auc() == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+    for _ in range(20):
+        i = rng.integers(0, 500, 500)
+        w = np.bincount(i, minlength=500)
+        assert ranks.auc(w) == pytest.approx(roc_auc_score(y[i], p[i]), rel=1e-12)
+    assert np.isnan(value._AUCRanks(p, np.ones(500)).auc())
+
+
+def test_value_concentration_interval_matches_sorted_resamples():
+    # Second implementation: sort every resample, as the definition reads.
+    v = np.random.default_rng(1).gamma(0.7, 50.0, 3000)
+    got = value.value_concentration(pd.Series(v), top=0.1, n_boot=50, seed=3)
+    s = np.sort(v)[::-1]
+    k = int(round(0.1 * s.size))
+    rng = np.random.default_rng(3)
+    boots = []
+    for _ in range(50):
+        b = np.sort(rng.choice(s, s.size, replace=True))[::-1]
+        boots.append(b[:k].sum() / b.sum())
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    assert got["share"] == pytest.approx(s[:k].sum() / s.sum(), rel=1e-12)
+    assert got["ci_lower"] == pytest.approx(lo, rel=1e-12)
+    assert got["ci_upper"] == pytest.approx(hi, rel=1e-12)
+
+
+def test_category_codes_give_the_text_one_hot_design():
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    levels = np.array(["b", "a", "c", "rare", None], dtype=object)
+    train = pd.DataFrame(
+        {"g": pd.Series(rng.choice(levels, 400, p=[0.4, 0.3, 0.25, 0.01, 0.04]), dtype="str")}
+    )
+    test = pd.DataFrame({"g": pd.Series(["a", "new", None, "c", "rare"], dtype="str")})
+    kw = dict(handle_unknown="ignore", sparse_output=False, min_frequency=10)
+    by_text = OneHotEncoder(**kw).fit(train.astype(str))
+    cats = {"g": value._category_levels(train["g"])}
+    by_code = OneHotEncoder(**kw).fit(value._code_categories(train, cats))
+    for frame in (train, test):
+        np.testing.assert_array_equal(
+            by_text.transform(frame.astype(str)),
+            by_code.transform(value._code_categories(frame, cats)),
+        )
+
+
+def test_experience_features_by_hand():
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "signup_date": pd.to_datetime(["2023-01-01", "2023-01-01"]),
+            "churn_date": pd.to_datetime([None, None]),
+            "segment": ["x", "y"],
+        }
+    )
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "date": pd.to_datetime(["2023-06-01"] * 2),
+            "amount": [1.0, 2.0],
+        }
+    )
+    exp = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a", "a", "b"],
+            "date": pd.to_datetime(
+                ["2023-12-01", "2023-12-15", "2023-12-15", "2022-12-01", "2024-01-05", "2023-03-01"]
+            ),
+            "kind": ["ticket", "ticket", "survey", "survey", "ticket", "ticket"],
+            "first_contact_resolution": [False, True, None, None, False, False],
+            "sla_met": [False, False, None, None, True, True],
+            "csat": [2.0, np.nan, 4.0, 5.0, 1.0, 3.0],
+            "nps": [np.nan, 9.0, 5.0, 10.0, 0.0, 7.0],
+        }
+    )
+    f = value.churn_risk_features(
+        customers, tx, cutoff="2024-01-01", horizon_months=3, as_of="2024-06-30", experience=exp
+    ).set_index("customer_id")
+    # a: two tickets in the 90 days (one unresolved; both missed the SLA); the Jan 5
+    # ticket is after the cutoff. CSAT in the 365 days: 2 and 4 (the 2022 answer is
+    # older). Latest NPS: Dec 15 has two answers, the later row (5) counts: detractor.
+    assert f.loc["a", "tickets_90d"] == 2 and f.loc["a", "unresolved_90d"] == 1
+    assert f.loc["a", "sla_breaches_90d"] == 2
+    assert f.loc["a", "csat_mean_365d"] == 3.0
+    assert f.loc["a", "nps_category"] == "detractor"
+    # b: the ticket is older than 90 days; NPS 7 is passive.
+    assert f.loc["b", "tickets_90d"] == 0 and f.loc["b", "csat_mean_365d"] == 3.0
+    assert f.loc["b", "nps_category"] == "passive"
+
+
+def test_study_transactions_coded_like_pandas(tiny_world):
+    # The study reads transactions through Arrow with integer codes; the RFM summary
+    # must equal the pandas path (first-appearance customer order included).
+    from analysis import data
+
+    study = data.load_study_data(tiny_world.params_file)
+    customers = study.table("customers")
+    txa = value._study_transactions(study, customers["customer_id"])
+    as_of = study.as_of
+    got, who = value._rfm_from_codes(
+        txa.codes,
+        txa.coder.ids,
+        txa.days,
+        txa.amount,
+        txa.margin,
+        cal_end=value._as_day(as_of, "as_of"),
+        obs_end=None,
+        freq="W",
+    )
+    want = value.rfm_summary(study.table("transactions"), calibration_end=as_of, margin="margin")
+    pd.testing.assert_frame_equal(got, want)
+    np.testing.assert_array_equal(txa.coder.ids[who], want["customer_id"].to_numpy())

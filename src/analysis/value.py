@@ -2562,7 +2562,8 @@ def _code_categories(frame: pd.DataFrame, categories: dict) -> pd.DataFrame:
     out = frame.copy()
     for c, (levels, has_missing) in categories.items():
         text = frame[c].astype(str)
-        codes = pd.Categorical(text, categories=levels).codes.astype(np.int64)
+        codes = pd.Index(levels, dtype=object).get_indexer(text.to_numpy(dtype=object))
+        codes = codes.astype(np.int64)
         if has_missing:
             codes[text.isna().to_numpy()] = len(levels)
         out[c] = codes
