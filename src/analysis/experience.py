@@ -1079,7 +1079,7 @@ def _lag_index(
         if order is None and 0 < lag <= 12:
             # sorted, one row per customer-period: the row L periods back, if any, is one of
             # the L rows just before (no search)
-            src = np.full(len(key), -1, dtype=np.int64)
+            src = np.full(len(key), -1, dtype=np.int32 if len(key) < 2**31 else np.int64)
             for back in range(1, lag + 1):
                 hit = np.zeros(len(key), dtype=bool)
                 hit[back:] = key[:-back] == key[back:] - lag
@@ -1093,7 +1093,7 @@ def _lag_index(
         found = (skey[j] == want) & (po - lo - lag >= 0)
         del want
         src = j if order is None else order[j]
-        out[lag] = np.where(found, src, -1)
+        out[lag] = np.where(found, src, -1).astype(np.int32 if len(key) < 2**31 else np.int64)
     return out
 
 
@@ -1170,7 +1170,9 @@ def _check_fe_args(
 _DIRECT_FE_LEVELS = 2_000
 
 
-def _demean_two_way(v: Sequence[np.ndarray], fe: np.ndarray) -> list[np.ndarray] | None:
+def _demean_two_way(
+    v: Sequence[np.ndarray], fe: np.ndarray, *, inplace: bool = False
+) -> list[np.ndarray] | None:
     """Remove two fixed effects exactly when one of them has few levels (e.g. periods).
 
     With ``A`` the large effect (customers) and ``D`` the dummies of the small
@@ -1180,6 +1182,7 @@ def _demean_two_way(v: Sequence[np.ndarray], fe: np.ndarray) -> list[np.ndarray]
     limit the alternating projections converge to, reached in a few passes
     over the rows instead of many. Returns None when the shape does not fit
     (not two effects, or both large), so the caller falls back to pyfixest.
+    With ``inplace`` the columns of ``v`` are overwritten (no second copy).
     """
     if fe.shape[1] != 2 or not len(fe):
         return None
@@ -1229,10 +1232,12 @@ def _demean_two_way(v: Sequence[np.ndarray], fe: np.ndarray) -> list[np.ndarray]
 
     out = []
     for col in v:
-        ma = col - a_mean(col)
+        ma = col if inplace else col.copy()
+        ma -= a_mean(ma)
         gb = (pinv @ np.bincount(b, weights=ma, minlength=nb))[b]
         ma -= gb
         ma += a_mean(gb)
+        del gb
         out.append(ma)
     return out
 
@@ -1352,7 +1357,7 @@ def _fe_fits(
         y_mean = float(y.mean())
         yx = [y, *(x[c] for c in used)]
         del x
-        res = _demean_two_way(yx, fe)
+        res = _demean_two_way(yx, fe, inplace=True)  # y and x are this function's copies
         if res is None:
             from pyfixest.core.demean import demean
 
@@ -1601,7 +1606,7 @@ def _lag_fits(
     codes = {f: _codes(panel[f].to_numpy()) for f in dict.fromkeys([*fixed_effects, cluster])}
     fits: dict[tuple[str, int], FEResult] = {}
     for lag in dict.fromkeys(lags):
-        src = index[lag]
+        src = index.pop(lag)
         found = src >= 0
         groups: list[tuple[np.ndarray, list[str], list[np.ndarray]]] = []
         for name in exposures:
@@ -3099,6 +3104,67 @@ def _varies(cp: pd.DataFrame, col: str) -> bool:
     return bool(np.nanmax(v) > np.nanmin(v)) if len(v) and not np.isnan(v).all() else False
 
 
+#: Customers per block when the study builds its counting-process rows.
+_ROWS_BLOCK = 250_000
+
+
+def _study_rows(
+    lt: pd.DataFrame,
+    ex: pd.DataFrame,
+    pn: pd.DataFrame,
+    *,
+    window_days: int,
+    period: str | None,
+    update: str,
+    keep: Sequence[str],
+) -> pd.DataFrame:
+    """Build the report's counting-process rows with ``member``, block by block of customers.
+
+    Equal to ``add_panel_columns(counting_process(lt, ex, ...), pn, ["member"])`` without
+    the columns the report does not use (period, nps_last, csat_last, failures_window,
+    uncompensated_failures_window). Rows of one customer depend only on that customer's
+    lifetime and events, so blocks of customers (integer codes, ``lt`` sorted by them) give
+    the same rows in the same order while the working memory stays that of one block.
+    """
+    unused = ("period", "nps_last", "csat_last", "failures_window", "uncompensated_failures_window")
+    cust = lt["customer_id"].to_numpy()
+    ex_c = ex["customer_id"].to_numpy()
+    pn_c = pn["customer_id"].to_numpy()
+    blocks, dropped, tps = [], 0, set()
+    for i in range(0, max(len(lt), 1), _ROWS_BLOCK):
+        lt_b = lt.iloc[i : i + _ROWS_BLOCK]
+        if len(lt_b):
+            lo, hi = cust[i], cust[min(i + _ROWS_BLOCK, len(lt)) - 1]
+            ex_b = ex.loc[(ex_c >= lo) & (ex_c <= hi)]
+            a, b = np.searchsorted(pn_c, [lo, hi + 1])
+            pn_b = pn.iloc[a:b]
+        else:
+            ex_b, pn_b = ex, pn
+        cp = counting_process(
+            lt_b, ex_b, window_days=window_days, period=period, update=update, keep=keep
+        )
+        cp = add_panel_columns(cp, pn_b, ["member"])
+        dropped += cp.attrs["customers_dropped_no_time_at_risk"]
+        tps.update(cp.attrs["touchpoints"])
+        attrs = dict(cp.attrs)
+        blocks.append(cp.drop(columns=[c for c in unused if c in cp.columns]))
+        del cp, ex_b, pn_b
+    # a touchpoint without failures in a block has zero counts there
+    tp_cols = [f"failures_{t}_window" for t in sorted(tps)]
+    base = [c for c in blocks[0].columns if c not in tp_cols]
+    last = max((j for j, c in enumerate(base) if c in WINDOW_COUNTS), default=len(base) - 1)
+    cols = base[: last + 1] + tp_cols + base[last + 1 :]  # counting_process's column order
+    for j, b in enumerate(blocks):
+        miss = {c: np.zeros(len(b), dtype=np.int16) for c in tp_cols if c not in b.columns}
+        if miss:
+            blocks[j] = b.assign(**miss)
+    out = pd.concat([b[cols] for b in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0]
+    del blocks
+    out.attrs.update(attrs)
+    out.attrs.update(customers_dropped_no_time_at_risk=dropped, touchpoints=sorted(tps))
+    return out
+
+
 def run_study(
     study: Any,
     *,
@@ -3209,19 +3275,31 @@ def _run_study(
         .reset_index()
     )
 
-    cp = counting_process(
-        lt, ex, window_days=p.window_days, period=period, update=update, keep=keep
+    # Revenue side first, so the panel is gone before the counting-process rows are built
+    # (at 1M customers each holds ~16M rows).
+    rev = monthly_revenue(pn)
+    # outcome months in which the customer was a customer for the whole month
+    full = pn.loc[
+        pn["churned"].to_numpy() == 0,
+        ["customer_id", "period", "revenue", "csat_mean", "unresolved_tickets", "sla_breaches"],
+    ]
+    members = pn[["customer_id", "period", "member"]]
+    del pn
+    lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
+    try:
+        fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
+    except AnalysisError:
+        fits = {}
+    fe = fits.get(("csat_mean", 1))  # = revenue_link(full, exposures=["csat_mean"], lags=(1,))
+    lags = _lag_table(fits, lag_exposures, p.lags)
+    del fits
+    dose = dose_response(full, alpha=alpha)
+    del full
+
+    cp = _study_rows(
+        lt, ex, members, window_days=p.window_days, period=period, update=update, keep=keep
     )
-    cp = add_panel_columns(cp, pn, ["member"])
-    # what the study does not use goes now: the rows can be tens of millions
-    cp = cp.drop(
-        columns=[
-            c
-            for c in ("period", "nps_last", "csat_last", "failures_window")
-            + ("uncompensated_failures_window",)
-            if c in cp.columns
-        ]
-    )
+    del members
     base = [
         "nps_category",
         "unresolved_window",
@@ -3256,23 +3334,8 @@ def _run_study(
     ht.insert(0, "term_label", [_TERM_LABELS[t] for t in ht.index])
 
     h = monthly_churn(cp, alpha)
-    rev = monthly_revenue(pn)
-    # outcome months in which the customer was a customer for the whole month
-    full = pn.loc[
-        pn["churned"].to_numpy() == 0,
-        ["customer_id", "period", "revenue", "csat_mean", "unresolved_tickets", "sla_breaches"],
-    ]
-    del pn  # only its full-month rows are needed from here on
-    lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
-    try:
-        fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
-    except AnalysisError:
-        fits = {}
-    fe = fits.get(("csat_mean", 1))  # = revenue_link(full, exposures=["csat_mean"], lags=(1,))
     if fe is None:
         notes.append("Too few CSAT answers in consecutive months to relate CSAT to revenue.")
-    lags = _lag_table(fits, lag_exposures, p.lags)
-    dose = dose_response(full, alpha=alpha)
 
     moments = moments_of_truth(
         cp,
