@@ -9,6 +9,13 @@ Usage::
     .venv/bin/python bench/bench_value.py --customers 100000
 
 Peak memory is about 2.5 GB at 1M customers / 25M transactions.
+
+With ``--study PARAMS_FILE`` it instead times what the 04_customer_value notebook does on a
+data source: ``data.load_study_data``, ``value.value_study`` (default arguments, 50 parameter
+draws), the CSV export and the plots, with wall and CPU seconds and peak resident memory
+(sampled every 50 ms)::
+
+    .venv/bin/python bench/bench_value.py --study /path/to/params_1m.yaml --export-dir /tmp/x
 """
 
 from __future__ import annotations
@@ -48,11 +55,80 @@ def synth_transactions(n_customers: int, seed: int = 0, mean_tx: float = 25.0) -
     )
 
 
+def study(params_file: str, export_dir: str) -> None:
+    """Time the value notebook's work on a data source; print a markdown table."""
+    import threading
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis import data
+
+    peak = [0]
+
+    def sample():
+        while True:
+            with open("/proc/self/statm") as f:
+                peak[0] = max(peak[0], int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
+    rows = []
+
+    def step(name, fn):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        rows.append((name, time.perf_counter() - t, time.process_time() - c, peak[0] / 1e9))
+        return out
+
+    st = step("data.load_study_data", lambda: data.load_study_data(params_file))
+    vs = step("value.value_study", lambda: value.value_study(st))
+    step(
+        "value.write_export (ranked CSV)",
+        lambda: value.write_export(vs.ranked, Path(export_dir) / "customers_to_protect.csv"),
+    )
+
+    def plots():
+        figs = [
+            value.plot_value_curve(vs.scores["clv"]),
+            value.plot_holdout_by_frequency(vs.holdout_by_frequency),
+            value.plot_tracking(vs.tracking, unit_label=vs.settings["unit_label"]),
+            value.plot_p_alive(vs.scores),
+        ]
+        if vs.churn is not None:
+            figs.append(value.plot_churn_model(vs.churn))
+        for f in figs:
+            f.canvas.draw()
+            plt.close(f)
+
+    step("plots", plots)
+    print(
+        f"{vs.settings['n_scored']:,} customers scored, {vs.settings['n_calibration']:,} in the "
+        f"calibration cohort; load average at the end {os.getloadavg()[0]:.1f} (2 cores)\n"
+    )
+    print("| step | wall s | CPU s | peak RSS so far (GB) |")
+    print("|---|---:|---:|---:|")
+    for name, sec, cpu_s, gb in rows:
+        print(f"| {name} | {sec:.1f} | {cpu_s:.1f} | {gb:.2f} |")
+    print(
+        f"| **total** | **{sum(r[1] for r in rows):.1f}** | {sum(r[2] for r in rows):.1f} | "
+        f"{peak[0] / 1e9:.2f} |"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--study", metavar="PARAMS_FILE", help="time the value study on a data source")
+    ap.add_argument("--export-dir", default="/tmp/bench_value_export")
     args = ap.parse_args()
+    if args.study:
+        study(args.study, args.export_dir)
+        return
     rows = []
     cpu = []  # process CPU seconds per step: far below wall time means a contended machine
 
