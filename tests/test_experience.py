@@ -711,3 +711,96 @@ def test_counting_process_with_partial_experience_columns(lt_ex):
     assert cp.attrs["touchpoints"] == [] and cp.compensated_failures_window.sum() == 0
     # no answers, so no split at the survey day: (0, 40], (40, 70], (70, 100]
     assert cp.loc[cp.customer_id == "A", "unresolved_window"].tolist() == [0, 1, 0]
+
+
+# --------------------------------------------------------------------------------------
+# Scale routes against the plain implementations they replace
+# --------------------------------------------------------------------------------------
+
+
+def test_two_way_direct_demeaning_equals_pyfixest_kernel():
+    # Unbalanced customer x period panel; the direct FWL solve must reach the limit of
+    # pyfixest's alternating projections (run to a tight tolerance).
+    from pyfixest.core.demean import demean
+
+    rng = np.random.default_rng(5)
+    n_c, t = 300, 12
+    c = np.repeat(np.arange(n_c), t)
+    p = np.tile(np.arange(t), n_c)
+    keep = rng.random(len(c)) < 0.7
+    c, p = c[keep], p[keep]
+    v = np.column_stack([rng.normal(size=len(c)) + c * 0.01, rng.poisson(1, len(c)) + p * 0.1])
+    fe = np.column_stack([c, p]).astype(np.int64)
+    fe = np.column_stack([pd.factorize(fe[:, j])[0] for j in range(2)])
+    ref, ok = demean(np.ascontiguousarray(v), fe.astype(np.uint64), np.ones(len(c)), tol=1e-14)
+    got = X._demean_two_way([v[:, 0], v[:, 1]], fe)
+    assert ok
+    assert_allclose(np.column_stack(got), ref, atol=1e-9)
+    # rows not grouped by customer take the general route: same result
+    order = rng.permutation(len(c))
+    got2 = X._demean_two_way([v[order, 0], v[order, 1]], fe[order])
+    assert_allclose(np.column_stack(got2), ref[order], atol=1e-9)
+
+
+def test_lag_profile_shares_work_but_equals_separate_regressions(small_panel):
+    df = small_panel.assign(sla=np.random.default_rng(2).poisson(0.5, len(small_panel)))
+    prof = X.lag_profile(df, exposures=["csat", "tickets", "sla"], lags=[1, 2], outcome="revenue")
+    for x in ["csat", "tickets", "sla"]:
+        for lag in [1, 2]:
+            one = X.revenue_link(df, exposures=[x], lags=(lag,)).summary.iloc[0]
+            row = prof.loc[f"{x}_lag{lag}"]
+            assert_allclose(
+                row[["coef", "se", "p_value"]].astype(float),
+                one[["coef", "se", "p_value"]].astype(float),
+                rtol=1e-10,
+            )
+            assert row.n_obs == one.n_obs
+
+
+def test_cox_pattern_route_equals_row_route(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 3000
+    start = rng.integers(0, 50, n).astype(float)
+    stop = start + rng.integers(1, 60, n)
+    event = (rng.random(n) < 0.3).astype(float)
+    x = np.column_stack([rng.integers(0, 3, n), rng.random(n) < 0.4]).astype(float)
+    strata = rng.integers(0, 2, n)
+    cluster = rng.integers(0, 800, n)
+    b1, v1, ok1 = X._cox_counting(start, stop, event, x, strata, cluster)
+    monkeypatch.setattr(X, "_MAX_PATTERN_CELLS", 0)  # force the weighted-row route
+    b2, v2, ok2 = X._cox_counting(start, stop, event, x, strata, cluster)
+    assert ok1 and ok2
+    assert_allclose(b1, b2, rtol=1e-9)
+    assert_allclose(v1, v2, rtol=1e-8)
+
+
+def test_key_side_counts_equal_searchsorted():
+    rng = np.random.default_rng(6)
+    at = np.sort(rng.integers(0, 1000, 5000))
+    keys = np.sort(rng.integers(-10, 1010, 700))
+    assert_array_equal(X._count_at_or_before(keys, at), np.searchsorted(keys, at, side="right"))
+    assert_array_equal(X._last_at_or_before(keys, at), np.searchsorted(keys, at, side="right") - 1)
+
+
+def test_study_panel_equals_derived_panel(tiny_world):
+    # The study's compact panel must be derive.panel's, row for row and value for value.
+    import pyarrow.compute as pc
+
+    from analysis import data
+
+    st = data.load_study_data(tiny_world.params_file)
+    lt, ex, pn, _ = X._study_frames(
+        st, lifetime_columns=["start_date", "entry_days", "duration_days", "event"], group=None
+    )
+    ids = st.source.table("customers").select("customer_id").to_pyarrow().column(0)
+    ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+    ref = X._with_codes(st.panel()[["customer_id", *X._PANEL_COLUMNS]], ids)
+    ref = ref.sort_values(["customer_id", "period"]).reset_index(drop=True)
+    assert len(pn) == len(ref) > 0
+    for c in ref.columns:
+        if c == "period":
+            assert_array_equal(
+                pn[c].to_numpy().astype("datetime64[D]"), ref[c].to_numpy().astype("datetime64[D]")
+            )
+        else:
+            assert_allclose(pn[c].to_numpy(dtype=float), ref[c].to_numpy(dtype=float), rtol=1e-12)

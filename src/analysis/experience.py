@@ -1250,6 +1250,7 @@ def _fe_fits(
     models: Sequence[Sequence[int]],
     *,
     codes: Mapping[str, np.ndarray] | None = None,
+    given_rows: np.ndarray | None = None,
     outcome: str,
     fixed_effects: Sequence[str],
     cluster: str,
@@ -1265,7 +1266,8 @@ def _fe_fits(
     singletons dropped) is built and demeaned once; each model in ``models``
     (column indices into ``x``) then costs one small least-squares solve.
     Demeaning works column by column, so this equals fitting each model on
-    its own. ``x`` is a list of columns; ``codes`` may hold integer codes of
+    its own. ``x`` is a list of columns (of all rows of ``df``, or of
+    ``given_rows`` only); ``codes`` may hold integer codes of
     the fixed-effect and cluster columns over all rows of ``df`` (computed once
     by the caller). Returns one FEResult (or the AnalysisError it raised) per
     model.
@@ -1276,6 +1278,8 @@ def _fe_fits(
     rows = np.flatnonzero(ok)  # factorize keys on usable rows only: the panel can be huge
     del ok
     y, x = y[rows], [col[rows] for col in x]
+    if given_rows is not None:  # y and x were given on these rows of df only
+        rows = given_rows[rows]
     codes = codes or {}
 
     def coded(f: str, rows: np.ndarray) -> np.ndarray:
@@ -1607,10 +1611,13 @@ def _lag_fits(
     fits: dict[tuple[str, int], FEResult] = {}
     for lag in dict.fromkeys(lags):
         src = index.pop(lag)
-        found = src >= 0
+        # only rows with an outcome and a row `lag` periods back can be used
+        cand = np.flatnonzero((src >= 0) & ~np.isnan(y))
+        src = src[cand]
+        y_c = y[cand]
         groups: list[tuple[np.ndarray, list[str], list[np.ndarray]]] = []
         for name in exposures:
-            v = np.where(found, panel[name].to_numpy(dtype=float)[src], np.nan)
+            v = panel[name].to_numpy(dtype=float)[src]
             miss = np.isnan(v)
             for g_miss, g_names, g_cols in groups:
                 if np.array_equal(g_miss, miss):
@@ -1625,11 +1632,12 @@ def _lag_fits(
             terms = [f"{n}_lag{lag}" if lag else n for n in g_names]
             res = _fe_fits(
                 panel,
-                y,
+                y_c,
                 x,
                 terms,
                 [[i] for i in range(len(terms))],
                 codes=codes,
+                given_rows=cand,
                 outcome=outcome,
                 fixed_effects=fixed_effects,
                 cluster=cluster,
@@ -2343,13 +2351,15 @@ def dose_response(
     ok = ~np.isnan(lvl) & ~np.isnan(y)
     levels = sorted(int(v) for v in np.unique(lvl[ok]))
     z = stats.norm.ppf(1 - alpha / 2)
-    df = panel[[customer, period, outcome]].copy()
+    # only rows with a level can enter the contrast regression: build it on those
+    has = np.flatnonzero(~np.isnan(lvl))
+    df = panel[[customer, period, outcome]].iloc[has].reset_index(drop=True)
     dummies = []
     for v in levels:
         if v == reference:
             continue
         name = f"_lvl_{v}"
-        df[name] = np.where(np.isnan(lvl), np.nan, (lvl == v).astype(float))
+        df[name] = (lvl[has] == v).astype(float)
         dummies.append(name)
     fe = None
     if dummies and reference in levels:
