@@ -1444,7 +1444,9 @@ def _fe_fits(
             },
             index=pd.Index(names, name="term"),
         )
-        r2w = 1 - float(e @ e) / float(((yd - yd.mean()) ** 2).sum()) if n_obs else float("nan")
+        dev = yd - yd.mean()
+        r2w = 1 - float(e @ e) / float(dev @ dev) if n_obs else float("nan")
+        del dev
         out[m] = FEResult(
             summary=summary,
             vcov=pd.DataFrame(vcov, index=names, columns=names),
@@ -1612,12 +1614,14 @@ def _lag_fits(
     for lag in dict.fromkeys(lags):
         src = index.pop(lag)
         # only rows with an outcome and a row `lag` periods back can be used
-        cand = np.flatnonzero((src >= 0) & ~np.isnan(y))
+        cand = np.flatnonzero((src >= 0) & ~np.isnan(y)).astype(
+            np.int32 if len(y) < 2**31 else np.int64
+        )
         src = src[cand]
         y_c = y[cand]
         groups: list[tuple[np.ndarray, list[str], list[np.ndarray]]] = []
         for name in exposures:
-            v = panel[name].to_numpy(dtype=float)[src]
+            v = panel[name].to_numpy()[src].astype(float)  # gather first, then widen
             miss = np.isnan(v)
             for g_miss, g_names, g_cols in groups:
                 if np.array_equal(g_miss, miss):
