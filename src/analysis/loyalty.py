@@ -2043,35 +2043,42 @@ def _sequential_result(
         )
         return None
     covs = [c for c in trial_covariates(covariates) if c in f.columns and f[c].nunique() > 1]
+    # encode once into a slim numeric frame: every estimate below would otherwise re-encode the
+    # categoricals of the wide frame (5-6x slower at 400,000 customer-months)
+    design = causal.covariate_matrix(f, covs)
+    extra = [heterogeneity_by] if heterogeneity_by and heterogeneity_by in f.columns else []
+    base = ["customer_id", "member", "retained", "churned", "spend", "purchases"]
+    slim = pd.concat([f[base + extra], design], axis=1)
+    xcols = list(design.columns)
     kw = dict(propensity_model=propensity_model, trim=trim, seed=seed, cluster="customer_id")
     ipw = causal.estimate_effect(
-        f, treatment="member", outcome="retained", covariates=covs, method="ipw", **kw
+        slim, treatment="member", outcome="retained", covariates=xcols, method="ipw", **kw
     )
-    bal = causal.balance(f, treatment="member", covariates=covs, weights=ipw.weights)
+    bal = causal.balance(slim, treatment="member", covariates=xcols, weights=ipw.weights)
     eff = effect_table(
-        f,
+        slim,
         outcomes=("retained", "spend", "purchases"),
-        covariates=covs,
+        covariates=xcols,
         methods=("naive", "ipw", "aipw"),
         **kw,
     )
     churn = causal.estimate_effect(
-        f,
+        slim,
         treatment="member",
         outcome="churned",
-        covariates=covs,
+        covariates=xcols,
         method="aipw",
         estimand="ATT",
         **kw,
     )
     ev = causal.e_value(churn.ratio, churn.ratio_ci_lower, churn.ratio_ci_upper)
     het = None
-    if heterogeneity_by and heterogeneity_by in f.columns:
+    if extra:
         het = heterogeneity(
-            f,
+            slim,
             by=heterogeneity_by,
             outcome="spend",
-            covariates=covs,
+            covariates=xcols,
             min_group_size=min_group_size,
             cluster="customer_id",
         )
