@@ -46,22 +46,49 @@ def _params(n: int, jobs: int, timeout: int, engine_memory: str | None = None) -
     return p
 
 
+def _report_of(p: psutil.Process) -> str | None:
+    """Name of the report a notebook worker runs (its spec lives in ``.<name>.<random>/``)."""
+    try:
+        cmd = p.cmdline()
+    except psutil.Error:
+        return None
+    if "--worker" in cmd:
+        m = re.search(r"/\.(\d\d_[A-Za-z0-9_]+)\.[^/]+/spec\.json$", cmd[-1])
+        return m.group(1) if m else None
+    return None
+
+
 def _sample(proc: psutil.Process, stop: threading.Event, out: dict) -> None:
-    out.update(total=0, single=0)
+    out.update(total=0, single=0, by_report={})
     while not stop.is_set():
         try:
-            procs = [proc, *proc.children(recursive=True)]
+            workers = proc.children()
         except psutil.NoSuchProcess:
             break
-        rss = []
-        for p in procs:
+        total = 0
+        try:
+            total = proc.memory_info().rss
+            out["single"] = max(out["single"], total)
+        except psutil.Error:
+            pass
+        for w in workers:
+            name = _report_of(w)
             try:
-                rss.append(p.memory_info().rss)
+                tree = [w, *w.children(recursive=True)]
             except psutil.Error:
-                pass
-        if rss:
-            out["total"] = max(out["total"], sum(rss))
-            out["single"] = max(out["single"], max(rss))
+                continue
+            sub = 0
+            for p in tree:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                sub += rss
+                out["single"] = max(out["single"], rss)
+            total += sub
+            if name:
+                out["by_report"][name] = max(out["by_report"].get(name, 0), sub)
+        out["total"] = max(out["total"], total)
         time.sleep(0.2)
 
 
@@ -101,6 +128,7 @@ def run_suite(n: int, jobs: int, timeout: int, engine_memory: str | None = None)
         "reports": last["reports"],
         "peak_total_gb": mem["total"] / 1e9,
         "peak_single_gb": mem["single"] / 1e9,
+        "peak_by_report_gb": {k: v / 1e9 for k, v in mem["by_report"].items()},
         "log": lines,
     }
 
@@ -111,15 +139,18 @@ def render(results: list[dict], jobs: int, command: str, engine_memory: str | No
     names = sorted({k for r in results for k in r["reports"]})
     scales = [r["customers"] for r in results]
     head = "| stage | " + " | ".join(f"{n:,} customers (s)" for n in scales)
-    sep = "|---|" + "---:|" * len(scales)
+    head += " | " + " | ".join(f"peak GB, {n:,}" for n in scales)
+    sep = "|---|" + "---:|" * (2 * len(scales))
     ratio = len(scales) > 1
     if ratio:
         head += f" | ratio {scales[-1] // scales[0]}x size"
         sep += "---:|"
     rows = [head + " |", sep]
 
-    def row(label, vals):
+    def row(label, vals, mems=None):
+        mems = mems or [None] * len(vals)
         cells = " | ".join("" if v is None else f"{v:,.1f}" for v in vals)
+        cells += " | " + " | ".join("" if m is None else f"{m:.2f}" for m in mems)
         extra = ""
         if ratio:
             a, b = vals[0], vals[-1]
@@ -132,8 +163,12 @@ def render(results: list[dict], jobs: int, command: str, engine_memory: str | No
         for r in results:
             rep = r["reports"].get(name, {})
             vals.append(rep.get("seconds"))
-        row(name, vals)
-    row("**whole run (wall)**", [r["wall_s"] for r in results])
+        row(name, vals, [r["peak_by_report_gb"].get(name) for r in results])
+    row(
+        "**whole run (wall)**",
+        [r["wall_s"] for r in results],
+        [r["peak_total_gb"] for r in results],
+    )
     lines = [
         "## Full report suite",
         "",
@@ -143,7 +178,9 @@ def render(results: list[dict], jobs: int, command: str, engine_memory: str | No
         + (f", `engine_memory_limit: {engine_memory}`" if engine_memory else "")
         + ", sample worlds of "
         "`bench/bench_foundation.py` (seed 7, Parquet). Report times are the runner's own "
-        "(papermill execution plus HTML rendering and the privacy guard); reports run "
+        "(papermill execution plus HTML rendering and the privacy guard), memory is the peak of "
+        "each report's worker and kernel together, and of everything at once on the last row; "
+        "reports run "
         f"{jobs} at a time, so the whole run is less than their sum. Machine: "
         f"{platform.machine()}, {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB.",
