@@ -129,7 +129,8 @@ class LoyaltyParams:
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
     heterogeneity_by: str = "value_tier"  # column for subgroup effects
     n_boot: int = 0  # 0: analytic intervals for the weighted survival curves and the event study; > 0: that many bootstrap replicates instead (slow on large data)
-    seed: int = 0  # seed of those bootstraps
+    seed: int = 0  # seed of those bootstraps and of the sequential-trial sample
+    trial_max_customers: int | None = 50000  # sequential trials on a random sample of at most this many customers (stated in the report); empty: all customers
 
 
 @dataclass
@@ -206,6 +207,7 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("loyalty", "lookback_months"): (0.001, None),
     ("loyalty", "horizon_months"): (0.001, None),
     ("loyalty", "trim"): (0.0, 0.5),
+    ("loyalty", "trial_max_customers"): (100, None),
     ("experience", "window_days"): (1, None),
     ("experience", "sla_breach_reduction"): (0.0, 1.0),
     ("experience", "fcr_improvement_points"): (0.0, 100.0),
