@@ -17,7 +17,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["foundation", "synth", "survival", "causal", "experience", "value", "sources", "suite"]
+ORDER = [
+    "suite",
+    "foundation",
+    "synth",
+    "survival",
+    "causal",
+    "experience",
+    "experience_1m",
+    "value",
+    "value_1m",
+    "sources",
+]
 SCRIPTS = {
     "foundation": ["bench/bench_foundation.py"],
     "synth": ["bench/bench_synth.py"],
@@ -25,6 +36,7 @@ SCRIPTS = {
     "causal": ["bench/bench_causal.py"],
     "experience": ["bench/bench_experience.py"],
     "value": ["bench/bench_value.py"],
+    "suite": ["bench/bench_suite.py", "--engine-memory", "1GB"],
 }
 HEADER = """# Benchmarks
 
@@ -46,8 +58,7 @@ def collect() -> str:
             if not text.startswith("#"):
                 text = f"## {name}\n\n{text}"
             if text.startswith("# "):  # demote a file's own headings one level
-                text = "\n".join("#" + ln if ln.startswith("#") else ln
-                                  for ln in text.splitlines())
+                text = "\n".join("#" + ln if ln.startswith("#") else ln for ln in text.splitlines())
             parts.append(text)
     return "\n\n".join(parts) + "\n"
 
@@ -59,11 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     if not a.collect:
         for name in ORDER:
-            for script in SCRIPTS.get(name, []):
-                if not (ROOT / script).exists():
-                    continue
-                print(f">> {script}", flush=True)
-                r = subprocess.run([sys.executable, script], cwd=ROOT)
+            cmd = SCRIPTS.get(name)
+            if cmd and (ROOT / cmd[0]).exists():
+                print(f">> {' '.join(cmd)}", flush=True)
+                r = subprocess.run([sys.executable, *cmd], cwd=ROOT)
                 status = status or r.returncode
     (ROOT / "docs" / "benchmarks.md").write_text(collect())
     print("wrote docs/benchmarks.md")

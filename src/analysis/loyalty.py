@@ -1127,30 +1127,48 @@ class EventStudy:
 def _fe_normal(unit, period, n_unit, n_period):
     """Factor the normal equations of a two-way (unit + period) fixed-effects design.
 
-    Returns what :func:`_fe_solve` needs: per-unit and per-period counts, the
-    sparse unit-by-period count matrix, and the pseudo-inverse of the
-    period-by-period Schur complement (periods are few, units many, so the
-    unit effects are eliminated exactly instead of iterated).
+    Returns what :func:`_fe_solve` needs: the row keys, per-unit and per-period
+    counts, and the pseudo-inverse of the period-by-period Schur complement
+    (periods are few, units many, so the unit effects are eliminated exactly
+    instead of iterated). Memory stays a few bytes per row: the unit-by-period
+    count matrix is built only to form the small Schur complement.
     """
     from scipy import sparse
 
     cu = np.bincount(unit, minlength=n_unit).astype(float)
     cp = np.bincount(period, minlength=n_period).astype(float)
-    m = sparse.csr_matrix(
-        (np.ones(unit.size), (unit, period)), shape=(n_unit, n_period), dtype=float
-    )
     inv_cu = np.where(cu > 0, 1.0 / np.maximum(cu, 1), 0.0)
-    schur = np.diag(cp) - (m.T @ m.multiply(inv_cu[:, None]).tocsr()).toarray()
-    return cu, cp, m, inv_cu, np.linalg.pinv(schur, rcond=1e-10, hermitian=True)
+    if unit.size and np.all(unit[1:] >= unit[:-1]):  # rows grouped by unit: build CSR directly
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(unit, minlength=n_unit))])
+        idx = period.astype(np.int32)
+        m = sparse.csr_matrix((np.ones(unit.size), idx, indptr), shape=(n_unit, n_period))
+        md = sparse.csr_matrix((inv_cu[unit], idx, indptr), shape=(n_unit, n_period))
+    else:
+        m = sparse.csr_matrix((np.ones(unit.size), (unit, period)), shape=(n_unit, n_period))
+        md = m.multiply(inv_cu[:, None]).tocsr()
+    schur = np.diag(cp) - (m.T @ md).toarray()
+    del m, md
+    return unit, period, cu, cp, inv_cu, np.linalg.pinv(schur, rcond=1e-10, hermitian=True)
 
 
 def _fe_solve(fact, unit_sums, period_sums):
     """Solve the two-way FE normal equations for right-hand sides (unit, period sums)."""
-    _, _, m, inv_cu, schur_pinv = fact
-    ua = unit_sums * (inv_cu if unit_sums.ndim == 1 else inv_cu[:, None])
-    b = schur_pinv @ (period_sums - m.T @ ua)
-    a = ua - (m @ b) * (inv_cu if unit_sums.ndim == 1 else inv_cu[:, None])
-    return a, b
+    unit, period, _, _, inv_cu, schur_pinv = fact
+    one = unit_sums.ndim == 1
+    us = unit_sums[:, None] if one else unit_sums
+    ps = period_sums[:, None] if one else period_sums
+    n_unit, n_period = us.shape[0], ps.shape[0]
+    ua = us * inv_cu[:, None]
+    # M' ua (period totals of the unit parts) and M b (unit totals of the period parts)
+    mt_ua = np.column_stack(
+        [np.bincount(period, weights=ua[unit, j], minlength=n_period) for j in range(ua.shape[1])]
+    )
+    b = schur_pinv @ (ps - mt_ua)
+    mb = np.column_stack(
+        [np.bincount(unit, weights=b[period, j], minlength=n_unit) for j in range(b.shape[1])]
+    )
+    a = ua - mb * inv_cu[:, None]
+    return (a[:, 0], b[:, 0]) if one else (a, b)
 
 
 def _two_way_fe(y, unit, period, n_unit, n_period):
@@ -1166,7 +1184,7 @@ def _two_way_fe(y, unit, period, n_unit, n_period):
         np.bincount(unit, weights=y, minlength=n_unit),
         np.bincount(period, weights=y, minlength=n_period),
     )
-    return a, b, fact[0] > 0
+    return a, b, fact[2] > 0
 
 
 def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period, *, variance):
@@ -1187,7 +1205,7 @@ def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_per
         np.bincount(u0, weights=y0, minlength=n_unit),
         np.bincount(p0, weights=y0, minlength=n_period),
     )
-    seen = fact[0] > 0
+    seen = fact[2] > 0
     usable = treated_unit & seen[unit] & ~untreated
     resid = y - a[unit] - b[period]
     est = np.full(len(ks), np.nan)
@@ -1245,7 +1263,6 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     -------
     (levels, coef, vcov)
     """
-    from scipy import sparse
 
     keep = (np.bincount(unit, minlength=n_unit) > 1)[unit]
     y, unit, period, et = y[keep], unit[keep], period[keep], et[keep]
@@ -1279,12 +1296,12 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     # cluster scores: sum_r x~_r e_r = sum_r x_r e_r - ax[i] sum_r e_r - sum_r bx[period_r] e_r
     scores = np.bincount(ud * nl + col, weights=e[d], minlength=n_unit * nl).reshape(n_unit, nl)
     scores -= ax * np.bincount(unit, weights=e, minlength=n_unit)[:, None]
-    emat = sparse.csr_matrix((e, (unit, period)), shape=(n_unit, n_period))
-    scores -= emat @ bx
+    for j in range(nl):
+        scores[:, j] -= np.bincount(unit, weights=e * bx[period, j], minlength=n_unit)
     bread = np.linalg.inv(xtx)
-    g = int((fact[0] > 0).sum())
+    g = int((fact[2] > 0).sum())
     n = len(y)
-    k = nl + int((fact[1] > 0).sum())  # month effects counted in full, as pyfixest does
+    k = nl + int((fact[3] > 0).sum())  # month effects counted in full, as pyfixest does
     vcov = bread @ (scores.T @ scores) @ bread * (g / (g - 1)) * ((n - 1) / (n - k))
     return levels, coef, vcov
 
