@@ -47,6 +47,16 @@ are the better guide. Timings live here, never in unit tests.
 """
 
 
+def _demote(text: str) -> str:
+    """Add one level to every markdown heading outside fenced code blocks."""
+    out, fenced = [], False
+    for ln in text.splitlines():
+        if ln.lstrip().startswith("```"):
+            fenced = not fenced
+        out.append("#" + ln if ln.startswith("#") and not fenced else ln)
+    return "\n".join(out)
+
+
 def collect() -> str:
     parts = [HEADER]
     results = ROOT / "bench" / "results"
@@ -58,7 +68,7 @@ def collect() -> str:
             if not text.startswith("#"):
                 text = f"## {name}\n\n{text}"
             if text.startswith("# "):  # demote a file's own headings one level
-                text = "\n".join("#" + ln if ln.startswith("#") else ln for ln in text.splitlines())
+                text = _demote(text)
             parts.append(text)
     return "\n\n".join(parts) + "\n"
 
