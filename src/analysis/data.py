@@ -580,14 +580,8 @@ def validate(
                 )
 
     # Orphans and out-of-window rows in event tables.
-    # One row per id (the earliest signup if an id is duplicated). An aggregate rather than
-    # distinct(on=...), which compiles to FIRST(): DuckDB and Spark have it, Postgres does not.
-    known = cust.group_by("customer_id").aggregate(_signup=cust.signup_date.min())
-    for name, datecol in (
-        ("transactions", "date"),
-        ("loyalty", "enrolled_date"),
-        ("experience", "date"),
-    ):
+    known = _known_customers(cust)
+    for name, datecol in EVENT_DATES:
         if name not in cast:
             continue
         t = cast[name]
@@ -632,9 +626,7 @@ def validate(
                     )
                 )
         if d.out_of_window_rows == "drop":
-            keep = t.join(known, "customer_id")
-            keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
-            t = keep.drop("_signup")
+            t = _in_window(t, known, datecol, as_of)
         cast[name] = t
     if "transactions" in cast and not d.refunds_allowed:
         t = cast["transactions"]
@@ -667,7 +659,31 @@ def validate(
                     fix="correct the dates or blank left_date",
                 )
             )
-    # Fill absent optional columns with typed nulls so derivations can rely on them.
+    return _validated_source(src, cast, as_of, window_start, problems), problems
+
+
+# Event tables and their date column, checked against signup and the as-of date.
+EVENT_DATES = (("transactions", "date"), ("loyalty", "enrolled_date"), ("experience", "date"))
+
+
+def _known_customers(cust: ir.Table) -> ir.Table:
+    """One row per customer id with its earliest signup date (``_signup``).
+
+    An aggregate rather than ``distinct(on=...)``, which compiles to FIRST():
+    DuckDB and Spark have it, Postgres does not.
+    """
+    return cust.group_by("customer_id").aggregate(_signup=cust.signup_date.min())
+
+
+def _in_window(t: ir.Table, known: ir.Table, datecol: str, as_of: dt.date) -> ir.Table:
+    """Keep rows dated from the customer's signup to ``as_of`` (the ``drop`` policy)."""
+    keep = t.join(known, "customer_id")
+    keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
+    return keep.drop("_signup")
+
+
+def _validated_source(src: Source, cast: dict, as_of, window_start, problems) -> Source:
+    """Return the validated Source: absent optional columns filled with typed nulls."""
     full: dict[str, ir.Table] = {}
     for name, t in cast.items():
         add = {
@@ -676,7 +692,7 @@ def validate(
             if c.name not in t.columns
         }
         full[name] = t.mutate(**add) if add else t
-    out = Source(
+    return Source(
         con=src.con,
         tables=full,
         present=src.present,
@@ -686,7 +702,6 @@ def validate(
         problems=problems,
         validated=True,
     )
-    return out, problems
 
 
 def _from_receipt(src: Source, params: Params, receipt: dict) -> tuple[Source, list[Problem]]:
@@ -695,45 +710,18 @@ def _from_receipt(src: Source, params: Params, receipt: dict) -> tuple[Source, l
     problems = [Problem(**{**p, "examples": tuple(p["examples"])}) for p in receipt["problems"]]
     as_of = dt.date.fromisoformat(receipt["as_of"])
     cast = {name: _validate_table(src, name, [], checks=False) for name in src.tables}
-    known = (
-        cast["customers"]
-        .group_by("customer_id")
-        .aggregate(_signup=cast["customers"].signup_date.min())
-    )
-    for name, datecol in (
-        ("transactions", "date"),
-        ("loyalty", "enrolled_date"),
-        ("experience", "date"),
-    ):
+    known = _known_customers(cast["customers"])
+    for name, datecol in EVENT_DATES:
         if name not in cast:
             continue
         t = cast[name]
         if d.orphan_rows == "drop":
             t = t.semi_join(known, "customer_id")
         if d.out_of_window_rows == "drop":
-            keep = t.join(known, "customer_id")
-            keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
-            t = keep.drop("_signup")
+            t = _in_window(t, known, datecol, as_of)
         cast[name] = t
-    full = {}
-    for name, t in cast.items():
-        add = {
-            c.name: ibis.null(_IBIS_TYPES[c.kind])
-            for c in TABLES[name].columns
-            if c.name not in t.columns
-        }
-        full[name] = t.mutate(**add) if add else t
-    out = Source(
-        con=src.con,
-        tables=full,
-        present=src.present,
-        attributes=src.attributes,
-        as_of=as_of,
-        window_start=dt.date.fromisoformat(receipt["window_start"]),
-        problems=problems,
-        validated=True,
-    )
-    return out, problems
+    window_start = dt.date.fromisoformat(receipt["window_start"])
+    return _validated_source(src, cast, as_of, window_start, problems), problems
 
 
 RECEIPT_ENV = "ANALYSIS_VALIDATION_RECEIPT"
