@@ -675,14 +675,7 @@ def weighted_survival(
             def interval(est, draws):
                 return tuple(np.percentile(draws, q))
 
-            summ = {
-                "survival_member": (s1[-1], b1[:, -1]),
-                "survival_non_member": (s0[-1], b0[:, -1]),
-                "survival_difference": (s1[-1] - s0[-1], b1[:, -1] - b0[:, -1]),
-                "rmst_member": (rm(s1), rm(b1)),
-                "rmst_non_member": (rm(s0), rm(b0)),
-                "rmst_difference": (rm(s1) - rm(s0), rm(b1) - rm(b0)),
-            }
+            d1, d0 = b1, b0  # bootstrap replicates of each curve
         else:
             zmat = causal._with_intercept(x_all)
             _, e = causal._logit_newton(zmat, t_all)
@@ -707,20 +700,21 @@ def weighted_survival(
                 k: np.vstack([curves_est[k] - z * sd[k], curves_est[k] + z * sd[k]]).clip(0, 1)
                 for k in infl
             }
-            i1, i0 = infl["member"], infl["non-member"]
 
             def interval(est, draws):
                 half = z * float(np.sqrt(np.sum(draws**2)))
                 return est - half, est + half
 
-            summ = {
-                "survival_member": (s1[-1], i1[:, -1]),
-                "survival_non_member": (s0[-1], i0[:, -1]),
-                "survival_difference": (s1[-1] - s0[-1], i1[:, -1] - i0[:, -1]),
-                "rmst_member": (rm(s1), rm(i1)),
-                "rmst_non_member": (rm(s0), rm(i0)),
-                "rmst_difference": (rm(s1) - rm(s0), rm(i1) - rm(i0)),
-            }
+            d1, d0 = infl["member"], infl["non-member"]  # per-customer influence on each curve
+    # each quantity with its replicates (bootstrap) or influence values (analytic)
+    summ = {
+        "survival_member": (s1[-1], d1[:, -1]),
+        "survival_non_member": (s0[-1], d0[:, -1]),
+        "survival_difference": (s1[-1] - s0[-1], d1[:, -1] - d0[:, -1]),
+        "rmst_member": (rm(s1), rm(d1)),
+        "rmst_non_member": (rm(s0), rm(d0)),
+        "rmst_difference": (rm(s1) - rm(s0), rm(d1) - rm(d0)),
+    }
     curves = pd.concat(
         [
             pd.DataFrame(
