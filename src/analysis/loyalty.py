@@ -1165,6 +1165,16 @@ def _fe_solve(fact, unit_sums, period_sums):
     return (a[:, 0], b[:, 0]) if one else (a, b)
 
 
+def _fe_fit(fact, y, n_unit, n_period):
+    """Least-squares unit and period effects of ``y``, one value per row of ``fact``'s design."""
+    unit, period = fact[0], fact[1]
+    return _fe_solve(
+        fact,
+        np.bincount(unit, weights=y, minlength=n_unit),
+        np.bincount(period, weights=y, minlength=n_period),
+    )
+
+
 def _two_way_fe(y, unit, period, n_unit, n_period):
     """Fit y = a[unit] + b[period] by least squares (exact; unbalanced panel).
 
@@ -1173,11 +1183,7 @@ def _two_way_fe(y, unit, period, n_unit, n_period):
     values ``a[unit] + b[period]`` are unique.
     """
     fact = _fe_normal(unit, period, n_unit, n_period)
-    a, b = _fe_solve(
-        fact,
-        np.bincount(unit, weights=y, minlength=n_unit),
-        np.bincount(period, weights=y, minlength=n_period),
-    )
+    a, b = _fe_fit(fact, y, n_unit, n_period)
     return a, b, fact[2] > 0
 
 
@@ -1194,11 +1200,7 @@ def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_per
     """
     u0, p0, y0 = unit[untreated], period[untreated], y[untreated]
     fact = _fe_normal(u0, p0, n_unit, n_period)
-    a, b = _fe_solve(
-        fact,
-        np.bincount(u0, weights=y0, minlength=n_unit),
-        np.bincount(p0, weights=y0, minlength=n_period),
-    )
+    a, b = _fe_fit(fact, y0, n_unit, n_period)
     seen = fact[2] > 0
     usable = treated_unit & seen[unit] & ~untreated
     resid = y - a[unit] - b[period]
@@ -1267,11 +1269,7 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     col = np.searchsorted(levels, et[d])
     ud, pd_ = unit[d], period[d]
     # partial the FE out of y, and of each dummy (whose unit/period sums come from its rows)
-    ay, by = _fe_solve(
-        fact,
-        np.bincount(unit, weights=y, minlength=n_unit),
-        np.bincount(period, weights=y, minlength=n_period),
-    )
+    ay, by = _fe_fit(fact, y, n_unit, n_period)
     yt = y - ay[unit] - by[period]
     ax, bx = _fe_solve(
         fact,
