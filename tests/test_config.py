@@ -119,3 +119,59 @@ def test_params_docs_list_every_key():
     missing = [f"{r['section']}.{r['key']}" for r in config.describe_params()
                if f"`{r['section']}.{r['key']}`" not in doc]
     assert missing == []
+
+
+def test_extends_merges_the_base_file_section_by_section(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "data:\n  path: d\n  currency: USD\nkpi:\n  granularity: month\n  periods_shown: 12\n"
+    )
+    (tmp_path / "sets").mkdir()
+    f = tmp_path / "sets" / "daily.yaml"
+    f.write_text("extends: ../base.yaml\nkpi:\n  granularity: day\n")
+    p = config.load_params(f)
+    assert p.kpi.granularity == "day" and p.kpi.periods_shown == 12  # kept from the base
+    assert p.data.currency == "USD"
+    # relative paths resolve against the extending file's folder
+    assert p.data.path == (tmp_path / "sets" / "d").resolve()
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("extends: missing.yaml\n")
+    with pytest.raises(ParamsError, match=r"missing\.yaml.*extended by"):
+        config.load_params(f)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b.yaml\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(ParamsError, match="loop"):
+        config.load_params(a)
+    f.write_text("extends: [x]\n")
+    with pytest.raises(ParamsError, match="'extends' must be a file name"):
+        config.load_params(f)
+
+
+def test_scheduled_parameter_sets():
+    """params/{daily,weekly,monthly}.yaml: the default run with a period and report set each."""
+    default = config.load_params(ROOT / "params" / "default.yaml")
+    names = {nb.stem for nb in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    expect = {"daily": "day", "weekly": "week", "monthly": "month"}
+    outs = set()
+    for name, gran in expect.items():
+        p = config.load_params(ROOT / "params" / f"{name}.yaml")
+        assert p.kpi.granularity == gran
+        assert p.data == default.data  # same data, from default.yaml
+        assert set(p.reports.notebooks) <= names
+        assert "00_kpi_dashboard" in (p.reports.notebooks or names)
+        assert p.reports.output_dir == (ROOT / "reports" / name).resolve()
+        outs.add(p.reports.output_dir)
+    assert len(outs) == 3
+    assert config.load_params(ROOT / "params" / "monthly.yaml").reports.notebooks == []  # all
+
+
+def test_ate_trim_accepts_crump_a_number_or_nothing():
+    base = {"data": {"path": "d"}}
+    for v in ("crump", 0.02, None):
+        p = config.params_from_dict({**base, "loyalty": {"ate_trim": v}}, base_dir=Path("/b"))
+        assert p.loyalty.ate_trim == v
+    assert any("ate_trim" in s for s in _problems({**base, "loyalty": {"ate_trim": 0.7}}))
+    assert any("ate_trim" in s for s in _problems({**base, "loyalty": {"ate_trim": "crumb"}}))

@@ -124,7 +124,8 @@ class LoyaltyParams:
     lookback_months: float = 3.0  # covariate window before the landmark
     horizon_months: float = 6.0  # outcome window after the landmark
     covariates: list[str] = field(default_factory=lambda: list(LOYALTY_COVARIATES))  # confounders measured before the landmark (columns of loyalty.landmark_frame)
-    trim: float | None = None  # drop rows with propensity outside [trim, 1 - trim]
+    trim: float | None = None  # landmark analyses and effects on enrollees (ATT): drop rows with propensity outside [trim, 1 - trim]; empty: no trimming
+    ate_trim: Literal["crump"] | float | None = "crump"  # sequential-trial ATE (everyone eligible): "crump" keeps customer-months with propensity in [a, 1 - a], a chosen by the rule of Crump et al. (2009); a number: that a; empty: no trimming (weak overlap: the few enrolments with tiny propensities get huge weights)
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
     heterogeneity_by: str = "value_tier"  # column for subgroup effects
@@ -207,6 +208,7 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("loyalty", "lookback_months"): (0.001, None),
     ("loyalty", "horizon_months"): (0.001, None),
     ("loyalty", "trim"): (0.0, 0.5),
+    ("loyalty", "ate_trim"): (0.0, 0.5),
     ("loyalty", "trial_max_customers"): (100, None),
     ("experience", "window_days"): (1, None),
     ("experience", "sla_breach_reduction"): (0.0, 1.0),
@@ -235,7 +237,11 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
     Parameters
     ----------
     path : str or Path
-        YAML file. Relative paths inside it resolve against its folder.
+        YAML file. Relative paths inside it resolve against its folder. A top-level
+        ``extends: other.yaml`` (relative to the file) reads that file first and
+        merges this one over it, section by section (the scheduled sets in
+        ``params/`` extend ``default.yaml``); paths then resolve against the
+        extending file's folder.
     overrides : dict, optional
         Nested dict merged over the file's content before validation
         (e.g. ``{"data": {"as_of": "2025-12-31"}}``).
@@ -250,11 +256,27 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
         Listing every problem, one per line.
     """
     path = Path(path)
+    raw = _read_raw(path, chain=())
+    if overrides:
+        raw = _merge(raw, overrides)
+    return params_from_dict(raw, base_dir=path.resolve().parent, source_file=path.resolve())
+
+
+def _read_raw(path: Path, *, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """Read one params file as a dict, resolving ``extends: other.yaml`` (merged under it)."""
     if not path.is_file():
+        hint = f" (extended by {chain[-1]})" if chain else ""
         raise ParamsError(
-            f"params file not found: {path}",
-            [Problem("params", None, "missing_file", f"no file at {path}",
-                     fix="pass --params with the path of a YAML file, e.g. params/default.yaml")],
+            f"params file not found: {path}{hint}",
+            [Problem("params", "extends" if chain else None, "missing_file", f"no file at {path}",
+                     fix="pass --params with the path of a YAML file, e.g. params/default.yaml"
+                     if not chain else "fix the 'extends:' path (relative to the extending file)")],
+        )
+    if path.resolve() in chain:
+        loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ParamsError(
+            f"params files extend each other in a loop: {loop}",
+            [Problem("params", "extends", "cycle", loop, fix="remove one of the 'extends:' lines")],
         )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -268,9 +290,17 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
         raise ParamsError(f"params file {path} must hold a mapping of sections",
                           [Problem("params", None, "yaml", "top level is not a mapping",
                                    fix="start the file with section names such as 'data:'")])
-    if overrides:
-        raw = _merge(raw, overrides)
-    return params_from_dict(raw, base_dir=path.resolve().parent, source_file=path.resolve())
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ParamsError(
+            f"params file {path}: 'extends' must be a file name",
+            [Problem("params", "extends", "type", f"got {base!r}",
+                     fix="write e.g. 'extends: default.yaml' (relative to this file)")],
+        )
+    parent = _read_raw(path.parent / base, chain=(*chain, path.resolve()))
+    return _merge(parent, raw)
 
 
 def params_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None,
@@ -354,7 +384,7 @@ def _build(cls, raw, where: str, problems: list[Problem], base_dir: Path):
                                     fix=f"give {label} a value of type {_type_name(tp)}"))
             continue
         rng = _RANGES.get((where, key))
-        if rng and conv is not None:
+        if rng and isinstance(conv, int | float) and not isinstance(conv, bool):
             lo, hi = rng
             if (lo is not None and conv < lo) or (hi is not None and conv > hi):
                 bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
