@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from analysis import causal
 from analysis.errors import DataError, ParamsError
@@ -139,6 +140,70 @@ def test_table22_balance_by_hand(table22):
     assert row.mean_treated_weighted == pytest.approx(0.6)
     assert row.mean_control_weighted == pytest.approx(0.6)
     assert row.smd_weighted == pytest.approx(0.0, abs=1e-12)
+
+
+def _crump_population_alpha(pdf) -> float:
+    """Population Crump bound for a propensity density, by quadrature and root finding
+    (independent of causal.crump_bound, which works on a sample): alpha solves
+    1 / (alpha (1 - alpha)) = 2 E[g | alpha <= e <= 1 - alpha], g = 1 / (e (1 - e))."""
+    from scipy import integrate, optimize
+
+    def gap(a):
+        num = integrate.quad(lambda e: pdf(e) / (e * (1 - e)), a, 1 - a)[0]
+        den = integrate.quad(pdf, a, 1 - a)[0]
+        return 1 / (a * (1 - a)) - 2 * num / den
+
+    return optimize.brentq(gap, 1e-6, 0.49)
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [stats.uniform(), stats.beta(2, 5), stats.beta(0.8, 0.8)],
+    ids=["uniform", "beta(2,5)", "beta(0.8,0.8)"],
+)
+def test_crump_bound_matches_the_population_rule(dist):
+    # Crump, Hotz, Imbens & Mitnik (2009), Biometrika 96(1), Corollary 1. For e uniform on
+    # (0, 1) the equation is 1/(a(1-a)) = 4 log((1-a)/a) / (1-2a): a = 0.1018... (their
+    # "rule of thumb" 0.1 comes from such calculations).
+    expected = _crump_population_alpha(dist.pdf)
+    e = dist.rvs(size=400_000, random_state=np.random.default_rng(3))
+    assert causal.crump_bound(e) == pytest.approx(expected, abs=0.004)
+
+
+def test_crump_bound_uniform_closed_form():
+    from scipy import optimize
+
+    a = optimize.brentq(lambda a: 1 / (a * (1 - a)) - 4 * np.log((1 - a) / a) / (1 - 2 * a), 1e-4, 0.4)
+    assert a == pytest.approx(_crump_population_alpha(lambda e: 1.0), abs=1e-6)
+    assert 0.1015 < a < 0.102
+
+
+def test_crump_bound_is_zero_with_good_overlap():
+    # max g <= 2 E[g]: no trimming (e in [0.3, 0.7]: g <= 4.77, E[g] >= 4)
+    e = np.random.default_rng(0).uniform(0.3, 0.7, 10_000)
+    assert causal.crump_bound(e) == 0.0
+
+
+def test_estimate_effect_crump_trimming():
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = rng.normal(size=n)
+    e = 1 / (1 + np.exp(-(-3 + 1.5 * x)))  # rare treatment, poor overlap in the left tail
+    t = (rng.random(n) < e).astype(int)
+    y = 1.0 + 2.0 * t + x + rng.normal(size=n)
+    df = pd.DataFrame({"t": t, "y": y, "x": x})
+    eff = causal.estimate_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw", trim="crump")
+    first = causal.estimate_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
+    a = causal.crump_bound(first.propensity)
+    assert eff.trim == pytest.approx((a, 1 - a))
+    assert eff.diagnostics["crump_bound"] == pytest.approx(a)
+    outside = (first.propensity < a) | (first.propensity > 1 - a)
+    assert eff.n_trimmed == int(outside.sum()) > 0
+    assert eff.propensity[outside.to_numpy()].isna().all()
+    assert eff.to_dict()["trim_lower"] == pytest.approx(a)
+    assert eff.ci_lower < 2.0 < eff.ci_upper  # constant effect: the trimmed ATE is still 2
+    with pytest.raises(ParamsError, match="crump"):
+        causal.estimate_effect(df, treatment="t", outcome="y", covariates=["x"], trim="bogus")
 
 
 def test_trimming_is_reported(table22):

@@ -565,3 +565,45 @@ def test_sequential_trial_truth(medium, monkeypatch):
     for y in ("spend", "retained"):
         assert 0 < t[f"mc_se_{y}_ATE"]
         assert abs(t[f"{y}_ATE"] - full[f"{y}_ATE"]) < 4 * t[f"mc_se_{y}_ATE"]
+    # the per-person-trial effects behind it: sampled controls carry weight 1 / 0.25
+    eff = sub.sequential_effects
+    assert set(eff.loc[~eff.treated, "weight"].round(9)) == {4.0}
+    assert (eff.loc[eff.treated, "weight"] == 1).all()
+
+
+def test_sequential_effects_average_to_the_truth(medium):
+    """The per-person-trial effects reproduce truth.json's ATT and ATE, and a subset average
+    (what a trimmed estimate targets) is the plain mean of its rows' effects."""
+    from analysis import loyalty
+
+    full = medium.truth["loyalty"]["sequential"]
+    eff = medium.sequential_effects
+    assert len(eff) == full["n_person_trials"] and int(eff.treated.sum()) == full["n_enrolments"]
+    win = medium.truth["window"]
+    f = loyalty.trial_frame(
+        medium.tables["customers"],
+        medium.tables["transactions"],
+        medium.tables["loyalty"],
+        medium.tables["experience"],
+        window_start=win["start"],
+        as_of=win["as_of"],
+    )
+    # the analysis frame's person-trials are exactly the simulated ones, with the same treatment
+    m = f[["customer_id", "trial_month", "member"]].merge(
+        eff, on=["customer_id", "trial_month"], how="outer", indicator=True
+    )
+    assert (m["_merge"] == "both").all()
+    assert (m["member"].astype(bool) == m["treated"]).all()
+    every = synth.sequential_truth(medium, f)
+    assert every["n_unmatched"] == 0 and not every["sampled"]
+    treated = synth.sequential_truth(medium, f[f.member == 1])
+    for y in ("spend", "retained"):
+        assert every[y] == pytest.approx(full[f"{y}_ATE"], abs=1e-6)
+        assert treated[y] == pytest.approx(full[f"{y}_ATT"], abs=1e-6)
+    sub = f[f.trial_month % 2 == 0]
+    key = sub[["customer_id", "trial_month"]].merge(eff, on=["customer_id", "trial_month"])
+    assert synth.sequential_truth(medium, sub)["spend"] == pytest.approx(
+        key["spend_effect"].mean()
+    )
+    with pytest.raises(Exception, match="trial_month"):
+        synth.sequential_truth(medium, f[["customer_id"]])

@@ -185,7 +185,9 @@ class Effect:
             "df",
             "n_clusters",
         ]
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        out["trim_lower"] = self.trim[0] if self.trim else float("nan")
+        return out
 
 
 @dataclass(frozen=True)
@@ -561,9 +563,52 @@ def _numeric_outcome(df: pd.DataFrame, col: str) -> np.ndarray:
     return s.astype(float).to_numpy()
 
 
-def _trim_bounds(trim) -> tuple[float, float] | None:
+def crump_bound(propensity) -> float:
+    """Optimal trimming bound of Crump, Hotz, Imbens & Mitnik (2009).
+
+    Keeping the units with ``alpha <= e(x) <= 1 - alpha`` minimises the asymptotic
+    variance of the (efficiently estimated) average effect among the units kept,
+    under homoskedasticity (Crump et al., "Dealing with limited overlap in
+    estimation of average treatment effects", Biometrika 96(1), 187-199,
+    Theorem 1 and Corollary 1). With ``g = 1 / (e (1 - e))``: ``alpha = 0`` if
+    ``max g <= 2 E[g]``; otherwise ``alpha = 1/2 - sqrt(1/4 - 1/gamma)`` where
+    ``gamma`` solves ``gamma = 2 E[g | g <= gamma]``.
+
+    Parameters
+    ----------
+    propensity : array-like
+        Estimated propensity scores in (0, 1).
+
+    Returns
+    -------
+    float
+        The bound ``alpha`` in [0, 0.5).
+    """
+    e = np.clip(np.asarray(propensity, dtype=float), _EPS, 1 - _EPS)
+    e = e[np.isfinite(e)]
+    if e.size == 0:
+        return 0.0
+    g = np.sort(1.0 / (e * (1.0 - e)))
+    if g[-1] <= 2.0 * g.mean():
+        return 0.0
+    # E[g | g <= gamma] is the running mean cm_k on [g_k, g_{k+1}); the root gamma = 2 cm_k
+    # lies in the first interval with 2 cm_k < g_{k+1} (and 2 cm_k >= g_k holds there)
+    cm = np.cumsum(g) / np.arange(1, g.size + 1)
+    k = int(np.flatnonzero(2.0 * cm[:-1] < g[1:])[0])
+    gamma = 2.0 * cm[k]
+    return float(0.5 - math.sqrt(0.25 - 1.0 / gamma))
+
+
+def _trim_bounds(trim) -> tuple[float, float] | str | None:
     if trim is None:
         return None
+    if isinstance(trim, str):
+        if trim != "crump":
+            raise ParamsError(
+                f"trim={trim!r}: use a number in [0, 0.5), a (low, high) pair, or 'crump' "
+                "(the data-driven bound of Crump et al. 2009)."
+            )
+        return "crump"
     if isinstance(trim, (int, float)):
         if not 0 <= trim < 0.5:
             raise ParamsError(f"trim={trim!r}: use a number in [0, 0.5), e.g. 0.01.")
@@ -789,7 +834,7 @@ def estimate_effect(
     estimand: str = "ATE",
     propensity_model: str = "logit",
     outcome_model: str = "linear",
-    trim: float | tuple[float, float] | None = None,
+    trim: float | tuple[float, float] | str | None = None,
     seed: int = 0,
     alpha: float = 0.05,
     interactions: Sequence[str] | None = None,
@@ -827,11 +872,14 @@ def estimate_effect(
         specification of Hernán & Robins, Program 13.2). ``logit``: separate
         logistic fits per arm (binary outcomes). ``gbm``: gradient boosting,
         cross-fitted, ``aipw`` only.
-    trim : float or (float, float), optional
+    trim : float, (float, float) or "crump", optional
         Drop rows whose estimated propensity lies outside ``[trim, 1 - trim]``
-        (or ``[low, high]``), then refit on the remaining rows. The estimand
-        becomes the effect in the population with overlap; the number of dropped
-        rows is reported in ``Effect.n_trimmed``.
+        (or ``[low, high]``), then refit on the remaining rows. ``"crump"``: the
+        bound is chosen from the data by the variance-minimising rule of Crump
+        et al. (2009), see :func:`crump_bound` (no trimming when overlap is good).
+        The estimand becomes the effect in the population with overlap; the
+        number of dropped rows is reported in ``Effect.n_trimmed`` and the bounds
+        used in ``Effect.trim``.
     seed : int
         Seed for cross-fitting folds and boosting (unused by the parametric models).
     alpha : float
@@ -958,6 +1006,7 @@ def _estimate(
     full_arrays = (t, y, x, inter)
     _check_arms(df, treatment, t)
 
+    diagnostics: dict = {}
     keep = np.ones(len(t), dtype=bool)
     e_full = np.full(len(t), np.nan)
     z_full = None
@@ -966,6 +1015,10 @@ def _estimate(
         # one standardised design with intercept, shared by the propensity and outcome models
         z_full = _with_intercept(x) if propensity_model == "logit" else None
         e_full = _propensity(x, t, model=propensity_model, seed=seed, folds=folds, z=z_full)
+        if bounds == "crump":
+            a = crump_bound(e_full)
+            bounds = (a, 1.0 - a)
+            diagnostics["crump_bound"] = a
         if bounds is not None:
             keep = (e_full >= bounds[0]) & (e_full <= bounds[1])
             if keep.sum() < len(keep):
@@ -980,7 +1033,6 @@ def _estimate(
 
     weights = None
     se_fixed = float("nan")
-    diagnostics: dict = {}
     if method == "naive":
         mu1, mu0, if1, if0 = _naive(y, t)
     elif method == "regression":

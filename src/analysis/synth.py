@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ParamsError
+from analysis.errors import DataError, ParamsError, Problem
 
 __all__ = ["SampleWorld", "generate", "write", "main", "PARAMS"]
 
@@ -179,10 +179,20 @@ class SampleWorld:
         ``customers``, ``transactions``, ``loyalty``, ``experience``.
     truth : dict
         Parameters and true effects (JSON-serialisable), see ``docs/sample-world.md``.
+    sequential_effects : pandas.DataFrame or None
+        Individual effects of the sequential-trial emulation, one row per simulated
+        person-trial: ``customer_id``, ``trial_month`` (0 = window start month),
+        ``treated`` (enrolled that month), ``weight`` (1, or 1 / sampling fraction
+        for sampled controls of large worlds) and ``spend_effect``,
+        ``retained_effect`` (Y(1) - Y(0), common random numbers). Lets a check
+        compute the true average effect over any subset of person-trials, such as
+        the rows kept after propensity trimming (:func:`sequential_truth`). Not
+        written to disk.
     """
 
     tables: dict[str, pd.DataFrame]
     truth: dict = field(default_factory=dict)
+    sequential_effects: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -1190,7 +1200,7 @@ def generate(
     )
     if dirty:
         tables, truth["dirt"] = _inject_dirt(tables, seed, st0, months)
-    return SampleWorld(tables=tables, truth=truth)
+    return SampleWorld(tables=tables, truth=truth, sequential_effects=_sequential_effects(chunks, ids))
 
 
 # ---------------------------------------------------------------------------
@@ -1285,6 +1295,84 @@ def _landmark_truth(chunks, L: int) -> dict:
             "control mean in the observed (realised) data."
         ),
     }
+
+
+def _sequential_effects(chunks, ids) -> pd.DataFrame:
+    """Per person-trial individual effects (see ``SampleWorld.sequential_effects``)."""
+    parts = {"treat": [], "control": []}
+    for c in chunks:
+        for r in c["sequential"]["rows"]:
+            parts[r["arm"]].append({**r, "idx": r["idx"] + c["offset"]})
+    cols = ["customer_id", "trial_month", "treated", "weight", "spend_effect", "retained_effect"]
+    if not parts["treat"]:
+        return pd.DataFrame(columns=cols)
+
+    def arm(a, key):
+        return np.concatenate([r[key] for r in parts[a]])
+
+    # both arms are appended in the same order (trial month, then row), so rows align
+    return pd.DataFrame(
+        {
+            "customer_id": ids[arm("treat", "idx")],
+            "trial_month": arm("treat", "month").astype(int),
+            "treated": arm("treat", "treated").astype(bool),
+            "weight": arm("treat", "w").astype(float),
+            "spend_effect": arm("treat", "spend") - arm("control", "spend"),
+            "retained_effect": arm("treat", "retained").astype(float)
+            - arm("control", "retained").astype(float),
+        }
+    )[cols]
+
+
+def sequential_truth(world: SampleWorld, rows: pd.DataFrame) -> dict:
+    """True average effects of enrolling over a subset of sequential-trial person-trials.
+
+    Parameters
+    ----------
+    world : SampleWorld
+        A generated world (its ``sequential_effects``).
+    rows : pandas.DataFrame
+        Person-trials to average over, by ``customer_id`` and ``trial_month`` (for
+        example the rows of :func:`analysis.loyalty.trial_frame` kept after
+        propensity trimming).
+
+    Returns
+    -------
+    dict
+        ``spend``, ``retained``: the average individual effect over the rows (sampled
+        control person-trials of large worlds weighted by 1 / sampling fraction);
+        ``n_rows``: rows matched; ``n_unmatched``: rows of ``rows`` without a simulated
+        person-trial (0 for worlds of up to 20,000 customers, where every eligible
+        person-trial is simulated; otherwise the controls left out of the sample);
+        ``sampled``: whether the world's controls were sampled.
+
+    Raises
+    ------
+    DataError
+        If ``rows`` lacks the two key columns.
+    """
+    missing = [c for c in ("customer_id", "trial_month") if c not in rows.columns]
+    if missing:
+        raise DataError(
+            f"sequential_truth: rows lack {missing}; pass trial_frame rows.",
+            [Problem("rows", c, "missing_column", "column not present") for c in missing],
+        )
+    eff = world.sequential_effects
+    key = rows[["customer_id", "trial_month"]].astype({"customer_id": str, "trial_month": int})
+    m = key.merge(eff, on=["customer_id", "trial_month"], how="left", indicator=True)
+    # sampled worlds: controls that were not branched have no row; the branched ones stand
+    # for them through their weights (Horvitz-Thompson)
+    hit = (m["_merge"] == "both").to_numpy()
+    w = m.loc[hit, "weight"].to_numpy()
+    out = {
+        "n_rows": int(hit.sum()),
+        "n_unmatched": int((~hit).sum()),
+        "sampled": bool((eff["weight"] > 1).any()),
+    }
+    for name in ("spend", "retained"):
+        v = m.loc[hit, f"{name}_effect"].to_numpy()
+        out[name] = float((w * v).sum() / w.sum()) if w.size else float("nan")
+    return out
 
 
 def _sequential_truth(chunks) -> dict:
