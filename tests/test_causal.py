@@ -173,7 +173,9 @@ def test_crump_bound_matches_the_population_rule(dist):
 def test_crump_bound_uniform_closed_form():
     from scipy import optimize
 
-    a = optimize.brentq(lambda a: 1 / (a * (1 - a)) - 4 * np.log((1 - a) / a) / (1 - 2 * a), 1e-4, 0.4)
+    a = optimize.brentq(
+        lambda a: 1 / (a * (1 - a)) - 4 * np.log((1 - a) / a) / (1 - 2 * a), 1e-4, 0.4
+    )
     assert a == pytest.approx(_crump_population_alpha(lambda e: 1.0), abs=1e-6)
     assert 0.1015 < a < 0.102
 
@@ -192,7 +194,9 @@ def test_estimate_effect_crump_trimming():
     t = (rng.random(n) < e).astype(int)
     y = 1.0 + 2.0 * t + x + rng.normal(size=n)
     df = pd.DataFrame({"t": t, "y": y, "x": x})
-    eff = causal.estimate_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw", trim="crump")
+    eff = causal.estimate_effect(
+        df, treatment="t", outcome="y", covariates=["x"], method="ipw", trim="crump"
+    )
     first = causal.estimate_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
     a = causal.crump_bound(first.propensity)
     assert eff.trim == pytest.approx((a, 1 - a))
@@ -526,13 +530,15 @@ def test_duplicated_rows_clustered_give_the_original_se():
 
 def test_auto_se_uses_jackknife_only_for_small_arms():
     d = _clustered_data(n_clusters=1000, per=1)
-    kw = dict(treatment="t", outcome="y", covariates=["x"])  # 2 parameters: threshold 20 rows
+    # 2 parameters: threshold 2 x JACKKNIFE_ROWS_PER_PARAMETER (20) = 40 rows in the smaller arm
+    kw = dict(treatment="t", outcome="y", covariates=["x"])
+    assert causal.JACKKNIFE_ROWS_PER_PARAMETER == 20
     big = causal.estimate_effect(d, **kw)
     assert big.se_method == "influence" and math.isinf(big.df)
     treated, control = d[d.t == 1], d[d.t == 0]
-    ok = pd.concat([treated.iloc[:20], control])
+    ok = pd.concat([treated.iloc[:40], control])
     assert causal.estimate_effect(ok, **kw).se_method == "influence"
-    small = pd.concat([treated.iloc[:19], control])
+    small = pd.concat([treated.iloc[:39], control])
     j = causal.estimate_effect(small, **kw)
     assert j.se_method == "jackknife" and j.df == causal.JACKKNIFE_GROUPS - 1
     assert j.se_influence < j.se  # the case it exists for: the analytic SE is too small

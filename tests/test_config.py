@@ -66,8 +66,13 @@ def test_bad_date_is_reported():
 
 
 def test_all_problems_are_reported_together():
-    msgs = _problems({"data": {"path": "x", "as_of": "bad"}, "kpi": {"granularity": "hourly"},
-                      "value": {"discount_rate_annual": 2.0}})
+    msgs = _problems(
+        {
+            "data": {"path": "x", "as_of": "bad"},
+            "kpi": {"granularity": "hourly"},
+            "value": {"discount_rate_annual": 2.0},
+        }
+    )
     assert len(msgs) == 3
 
 
@@ -82,15 +87,18 @@ def test_column_mapping_is_checked_against_the_contract():
 
 
 def test_customers_may_map_extra_attribute_columns():
-    p = config.params_from_dict({"data": {"path": "x", "columns": {"customers": {"region": "r"}}}},
-                                base_dir=Path("/base"))
+    p = config.params_from_dict(
+        {"data": {"path": "x", "columns": {"customers": {"region": "r"}}}}, base_dir=Path("/base")
+    )
     assert p.data.columns == {"customers": {"region": "r"}}
 
 
 def test_values_are_coerced_and_paths_resolved(tmp_path):
     f = tmp_path / "sub" / "p.yaml"
     f.parent.mkdir()
-    f.write_text("data:\n  path: ../data\n  as_of: 2024-03-31\nsurvival:\n  horizons_months: [3, 6]\n")
+    f.write_text(
+        "data:\n  path: ../data\n  as_of: 2024-03-31\nsurvival:\n  horizons_months: [3, 6]\n"
+    )
     p = config.load_params(f)
     assert p.data.path == (tmp_path / "data").resolve()
     assert p.data.as_of == dt.date(2024, 3, 31)
@@ -116,8 +124,11 @@ def test_overrides_merge_over_the_file(tmp_path):
 
 def test_params_docs_list_every_key():
     doc = (ROOT / "docs" / "params.md").read_text()
-    missing = [f"{r['section']}.{r['key']}" for r in config.describe_params()
-               if f"`{r['section']}.{r['key']}`" not in doc]
+    missing = [
+        f"{r['section']}.{r['key']}"
+        for r in config.describe_params()
+        if f"`{r['section']}.{r['key']}`" not in doc
+    ]
     assert missing == []
 
 

@@ -48,8 +48,12 @@ B,2023-02-01,ticket,,,true,true
 def study(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
-    for name, text in (("customers", CUSTOMERS), ("transactions", TRANSACTIONS),
-                       ("loyalty", LOYALTY), ("experience", EXPERIENCE)):
+    for name, text in (
+        ("customers", CUSTOMERS),
+        ("transactions", TRANSACTIONS),
+        ("loyalty", LOYALTY),
+        ("experience", EXPERIENCE),
+    ):
         (d / f"{name}.csv").write_text(text)
     p = tmp_path / "p.yaml"
     p.write_text("data:\n  path: data\n  as_of: 2023-06-30\n  window_start: 2023-01-01\n")
@@ -102,8 +106,10 @@ def test_inactivity_exactly_at_the_threshold_is_not_churn(tmp_path):
     # X's last purchase is exactly 90 days before as_of; Y's is 91 days before.
     (d / "transactions.csv").write_text("customer_id,date,amount\nX,2023-04-01,1\nY,2023-03-31,1\n")
     p = tmp_path / "p.yaml"
-    p.write_text("data:\n  path: data\n  as_of: 2023-06-30\n  window_start: 2023-01-01\n"
-                 "analysis:\n  inactivity_days: 90\n")
+    p.write_text(
+        "data:\n  path: data\n  as_of: 2023-06-30\n  window_start: 2023-01-01\n"
+        "analysis:\n  inactivity_days: 90\n"
+    )
     lt = _by_id(data.load_study_data(p).lifetimes("inactivity"))
     assert lt.loc["X"].event == 0 and lt.loc["Y"].event == 1
 
@@ -112,7 +118,9 @@ def test_left_truncated_customer_without_activity_in_window_is_excluded_with_a_n
     d = tmp_path / "data"
     d.mkdir()
     (d / "customers.csv").write_text("customer_id,signup_date\nOLD,2022-01-01\nNEW,2023-01-01\n")
-    (d / "transactions.csv").write_text("customer_id,date,amount\nNEW,2023-01-02,1\nNEW,2023-06-01,1\n")
+    (d / "transactions.csv").write_text(
+        "customer_id,date,amount\nNEW,2023-01-02,1\nNEW,2023-06-01,1\n"
+    )
     p = tmp_path / "p.yaml"
     p.write_text("data:\n  path: data\n  as_of: 2023-06-30\n  window_start: 2023-01-01\n")
     s = data.load_study_data(p)
@@ -154,8 +162,10 @@ def test_panel_member_flag_and_experience_aggregates(study):
 
 def test_weekly_and_quarterly_panels(study):
     q = study.panel("quarter")
-    assert sorted(q[q.customer_id == "A"].period) == [pd.Timestamp("2023-01-01"),
-                                                        pd.Timestamp("2023-04-01")]
+    assert sorted(q[q.customer_id == "A"].period) == [
+        pd.Timestamp("2023-01-01"),
+        pd.Timestamp("2023-04-01"),
+    ]
     w = study.panel("week")
     a = w[w.customer_id == "A"]
     assert a.period.min() == pd.Timestamp("2022-12-26")  # Monday of the week holding 2023-01-01
@@ -165,9 +175,11 @@ def test_weekly_and_quarterly_panels(study):
 def test_cohorts(study):
     co = study.cohorts("month").set_index(["cohort", "periods_since"])
     # A signed up before the window: no cohort. B: Jan cohort; C: Feb; D: May.
-    assert sorted({c for c, _ in co.index}) == [pd.Timestamp("2023-01-01"),
-                                                pd.Timestamp("2023-02-01"),
-                                                pd.Timestamp("2023-05-01")]
+    assert sorted({c for c, _ in co.index}) == [
+        pd.Timestamp("2023-01-01"),
+        pd.Timestamp("2023-02-01"),
+        pd.Timestamp("2023-05-01"),
+    ]
     jan = co.loc[pd.Timestamp("2023-01-01")]
     # B churns in March (periods_since 2): active at the end of Jan and Feb, not Mar.
     assert jan.customers_active.tolist() == [1, 1, 0]
@@ -185,8 +197,12 @@ def test_derived_tables_are_ibis_expressions(study):
 
 def test_period_starts_cover_the_window():
     s = derive.period_starts(dt.date(2023, 1, 15), dt.date(2023, 4, 2), "month")
-    assert [x.strftime("%Y-%m-%d") for x in s] == ["2023-01-01", "2023-02-01", "2023-03-01",
-                                                   "2023-04-01"]
+    assert [x.strftime("%Y-%m-%d") for x in s] == [
+        "2023-01-01",
+        "2023-02-01",
+        "2023-03-01",
+        "2023-04-01",
+    ]
 
 
 def test_config_overrides_reach_the_study(tmp_path, study):

@@ -53,6 +53,9 @@ def test_lock_file_pins_every_declared_package():
 
 
 def test_lock_does_not_cap_pandas_below_3():
-    pins = dict(line.split("==") for line in (ROOT / "requirements.lock").read_text().split()
-                if "==" in line)
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.lock").read_text().split()
+        if "==" in line
+    )
     assert int(pins["pandas"].split(".")[0]) >= 3

@@ -69,8 +69,15 @@ def test_findings_are_generated_from_the_numbers(study):  # noqa: F811
 def test_validation_summary_has_no_example_keys():
     from analysis.errors import Problem
 
-    p = Problem("transactions", "customer_id", "orphan", "rows for unknown customers", 3,
-                ("C0000001", "C0000002"), severity="warning")
+    p = Problem(
+        "transactions",
+        "customer_id",
+        "orphan",
+        "rows for unknown customers",
+        3,
+        ("C0000001", "C0000002"),
+        severity="warning",
+    )
     s = kpi.validation_summary([p], ["note"])
     assert "C0000001" not in s.to_string()
     assert s.rows.iloc[0] == 3

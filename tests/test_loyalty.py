@@ -606,7 +606,10 @@ def test_programme_report_layout_and_trimmed_ate():
         assert set(r.effects.outcome) == {"retained"} and r.heterogeneity is None
     text = " ".join(rep.findings)
     assert "Average effect had everyone enrolled (ATE), among customer-months with at least" in text
-    assert "after the 6-month landmark" in text and "Spend over the 6 months after the landmark" not in text
+    assert (
+        "after the 6-month landmark" in text
+        and "Spend over the 6 months after the landmark" not in text
+    )
 
 
 def test_sequential_naive_spend_is_biased_upward(small_trials):
@@ -624,3 +627,17 @@ def test_sequential_naive_spend_is_biased_upward(small_trials):
         )
         assert truth["selection_bias_spend"] > 30
         assert naive.ci_lower > truth["spend_ATT"]
+
+
+def test_ate_trimming_that_empties_an_arm_falls_back_with_a_note(monkeypatch):
+    from analysis import synth
+
+    w = synth.generate(n_customers=2000, seed=8)
+    win = w.truth["window"]
+    monkeypatch.setattr(causal, "crump_bound", lambda e: 0.4999)  # keeps no row
+    rep = loyalty.programme_report(
+        w.tables, window_start=win["start"], as_of=win["as_of"], landmarks=[12]
+    )
+    assert any("left an arm empty" in n and "untrimmed" in n for n in rep.notes)
+    ate = rep.sequential.effects.query("estimand == 'ATE'")
+    assert len(ate) == 9 and (ate.n_trimmed == 0).all()

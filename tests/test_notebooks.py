@@ -35,8 +35,9 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_thin(path):
     nb = nbformat.read(path, as_version=4)
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), (
         "first cell: a markdown title and the question"
+    )
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert "params_file" in tagged[0].source
@@ -48,8 +49,11 @@ def test_notebook_is_thin(path):
         if c.cell_type != "code":
             continue
         tree = ast.parse(c.source)
-        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef
-                                                         | ast.AsyncFunctionDef | ast.Lambda)]
+        defs = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef | ast.Lambda)
+        ]
         assert defs == [], f"{path.name}: logic belongs in the analysis package, not the notebook"
 
 
@@ -59,11 +63,34 @@ def test_notebook_runs_under_nbval(path, tiny_world, tmp_path):
     import papermill as pm
 
     target = tmp_path / path.name
-    pm.execute_notebook(str(path), str(target), parameters={"params_file": str(tiny_world.params_file)},
-                        prepare_only=True, kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(
+        str(path),
+        str(target),
+        parameters={"params_file": str(tiny_world.params_file)},
+        prepare_only=True,
+        kernel_name="python3",
+        progress_bar=False,
+    )
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "-o", "addopts=", "--rootdir", str(tmp_path), str(target)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-o",
+            "addopts=",
+            "--rootdir",
+            str(tmp_path),
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]

@@ -31,8 +31,10 @@ def tiny_run(tiny_world, tmp_path_factory):
     cust["segment"] = cust["segment"].where(cust.index % 7 != 0, evil)
     cust.to_parquet(data_dir / "customers.parquet")
     params = base / "params.yaml"
-    params.write_text("data:\n  path: data\nreports:\n  output_dir: reports\n  jobs: 2\n"
-                      "analysis:\n  min_group_size: 5\n")
+    params.write_text(
+        "data:\n  path: data\nreports:\n  output_dir: reports\n  jobs: 2\n"
+        "analysis:\n  min_group_size: 5\n"
+    )
     result = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3")
     return base, params, result, set(cust["customer_id"].astype(str)), evil
 
@@ -72,7 +74,9 @@ def test_text_from_data_is_escaped(tiny_run):
 
 def test_invalid_data_is_refused_and_reports_are_kept(tiny_run):
     base, params, _, _, _ = tiny_run
-    before = {f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"}
+    before = {
+        f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"
+    }
     tx = pd.read_parquet(base / "data" / "transactions.parquet")
     bad = pd.concat([tx, tx.head(3).assign(customer_id="NOBODY")])
     bad_dir = base / "data_bad"
@@ -80,12 +84,18 @@ def test_invalid_data_is_refused_and_reports_are_kept(tiny_run):
     bad.to_parquet(bad_dir / "transactions.parquet")
     params.write_text(params.read_text().replace("path: data\n", "path: data_bad\n"))
     try:
-        result = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3",
-                            only=["00_kpi_dashboard"])
+        result = runner.run(
+            params,
+            notebooks_dir=ROOT / "notebooks",
+            kernel_name="python3",
+            only=["00_kpi_dashboard"],
+        )
     finally:
         params.write_text(params.read_text().replace("path: data_bad\n", "path: data\n"))
     assert result.exit_code == 2
-    after = {f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"}
+    after = {
+        f.name: f.read_bytes() for f in (base / "reports").glob("*.html") if f.name != "index.html"
+    }
     assert after == before
     assert "customer_id" in (base / "reports" / "index.html").read_text()
 

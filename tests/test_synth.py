@@ -602,8 +602,6 @@ def test_sequential_effects_average_to_the_truth(medium):
         assert treated[y] == pytest.approx(full[f"{y}_ATT"], abs=1e-6)
     sub = f[f.trial_month % 2 == 0]
     key = sub[["customer_id", "trial_month"]].merge(eff, on=["customer_id", "trial_month"])
-    assert synth.sequential_truth(medium, sub)["spend"] == pytest.approx(
-        key["spend_effect"].mean()
-    )
+    assert synth.sequential_truth(medium, sub)["spend"] == pytest.approx(key["spend_effect"].mean())
     with pytest.raises(Exception, match="trial_month"):
         synth.sequential_truth(medium, f[["customer_id"]])

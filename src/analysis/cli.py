@@ -15,9 +15,11 @@ from analysis.errors import AnalysisError
 
 
 def _validate(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis validate",
-                                 description="Check the data named by a params file against the "
-                                             "data contract; print every problem.")
+    ap = argparse.ArgumentParser(
+        prog="python -m analysis validate",
+        description="Check the data named by a params file against the "
+        "data contract; print every problem.",
+    )
     ap.add_argument("--params", required=True, help="params YAML file")
     args = ap.parse_args(argv)
     from analysis import config, data
@@ -32,8 +34,11 @@ def _validate(argv: list[str]) -> int:
     for p in problems:
         print(p, file=sys.stderr if p.severity == "error" else sys.stdout)
     if errors:
-        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s): the data is not "
-              "valid; no report will be produced.", file=sys.stderr)
+        print(
+            f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s): the data is not "
+            "valid; no report will be produced.",
+            file=sys.stderr,
+        )
         return 1
     print(f"data valid ({len(problems)} warning(s))")
     return 0

@@ -36,8 +36,12 @@ from analysis.errors import ParamsError, Problem
 class DataParams:
     """Where the data is and how to read it."""
 
-    source: Literal["folder", "duckdb", "postgres", "spark"] = "folder"  # kind of source (docs/scaling.md)
-    path: Path | None = None  # folder of CSV/Parquet files, or a .duckdb file (relative to this file)
+    source: Literal["folder", "duckdb", "postgres", "spark"] = (
+        "folder"  # kind of source (docs/scaling.md)
+    )
+    path: Path | None = (
+        None  # folder of CSV/Parquet files, or a .duckdb file (relative to this file)
+    )
     format: Literal["auto", "parquet", "csv"] = "auto"  # file format inside a folder source
     url: str | None = None  # database URL (postgres); never put passwords here
     url_env: str | None = None  # name of an environment variable holding the database URL
@@ -73,7 +77,9 @@ class ReportsParams:
     jobs: int = 2  # notebooks executed in parallel
     kernel_name: str = "python3"  # Jupyter kernel used by papermill
     title: str = "Customer retention reports"  # title of the index page
-    engine_memory_limit: str | None = None  # DuckDB memory cap per notebook, e.g. "2GB" (it spills to disk beyond); empty: DuckDB's default (80% of RAM)
+    engine_memory_limit: str | None = (
+        None  # DuckDB memory cap per notebook, e.g. "2GB" (it spills to disk beyond); empty: DuckDB's default (80% of RAM)
+    )
 
 
 @dataclass
@@ -89,13 +95,19 @@ class SurvivalParams:
     """Retention and survival curves (01_retention_survival)."""
 
     group: str = "segment"  # grouping column for KM curves and log-rank
-    horizons_months: list[float] = field(default_factory=lambda: [3.0, 6.0, 12.0, 24.0])  # tenures at which the share still active is reported
+    horizons_months: list[float] = field(
+        default_factory=lambda: [3.0, 6.0, 12.0, 24.0]
+    )  # tenures at which the share still active is reported
     rmst_horizon_months: float = 24.0  # restricted mean survival time horizon
-    cox_covariates: list[str] = field(default_factory=lambda: ["segment", "value_tier"])  # Cox terms; text columns give one term per level
+    cox_covariates: list[str] = field(
+        default_factory=lambda: ["segment", "value_tier"]
+    )  # Cox terms; text columns give one term per level
     cox_strata: list[str] = field(default_factory=list)  # stratify the Cox baseline by these
     ph_alpha: float = 0.05  # PH test level below which a stratified refit is shown
     max_months: float = 36.0  # x-axis limit of curves
-    reference_levels: dict[str, str] = field(default_factory=dict)  # Cox reference level per categorical covariate, e.g. {segment: consumer}; empty: the most frequent level
+    reference_levels: dict[str, str] = field(
+        default_factory=dict
+    )  # Cox reference level per categorical covariate, e.g. {segment: consumer}; empty: the most frequent level
 
 
 # Default confounders of the loyalty study (columns of analysis.loyalty.landmark_frame);
@@ -123,15 +135,23 @@ class LoyaltyParams:
     landmarks_months: list[float] = field(default_factory=lambda: [6.0, 12.0])  # landmark tenures
     lookback_months: float = 3.0  # covariate window before the landmark
     horizon_months: float = 6.0  # outcome window after the landmark
-    covariates: list[str] = field(default_factory=lambda: list(LOYALTY_COVARIATES))  # confounders measured before the landmark (columns of loyalty.landmark_frame)
-    trim: float | None = None  # landmark analyses and effects on enrollees (ATT): drop rows with propensity outside [trim, 1 - trim]; empty: no trimming
-    ate_trim: Literal["crump"] | float | None = "crump"  # sequential-trial ATE (everyone eligible): "crump" keeps customer-months with propensity in [a, 1 - a], a chosen by the rule of Crump et al. (2009); a number: that a; empty: no trimming (weak overlap: the few enrolments with tiny propensities get huge weights)
+    covariates: list[str] = field(
+        default_factory=lambda: list(LOYALTY_COVARIATES)
+    )  # confounders measured before the landmark (columns of loyalty.landmark_frame)
+    trim: float | None = (
+        None  # landmark analyses and effects on enrollees (ATT): drop rows with propensity outside [trim, 1 - trim]; empty: no trimming
+    )
+    ate_trim: Literal["crump"] | float | None = (
+        "crump"  # sequential-trial ATE (everyone eligible): "crump" keeps customer-months with propensity in [a, 1 - a], a chosen by the rule of Crump et al. (2009); a number: that a; empty: no trimming (weak overlap: the few enrolments with tiny propensities get huge weights)
+    )
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
     heterogeneity_by: str = "value_tier"  # column for subgroup effects
     n_boot: int = 0  # 0: analytic intervals for the weighted survival curves and the event study; > 0: that many bootstrap replicates instead (slow on large data)
     seed: int = 0  # seed of those bootstraps and of the sequential-trial sample
-    trial_max_customers: int | None = 50000  # sequential trials on a random sample of at most this many customers (stated in the report); empty: all customers
+    trial_max_customers: int | None = (
+        50000  # sequential trials on a random sample of at most this many customers (stated in the report); empty: all customers
+    )
 
 
 @dataclass
@@ -143,11 +163,21 @@ class ExperienceParams:
     fcr_improvement_points: float = 10.0  # scenario: FCR up by this many percentage points
     sla_breach_reduction: float = 0.5  # scenario: share of SLA breaches avoided
     horizon_months: float = 12.0  # horizon of revenue-at-stake figures
-    covariate_update: Literal["period", "event"] = "period"  # churn model: experience counts from the next period (period) or from its own day (event)
-    km_landmark_months: int = 12  # retention curves by NPS category start this many months after the window start
-    driver_window_days: int = 30  # a ticket up to this many days before a survey answer counts as its driver
-    cox_covariates: list[str] = field(default_factory=lambda: ["value_tier"])  # customer attributes added to every experience Cox model (absent ones skipped)
-    cox_strata: str | None = "segment"  # customer attribute with its own baseline hazard; null: none
+    covariate_update: Literal["period", "event"] = (
+        "period"  # churn model: experience counts from the next period (period) or from its own day (event)
+    )
+    km_landmark_months: int = (
+        12  # retention curves by NPS category start this many months after the window start
+    )
+    driver_window_days: int = (
+        30  # a ticket up to this many days before a survey answer counts as its driver
+    )
+    cox_covariates: list[str] = field(
+        default_factory=lambda: ["value_tier"]
+    )  # customer attributes added to every experience Cox model (absent ones skipped)
+    cox_strata: str | None = (
+        "segment"  # customer attribute with its own baseline hazard; null: none
+    )
 
 
 @dataclass
@@ -165,7 +195,9 @@ class ValueParams:
     top_share: float = 0.1  # "top decile" for value concentration
     export_name: str = "customers_to_protect.csv"  # CRM export, written under output_dir/exports
     risk_top_share: float = 0.2  # share of scored customers (highest risk first) counted as at risk
-    tier_quantiles: list[float] = field(default_factory=lambda: [0.5, 0.8])  # CLV-rank cuts: low < 1st <= medium < 2nd <= high
+    tier_quantiles: list[float] = field(
+        default_factory=lambda: [0.5, 0.8]
+    )  # CLV-rank cuts: low < 1st <= medium < 2nd <= high
 
 
 @dataclass
@@ -268,9 +300,17 @@ def _read_raw(path: Path, *, chain: tuple[Path, ...]) -> dict[str, Any]:
         hint = f" (extended by {chain[-1]})" if chain else ""
         raise ParamsError(
             f"params file not found: {path}{hint}",
-            [Problem("params", "extends" if chain else None, "missing_file", f"no file at {path}",
-                     fix="pass --params with the path of a YAML file, e.g. params/default.yaml"
-                     if not chain else "fix the 'extends:' path (relative to the extending file)")],
+            [
+                Problem(
+                    "params",
+                    "extends" if chain else None,
+                    "missing_file",
+                    f"no file at {path}",
+                    fix="pass --params with the path of a YAML file, e.g. params/default.yaml"
+                    if not chain
+                    else "fix the 'extends:' path (relative to the extending file)",
+                )
+            ],
         )
     if path.resolve() in chain:
         loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
@@ -283,28 +323,52 @@ def _read_raw(path: Path, *, chain: tuple[Path, ...]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ParamsError(
             f"params file {path} is not valid YAML",
-            [Problem("params", None, "yaml", str(exc).replace("\n", " "),
-                     fix="fix the YAML syntax (indentation, colons, quotes)")],
+            [
+                Problem(
+                    "params",
+                    None,
+                    "yaml",
+                    str(exc).replace("\n", " "),
+                    fix="fix the YAML syntax (indentation, colons, quotes)",
+                )
+            ],
         ) from None
     if not isinstance(raw, dict):
-        raise ParamsError(f"params file {path} must hold a mapping of sections",
-                          [Problem("params", None, "yaml", "top level is not a mapping",
-                                   fix="start the file with section names such as 'data:'")])
+        raise ParamsError(
+            f"params file {path} must hold a mapping of sections",
+            [
+                Problem(
+                    "params",
+                    None,
+                    "yaml",
+                    "top level is not a mapping",
+                    fix="start the file with section names such as 'data:'",
+                )
+            ],
+        )
     base = raw.pop("extends", None)
     if base is None:
         return raw
     if not isinstance(base, str) or not base.strip():
         raise ParamsError(
             f"params file {path}: 'extends' must be a file name",
-            [Problem("params", "extends", "type", f"got {base!r}",
-                     fix="write e.g. 'extends: default.yaml' (relative to this file)")],
+            [
+                Problem(
+                    "params",
+                    "extends",
+                    "type",
+                    f"got {base!r}",
+                    fix="write e.g. 'extends: default.yaml' (relative to this file)",
+                )
+            ],
         )
     parent = _read_raw(path.parent / base, chain=(*chain, path.resolve()))
     return _merge(parent, raw)
 
 
-def params_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None,
-                     source_file: Path | None = None) -> Params:
+def params_from_dict(
+    raw: dict[str, Any], *, base_dir: Path | None = None, source_file: Path | None = None
+) -> Params:
     """Validate a nested dict into :class:`Params` (see :func:`load_params`)."""
     problems: list[Problem] = []
     base_dir = Path(base_dir or Path.cwd())
@@ -321,11 +385,25 @@ def params_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None,
 def _cross_checks(params: Params, problems: list[Problem]) -> None:
     d = params.data
     if d.source in ("folder", "duckdb") and d.path is None:
-        problems.append(Problem("data", "path", "required", f"source '{d.source}' needs a path",
-                                fix="set data.path to the data folder or .duckdb file"))
+        problems.append(
+            Problem(
+                "data",
+                "path",
+                "required",
+                f"source '{d.source}' needs a path",
+                fix="set data.path to the data folder or .duckdb file",
+            )
+        )
     if d.source == "postgres" and not (d.url or d.url_env):
-        problems.append(Problem("data", "url", "required", "source 'postgres' needs url or url_env",
-                                fix="set data.url_env to the name of an environment variable"))
+        problems.append(
+            Problem(
+                "data",
+                "url",
+                "required",
+                "source 'postgres' needs url or url_env",
+                fix="set data.url_env to the name of an environment variable",
+            )
+        )
     from analysis.contract import TABLES
 
     for section, mapping in (("tables", d.tables), ("columns", d.columns)):
@@ -339,9 +417,15 @@ def _cross_checks(params: Params, problems: list[Problem]) -> None:
                 if c not in valid and not TABLES[t].extra_columns_allowed:
                     problems.append(_unknown(f"data.columns.{t}", c, valid))
     if d.as_of and d.window_start and d.window_start >= d.as_of:
-        problems.append(Problem("data", "window_start", "range",
-                                f"window_start {d.window_start} is not before as_of {d.as_of}",
-                                fix="set window_start earlier than as_of"))
+        problems.append(
+            Problem(
+                "data",
+                "window_start",
+                "range",
+                f"window_start {d.window_start} is not before as_of {d.as_of}",
+                fix="set window_start earlier than as_of",
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -352,16 +436,28 @@ def _cross_checks(params: Params, problems: list[Problem]) -> None:
 def _unknown(where: str, key: str, valid: list[str]) -> Problem:
     close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-    return Problem(where.split(".")[0], f"{where.partition('.')[2] + '.' if '.' in where else ''}{key}",
-                   "unknown_key", f"unknown key '{key}' in {where}", fix=hint)
+    return Problem(
+        where.split(".")[0],
+        f"{where.partition('.')[2] + '.' if '.' in where else ''}{key}",
+        "unknown_key",
+        f"unknown key '{key}' in {where}",
+        fix=hint,
+    )
 
 
 def _build(cls, raw, where: str, problems: list[Problem], base_dir: Path):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        problems.append(Problem(where, None, "type", f"{where} must be a mapping, got {type(raw).__name__}",
-                                fix=f"write {where} as 'key: value' lines"))
+        problems.append(
+            Problem(
+                where,
+                None,
+                "type",
+                f"{where} must be a mapping, got {type(raw).__name__}",
+                fix=f"write {where} as 'key: value' lines",
+            )
+        )
         return None
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name != "source_file"]
@@ -380,16 +476,30 @@ def _build(cls, raw, where: str, problems: list[Problem], base_dir: Path):
         ok, conv, msg = _coerce(value, tp, base_dir)
         if not ok:
             section, _, k = label.partition(".")
-            problems.append(Problem(section, k or None, "type", f"{label}: {msg}",
-                                    fix=f"give {label} a value of type {_type_name(tp)}"))
+            problems.append(
+                Problem(
+                    section,
+                    k or None,
+                    "type",
+                    f"{label}: {msg}",
+                    fix=f"give {label} a value of type {_type_name(tp)}",
+                )
+            )
             continue
         rng = _RANGES.get((where, key))
         if rng and isinstance(conv, int | float) and not isinstance(conv, bool):
             lo, hi = rng
             if (lo is not None and conv < lo) or (hi is not None and conv > hi):
                 bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-                problems.append(Problem(where, key, "range", f"{label}={conv} is outside {bounds}",
-                                        fix=f"choose {label} within {bounds}"))
+                problems.append(
+                    Problem(
+                        where,
+                        key,
+                        "range",
+                        f"{label}={conv} is outside {bounds}",
+                        fix=f"choose {label} within {bounds}",
+                    )
+                )
                 continue
         kwargs[key] = conv
     try:
@@ -524,8 +634,14 @@ def describe_params() -> list[dict[str, str]]:
         sec = f.default_factory()  # type: ignore[misc]
         hints = typing.get_type_hints(type(sec))
         for g in dataclasses.fields(sec):
-            rows.append({"section": f.name, "key": g.name, "type": _type_name(hints[g.name]),
-                         "default": repr(_plain(getattr(sec, g.name)))})
+            rows.append(
+                {
+                    "section": f.name,
+                    "key": g.name,
+                    "type": _type_name(hints[g.name]),
+                    "default": repr(_plain(getattr(sec, g.name))),
+                }
+            )
     return rows
 
 
@@ -535,8 +651,11 @@ def params_markdown() -> str:
     import re
 
     comments: dict[tuple[str, str], str] = {}
-    section_of = {f.default_factory().__class__.__name__: f.name  # type: ignore[misc]
-                  for f in dataclasses.fields(Params) if f.name != "source_file"}
+    section_of = {
+        f.default_factory().__class__.__name__: f.name  # type: ignore[misc]
+        for f in dataclasses.fields(Params)
+        if f.name != "source_file"
+    }
     for cls_name, section in section_of.items():
         src = inspect.getsource(globals()[cls_name])
         for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, re.M):

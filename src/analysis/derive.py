@@ -64,8 +64,12 @@ def _flag(pred: ir.BooleanValue) -> ir.IntegerValue:
 
 def _calendar(first: dt.date, last: dt.date, period: str) -> ir.Table:
     starts = period_starts(first, last, period)
-    step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(weeks=1),
-            "month": pd.DateOffset(months=1), "quarter": pd.DateOffset(months=3)}[period]
+    step = {
+        "day": pd.DateOffset(days=1),
+        "week": pd.DateOffset(weeks=1),
+        "month": pd.DateOffset(months=1),
+        "quarter": pd.DateOffset(months=3),
+    }[period]
     cal = pd.DataFrame({"period": starts.date, "period_end": (starts + step).date})
     return ibis.memtable(cal, schema={"period": "date", "period_end": "date"})
 
@@ -151,9 +155,25 @@ def lifetimes(
         duration_months=out.duration_days.cast("float64") / DAYS_PER_MONTH,
     )
     attrs = [c for c in source.attributes]
-    cols = ["customer_id", "start_date", "entry_date", "end_date", "entry_days", "duration_days",
-            "entry_months", "duration_months", "event", "left_truncated", "churn_reason",
-            "first_purchase", "last_purchase", "n_transactions", "revenue", "segment", *attrs]
+    cols = [
+        "customer_id",
+        "start_date",
+        "entry_date",
+        "end_date",
+        "entry_days",
+        "duration_days",
+        "entry_months",
+        "duration_months",
+        "event",
+        "left_truncated",
+        "churn_reason",
+        "first_purchase",
+        "last_purchase",
+        "n_transactions",
+        "revenue",
+        "segment",
+        *attrs,
+    ]
     return out.select(*cols)
 
 
@@ -198,21 +218,31 @@ def panel(
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
-    lt = lifetimes_expr if lifetimes_expr is not None else lifetimes(
-        source, definition=definition, inactivity_days=inactivity_days, as_of=as_of,
-        window_start=window_start)
+    lt = (
+        lifetimes_expr
+        if lifetimes_expr is not None
+        else lifetimes(
+            source,
+            definition=definition,
+            inactivity_days=inactivity_days,
+            as_of=as_of,
+            window_start=window_start,
+        )
+    )
     lt = usable_lifetimes(lt)
     cal = _calendar(window_start, as_of, period)
     base = lt.select("customer_id", "entry_date", "end_date", "event", "segment")
     rows = base.join(cal, (cal.period <= base.end_date) & (cal.period_end > base.entry_date))
     rows = rows.mutate(
-        churned=_flag((rows.event == 1) & (rows.end_date >= rows.period)
-                      & (rows.end_date < rows.period_end)),
+        churned=_flag(
+            (rows.event == 1) & (rows.end_date >= rows.period) & (rows.end_date < rows.period_end)
+        ),
     )
     tx = source.table("transactions")
     tx = tx.mutate(period=period_start(tx.date, period))
     txa = tx.group_by(["customer_id", "period"]).aggregate(
-        revenue=tx.amount.sum(), margin=tx.margin.sum(), transactions=tx.count())
+        revenue=tx.amount.sum(), margin=tx.margin.sum(), transactions=tx.count()
+    )
     out = rows.left_join(txa, ["customer_id", "period"]).drop("customer_id_right", "period_right")
     out = out.mutate(
         revenue=ibis.coalesce(out.revenue, 0.0),
@@ -221,17 +251,25 @@ def panel(
     if minimal:
         out = out.mutate(active=_flag(out.transactions > 0))
         return out.select(
-            "customer_id", "period", "revenue", "margin", "transactions", "active", "churned",
+            "customer_id",
+            "period",
+            "revenue",
+            "margin",
+            "transactions",
+            "active",
+            "churned",
             "segment",
         )
     if source.has("loyalty"):
         loy = source.table("loyalty")
-        m = rows.select("customer_id", "period", "period_end").join(
-            loy, "customer_id")
-        m = m.filter((m.enrolled_date < m.period_end)
-                     & (m.left_date.isnull() | (m.left_date >= m.period)))
+        m = rows.select("customer_id", "period", "period_end").join(loy, "customer_id")
+        m = m.filter(
+            (m.enrolled_date < m.period_end) & (m.left_date.isnull() | (m.left_date >= m.period))
+        )
         mem = m.select("customer_id", "period").distinct().mutate(member=ibis.literal(1, "int8"))
-        out = out.left_join(mem, ["customer_id", "period"]).drop("customer_id_right", "period_right")
+        out = out.left_join(mem, ["customer_id", "period"]).drop(
+            "customer_id_right", "period_right"
+        )
         out = out.mutate(member=ibis.coalesce(out.member, 0).cast("int8"))
     else:
         out = out.mutate(member=ibis.literal(0, "int8"))
@@ -246,24 +284,53 @@ def panel(
             ces_mean=ex.ces.mean(),
             nps_last=ex.nps.argmax(ex.date, where=ex.nps.notnull()),
             tickets=is_ticket.sum().cast("int64"),
-            unresolved_tickets=(is_ticket & (ex.first_contact_resolution == False)).sum().cast("int64"),  # noqa: E712
+            unresolved_tickets=(
+                is_ticket & (ex.first_contact_resolution == False)  # noqa: E712
+            )
+            .sum()
+            .cast("int64"),
             sla_breaches=(is_ticket & (ex.sla_met == False)).sum().cast("int64"),  # noqa: E712
             compensated=(ex.compensated == True).sum().cast("int64"),  # noqa: E712
         )
-        out = out.left_join(exa, ["customer_id", "period"]).drop("customer_id_right", "period_right")
-        out = out.mutate(**{c: ibis.coalesce(out[c], 0) for c in
-                            ("surveys", "tickets", "unresolved_tickets", "sla_breaches",
-                             "compensated")})
+        out = out.left_join(exa, ["customer_id", "period"]).drop(
+            "customer_id_right", "period_right"
+        )
+        out = out.mutate(
+            **{
+                c: ibis.coalesce(out[c], 0)
+                for c in ("surveys", "tickets", "unresolved_tickets", "sla_breaches", "compensated")
+            }
+        )
     else:
-        out = out.mutate(surveys=ibis.literal(0), csat_mean=ibis.null("float64"),
-                         ces_mean=ibis.null("float64"), nps_last=ibis.null("float64"),
-                         tickets=ibis.literal(0), unresolved_tickets=ibis.literal(0),
-                         sla_breaches=ibis.literal(0), compensated=ibis.literal(0))
+        out = out.mutate(
+            surveys=ibis.literal(0),
+            csat_mean=ibis.null("float64"),
+            ces_mean=ibis.null("float64"),
+            nps_last=ibis.null("float64"),
+            tickets=ibis.literal(0),
+            unresolved_tickets=ibis.literal(0),
+            sla_breaches=ibis.literal(0),
+            compensated=ibis.literal(0),
+        )
     out = out.mutate(active=_flag(out.transactions > 0))
     return out.select(
-        "customer_id", "period", "revenue", "margin", "transactions", "active", "member",
-        "surveys", "csat_mean", "ces_mean", "nps_last", "tickets", "unresolved_tickets",
-        "sla_breaches", "compensated", "churned", "segment",
+        "customer_id",
+        "period",
+        "revenue",
+        "margin",
+        "transactions",
+        "active",
+        "member",
+        "surveys",
+        "csat_mean",
+        "ces_mean",
+        "nps_last",
+        "tickets",
+        "unresolved_tickets",
+        "sla_breaches",
+        "compensated",
+        "churned",
+        "segment",
     )
 
 
@@ -293,15 +360,33 @@ def cohorts(
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
-    lt = lifetimes_expr if lifetimes_expr is not None else lifetimes(
-        source, definition=definition, inactivity_days=inactivity_days, as_of=as_of,
-        window_start=window_start)
-    pn = panel_expr if panel_expr is not None else panel(
-        source, period=period, lifetimes_expr=lt, as_of=as_of, window_start=window_start,
-        minimal=True)
+    lt = (
+        lifetimes_expr
+        if lifetimes_expr is not None
+        else lifetimes(
+            source,
+            definition=definition,
+            inactivity_days=inactivity_days,
+            as_of=as_of,
+            window_start=window_start,
+        )
+    )
+    pn = (
+        panel_expr
+        if panel_expr is not None
+        else panel(
+            source,
+            period=period,
+            lifetimes_expr=lt,
+            as_of=as_of,
+            window_start=window_start,
+            minimal=True,
+        )
+    )
     ws = ibis.literal(window_start, type="date")
     members = lt.filter(lt.start_date >= ws).select(
-        "customer_id", cohort=period_start(lt.start_date, period))
+        "customer_id", cohort=period_start(lt.start_date, period)
+    )
     j = pn.join(members, "customer_id")
     if period == "month":
         since = (j.period.year() - j.cohort.year()) * 12 + (j.period.month() - j.cohort.month())
@@ -313,16 +398,24 @@ def cohorts(
         since = j.period.delta(j.cohort, unit="day")
     j = j.mutate(periods_since=since.cast("int64"))
     g = j.group_by(["cohort", "periods_since"]).aggregate(
-        customers_active=(1 - j.churned).sum(), revenue=j.revenue.sum())
+        customers_active=(1 - j.churned).sum(), revenue=j.revenue.sum()
+    )
     size = members.group_by("cohort").aggregate(cohort_size=members.count())
     rev0 = g.filter(g.periods_since == 0).select("cohort", revenue0=g.revenue)
     out = g.join(size, "cohort").left_join(rev0, "cohort").drop("cohort_right")
     out = out.mutate(
         # Cast first: Postgres divides integers as integers.
         retention_rate=out.customers_active.cast("float64") / out.cohort_size,
-        revenue_retention=ibis.ifelse(out.revenue0 > 0, out.revenue / out.revenue0,
-                                      ibis.null("float64")),
+        revenue_retention=ibis.ifelse(
+            out.revenue0 > 0, out.revenue / out.revenue0, ibis.null("float64")
+        ),
     )
-    return out.select("cohort", "periods_since", "cohort_size", "customers_active",
-                      "retention_rate", "revenue", "revenue_retention").order_by(
-                          ["cohort", "periods_since"])
+    return out.select(
+        "cohort",
+        "periods_since",
+        "cohort_size",
+        "customers_active",
+        "retention_rate",
+        "revenue",
+        "revenue_retention",
+    ).order_by(["cohort", "periods_since"])

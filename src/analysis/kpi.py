@@ -29,8 +29,15 @@ import pyarrow.compute as pc
 from analysis.derive import period_start, period_starts
 
 LEVEL_METRICS = ["active", "new", "churned", "revenue", "revenue_per_customer"]
-RATE_METRICS = ["churn_rate", "retention_rate", "member_share", "nps", "csat_mean", "fcr_rate",
-                "sla_compliance"]
+RATE_METRICS = [
+    "churn_rate",
+    "retention_rate",
+    "member_share",
+    "nps",
+    "csat_mean",
+    "fcr_rate",
+    "sla_compliance",
+]
 METRIC_LABELS = {
     "active": "Active customers",
     "new": "New customers",
@@ -50,11 +57,20 @@ _PERIODS_PER_YEAR = {"day": None, "week": 52, "month": 12, "quarter": 4}
 
 def _period_frame(window_start: dt.date, as_of: dt.date, granularity: str) -> pd.DataFrame:
     starts = period_starts(window_start, as_of, granularity)
-    step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(weeks=1),
-            "month": pd.DateOffset(months=1), "quarter": pd.DateOffset(months=3)}[granularity]
+    step = {
+        "day": pd.DateOffset(days=1),
+        "week": pd.DateOffset(weeks=1),
+        "month": pd.DateOffset(months=1),
+        "quarter": pd.DateOffset(months=3),
+    }[granularity]
     ends = starts + step
-    return pd.DataFrame({"period": starts, "period_end": ends,
-                         "complete": ends <= pd.Timestamp(as_of) + pd.Timedelta(days=1)})
+    return pd.DataFrame(
+        {
+            "period": starts,
+            "period_end": ends,
+            "complete": ends <= pd.Timestamp(as_of) + pd.Timedelta(days=1),
+        }
+    )
 
 
 def _count_le(sorted_values: np.ndarray, points: np.ndarray, strict: bool) -> np.ndarray:
@@ -108,33 +124,44 @@ def member_counts(memberships: pd.DataFrame, periods: pd.DataFrame) -> pd.Series
     ended = pd.to_datetime(memberships["member_end"]).dropna()
     ended = np.sort(ended.to_numpy("datetime64[ns]"))
     pe = periods["period_end"].to_numpy("datetime64[ns]")
-    return pd.Series(_count_le(enrolled, pe, True) - _count_le(ended, pe, True), index=periods.index)
+    return pd.Series(
+        _count_le(enrolled, pe, True) - _count_le(ended, pe, True), index=periods.index
+    )
 
 
 def _ibis_by_period(study, granularity: str):
     src = study.source
     tx = src.table("transactions")
     tx = tx.mutate(period=period_start(tx.date, granularity))
-    rev = tx.group_by("period").aggregate(revenue=tx.amount.sum(), transactions=tx.count(),
-                                          buyers=tx.customer_id.nunique()).to_pandas()
+    rev = (
+        tx.group_by("period")
+        .aggregate(
+            revenue=tx.amount.sum(), transactions=tx.count(), buyers=tx.customer_id.nunique()
+        )
+        .to_pandas()
+    )
     rev = rev.astype({"revenue": "float64", "transactions": "int64", "buyers": "int64"})
     exp = None
     if src.has("experience"):
         ex = src.table("experience")
         ex = ex.mutate(period=period_start(ex.date, granularity))
         tick = ex.kind == "ticket"
-        exp = ex.group_by("period").aggregate(
-            respondents_nps=ex.nps.notnull().sum(),
-            promoters=(ex.nps >= 9).sum(),
-            detractors=(ex.nps <= 6).sum(),
-            respondents_csat=ex.csat.notnull().sum(),
-            csat_mean=ex.csat.mean(),
-            tickets=tick.sum(),
-            fcr_tickets=(tick & ex.first_contact_resolution.notnull()).sum(),
-            fcr_yes=(tick & (ex.first_contact_resolution == True)).sum(),  # noqa: E712
-            sla_tickets=(tick & ex.sla_met.notnull()).sum(),
-            sla_yes=(tick & (ex.sla_met == True)).sum(),  # noqa: E712
-        ).to_pandas()
+        exp = (
+            ex.group_by("period")
+            .aggregate(
+                respondents_nps=ex.nps.notnull().sum(),
+                promoters=(ex.nps >= 9).sum(),
+                detractors=(ex.nps <= 6).sum(),
+                respondents_csat=ex.csat.notnull().sum(),
+                csat_mean=ex.csat.mean(),
+                tickets=tick.sum(),
+                fcr_tickets=(tick & ex.first_contact_resolution.notnull()).sum(),
+                fcr_yes=(tick & (ex.first_contact_resolution == True)).sum(),  # noqa: E712
+                sla_tickets=(tick & ex.sla_met.notnull()).sum(),
+                sla_yes=(tick & (ex.sla_met == True)).sum(),  # noqa: E712
+            )
+            .to_pandas()
+        )
         # Boolean sums come back as 128-bit integers (Decimal objects) on some engines.
         exp = exp.astype({c: "float64" for c in exp.columns if c != "period"})
     mem = None
@@ -172,8 +199,9 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
     if mem is not None:
         ends = lt.loc[lt["event"] == 1, ["customer_id", "end_date"]]
         m = mem.merge(ends, on="customer_id", how="left")
-        m["member_end"] = pd.concat([pd.to_datetime(m["left_date"]), pd.to_datetime(m["end_date"])],
-                                    axis=1).min(axis=1)
+        m["member_end"] = pd.concat(
+            [pd.to_datetime(m["left_date"]), pd.to_datetime(m["end_date"])], axis=1
+        ).min(axis=1)
         # Arrow's hash lookup: pandas' isin on Arrow strings builds Python objects (20 s at 1M)
         keep = pc.is_in(pa.array(m["customer_id"]), value_set=pa.array(lt["customer_id"]))
         m = m[keep.to_numpy(zero_copy_only=False)]
@@ -193,22 +221,61 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
         out["fcr_rate"] = out["fcr_yes"] / out["fcr_tickets"].where(out["fcr_tickets"] > 0)
         out["sla_compliance"] = out["sla_yes"] / out["sla_tickets"].where(out["sla_tickets"] > 0)
     else:
-        for c in ("nps", "csat_mean", "fcr_rate", "sla_compliance", "respondents_nps",
-                  "respondents_csat", "tickets"):
+        for c in (
+            "nps",
+            "csat_mean",
+            "fcr_rate",
+            "sla_compliance",
+            "respondents_nps",
+            "respondents_csat",
+            "tickets",
+        ):
             out[c] = np.nan
     out = _suppress(out, study.min_group_size)
-    return out[[
-        "period", "period_end", "complete", "at_risk", "active", "new", "churned", "churn_rate",
-        "retention_rate", "revenue", "revenue_per_customer", "members", "member_share", "nps",
-        "respondents_nps", "csat_mean", "respondents_csat", "tickets", "fcr_rate",
-        "sla_compliance", "suppressed"]]
+    return out[
+        [
+            "period",
+            "period_end",
+            "complete",
+            "at_risk",
+            "active",
+            "new",
+            "churned",
+            "churn_rate",
+            "retention_rate",
+            "revenue",
+            "revenue_per_customer",
+            "members",
+            "member_share",
+            "nps",
+            "respondents_nps",
+            "csat_mean",
+            "respondents_csat",
+            "tickets",
+            "fcr_rate",
+            "sla_compliance",
+            "suppressed",
+        ]
+    ]
 
 
 def _suppress(df: pd.DataFrame, k: int) -> pd.DataFrame:
     out = df.copy()
     rules = [
-        ("at_risk", ["churn_rate", "retention_rate", "revenue_per_customer", "churned", "new",
-                     "active", "revenue", "members", "member_share"]),
+        (
+            "at_risk",
+            [
+                "churn_rate",
+                "retention_rate",
+                "revenue_per_customer",
+                "churned",
+                "new",
+                "active",
+                "revenue",
+                "members",
+                "member_share",
+            ],
+        ),
         ("respondents_nps", ["nps"]),
         ("respondents_csat", ["csat_mean"]),
         ("tickets", ["fcr_rate", "sla_compliance"]),
@@ -304,12 +371,16 @@ def findings(kpis: pd.DataFrame, *, granularity: str, currency: str) -> list[str
     if pd.notna(row["nps"]):
         s = f"NPS was {row['nps']:+.0f} from {row['respondents_nps']:,.0f} answers"
         if pd.notna(row["fcr_rate"]):
-            s += (f"; {100 * row['fcr_rate']:.0f}% of tickets were resolved at first contact and "
-                  f"{100 * row['sla_compliance']:.0f}% met the SLA")
+            s += (
+                f"; {100 * row['fcr_rate']:.0f}% of tickets were resolved at first contact and "
+                f"{100 * row['sla_compliance']:.0f}% met the SLA"
+            )
         out.append(s + ".")
     if not bool(kpis.iloc[-1]["complete"]):
-        out.append(f"The last {granularity} in the data is incomplete (cut at the as-of date) and is "
-                   "shown but not used for these comparisons.")
+        out.append(
+            f"The last {granularity} in the data is incomplete (cut at the as-of date) and is "
+            "shown but not used for these comparisons."
+        )
     return out
 
 
@@ -324,7 +395,9 @@ def _period_label(ts, granularity: str) -> str:
     return f"{ts:%d %b %Y}"
 
 
-def display_table(kpis: pd.DataFrame, *, granularity: str, periods: int, currency: str) -> pd.DataFrame:
+def display_table(
+    kpis: pd.DataFrame, *, granularity: str, periods: int, currency: str
+) -> pd.DataFrame:
     """Return the last ``periods`` periods as a formatted, stakeholder-readable table (strings).
 
     One row per period (most recent last), one column per KPI.
@@ -334,9 +407,20 @@ def display_table(kpis: pd.DataFrame, *, granularity: str, periods: int, currenc
     for _, r in k.iterrows():
         col = _period_label(r["period"], granularity) + ("" if r["complete"] else " (partial)")
         vals = {}
-        for m in ["active", "new", "churned", "churn_rate", "retention_rate", "revenue",
-                  "revenue_per_customer", "member_share", "nps", "csat_mean", "fcr_rate",
-                  "sla_compliance"]:
+        for m in [
+            "active",
+            "new",
+            "churned",
+            "churn_rate",
+            "retention_rate",
+            "revenue",
+            "revenue_per_customer",
+            "member_share",
+            "nps",
+            "csat_mean",
+            "fcr_rate",
+            "sla_compliance",
+        ]:
             v = r[m]
             if pd.isna(v):
                 vals[METRIC_LABELS[m]] = "suppressed" if m in str(r["suppressed"]) else "–"
@@ -377,32 +461,55 @@ def data_quality(study) -> dict[str, pd.DataFrame]:
     from analysis.contract import TABLES
 
     cov, miss = [], []
-    datecol = {"customers": "signup_date", "transactions": "date", "loyalty": "enrolled_date",
-               "experience": "date"}
+    datecol = {
+        "customers": "signup_date",
+        "transactions": "date",
+        "loyalty": "enrolled_date",
+        "experience": "date",
+    }
     for name in TABLES:
         if not study.has(name):
-            cov.append({"table": name, "rows": 0, "customers": 0, "first_date": "absent",
-                        "last_date": "absent"})
+            cov.append(
+                {
+                    "table": name,
+                    "rows": 0,
+                    "customers": 0,
+                    "first_date": "absent",
+                    "last_date": "absent",
+                }
+            )
             continue
         t = study.source.table(name)
-        aggs = {"rows": t.count(), "customers": t.customer_id.nunique(),
-                "first_date": t[datecol[name]].min(), "last_date": t[datecol[name]].max()}
+        aggs = {
+            "rows": t.count(),
+            "customers": t.customer_id.nunique(),
+            "first_date": t[datecol[name]].min(),
+            "last_date": t[datecol[name]].max(),
+        }
         present = sorted(study.source.present.get(name, set()))
         for c in present:
             aggs[f"null_{c}"] = t[c].isnull().sum()
         r = t.aggregate(**aggs).to_pandas().iloc[0]
-        cov.append({"table": name, "rows": int(r["rows"]), "customers": int(r["customers"]),
-                    "first_date": str(pd.Timestamp(r["first_date"]).date()),
-                    "last_date": str(pd.Timestamp(r["last_date"]).date())})
+        cov.append(
+            {
+                "table": name,
+                "rows": int(r["rows"]),
+                "customers": int(r["customers"]),
+                "first_date": str(pd.Timestamp(r["first_date"]).date()),
+                "last_date": str(pd.Timestamp(r["last_date"]).date()),
+            }
+        )
         for c in present:
             n = int(r[f"null_{c}"])
-            miss.append({"table": name, "column": c, "empty": n,
-                         "share_empty": n / max(int(r["rows"]), 1)})
+            miss.append(
+                {"table": name, "column": c, "empty": n, "share_empty": n / max(int(r["rows"]), 1)}
+            )
     return {"coverage": pd.DataFrame(cov), "missing": pd.DataFrame(miss)}
 
 
-def plot_trends(kpis: pd.DataFrame, *, metrics: list[str], granularity: str, currency: str,
-                ncols: int = 2):
+def plot_trends(
+    kpis: pd.DataFrame, *, metrics: list[str], granularity: str, currency: str, ncols: int = 2
+):
     """Draw one small trend panel per KPI (seaborn line plots) and return the figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -412,23 +519,41 @@ def plot_trends(kpis: pd.DataFrame, *, metrics: list[str], granularity: str, cur
     fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.9 * nrows), squeeze=False)
     for ax, m in zip(axes.flat, metrics, strict=False):
         d = kpis[["period", m, "complete"]].copy()
-        y = d[m] * (100 if m in ("churn_rate", "retention_rate", "member_share", "fcr_rate",
-                                 "sla_compliance") else 1)
-        sns.lineplot(x=d["period"], y=y, ax=ax, marker="o" if len(d) <= 40 else None, color="#2a6f97")
+        y = d[m] * (
+            100
+            if m in ("churn_rate", "retention_rate", "member_share", "fcr_rate", "sla_compliance")
+            else 1
+        )
+        sns.lineplot(
+            x=d["period"], y=y, ax=ax, marker="o" if len(d) <= 40 else None, color="#2a6f97"
+        )
         if (~d["complete"]).any():
             last = d[~d["complete"]]
-            ax.scatter(last["period"], y[~d["complete"]], facecolors="white", edgecolors="#2a6f97",
-                       zorder=3, label="partial period")
+            ax.scatter(
+                last["period"],
+                y[~d["complete"]],
+                facecolors="white",
+                edgecolors="#2a6f97",
+                zorder=3,
+                label="partial period",
+            )
             ax.legend(loc="best", fontsize=8)
-        unit = {"churn_rate": "% of customers", "retention_rate": "% of customers",
-                "member_share": "% of active", "fcr_rate": "% of tickets",
-                "sla_compliance": "% of tickets", "revenue": currency,
-                "revenue_per_customer": currency, "nps": "NPS points", "csat_mean": "score 1-5"}
+        unit = {
+            "churn_rate": "% of customers",
+            "retention_rate": "% of customers",
+            "member_share": "% of active",
+            "fcr_rate": "% of tickets",
+            "sla_compliance": "% of tickets",
+            "revenue": currency,
+            "revenue_per_customer": currency,
+            "nps": "NPS points",
+            "csat_mean": "score 1-5",
+        }
         ax.set_title(METRIC_LABELS[m])
         ax.set_ylabel(unit.get(m, "customers"))
         ax.set_xlabel(granularity)
         ax.tick_params(axis="x", labelrotation=30)
-    for ax in axes.flat[len(metrics):]:
+    for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -437,8 +562,10 @@ def plot_trends(kpis: pd.DataFrame, *, metrics: list[str], granularity: str, cur
 def headline_values(kpis: pd.DataFrame) -> dict[str, float]:
     """Return the headline numbers of the latest complete period (for the reports index)."""
     r = latest_complete(kpis)
-    return {k: (None if pd.isna(r[k]) else float(r[k]))
-            for k in ("active", "churn_rate", "revenue", "nps")}
+    return {
+        k: (None if pd.isna(r[k]) else float(r[k]))
+        for k in ("active", "churn_rate", "revenue", "nps")
+    }
 
 
 def year_on_year_table(kpis: pd.DataFrame, *, granularity: str, currency: str) -> pd.DataFrame:
@@ -465,7 +592,11 @@ def year_on_year_table(kpis: pd.DataFrame, *, granularity: str, currency: str) -
             if pct:
                 return f"{100 * v:.1f}%"
             if m in ("revenue", "revenue_per_customer"):
-                return f"{v:,.2f} {currency}" if m == "revenue_per_customer" else f"{v:,.0f} {currency}"
+                return (
+                    f"{v:,.2f} {currency}"
+                    if m == "revenue_per_customer"
+                    else f"{v:,.0f} {currency}"
+                )
             if m == "nps":
                 return f"{v:+.0f}"
             if m == "csat_mean":
@@ -481,15 +612,31 @@ def year_on_year_table(kpis: pd.DataFrame, *, granularity: str, currency: str) -
             change = f"{d:+.2f}" if m == "csat_mean" else f"{d:+.0f}"
         else:
             change = f"{100 * d:+.1f}%"
-        rows.append({"KPI": METRIC_LABELS[m], _period_label(b["period"], granularity): f(b[m]),
-                     _period_label(row["period"], granularity): f(row[m]), "change": change})
+        rows.append(
+            {
+                "KPI": METRIC_LABELS[m],
+                _period_label(b["period"], granularity): f(b[m]),
+                _period_label(row["period"], granularity): f(row[m]),
+                "change": change,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def validation_summary(problems, notes=()) -> pd.DataFrame:
     """Tabulate validation problems and derivation notes without example keys (no customer ids)."""
-    rows = [{"table": p.table, "column": p.column or "", "severity": p.severity,
-             "problem": p.message, "rows": p.n_rows} for p in problems]
-    rows += [{"table": "customers", "column": "", "severity": "note", "problem": n, "rows": None}
-             for n in notes]
+    rows = [
+        {
+            "table": p.table,
+            "column": p.column or "",
+            "severity": p.severity,
+            "problem": p.message,
+            "rows": p.n_rows,
+        }
+        for p in problems
+    ]
+    rows += [
+        {"table": "customers", "column": "", "severity": "note", "problem": n, "rows": None}
+        for n in notes
+    ]
     return pd.DataFrame(rows, columns=["table", "column", "severity", "problem", "rows"])

@@ -2097,14 +2097,20 @@ def _sequential_result(
         estimands=("ATT",),
         **kw,
     )
-    ate = effect_table(
-        slim,
+    ate_kw = dict(
         outcomes=outcomes,
         covariates=xcols,
         methods=("regression", "ipw", "aipw"),
         estimands=("ATE",),
-        **{**kw, "trim": ate_trim},
     )
+    try:
+        ate = effect_table(slim, **ate_kw, **{**kw, "trim": ate_trim})
+    except DataError as err:  # trimming emptied an arm (tiny data)
+        rep.notes.append(
+            f"Sequential trials: trimming for the ATE ({ate_trim}) left an arm empty "
+            f"({err.args[0] if err.args else err}); the ATE rows are untrimmed."
+        )
+        ate = effect_table(slim, **ate_kw, **{**kw, "trim": None})
     order = {"observational contrast": 0, "ATE": 1, "ATT": 2}
     eff = (
         pd.concat([att, ate], ignore_index=True)

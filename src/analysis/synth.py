@@ -1200,7 +1200,9 @@ def generate(
     )
     if dirty:
         tables, truth["dirt"] = _inject_dirt(tables, seed, st0, months)
-    return SampleWorld(tables=tables, truth=truth, sequential_effects=_sequential_effects(chunks, ids))
+    return SampleWorld(
+        tables=tables, truth=truth, sequential_effects=_sequential_effects(chunks, ids)
+    )
 
 
 # ---------------------------------------------------------------------------
