@@ -27,8 +27,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def _world(n: int) -> Path:
     d = ROOT / "data" / "bench" / f"world_{n}"
     if not (d / "truth.json").exists():
-        subprocess.run([sys.executable, "-m", "analysis", "synth", "--customers", str(n), "--seed", "7",
-                        "--out", str(d)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "synth",
+                "--customers",
+                str(n),
+                "--seed",
+                "7",
+                "--out",
+                str(d),
+            ],
+            check=True,
+        )
     return d
 
 
@@ -60,8 +73,9 @@ def _one(n: int) -> dict:
     out["panel_s"] = time.perf_counter() - t
     out["panel_rows"] = int(valid.con.read_parquet(target).count().to_pyarrow().as_py())
     t = time.perf_counter()
-    co = derive.cohorts(valid, period="month", lifetimes_expr=lt_expr,
-                        panel_expr=valid.con.read_parquet(target)).to_pandas()
+    co = derive.cohorts(
+        valid, period="month", lifetimes_expr=lt_expr, panel_expr=valid.con.read_parquet(target)
+    ).to_pandas()
     out["cohorts_s"] = time.perf_counter() - t
     out["total_s"] = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -84,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in a.customers:
         _world(n)
-        r = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True
+        )
         if r.returncode:
             print(r.stderr, file=sys.stderr)
             return 1
@@ -104,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['customers']:,} | {r.get('rows_transactions', 0):,} | {r.get('rows_experience', 0):,} | "
             f"{r['validate_s']:.1f} | {r['lifetimes_s']:.1f} | {r['lifetimes_inactivity_s']:.1f} | "
             f"{r['panel_s']:.1f} | {r['panel_rows']:,} | {r['cohorts_s']:.1f} | {r['total_s']:.1f} | "
-            f"{r['cpu_s']:.1f} | {r['load_avg']:.1f} | {r['peak_rss_gb']:.2f} |")
+            f"{r['cpu_s']:.1f} | {r['load_avg']:.1f} | {r['peak_rss_gb']:.2f} |"
+        )
     lines.append("")
-    lines.append("Target (issue 2): 1M customers in under 60 s and under 6 GB peak memory. CPU time "
-                 "includes imports and DuckDB's threads; 'load avg' is the machine's 1-minute load "
-                 "at the end of the run (2 cores: above 2, other jobs were competing and wall "
-                 "time is inflated).")
+    lines.append(
+        "Target (issue 2): 1M customers in under 60 s and under 6 GB peak memory. CPU time "
+        "includes imports and DuckDB's threads; 'load avg' is the machine's 1-minute load "
+        "at the end of the run (2 cores: above 2, other jobs were competing and wall "
+        "time is inflated)."
+    )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

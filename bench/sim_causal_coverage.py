@@ -245,7 +245,8 @@ def print_table(summ: pd.DataFrame) -> None:
     ):
         fmt[c] = fmt[c].map(lambda v: f"{v:.4g}")
     fmt["coverage_95"] = [
-        f"{100 * v:.1f}% ± {100 * e:.1f}" for v, e in zip(fmt["coverage_95"], fmt["coverage_mc_se"], strict=True)
+        f"{100 * v:.1f}% ± {100 * e:.1f}"
+        for v, e in zip(fmt["coverage_95"], fmt["coverage_mc_se"], strict=True)
     ]
     fmt = fmt.drop(columns="coverage_mc_se")
     fmt["worlds"] = fmt["worlds"].astype(int)
