@@ -606,10 +606,10 @@ def test_programme_report_layout_and_trimmed_ate():
         assert set(r.effects.outcome) == {"retained"} and r.heterogeneity is None
     text = " ".join(rep.findings)
     assert "Average effect had everyone enrolled (ATE), among customer-months with at least" in text
-    assert (
-        "after the 6-month landmark" in text
-        and "Spend over the 6 months after the landmark" not in text
-    )
+    assert "at 6 months of tenure" in text
+    assert "Spend over the 6 months after the landmark" not in text
+    assert "The simple comparison, customers who ever joined" in text and "immortal time" in text
+    assert "read this as an upper bound" in text
 
 
 def test_sequential_naive_spend_is_biased_upward(small_trials):
@@ -641,3 +641,62 @@ def test_ate_trimming_that_empties_an_arm_falls_back_with_a_note(monkeypatch):
     assert any("left an arm empty" in n and "untrimmed" in n for n in rep.notes)
     ate = rep.sequential.effects.query("estimand == 'ATE'")
     assert len(ate) == 9 and (ate.n_trimmed == 0).all()
+
+
+def test_naive_churn_comparison_by_hand(tiny):
+    # Window 2023; days in the window: A 350 (member from 10 Feb: 324), B 364, C 78 (churned,
+    # never a member), D 107 (churned 15 Jun after leaving 30 Apr; member 1 Mar-30 Apr: 60),
+    # E 174 (member from 1 Oct: 91), F 152.
+    c, _, lo, _ = tiny
+    out = loyalty.naive_churn_comparison(c, lo, window_start="2023-01-01", as_of="2023-12-31")
+    out = out.set_index("comparison")
+    dpm = loyalty.DAYS_PER_MONTH
+    ever = out.loc["ever-members vs never-members"]
+    assert ever.member_customer_months == pytest.approx((350 + 107 + 174) / dpm)
+    assert ever.non_member_customer_months == pytest.approx((364 + 78 + 152) / dpm)
+    assert (ever.member_churn_events, ever.non_member_churn_events) == (1, 1)
+    assert ever.rate_ratio == pytest.approx(594 / 631)
+    split = out.loc["member months vs non-member months"]
+    assert split.member_customer_months == pytest.approx((324 + 60 + 91) / dpm)
+    assert split.non_member_customer_months == pytest.approx((1225 - 475) / dpm)
+    assert (split.member_churn_events, split.non_member_churn_events) == (0, 2)
+    assert split.rate_ratio == 0 and split.ci_lower == 0
+
+
+def test_naive_churn_comparison_on_the_sample_world(world):
+    # The interval inverts statsmodels' exact conditional test (independent implementation): at
+    # each bound the one-sided p-value is 2.5%. The dashboard comparison (ever vs never members)
+    # is far below the planted structural hazard ratio (selection plus immortal time), the
+    # time-split one less so (selection only).
+    from statsmodels.stats.rates import test_poisson_2indep
+
+    w, _ = world
+    win = w.truth["window"]
+    out = loyalty.naive_churn_comparison(
+        w.tables["customers"], w.tables["loyalty"], window_start=win["start"], as_of=win["as_of"]
+    ).set_index("comparison")
+    for _, r in out.iterrows():
+        args = (
+            int(r.member_churn_events),
+            r.member_customer_months,
+            int(r.non_member_churn_events),
+            r.non_member_customer_months,
+        )
+        for bound, alt in ((r.ci_lower, "larger"), (r.ci_upper, "smaller")):
+            res = test_poisson_2indep(
+                *args, value=bound, method="exact-cond", compare="ratio", alternative=alt
+            )
+            assert res.pvalue == pytest.approx(0.025, abs=1e-6)
+    hr = w.truth["loyalty"]["churn_hazard_ratio"]
+    ever = out.loc["ever-members vs never-members"]
+    split = out.loc["member months vs non-member months"]
+    assert ever.ci_upper < split.ci_lower  # immortal time removed: much less flattering
+    assert split.ci_upper < hr  # selection still flatters members
+    # without the sequential trials the landmark effects carry the retention findings
+    monkeypatch.undo()
+    rep = loyalty.programme_report(
+        w.tables, window_start=win["start"], as_of=win["as_of"], landmarks=[12], sequential=False
+    )
+    text = " ".join(rep.findings)
+    assert rep.sequential is None and "Landmark design, at 12 months of tenure" in text
+    assert "Landmark 12: An unmeasured confounder" in text

@@ -1678,6 +1678,99 @@ def post_leaving(
     return pd.DataFrame(rows)
 
 
+def _rate_ratio(k1: int, t1: float, k0: int, t0: float, alpha: float) -> tuple[float, float, float]:
+    """Ratio of two Poisson rates with the exact conditional (Clopper-Pearson) interval."""
+    if t1 <= 0 or t0 <= 0 or k0 == 0:
+        return float("nan"), float("nan"), float("nan")
+    n = k1 + k0
+    lo = stats.beta.ppf(alpha / 2, k1, n - k1 + 1) if k1 > 0 else 0.0
+    hi = stats.beta.ppf(1 - alpha / 2, k1 + 1, n - k1) if k1 < n else 1.0
+    # k1 given k1 + k0 is binomial with p = t1 r / (t1 r + t0): r = p / (1 - p) * t0 / t1
+    upper = hi / (1 - hi) * t0 / t1 if hi < 1 else float("inf")
+    return (k1 / t1) / (k0 / t0), float(lo / (1 - lo) * t0 / t1), float(upper)
+
+
+def naive_churn_comparison(
+    customers: pd.DataFrame,
+    loyalty: pd.DataFrame,
+    *,
+    window_start,
+    as_of,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Show how the members-versus-non-members churn comparison goes wrong.
+
+    Two descriptive comparisons of monthly churn rates in the window (churn events
+    per customer-month, exact conditional interval for the rate ratio):
+
+    * ``"ever-members vs never-members"``: what a dashboard does. Every customer who
+      ever enrolled counts as a member for all their time, including the months
+      before joining, in which they could not have churned as a member (they had to
+      stay to join): immortal time, plus selection (the best customers join).
+    * ``"member months vs non-member months"``: time split at enrolment and
+      leaving, each churn counted in the state it happened in. Immortal time is
+      gone; selection remains.
+
+    Neither is an effect; the adjusted analyses are.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per comparison: customer-months and churn events of members and
+        non-members, their monthly churn rates, ``rate_ratio`` (members over
+        non-members) with ``ci_lower`` and ``ci_upper``.
+    """
+    ws = pd.Timestamp(window_start)
+    end = pd.Timestamp(as_of)
+    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
+    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
+    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
+    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
+    c = c[c["stop"] > c["start"]]
+    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
+    c = c.merge(first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left")
+    en = pd.to_datetime(c["enrolled_date"])
+    en = en.where(en <= c["stop"])  # enrolled after churning or after as_of: never a member here
+    lv = pd.to_datetime(c["left_date"]).where(en.notna())
+    total = (c["stop"] - c["start"]).dt.days / DAYS_PER_MONTH
+    ever = en.notna()
+    m_from = en.clip(lower=c["start"])
+    m_to = lv.fillna(c["stop"]).clip(upper=c["stop"])
+    member_months = ((m_to - m_from).dt.days / DAYS_PER_MONTH).clip(lower=0).fillna(0.0)
+    churn_as_member = c["churned"] & ever & (lv.isna() | (lv >= c["stop"]))
+    rows = []
+    for name, (t1, k1, t0, k0) in {
+        "ever-members vs never-members": (
+            total[ever].sum(),
+            int(c["churned"][ever].sum()),
+            total[~ever].sum(),
+            int(c["churned"][~ever].sum()),
+        ),
+        "member months vs non-member months": (
+            member_months.sum(),
+            int(churn_as_member.sum()),
+            (total - member_months).sum(),
+            int((c["churned"] & ~churn_as_member).sum()),
+        ),
+    }.items():
+        rr, lo, hi = _rate_ratio(k1, float(t1), k0, float(t0), alpha)
+        rows.append(
+            {
+                "comparison": name,
+                "member_customer_months": float(t1),
+                "member_churn_events": k1,
+                "member_monthly_churn_rate": k1 / t1 if t1 > 0 else float("nan"),
+                "non_member_customer_months": float(t0),
+                "non_member_churn_events": k0,
+                "non_member_monthly_churn_rate": k0 / t0 if t0 > 0 else float("nan"),
+                "rate_ratio": rr,
+                "ci_lower": lo,
+                "ci_upper": hi,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def effect_sentence(eff: causal.Effect, *, what: str, unit: str = "", scale: float = 1.0) -> str:
     """Write one plain-language sentence about an adjusted effect, with its interval.
 
@@ -1790,6 +1883,7 @@ class ProgrammeReport:
     event_study: EventStudy | None = None
     points: pd.DataFrame | None = None
     post_leaving: pd.DataFrame | None = None
+    naive_churn: pd.DataFrame | None = None
     findings: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     covariates: list = field(default_factory=list)
@@ -1900,6 +1994,7 @@ def programme_report(
     rep.uptake = uptake(cust, lo_t, window_start=window_start, as_of=as_of)
     rep.points = points_summary(cust, lo_t, as_of=as_of, min_group_size=min_group_size)
     rep.post_leaving = post_leaving(cust, lo_t, window_start=window_start, as_of=as_of)
+    rep.naive_churn = naive_churn_comparison(cust, lo_t, window_start=window_start, as_of=as_of)
 
     for L in landmarks:
         f = landmark_frame(
@@ -2237,33 +2332,74 @@ def _event_study_vs_trials(rep: ProgrammeReport, *, currency: str, horizon: int)
     )
 
 
+def _naive_sentence(rep: ProgrammeReport) -> str:
+    """Say what the dashboard comparison shows, and why it flatters the programme."""
+    n = rep.naive_churn.set_index("comparison")
+    ever = n.loc["ever-members vs never-members"]
+    split = n.loc["member months vs non-member months"]
+    if not np.isfinite(ever.rate_ratio) or not np.isfinite(split.rate_ratio):
+        return ""
+    text = (
+        f"The simple comparison, customers who ever joined against those who never did, shows "
+        f"members churning at {ever.rate_ratio:.2f} times the non-members' monthly rate (95% CI "
+        f"{ever.ci_lower:.2f} to {ever.ci_upper:.2f}). It flatters the programme twice: members "
+        f"are counted as members from the day they signed up, although they had to stay long "
+        f"enough to join (immortal time), and the customers who join are those who were "
+        f"staying anyway (selection). Counting only the months customers were actually members "
+        f"gives {split.rate_ratio:.2f} ({split.ci_lower:.2f} to {split.ci_upper:.2f}); "
+    )
+    lm = [(L, r) for L, r in rep.landmarks.items() if r.cox is not None]
+    if lm:
+        L, r = lm[0]
+        text += (
+            f"comparing members with similar non-members (weighted, at {L} months of tenure) "
+            f"gives a hazard ratio of {r.cox.hazard_ratio:.2f} ({r.cox.ci_lower:.2f} to "
+            f"{r.cox.ci_upper:.2f})."
+        )
+    else:
+        text += "only the adjusted comparisons remove the selection."
+    return text
+
+
 def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]:
     out = []
     if rep.sequential is not None:
         out += _sequential_findings(rep.sequential, currency=currency, horizon=horizon)
-    for L, r in rep.landmarks.items():
-        e = r.effects.set_index(["outcome", "method", "estimand"])
-        ret_naive = e.loc[("retained", "naive", "observational contrast")]
-        ret = e.loc[("retained", "aipw", "ATT")]
-        out.append(
-            f"Landmark design, at {L} months of tenure ({r.n:,} active customers, "
-            f"{r.n_members:,} members): "
-            f"members' {horizon}-month retention was {100 * ret_naive.estimate:+.1f} points "
-            f"higher than non-members' before adjustment; after adjusting for prior spend, "
-            f"tenure, segment, value tier and service experience the programme's estimated "
-            f"effect on members is {100 * ret.estimate:+.1f} points (95% CI "
-            f"{100 * ret.ci_lower:+.1f} to {100 * ret.ci_upper:+.1f})."
-            + _gap_clause(ret_naive.estimate, ret.estimate)
-        )
-        if r.cox is not None:
+    else:
+        # no sequential trials: the landmark effects are the retention findings
+        for L, r in rep.landmarks.items():
+            e = r.effects.set_index(["outcome", "method", "estimand"])
+            ret_naive = e.loc[("retained", "naive", "observational contrast")]
+            ret = e.loc[("retained", "aipw", "ATT")]
             out.append(
-                f"Churn hazard of members vs comparable non-members in the {horizon} months "
-                f"after the {L}-month landmark (IP-weighted Cox): hazard ratio "
-                f"{r.cox.hazard_ratio:.2f} (95% CI {r.cox.ci_lower:.2f} to "
-                f"{r.cox.ci_upper:.2f}); unadjusted {r.cox_unweighted.hazard_ratio:.2f}."
+                f"Landmark design, at {L} months of tenure ({r.n:,} active customers, "
+                f"{r.n_members:,} members): members' {horizon}-month retention was "
+                f"{100 * ret_naive.estimate:+.1f} points higher than non-members' before "
+                f"adjustment; after adjusting for prior spend, tenure, segment, value tier and "
+                f"service experience the programme's estimated effect on members is "
+                f"{100 * ret.estimate:+.1f} points (95% CI {100 * ret.ci_lower:+.1f} to "
+                f"{100 * ret.ci_upper:+.1f})." + _gap_clause(ret_naive.estimate, ret.estimate)
             )
-        if r.e_value is not None:
-            out.append(f"Landmark {L}: " + e_value_sentence(r.e_value, outcome="churn"))
+            if r.e_value is not None:
+                out.append(f"Landmark {L}: " + e_value_sentence(r.e_value, outcome="churn"))
+    if rep.naive_churn is not None and len(rep.naive_churn):
+        sentence = _naive_sentence(rep)
+        if sentence:
+            out.append(sentence)
+    hrs = [
+        f"{r.cox.hazard_ratio:.2f} (95% CI {r.cox.ci_lower:.2f} to {r.cox.ci_upper:.2f}) at "
+        f"{L} months of tenure"
+        for L, r in rep.landmarks.items()
+        if r.cox is not None
+    ]
+    if hrs:
+        out.append(
+            f"Churn hazard of members against comparable non-members in the {horizon} months "
+            f"after a fixed tenure (landmark design, IP-weighted Cox): hazard ratio "
+            + "; ".join(hrs)
+            + ". Below 1 means members churn less; these compare being a member at that tenure, "
+            "as the programme is actually used, and are a second design next to the headline."
+        )
     if rep.event_study is not None:
         pa = rep.event_study.post_att
         out.append(
@@ -2271,8 +2407,8 @@ def _findings(rep: ProgrammeReport, *, currency: str, horizon: int) -> list[str]
             f"(95% CI {pa['ci_lower']:+,.1f} to {pa['ci_upper']:+,.1f}) above what their own "
             f"earlier spend and the market trend predict, in months {pa['months']} after "
             f"enrolling (lift {100 * (pa['lift'] - 1):+.1f}%). Spend was already high in the "
-            f"months just before joining (customers join after a spending peak), so this "
-            f"comparison likely overstates the programme's effect somewhat."
+            f"months just before joining (customers join after a spending peak), so read this "
+            f"as an upper bound rather than the programme's effect."
             + _event_study_vs_trials(rep, currency=currency, horizon=horizon)
         )
     return out
