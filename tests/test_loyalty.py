@@ -641,6 +641,14 @@ def test_ate_trimming_that_empties_an_arm_falls_back_with_a_note(monkeypatch):
     assert any("left an arm empty" in n and "untrimmed" in n for n in rep.notes)
     ate = rep.sequential.effects.query("estimand == 'ATE'")
     assert len(ate) == 9 and (ate.n_trimmed == 0).all()
+    # without the sequential trials the landmark effects carry the retention findings
+    monkeypatch.undo()
+    rep = loyalty.programme_report(
+        w.tables, window_start=win["start"], as_of=win["as_of"], landmarks=[12], sequential=False
+    )
+    text = " ".join(rep.findings)
+    assert rep.sequential is None and "Landmark design, at 12 months of tenure" in text
+    assert "Landmark 12: An unmeasured confounder" in text
 
 
 def test_naive_churn_comparison_by_hand(tiny):
@@ -692,11 +700,12 @@ def test_naive_churn_comparison_on_the_sample_world(world):
     split = out.loc["member months vs non-member months"]
     assert ever.ci_upper < split.ci_lower  # immortal time removed: much less flattering
     assert split.ci_upper < hr  # selection still flatters members
-    # without the sequential trials the landmark effects carry the retention findings
-    monkeypatch.undo()
-    rep = loyalty.programme_report(
-        w.tables, window_start=win["start"], as_of=win["as_of"], landmarks=[12], sequential=False
-    )
-    text = " ".join(rep.findings)
-    assert rep.sequential is None and "Landmark design, at 12 months of tenure" in text
-    assert "Landmark 12: An unmeasured confounder" in text
+
+
+def test_covariate_labels():
+    assert loyalty.covariate_label("prior_spend") == "spend in the 3 months before"
+    assert loyalty.covariate_label("segment[consumer]") == "segment: consumer"
+    assert loyalty.covariate_label("prior_nps_category[promoter]") == "latest NPS answer: promoter"
+    assert loyalty.covariate_label("some_new_column") == "some new column"
+    # every default covariate (and the trial-only one) has a label of its own
+    assert set(loyalty.trial_covariates(COVARIATES)) <= set(loyalty.COVARIATE_LABELS)

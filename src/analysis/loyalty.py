@@ -312,6 +312,50 @@ def trial_covariates(covariates: Sequence[str] = DEFAULT_COVARIATES) -> list[str
     return out
 
 
+# Plain-language labels for stakeholder tables and plots (the code keeps the short names).
+COVARIATE_LABELS = {
+    "prior_spend": "spend in the 3 months before",
+    "log_prior_spend": "log(1 + spend) in the 3 months before",
+    "prior_purchases": "purchases in the 3 months before",
+    "tenure_months": "tenure (months)",
+    "log_tenure_months": "log tenure",
+    "segment": "segment",
+    "value_tier": "value tier",
+    "prior_nps_category": "latest NPS answer",
+    "prior_tickets": "service tickets in the 3 months before",
+    "history_tickets": "service tickets, whole history",
+    "history_nps_mean": "mean NPS answer, whole history (0 = none)",
+    "prior_unresolved": "unresolved tickets in the 3 months before",
+    "prior_sla_breaches": "SLA breaches in the 3 months before",
+}
+METHOD_LABELS = {
+    "naive": "naive (raw difference)",
+    "regression": "regression adjustment",
+    "ipw": "inverse-probability weighting",
+    "aipw": "doubly robust (AIPW)",
+}
+QUANTITY_LABELS = {
+    "survival_member": "share still active: members",
+    "survival_non_member": "share still active: comparable non-members",
+    "survival_difference": "share still active: difference",
+    "rmst_member": "mean months active within the horizon: members",
+    "rmst_non_member": "mean months active within the horizon: comparable non-members",
+    "rmst_difference": "mean months active within the horizon: difference",
+}
+
+
+def covariate_label(name: str) -> str:
+    """Plain-language label of a covariate or one of its dummy columns.
+
+    ``"prior_spend"`` -> ``"spend in the 3 months before"``;
+    ``"segment[consumer]"`` -> ``"segment: consumer"``; unknown names are returned
+    with underscores as spaces.
+    """
+    base, sep, level = str(name).partition("[")
+    label = COVARIATE_LABELS.get(base, base.replace("_", " "))
+    return f"{label}: {level.rstrip(']')}" if sep else label
+
+
 def trial_frame(
     customers: pd.DataFrame,
     transactions: pd.DataFrame,
@@ -2489,7 +2533,7 @@ def plot_love(bal: pd.DataFrame, ax=None):
     ax.scatter(b["before"], y, marker="o", color="#d95f02", label="before weighting")
     ax.scatter(b["after"], y, marker="s", color="#1b9e77", label="after weighting")
     ax.axvline(0.1, color="grey", ls="--", lw=1)
-    ax.set_yticks(y, [str(i) for i in b.index])
+    ax.set_yticks(y, [covariate_label(i) for i in b.index])
     ax.set_xlabel("absolute standardised mean difference")
     ax.legend(loc="lower right")
     return ax
