@@ -62,15 +62,17 @@ def _flag(pred: ir.BooleanValue) -> ir.IntegerValue:
     return ibis.ifelse(pred, 1, 0).cast("int8")
 
 
+PERIOD_STEP = {
+    "day": pd.DateOffset(days=1),
+    "week": pd.DateOffset(weeks=1),
+    "month": pd.DateOffset(months=1),
+    "quarter": pd.DateOffset(months=3),
+}  # length of one period: period start + step = the next period's start
+
+
 def _calendar(first: dt.date, last: dt.date, period: str) -> ir.Table:
     starts = period_starts(first, last, period)
-    step = {
-        "day": pd.DateOffset(days=1),
-        "week": pd.DateOffset(weeks=1),
-        "month": pd.DateOffset(months=1),
-        "quarter": pd.DateOffset(months=3),
-    }[period]
-    cal = pd.DataFrame({"period": starts.date, "period_end": (starts + step).date})
+    cal = pd.DataFrame({"period": starts.date, "period_end": (starts + PERIOD_STEP[period]).date})
     return ibis.memtable(cal, schema={"period": "date", "period_end": "date"})
 
 
@@ -187,6 +189,11 @@ def usable_lifetimes(lt: ir.Table) -> ir.Table:
     return lt.filter((lt.entry_days == 0) | (lt.duration_days > lt.entry_days))
 
 
+def _given_or_lifetimes(lifetimes_expr: ir.Table | None, source: Source, **kw) -> ir.Table:
+    """Return ``lifetimes_expr`` if the caller built it already, else :func:`lifetimes`."""
+    return lifetimes_expr if lifetimes_expr is not None else lifetimes(source, **kw)
+
+
 def panel(
     source: Source,
     *,
@@ -218,16 +225,13 @@ def panel(
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
-    lt = (
-        lifetimes_expr
-        if lifetimes_expr is not None
-        else lifetimes(
-            source,
-            definition=definition,
-            inactivity_days=inactivity_days,
-            as_of=as_of,
-            window_start=window_start,
-        )
+    lt = _given_or_lifetimes(
+        lifetimes_expr,
+        source,
+        definition=definition,
+        inactivity_days=inactivity_days,
+        as_of=as_of,
+        window_start=window_start,
     )
     lt = usable_lifetimes(lt)
     cal = _calendar(window_start, as_of, period)
@@ -360,16 +364,13 @@ def cohorts(
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
-    lt = (
-        lifetimes_expr
-        if lifetimes_expr is not None
-        else lifetimes(
-            source,
-            definition=definition,
-            inactivity_days=inactivity_days,
-            as_of=as_of,
-            window_start=window_start,
-        )
+    lt = _given_or_lifetimes(
+        lifetimes_expr,
+        source,
+        definition=definition,
+        inactivity_days=inactivity_days,
+        as_of=as_of,
+        window_start=window_start,
     )
     pn = (
         panel_expr

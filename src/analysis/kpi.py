@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis.derive import period_start, period_starts
+from analysis.derive import PERIOD_STEP, period_start, period_starts
 
 LEVEL_METRICS = ["active", "new", "churned", "revenue", "revenue_per_customer"]
 RATE_METRICS = [
@@ -57,13 +57,7 @@ _PERIODS_PER_YEAR = {"day": None, "week": 52, "month": 12, "quarter": 4}
 
 def _period_frame(window_start: dt.date, as_of: dt.date, granularity: str) -> pd.DataFrame:
     starts = period_starts(window_start, as_of, granularity)
-    step = {
-        "day": pd.DateOffset(days=1),
-        "week": pd.DateOffset(weeks=1),
-        "month": pd.DateOffset(months=1),
-        "quarter": pd.DateOffset(months=3),
-    }[granularity]
-    ends = starts + step
+    ends = starts + PERIOD_STEP[granularity]
     return pd.DataFrame(
         {
             "period": starts,
@@ -407,20 +401,7 @@ def display_table(
     for _, r in k.iterrows():
         col = _period_label(r["period"], granularity) + ("" if r["complete"] else " (partial)")
         vals = {}
-        for m in [
-            "active",
-            "new",
-            "churned",
-            "churn_rate",
-            "retention_rate",
-            "revenue",
-            "revenue_per_customer",
-            "member_share",
-            "nps",
-            "csat_mean",
-            "fcr_rate",
-            "sla_compliance",
-        ]:
+        for m in METRIC_LABELS:
             v = r[m]
             if pd.isna(v):
                 vals[METRIC_LABELS[m]] = "suppressed" if m in str(r["suppressed"]) else "–"

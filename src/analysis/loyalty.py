@@ -1664,6 +1664,21 @@ def points_summary(
     return pd.DataFrame(rows)
 
 
+def _window_spans(customers, loyalty, *, window_start, as_of) -> pd.DataFrame:
+    """One row per customer: time in the window (``start``, ``stop``), ``churned`` by
+    ``as_of``, and the first enrolment's ``enrolled_date`` and ``left_date`` (NaT if none)."""
+    ws = pd.Timestamp(window_start)
+    end = pd.Timestamp(as_of)
+    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
+    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
+    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
+    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
+    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
+    return c.merge(
+        first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left"
+    )
+
+
 def post_leaving(
     customers: pd.DataFrame,
     loyalty: pd.DataFrame,
@@ -1683,14 +1698,7 @@ def post_leaving(
         One row per state: ``customer_months``, ``churn_events``,
         ``monthly_churn_rate`` with ``ci_lower`` and ``ci_upper``.
     """
-    ws = pd.Timestamp(window_start)
-    end = pd.Timestamp(as_of)
-    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
-    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
-    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
-    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
-    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
-    c = c.merge(first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left")
+    c = _window_spans(customers, loyalty, window_start=window_start, as_of=as_of)
     en = pd.to_datetime(c["enrolled_date"])
     lv = pd.to_datetime(c["left_date"])
     spans = {
@@ -1764,15 +1772,8 @@ def naive_churn_comparison(
         non-members, their monthly churn rates, ``rate_ratio`` (members over
         non-members) with ``ci_lower`` and ``ci_upper``.
     """
-    ws = pd.Timestamp(window_start)
-    end = pd.Timestamp(as_of)
-    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
-    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
-    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
-    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
+    c = _window_spans(customers, loyalty, window_start=window_start, as_of=as_of)
     c = c[c["stop"] > c["start"]]
-    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
-    c = c.merge(first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left")
     en = pd.to_datetime(c["enrolled_date"])
     en = en.where(en <= c["stop"])  # enrolled after churning or after as_of: never a member here
     lv = pd.to_datetime(c["left_date"]).where(en.notna())
