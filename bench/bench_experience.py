@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from analysis import experience as X
+from analysis.studies import experience as X
 
 MONTHS = 36
 START = np.datetime64("2023-01-01")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import config, data
+from analysis.data import validation
 from analysis.errors import DataError
 
 CUSTOMERS = """customer_id,signup_date,churn_date,churn_reason,segment,region
@@ -307,7 +308,7 @@ def test_validation_receipt_gives_the_same_source_without_checking_again(tmp_pat
     full = data.load(params)
     monkeypatch.setenv(data.RECEIPT_ENV, str(receipt))
     calls = []
-    monkeypatch.setattr(data, "_bad_rows", lambda *a, **k: calls.append(a) or (0, ()))
+    monkeypatch.setattr(validation, "_bad_rows", lambda *a, **k: calls.append(a) or (0, ()))
     fast = data.load(params)
     assert calls == []  # no check ran
     assert (fast.as_of, fast.window_start) == (full.as_of, full.window_start)

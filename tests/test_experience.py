@@ -1,4 +1,4 @@
-"""Tests for analysis.experience: NPS categories, counting process, Cox, FE revenue link.
+"""Tests for analysis.studies.experience: NPS categories, counting process, Cox, FE revenue link.
 
 Expected values are worked out by hand (counting process), taken from published
 output (Grunfeld investment data, Gretl/Stata small-sample conventions), or
@@ -13,8 +13,12 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from analysis import experience as X
 from analysis.errors import AnalysisError, DataError
+from analysis.stats import _cox_counting as cox_counting
+from analysis.stats.fixed_effects import _demean_two_way
+from analysis.studies import experience as X
+from analysis.studies.experience.frames import _add_lags, _count_at_or_before, _last_at_or_before
+from analysis.studies.experience.tables import _PANEL_COLUMNS, _study_frames, _with_codes
 
 # --------------------------------------------------------------------------------------
 # nps_categories
@@ -347,7 +351,7 @@ def test_fe_lags_use_the_previous_calendar_period_only():
             )
     df = pd.DataFrame(rows)
     df.loc[(df.customer_id == "B") & (df.period == per[3]), "revenue"] = 999.0  # would break fit
-    lagged, names = X._add_lags(
+    lagged, names = _add_lags(
         df, customer="customer_id", period="period", exposures=["x"], lags=[1, 2], freq="month"
     )
     b_apr = lagged[(lagged.customer_id == "B") & (lagged.period == per[3])]
@@ -473,7 +477,7 @@ def test_cox_robust_se_clusters_split_rows():
         int
     )
     cp = X.counting_process(lt, None, period="month", keep=["grp"])
-    beta, cov, ok = X._cox_counting(
+    beta, cov, ok = cox_counting._cox_counting(
         cp.start.to_numpy(float),
         cp.stop.to_numpy(float),
         cp.event.to_numpy(float),
@@ -733,12 +737,12 @@ def test_two_way_direct_demeaning_equals_pyfixest_kernel():
     fe = np.column_stack([c, p]).astype(np.int64)
     fe = np.column_stack([pd.factorize(fe[:, j])[0] for j in range(2)])
     ref, ok = demean(np.ascontiguousarray(v), fe.astype(np.uint64), np.ones(len(c)), tol=1e-14)
-    got = X._demean_two_way([v[:, 0], v[:, 1]], fe)
+    got = _demean_two_way([v[:, 0], v[:, 1]], fe)
     assert ok
     assert_allclose(np.column_stack(got), ref, atol=1e-9)
     # rows not grouped by customer take the general route: same result
     order = rng.permutation(len(c))
-    got2 = X._demean_two_way([v[order, 0], v[order, 1]], fe[order])
+    got2 = _demean_two_way([v[order, 0], v[order, 1]], fe[order])
     assert_allclose(np.column_stack(got2), ref[order], atol=1e-9)
 
 
@@ -766,9 +770,9 @@ def test_cox_pattern_route_equals_row_route(monkeypatch):
     x = np.column_stack([rng.integers(0, 3, n), rng.random(n) < 0.4]).astype(float)
     strata = rng.integers(0, 2, n)
     cluster = rng.integers(0, 800, n)
-    b1, v1, ok1 = X._cox_counting(start, stop, event, x, strata, cluster)
-    monkeypatch.setattr(X, "_MAX_PATTERN_CELLS", 0)  # force the weighted-row route
-    b2, v2, ok2 = X._cox_counting(start, stop, event, x, strata, cluster)
+    b1, v1, ok1 = cox_counting._cox_counting(start, stop, event, x, strata, cluster)
+    monkeypatch.setattr(cox_counting, "_MAX_PATTERN_CELLS", 0)  # force the weighted-row route
+    b2, v2, ok2 = cox_counting._cox_counting(start, stop, event, x, strata, cluster)
     assert ok1 and ok2
     assert_allclose(b1, b2, rtol=1e-9)
     assert_allclose(v1, v2, rtol=1e-8)
@@ -778,8 +782,8 @@ def test_key_side_counts_equal_searchsorted():
     rng = np.random.default_rng(6)
     at = np.sort(rng.integers(0, 1000, 5000))
     keys = np.sort(rng.integers(-10, 1010, 700))
-    assert_array_equal(X._count_at_or_before(keys, at), np.searchsorted(keys, at, side="right"))
-    assert_array_equal(X._last_at_or_before(keys, at), np.searchsorted(keys, at, side="right") - 1)
+    assert_array_equal(_count_at_or_before(keys, at), np.searchsorted(keys, at, side="right"))
+    assert_array_equal(_last_at_or_before(keys, at), np.searchsorted(keys, at, side="right") - 1)
 
 
 def test_study_panel_equals_derived_panel(tiny_world):
@@ -789,12 +793,12 @@ def test_study_panel_equals_derived_panel(tiny_world):
     from analysis import data
 
     st = data.load_study_data(tiny_world.params_file)
-    lt, ex, pn, _ = X._study_frames(
+    lt, ex, pn, _ = _study_frames(
         st, lifetime_columns=["start_date", "entry_days", "duration_days", "event"], group=None
     )
     ids = st.source.table("customers").select("customer_id").to_pyarrow().column(0)
     ids = ids.take(pc.sort_indices(ids)).combine_chunks()
-    ref = X._with_codes(st.panel()[["customer_id", *X._PANEL_COLUMNS]], ids)
+    ref = _with_codes(st.panel()[["customer_id", *_PANEL_COLUMNS]], ids)
     ref = ref.sort_values(["customer_id", "period"]).reset_index(drop=True)
     assert len(pn) == len(ref) > 0
     for c in ref.columns:

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from analysis import kpi
+from analysis.studies.kpi import _period_frame
 from tests.test_derive import study  # noqa: F401  (fixture)
 
 
 def test_customer_counts_by_month(study):  # noqa: F811
-    periods = kpi._period_frame(study.window_start, study.as_of, "month")
+    periods = _period_frame(study.window_start, study.as_of, "month")
     c = kpi.customer_counts(study.lifetimes(), periods).set_index("period")
     jan, feb, mar = (c.loc[pd.Timestamp(f"2023-0{m}-01")] for m in (1, 2, 3))
     # January: A enters at the window start, B signs up -> 2 at risk, 2 active, 1 new.

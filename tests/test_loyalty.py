@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from analysis import causal, loyalty
+from analysis.stats import effects
+from analysis.stats.weighted_survival import _weighted_km
 
 D = pd.Timestamp
 
@@ -185,12 +187,12 @@ def test_event_study_panel_by_hand():
 
 def test_weighted_km_by_hand():
     # times 1, 2, 2(censored), 3: S(1) = 3/4, S(2) = 3/4 * 2/3 = 1/2, S(3) = 0
-    s = loyalty._weighted_km(
+    s = _weighted_km(
         np.array([1.0, 2, 2, 3]), np.array([1.0, 1, 0, 1]), np.ones(4), np.array([0, 1, 2, 2.5, 3])
     )
     np.testing.assert_allclose(s, [1, 0.75, 0.5, 0.5, 0.0])
     # weight 2 on the first row equals duplicating it: S(1) = 3/5, S(2) = 3/5 * 2/3
-    s2 = loyalty._weighted_km(
+    s2 = _weighted_km(
         np.array([1.0, 2, 2, 3]),
         np.array([1.0, 1, 0, 1]),
         np.array([2.0, 1, 1, 1]),
@@ -634,7 +636,7 @@ def test_ate_trimming_that_empties_an_arm_falls_back_with_a_note(monkeypatch):
 
     w = synth.generate(n_customers=2000, seed=8)
     win = w.truth["window"]
-    monkeypatch.setattr(causal, "crump_bound", lambda e: 0.4999)  # keeps no row
+    monkeypatch.setattr(effects, "crump_bound", lambda e: 0.4999)  # keeps no row
     rep = loyalty.programme_report(
         w.tables, window_start=win["start"], as_of=win["as_of"], landmarks=[12]
     )

@@ -14,6 +14,9 @@ import pytest
 import statsmodels.api as sm
 
 from analysis import causal, loyalty
+from analysis.stats._fe_normal import _two_way_fe
+from analysis.stats.event_study import _imputation
+from analysis.stats.weighted_survival import _weighted_km_if
 
 
 def _survival_frame(n=3000, seed=1, censor=True):
@@ -38,9 +41,7 @@ def _survival_frame(n=3000, seed=1, censor=True):
 def test_unweighted_km_influence_gives_greenwood_variance():
     f = _survival_frame(n=400, seed=5)
     grid = np.array([1.0, 2.5, 4.0, 6.0])
-    s, infl = loyalty._weighted_km_if(
-        f.time_months.to_numpy(), f.event.to_numpy(), np.ones(len(f)), grid
-    )
+    s, infl = _weighted_km_if(f.time_months.to_numpy(), f.event.to_numpy(), np.ones(len(f)), grid)
     ref = sm.SurvfuncRight(f.time_months, f.event)
     pos = np.searchsorted(ref.surv_times, grid, side="right") - 1
     np.testing.assert_allclose(s, ref.surv_prob[pos], rtol=1e-12)
@@ -111,7 +112,7 @@ def test_two_way_fe_matches_dummy_variable_least_squares():
     unit, _ = pd.factorize(p.customer_id)
     period = p.period.to_numpy()
     y = p.revenue.to_numpy()
-    a, b, seen = loyalty._two_way_fe(y, unit, period, unit.max() + 1, period.max() + 1)
+    a, b, seen = _two_way_fe(y, unit, period, unit.max() + 1, period.max() + 1)
     z = np.column_stack([np.eye(unit.max() + 1)[unit], np.eye(period.max() + 1)[period]])
     coef, *_ = np.linalg.lstsq(z, y, rcond=None)
     np.testing.assert_allclose(a[unit] + b[period], z @ coef, atol=1e-8)
@@ -130,7 +131,7 @@ def test_imputation_variance_matches_dense_linear_algebra():
     untreated = ~treated | (rel_i < 0)
     ks = np.arange(0, 4)
     nu, npd = unit.max() + 1, period.max() + 1
-    est, att, _, _, ses = loyalty._imputation(
+    est, att, _, _, ses = _imputation(
         y, unit, period, rel_i, treated, untreated, ks, nu, npd, variance=True
     )
     z = np.column_stack([np.eye(nu)[unit], np.eye(npd)[period]])

@@ -15,6 +15,7 @@ import pytest
 
 from analysis import reporting
 from analysis.errors import AnalysisError
+from analysis.report import display
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -177,7 +178,7 @@ def test_show_table_default_threshold():
 @pytest.fixture
 def published(monkeypatch):
     shown = []
-    monkeypatch.setattr(reporting, "_publish", shown.append)
+    monkeypatch.setattr(display, "_publish", shown.append)
     return shown
 
 

@@ -38,6 +38,8 @@ import yaml
 import analysis
 from analysis import runner
 from analysis.errors import ParamsError, Problem
+from analysis.report import outputs as report_outputs
+from analysis.report import runner as report_runner
 
 NB_DIR = Path(__file__).parent / "data" / "notebooks"
 IDS = {"C0000123", "C0000124", "C0000999", "42"}  # "42": short numeric, not searched
@@ -347,7 +349,7 @@ def test_invalid_params_exit_2(fakes, tmp_path):
 def test_second_concurrent_run_exits_75(fakes, tmp_path):
     out = tmp_path / "reports"
     pf = _params(tmp_path / "p.yaml", notebooks=["00_good"])
-    with runner._lock(out) as locked:
+    with report_runner._lock(out) as locked:
         assert locked
         result = runner.run(pf, out=out, notebooks_dir=NB_DIR)
     assert result.exit_code == 75
@@ -510,7 +512,7 @@ def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     def boom(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner.os, "replace", boom)
+    monkeypatch.setattr(report_outputs.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         runner.write_atomic(target, "new")
     assert target.read_text() == "old"

@@ -25,6 +25,7 @@ import pytest
 
 from analysis import data, kpi
 from analysis.config import load_params
+from analysis.data.validation import _count
 from analysis.errors import DataError
 
 RTOL = 1e-9
@@ -200,7 +201,7 @@ def test_catalog_tables_are_read_with_the_usual_mapping(spark, studies, tiny_wor
     assert "amount" in src.tables["transactions"].columns
     _, duck = studies
     for name in ("customers", "transactions"):
-        assert data._count(src.tables[name]) == len(duck.table(name))
+        assert _count(src.tables[name]) == len(duck.table(name))
     assert float(src.tables["transactions"].amount.sum().to_pyarrow().as_py()) == pytest.approx(
         duck.table("transactions").amount.sum(), rel=RTOL
     )

@@ -711,7 +711,7 @@ def test_plots_render(aml):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis import survival_plots as sp
+    from analysis.report.plots import retention as sp
 
     km = sv.kaplan_meier(aml, duration="time", event="status", group="x")
     risk = sv.at_risk_table(aml, duration="time", group="x", times=[0, 20, 40])

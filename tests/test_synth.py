@@ -18,6 +18,9 @@ import pandas.testing as pdt
 import pytest
 
 from analysis import contract, synth
+from analysis.data.synth import assemble as synth_assemble
+from analysis.data.synth import truth as synth_truth
+from analysis.data.synth.simulate import _Consts
 from analysis.errors import ParamsError
 
 SMALL = 400
@@ -273,7 +276,7 @@ def test_touchpoint_hazard_ratios_average_to_the_pooled_one(small):
     ex = small.truth["experience"]
     tp = ex["touchpoint_failure_hazard_ratio"]
     assert len(set(round(v, 3) for v in tp.values())) > 1  # touchpoints differ
-    mix = synth._Consts(pd.Timestamp("2023-01-01"), 36).tp_mix
+    mix = _Consts(pd.Timestamp("2023-01-01"), 36).tp_mix
     mean_log = sum(w * math.log(tp[k]) for w, k in zip(mix, synth.TOUCHPOINTS, strict=True))
     assert mean_log == pytest.approx(math.log(ex["unresolved_ticket_hazard_ratio"]), abs=2e-6)
 
@@ -555,7 +558,9 @@ def test_sequential_trial_truth(medium, monkeypatch):
     # enrolment follows recent spend: enrollees would have spent more anyway
     assert full["selection_bias_spend"] > 0
     # sampling controls must not change the world or the ATT, only add Monte Carlo error
-    monkeypatch.setattr(synth, "SEQ_FULL_TRUTH_CUSTOMERS", 1500)  # fraction 0.25
+    # the generator reads the threshold in assemble, the truth definition in truth
+    monkeypatch.setattr(synth_assemble, "SEQ_FULL_TRUTH_CUSTOMERS", 1500)  # fraction 0.25
+    monkeypatch.setattr(synth_truth, "SEQ_FULL_TRUTH_CUSTOMERS", 1500)
     sub = synth.generate(n_customers=6000, seed=2024)
     pd.testing.assert_frame_equal(sub.tables["transactions"], medium.tables["transactions"])
     t = sub.truth["loyalty"]["sequential"]

@@ -34,6 +34,13 @@ from scipy.special import gammaln
 
 from analysis import cdnow, value
 from analysis.errors import AnalysisError
+from analysis.stats.btyd.bgnbd import _bgnbd_loglik, _BGNBDData
+from analysis.stats.btyd.pareto_nbd import _PairIndex, _pnbd_loglik
+from analysis.stats.btyd.units import _as_day
+from analysis.stats.classification import _AUCRanks
+from analysis.studies.value.churn_risk import _category_levels, _code_categories
+from analysis.studies.value.rfm import _rfm_from_codes
+from analysis.studies.value.study import _study_transactions
 
 # ---------------------------------------------------------------------------
 # Fixtures
@@ -262,7 +269,7 @@ def _bgnbd_integrated(params, x, tx, T):
 def test_bgnbd_likelihood_and_palive_match_numerical_integration(x, tx, T):
     params = (1.2, 4.4, 0.8, 2.4)
     ll, pa = _bgnbd_integrated(params, x, tx, T)
-    got = value._bgnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
+    got = _bgnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
     assert got == pytest.approx(ll, abs=1e-5)
     assert _bg(*params).p_alive(x, tx, T) == pytest.approx(pa, abs=1e-6)
 
@@ -355,7 +362,7 @@ def _pnbd_integrated(params, x, tx, T):
 @pytest.mark.parametrize("x, tx, T", [(0, 0.0, 39.0), (2, 30.43, 38.86), (3, 5.0, 20.0)])
 def test_pareto_nbd_likelihood_and_palive_match_numerical_integration(params, x, tx, T):
     ll, pa = _pnbd_integrated(params, x, tx, T)
-    got = value._pnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
+    got = _pnbd_loglik(params, np.array([float(x)]), np.array([tx]), np.array([T]))[0]
     assert got == pytest.approx(ll, abs=1e-5)
     assert _pn(*params).p_alive(x, tx, T) == pytest.approx(pa, abs=1e-5)
 
@@ -624,10 +631,10 @@ def test_indexed_bgnbd_likelihood_and_gradient_match_direct_formula():
     tx = np.where(x > 0, np.round(rng.uniform(0, 1, 60) * T, 1), 0.0)
     w = rng.integers(1, 4, 60).astype(float)
     p = np.array([0.7, 4.0, 0.8, 2.5])
-    data = value._BGNBDData(x, tx, T, w)
+    data = _BGNBDData(x, tx, T, w)
 
     def direct(q):
-        return np.dot(w, value._bgnbd_loglik(q, x, tx, T))
+        return np.dot(w, _bgnbd_loglik(q, x, tx, T))
 
     assert data.loglik(p) == pytest.approx(direct(p), rel=1e-12)
     h = 1e-6
@@ -739,7 +746,7 @@ def test_conditional_path_equals_per_step_expectation(bgnbd, pnbd, cdnow_summary
     # The CLV path evaluates the t-dependent term once per distinct (x, T) and P(alive)
     # once; it must equal the per-step conditional expectation exactly.
     x, tx, T = (cdnow_summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-    rows = value._PairIndex(x, tx, T)
+    rows = _PairIndex(x, tx, T)
     ends = np.array([1.0, 4.348, 26.0, 52.18])
     for model in (bgnbd, pnbd):
         pa, cum = model._conditional_path(ends, rows)
@@ -774,7 +781,7 @@ def test_pareto_loglik_by_pairs_matches_row_formula(cdnow_summary):
             + s * np.log(beta)
             + np.log((alpha + T) ** -(r + x) * (beta + T) ** -s + s / (r + s + x) * a0)
         )
-        assert_allclose(value._pnbd_loglik((r, alpha, s, beta), x, tx, T), direct, rtol=1e-9)
+        assert_allclose(_pnbd_loglik((r, alpha, s, beta), x, tx, T), direct, rtol=1e-9)
 
 
 def test_bootstrap_auc_from_case_weights_matches_sklearn():
@@ -783,13 +790,13 @@ def test_bootstrap_auc_from_case_weights_matches_sklearn():
     rng = np.random.default_rng(4)
     p = np.round(rng.random(500), 2)  # many ties
     y = (rng.random(500) < p).astype(float)
-    ranks = value._AUCRanks(p, y)
+    ranks = _AUCRanks(p, y)
     assert ranks.auc() == pytest.approx(roc_auc_score(y, p), rel=1e-12)
     for _ in range(20):
         i = rng.integers(0, 500, 500)
         w = np.bincount(i, minlength=500)
         assert ranks.auc(w) == pytest.approx(roc_auc_score(y[i], p[i]), rel=1e-12)
-    assert np.isnan(value._AUCRanks(p, np.ones(500)).auc())
+    assert np.isnan(_AUCRanks(p, np.ones(500)).auc())
 
 
 def test_value_concentration_interval_matches_sorted_resamples():
@@ -820,12 +827,12 @@ def test_category_codes_give_the_text_one_hot_design():
     test = pd.DataFrame({"g": pd.Series(["a", "new", None, "c", "rare"], dtype="str")})
     kw = dict(handle_unknown="ignore", sparse_output=False, min_frequency=10)
     by_text = OneHotEncoder(**kw).fit(train.astype(str))
-    cats = {"g": value._category_levels(train["g"])}
-    by_code = OneHotEncoder(**kw).fit(value._code_categories(train, cats))
+    cats = {"g": _category_levels(train["g"])}
+    by_code = OneHotEncoder(**kw).fit(_code_categories(train, cats))
     for frame in (train, test):
         np.testing.assert_array_equal(
             by_text.transform(frame.astype(str)),
-            by_code.transform(value._code_categories(frame, cats)),
+            by_code.transform(_code_categories(frame, cats)),
         )
 
 
@@ -880,15 +887,15 @@ def test_study_transactions_coded_like_pandas(tiny_world):
 
     study = data.load_study_data(tiny_world.params_file)
     customers = study.table("customers")
-    txa = value._study_transactions(study, customers["customer_id"])
+    txa = _study_transactions(study, customers["customer_id"])
     as_of = study.as_of
-    got, who = value._rfm_from_codes(
+    got, who = _rfm_from_codes(
         txa.codes,
         txa.coder.ids,
         txa.days,
         txa.amount,
         txa.margin,
-        cal_end=value._as_day(as_of, "as_of"),
+        cal_end=_as_day(as_of, "as_of"),
         obs_end=None,
         freq="W",
     )

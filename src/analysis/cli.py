@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "validate":
             return _validate(rest)
         if cmd == "synth":
-            from analysis import synth
+            from analysis.data import synth
 
             return synth.main(rest)
         if cmd == "run":
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return runner.main(rest)
         if cmd == "cdnow":
-            from analysis import cdnow
+            from analysis.data import cdnow
 
             return cdnow.main(rest)
     except AnalysisError as exc:

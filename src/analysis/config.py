@@ -404,7 +404,7 @@ def _cross_checks(params: Params, problems: list[Problem]) -> None:
                 fix="set data.url_env to the name of an environment variable",
             )
         )
-    from analysis.contract import TABLES
+    from analysis.data.contract import TABLES
 
     for section, mapping in (("tables", d.tables), ("columns", d.columns)):
         for t in mapping:

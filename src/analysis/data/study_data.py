@@ -1,0 +1,170 @@
+"""One object per notebook: params, validated source, derived tables as pandas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from analysis.config import Params
+from analysis.data.sources import Source
+from analysis.data.validation import load
+
+
+class StudyData:
+    """Validated data and derived tables for one params file, pulled to pandas on demand.
+
+    Notebooks start with ``study = data.load_study_data(params_file)``. Results
+    are cached per argument set, so several sections can share one derivation.
+
+    Attributes
+    ----------
+    params : Params
+    source : Source
+        Validated source; ``source.as_of`` and ``source.window_start`` are set.
+    problems : list[Problem]
+        Validation warnings (errors raise in :func:`load`).
+    notes : list[str]
+        Plain-language notes on exclusions made while deriving tables.
+    """
+
+    def __init__(self, params: Params, source: Source):
+        self.params = params
+        self.source = source
+        self.problems = list(source.problems)
+        self.notes: list[str] = []
+        self._cache: dict = {}
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.source.as_of
+
+    @property
+    def window_start(self) -> dt.date:
+        return self.source.window_start
+
+    @property
+    def currency(self) -> str:
+        return self.params.data.currency
+
+    @property
+    def min_group_size(self) -> int:
+        return self.params.analysis.min_group_size
+
+    def has(self, table: str) -> bool:
+        """Return True if the data has contract table ``table``."""
+        return self.source.has(table)
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Return True if the data has ``column`` in ``table`` (not just a null filler)."""
+        return self.source.has_column(table, column)
+
+    def _definition(self, definition):
+        return definition or self.params.analysis.churn_definition
+
+    def lifetimes_expr(self, definition: str | None = None):
+        """Return the Ibis expression of customer lifetimes (see :func:`analysis.derive.lifetimes`)."""
+        from analysis.data import derive
+
+        return derive.lifetimes(
+            self.source,
+            definition=self._definition(definition),
+            inactivity_days=self.params.analysis.inactivity_days,
+        )
+
+    def lifetimes(self, definition: str | None = None, *, usable_only: bool = True):
+        """Return customer lifetimes as pandas (one row per customer).
+
+        With ``usable_only`` (default) customers observed for no time after
+        entry are dropped, and a note says how many.
+        """
+        key = ("lifetimes", self._definition(definition), usable_only)
+        if key not in self._cache:
+            from analysis.data import derive
+
+            lt = self.lifetimes_expr(definition).to_pandas()
+            lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
+            if usable_only:
+                keep = (lt.entry_days == 0) | (lt.duration_days > lt.entry_days)
+                dropped = int((~keep).sum())
+                if dropped:
+                    self.notes.append(
+                        f"{dropped:,} left-truncated customers with no activity inside the data "
+                        "window were excluded from lifetime analyses."
+                    )
+                lt = lt[keep].reset_index(drop=True)
+            _ = derive  # keep import local for speed of `import analysis.data`
+            self._cache[key] = lt
+        return self._cache[key]
+
+    def panel(self, period: str | None = None, definition: str | None = None):
+        """Return the customer-period panel as pandas (see :func:`analysis.derive.panel`)."""
+        period = period or self.params.analysis.period
+        key = ("panel", period, self._definition(definition))
+        if key not in self._cache:
+            from analysis.data import derive
+
+            pn = derive.panel(
+                self.source, period=period, lifetimes_expr=self.lifetimes_expr(definition)
+            ).to_pandas()
+            self._cache[key] = pn.sort_values(["customer_id", "period"]).reset_index(drop=True)
+        return self._cache[key]
+
+    def cohorts(self, period: str | None = None, definition: str | None = None):
+        """Return the cohort table as pandas (see :func:`analysis.derive.cohorts`)."""
+        period = period or self.params.analysis.period
+        key = ("cohorts", period, self._definition(definition))
+        if key not in self._cache:
+            from analysis.data import derive
+
+            lt = self.lifetimes_expr(definition)
+            self._cache[key] = derive.cohorts(
+                self.source, period=period, lifetimes_expr=lt
+            ).to_pandas()
+        return self._cache[key]
+
+    def table(self, name: str, columns: list[str] | None = None, *, id_codes: bool = False):
+        """Return a validated contract table as pandas (optionally only ``columns``).
+
+        With ``id_codes``, ``customer_id`` comes back as an int32 code instead of
+        the source's identifier: customers numbered 0..n-1 in identifier order,
+        the same code in every table (the join runs on the engine). Studies that
+        only need to link rows use this; it is much faster and smaller than
+        string identifiers in pandas, and keeps identifiers out of memory.
+        """
+        key = ("table", name, tuple(columns or ()), id_codes)
+        if key not in self._cache:
+            t = self.source.table(name)
+            if columns:
+                t = t.select(*columns)
+            if id_codes and "customer_id" in t.columns:
+                t = self._coded(t)
+            self._cache[key] = t.to_pandas()
+        return self._cache[key]
+
+    def _coded(self, t):
+        import ibis
+
+        codes = (
+            self.source.table("customers")
+            .select("customer_id")
+            .mutate(_code=ibis.row_number().over(order_by="customer_id").cast("int32"))
+        )
+        cols = list(t.columns)
+        j = t.join(codes, "customer_id")
+        return j.select(
+            *[j["_code"].name("customer_id") if c == "customer_id" else j[c] for c in cols]
+        )
+
+
+def load_study_data(params_file: str | Path, overrides: dict | None = None) -> StudyData:
+    """Load params, validate the data and return a :class:`StudyData` for a notebook.
+
+    Raises
+    ------
+    AnalysisError
+        With every params or data problem listed, one per line.
+    """
+    from analysis.config import load_params
+
+    params = load_params(params_file, overrides=overrides)
+    return StudyData(params, load(params))

@@ -1,0 +1,110 @@
+"""Privacy guard of the report runner: customer ids in published HTML, secrets in params.
+
+A report shows aggregates only. Before the runner publishes a page it searches
+the page for the data's customer ids (:func:`scan_for_identifiers`) and refuses
+to publish when one is found; error messages shown in the index are masked
+with :func:`redact_identifiers`; passwords in data-source URLs are masked
+before the params are printed in the provenance footer (:func:`_redact_secrets`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def _redact_secrets(obj: Any) -> Any:
+    """Mask passwords in URLs anywhere in a params dict."""
+    if isinstance(obj, Mapping):
+        return {k: _redact_secrets(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_redact_secrets(v) for v in obj]
+    if isinstance(obj, str):
+        return _URL_PASSWORD.sub(r"\1***@", obj)
+    return obj
+
+
+_WORD_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+_DATA_URI = re.compile(r"data:[A-Za-z0-9.+/-]+;base64,[A-Za-z0-9+/=\s]+")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def identifiers_to_scan(ids: Iterable[Any], *, min_numeric_digits: int = 8) -> set[str]:
+    """Return the ids worth searching for in a report.
+
+    Purely numeric ids shorter than ``min_numeric_digits`` digits (CDNOW uses
+    1..23570) are left out: they cannot be told apart from counts and amounts
+    in a report, so searching for them would refuse every report. Ids with
+    letters (the sample world's ``"C0000123"``) and long numbers are kept.
+    """
+    out = set()
+    for i in ids:
+        if i is None:
+            continue
+        s = str(i).strip()
+        if not s:
+            continue
+        if s.isdigit() and len(s) < min_numeric_digits:
+            continue
+        if len(s) < 3:
+            continue
+        out.add(s)
+    return out
+
+
+def _id_tokens(text: str, alphabet: str) -> Iterator[str]:
+    pattern = re.compile("[" + re.escape(alphabet) + "]+")
+    for m in pattern.finditer(text):
+        tok = m.group(0)
+        yield tok
+        stripped = tok.strip(".-_:/")
+        if stripped != tok:
+            yield stripped
+
+
+def scan_for_identifiers(html_text: str, ids: Iterable[Any]) -> list[str]:
+    """Return the customer ids that occur in an HTML page (empty list: none found).
+
+    The page is searched as markup and as text (entities unescaped, tags
+    removed), without embedded base64 images. An id counts as found when it
+    appears as a whole token: ``C0000123`` is found in ``"top: C0000123."``
+    but not in ``"C00001234"``. Short purely numeric ids are not searched
+    (see :func:`identifiers_to_scan`).
+
+    Parameters
+    ----------
+    html_text : str
+        The rendered page.
+    ids : iterable
+        Customer ids of the data (``analysis.data.customer_ids(params)``).
+
+    Returns
+    -------
+    list of str
+        The ids found, sorted.
+    """
+    wanted = identifiers_to_scan(ids)
+    if not wanted:
+        return []
+    page = _DATA_URI.sub(" ", html_text)
+    text = html.unescape(_TAG.sub(" ", page))
+    # Tokens are runs of letters, digits and the ids' own punctuation, so "xC0000123" is
+    # one token (no match) while "(C0000123)." yields "C0000123".
+    alphabet = _WORD_CHARS + "".join(sorted({ch for i in wanted for ch in i} - set(_WORD_CHARS)))
+    found = set()
+    for source in (page, html.unescape(page), text):
+        for tok in _id_tokens(source, alphabet):
+            if tok in wanted:
+                found.add(tok)
+    return sorted(found)
+
+
+def redact_identifiers(text: str, ids: Iterable[Any]) -> str:
+    """Return ``text`` with every customer id (as found by :func:`scan_for_identifiers`) masked."""
+    for found in scan_for_identifiers(text, ids):
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(found)}(?![A-Za-z0-9])", "[customer id]", text)
+    return text

@@ -1,0 +1,1 @@
+"""Plots for the report notebooks, one module per study."""

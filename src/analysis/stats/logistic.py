@@ -1,0 +1,244 @@
+"""The logistic regression and propensity-score fits, with thread control.
+
+:func:`logit_newton` is the one logistic fit of the package (Newton-Raphson with step
+halving on a standardised design from :func:`with_intercept`); :func:`fit_propensity` and
+:func:`propensity_scores` estimate treatment probabilities with it or with gradient
+boosting (:func:`gbm_classifier`, out-of-fold over :func:`assign_folds`).
+:func:`limit_threads` runs small problems single-threaded.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import ParamsError
+from analysis.stats.design import binary_treatment, covariate_matrix
+
+__all__ = [
+    "GBM_OPTIONS",
+    "PROPENSITY_MODELS",
+    "SMALL_PROBLEM_ROWS",
+    "assign_folds",
+    "fit_propensity",
+    "gbm_classifier",
+    "gbm_regressor",
+    "independent_columns",
+    "limit_threads",
+    "logit_newton",
+    "propensity_scores",
+    "standardise",
+    "with_intercept",
+]
+
+# below this many rows numerical work runs single-threaded: on the shared 2-core machine the
+# loyalty sequential-trial analysis (395,000 rows, 20 fits) took 122 s with multi-threaded BLAS
+# and 17 s single-threaded (bench/results/causal.md)
+SMALL_PROBLEM_ROWS = 1_000_000
+PROPENSITY_MODELS = ("logit", "gbm")
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Centre and scale non-constant columns (keeps the column space, helps Newton)."""
+    if x.shape[1] == 0:
+        return x
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    keep = sd > 0
+    out = np.empty_like(x)
+    out[:, keep] = (x[:, keep] - mu[keep]) / sd[keep]
+    out[:, ~keep] = 0.0
+    return out
+
+
+def independent_columns(gram: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Return indices of a maximal set of linearly independent columns, in order."""
+    keep: list[int] = []
+    for j in range(gram.shape[0]):
+        gjj = gram[j, j]
+        if gjj <= 0:
+            continue
+        if keep:
+            gs = gram[np.ix_(keep, keep)]
+            gsj = gram[keep, j]
+            resid = gjj - gsj @ np.linalg.solve(gs, gsj)
+        else:
+            resid = gjj
+        if resid > tol * gjj:
+            keep.append(j)
+    return np.asarray(keep, dtype=int)
+
+
+def with_intercept(x: np.ndarray) -> np.ndarray:
+    """Prepend a column of ones to standardised covariates, dropping dependent columns."""
+    z = np.column_stack([np.ones(x.shape[0]), standardise(x)])
+    cols = independent_columns(z.T @ z)
+    return z[:, cols]
+
+
+def logit_newton(
+    z: np.ndarray, y: np.ndarray, *, max_iter: int = 100, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit an unpenalised logistic regression by Newton-Raphson with step halving.
+
+    Returns the coefficients and the fitted probabilities. ``z`` should already
+    include an intercept and be free of linearly dependent columns.
+    """
+    n, k = z.shape
+    beta = np.zeros(k)
+    ybar = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+    beta[0] = math.log(ybar / (1 - ybar))
+
+    def loglik(eta: np.ndarray) -> float:
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    eta = z @ beta
+    ll = loglik(eta)
+    converged = False
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(-eta))
+        w = p * (1.0 - p)
+        grad = z.T @ (y - p)
+        hess = (z * w[:, None]).T @ z
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        t = 1.0
+        while True:
+            new_beta = beta + t * step
+            new_eta = z @ new_beta
+            new_ll = loglik(new_eta)
+            if new_ll >= ll - 1e-12 * abs(ll) or t < 1e-8:
+                break
+            t /= 2
+        beta, eta = new_beta, new_eta
+        change = new_ll - ll
+        ll = new_ll
+        if abs(change) <= tol * (abs(ll) + 1.0) and float(np.max(np.abs(t * step))) < 1e-6:
+            converged = True
+            break
+    if not converged:
+        warnings.warn(
+            "Logistic regression did not converge; the propensity (or outcome) model may "
+            "separate the groups perfectly. Check overlap and consider trimming.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    p = 1.0 / (1.0 + np.exp(-eta))
+    return beta, p
+
+
+# Shallow trees with early stopping: flexible enough for interactions and
+# thresholds, fast, and less prone to the near-0/1 propensities deep trees produce.
+GBM_OPTIONS = dict(
+    max_iter=300,
+    learning_rate=0.1,
+    max_depth=3,
+    min_samples_leaf=50,
+    early_stopping=True,
+    n_iter_no_change=10,
+)
+
+
+def gbm_classifier(seed: int):
+    """Return an unfitted gradient-boosting classifier with :data:`GBM_OPTIONS`."""
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(**GBM_OPTIONS, random_state=seed)
+
+
+def gbm_regressor(seed: int):
+    """Return an unfitted gradient-boosting regressor with :data:`GBM_OPTIONS`."""
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(**GBM_OPTIONS, random_state=seed)
+
+
+def limit_threads(n: int, user_api: str | None = "openmp"):
+    """Use one thread for small problems.
+
+    For a few thousand rows thread start-up dominates, and on a busy machine
+    multi-threaded BLAS/OpenMP can be 50x slower than a single thread.
+    """
+    from contextlib import nullcontext
+
+    if n >= SMALL_PROBLEM_ROWS:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api=user_api)
+
+
+def assign_folds(n: int, k: int, seed: int) -> np.ndarray:
+    """Assign ``n`` rows at random to ``k`` folds of (almost) equal size, seeded."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.arange(n) % k)
+
+
+def fit_propensity(
+    df: pd.DataFrame,
+    *,
+    treatment: str,
+    covariates: Sequence[str],
+    model: str = "logit",
+    seed: int = 0,
+    folds: int = 5,
+) -> pd.Series:
+    """Estimate the probability of treatment given covariates.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per unit.
+    treatment : str
+        Binary (0/1 or bool) treatment column.
+    covariates : sequence of str
+        Covariates; categoricals are one-hot encoded.
+    model : {"logit", "gbm"}
+        Unpenalised logistic regression, or gradient boosting (out-of-fold
+        predictions over ``folds`` folds).
+    seed : int
+        Seed for fold assignment and boosting.
+    folds : int
+        Cross-fitting folds for ``gbm``.
+
+    Returns
+    -------
+    pandas.Series
+        Propensity per row, same index as ``df``.
+    """
+    t = binary_treatment(df, treatment)
+    x = covariate_matrix(df, covariates).to_numpy()
+    with limit_threads(len(df), user_api=None):
+        e = propensity_scores(x, t, model=model, seed=seed, folds=folds)
+    return pd.Series(e, index=df.index, name="propensity")
+
+
+def propensity_scores(x, t, *, model, seed, folds, z=None):
+    """Estimate propensity scores from a covariate array (no intercept) and a 0/1 treatment.
+
+    ``model="logit"``: :func:`logit_newton` on ``z`` (the design with intercept, built
+    from ``x`` when None); ``model="gbm"``: out-of-fold gradient boosting over ``folds``
+    folds, clipped to [1e-6, 1 - 1e-6]. See :func:`fit_propensity` for the DataFrame API.
+    """
+    if model == "logit":
+        z = with_intercept(x) if z is None else z
+        _, e = logit_newton(z, t)
+        return e
+    if model == "gbm":
+        e = np.empty(len(t))
+        fold = assign_folds(len(t), folds, seed)
+        with limit_threads(len(t)):
+            for k in range(folds):
+                tr, te = fold != k, fold == k
+                clf = gbm_classifier(seed + k).fit(x[tr], t[tr])
+                e[te] = clf.predict_proba(x[te])[:, 1]
+        return np.clip(e, 1e-6, 1 - 1e-6)
+    raise ParamsError(f"Unknown propensity_model {model!r}; use one of {PROPENSITY_MODELS}.")

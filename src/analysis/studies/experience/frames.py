@@ -1,0 +1,640 @@
+"""Experience frames: NPS categories, counting-process rows, lags and panel columns.
+
+* :func:`nps_categories` -- promoter / passive / detractor from 0-10 NPS answers;
+* :func:`counting_process` -- ``(start, stop]`` rows per customer whose
+  time-varying covariates only use experience recorded *before* each row
+  starts (no look-ahead);
+* :func:`add_panel_columns` -- per-period panel columns (e.g. member) copied
+  onto those rows;
+* the lag lookup (``<x>_lag<L>``: the same customer's value L periods earlier)
+  used by the revenue link.
+
+Time on the churn clock is in days since the customer's ``start_date``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError, DataError, Problem, examples_of
+from analysis.stats.fixed_effects import _codes, _require
+
+#: NPS categories, best first; ``"none"`` marks "no answer recorded yet" in the churn model.
+NPS_LEVELS = ("promoter", "passive", "detractor")
+NO_SURVEY = "none"
+DAYS_PER_MONTH = 30.4375
+
+
+def _as_bool(s: pd.Series) -> np.ndarray:
+    """Return a float array: 1.0 True, 0.0 False, NaN missing (nullable bools welcome)."""
+    out = pd.array(s, dtype="boolean")
+    return np.where(pd.isna(out), np.nan, np.asarray(out.fillna(False), dtype=float))
+
+
+# --------------------------------------------------------------------------------------
+# NPS categories
+# --------------------------------------------------------------------------------------
+
+
+def nps_categories(scores: Any) -> pd.Series:
+    """Classify 0-10 likelihood-to-recommend answers as promoter, passive or detractor.
+
+    Standard Net Promoter cut-offs (Reichheld 2003): 9-10 promoter, 7-8 passive,
+    0-6 detractor.
+
+    Parameters
+    ----------
+    scores : array-like or pandas.Series
+        NPS answers on the 0-10 scale; missing values stay missing.
+
+    Returns
+    -------
+    pandas.Series
+        Categorical with categories ``("promoter", "passive", "detractor")``,
+        same index as ``scores`` when it is a Series.
+
+    Raises
+    ------
+    DataError
+        If an answer lies outside 0-10.
+    """
+    index = scores.index if isinstance(scores, pd.Series) else None
+    x = pd.to_numeric(pd.Series(np.asarray(scores, dtype=object), index=index), errors="coerce")
+    bad = x.notna() & ((x < 0) | (x > 10))
+    if bad.any():
+        raise DataError(
+            "NPS answers must lie on the 0-10 scale.",
+            [
+                Problem(
+                    "experience",
+                    "nps",
+                    "out_of_range",
+                    "values outside 0-10",
+                    n_rows=int(bad.sum()),
+                    examples=examples_of(x[bad].tolist()),
+                    fix="check the survey export; NPS is 'how likely ... 0-10'",
+                )
+            ],
+        )
+    v = x.to_numpy(dtype=float)
+    codes = np.where(np.isnan(v), -1, np.where(v >= 9, 0, np.where(v >= 7, 1, 2)))
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(NPS_LEVELS)), index=x.index)
+
+
+# --------------------------------------------------------------------------------------
+# Counting-process data
+# --------------------------------------------------------------------------------------
+
+#: Windowed event counts built by :func:`counting_process` (column -> description).
+WINDOW_COUNTS = {
+    "tickets_window": "tickets opened in the look-back window",
+    "unresolved_window": "tickets not resolved at first contact, in the window",
+    "sla_breaches_window": "tickets whose SLA was missed, in the window",
+    "failures_window": "failed tickets (not first-contact resolved or SLA missed), in the window",
+    "compensated_failures_window": "failed tickets followed by compensation, in the window",
+    "uncompensated_failures_window": "failed tickets without compensation, in the window",
+}
+
+
+def _period_floor(dates: np.ndarray, period: str) -> np.ndarray:
+    """Return the start of the calendar period holding each date (datetime64[D])."""
+    if period == "month":
+        return dates.astype("datetime64[M]").astype("datetime64[D]")
+    if period == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+        days = dates.astype("datetime64[D]").astype(np.int64)
+        return (days - ((days + 3) % 7)).astype("datetime64[D]")
+    if period == "quarter":
+        m = dates.astype("datetime64[M]").astype(np.int64)
+        return (m - m % 3).astype("datetime64[M]").astype("datetime64[D]")
+    raise AnalysisError(f"period must be 'month', 'week', 'quarter' or None, not {period!r}")
+
+
+def _period_next(starts: np.ndarray, period: str) -> np.ndarray:
+    if period == "month":
+        return (starts.astype("datetime64[M]") + 1).astype("datetime64[D]")
+    if period == "week":
+        return starts + np.timedelta64(7, "D")
+    return (starts.astype("datetime64[M]") + 3).astype("datetime64[D]")
+
+
+def _count_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For sorted ``at``, count sorted ``keys`` <= each value (searchsorted 'right', inverted).
+
+    Searching the (few) keys among the (many) rows instead of the other way
+    round gives the same counts for a fraction of the work; the counts are
+    written run by run (``int32``) without a row-length scratch array.
+    """
+    pos = np.searchsorted(at, keys, side="left")  # first row whose value is >= the key
+    runs = np.diff(np.r_[0, pos, len(at)])
+    return np.repeat(np.arange(len(keys) + 1, dtype=np.int32), runs)
+
+
+def _last_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For sorted ``at``, index of the last sorted key <= each value, -1 if none."""
+    pos = np.searchsorted(at, keys, side="left")
+    last = np.r_[pos[1:] != pos[:-1], True] if len(pos) else np.zeros(0, dtype=bool)
+    mark = np.full(len(at) + 1, -1, dtype=np.int64)
+    mark[pos[last]] = np.flatnonzero(last)
+    return np.maximum.accumulate(mark[: len(at)]) if len(at) else mark[:0]
+
+
+def counting_process(
+    lifetimes: pd.DataFrame,
+    experience: pd.DataFrame | None,
+    *,
+    window_days: int = 90,
+    period: str | None = "month",
+    customer: str = "customer_id",
+    touchpoints: Sequence[str] | None = None,
+    keep: Sequence[str] = (),
+    update: str = "event",
+) -> pd.DataFrame:
+    """Split each customer's time at risk into ``(start, stop]`` rows with experience covariates.
+
+    Rows are split at every experience event, at the day an event leaves the
+    look-back window and (optionally) at calendar period boundaries. An event
+    recorded on day ``t`` enters the covariates of rows starting at ``t`` or
+    later, so a churn on the same day as a survey or ticket is explained by
+    what was known *before* that day (no look-ahead). Events after a
+    customer's end (churn or censoring) are ignored.
+
+    Parameters
+    ----------
+    lifetimes : pandas.DataFrame
+        One row per customer: ``customer``, start_date (datetime), entry_days
+        (days from start to the first day observed; > 0 for left-truncated
+        customers), duration_days (days from start to churn or censoring),
+        event (1 churned, 0 censored). Customers with
+        ``duration_days <= entry_days`` have no time at risk and are dropped.
+    experience : pandas.DataFrame or None
+        Contract ``experience`` rows: ``customer``, date, kind ("survey" /
+        "ticket"), and where present nps, csat, first_contact_resolution,
+        sla_met, compensated, touchpoint. ``None`` gives rows without events.
+    window_days : int
+        Look-back window (days) of the ticket counts.
+    period : {"month", "week", "quarter"} or None
+        Also split at calendar period starts so that every row lies inside
+        one period (column ``period``); ``None`` splits only at events.
+    customer : str
+        Customer key column in both tables.
+    touchpoints : sequence of str, optional
+        Touchpoints for which ``failures_<touchpoint>_window`` counts are
+        built; default: every touchpoint seen on a failed ticket.
+    keep : sequence of str
+        Further ``lifetimes`` columns (e.g. segment) copied onto every row.
+    update : {"event", "period"}
+        ``"event"``: an event counts from its own day and for ``window_days``
+        days. ``"period"``: covariates are refreshed once per calendar period
+        -- an event counts from the start of the next period and for
+        ``round(window_days / period length)`` whole periods (monthly
+        operational reporting; needs ``period``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer``, start, stop (days since start_date), event (1 on the
+        row that ends in churn), period (period start date of the row, when
+        ``period`` is given), nps_last (latest NPS answer, NaN if none yet),
+        nps_category (promoter / passive / detractor / none), csat_last,
+        the windowed counts of :data:`WINDOW_COUNTS`, ``failures_<tp>_window``
+        per touchpoint, and the ``keep`` columns. ``attrs`` records
+        ``window_days``, ``period`` and the number of customers dropped.
+    """
+    _require(
+        lifetimes, "lifetimes", [customer, "start_date", "entry_days", "duration_days", "event"]
+    )
+    if window_days < 1:
+        raise AnalysisError(f"window_days must be at least 1, not {window_days}")
+    if update not in ("event", "period"):
+        raise AnalysisError(f"update must be 'event' or 'period', not {update!r}")
+    if update == "period" and period is None:
+        raise AnalysisError("update='period' needs a calendar period (period='month', ...)")
+    period_days = {"month": DAYS_PER_MONTH, "week": 7.0, "quarter": 3 * DAYS_PER_MONTH}
+    window_periods = (
+        max(1, round(window_days / period_days[period])) if period in period_days else 0
+    )
+    lt = lifetimes[[customer, "start_date", "entry_days", "duration_days", "event", *keep]]
+    dup = lt[customer].duplicated()
+    if dup.any():
+        raise DataError(
+            "lifetimes must hold one row per customer.",
+            [
+                Problem(
+                    "lifetimes",
+                    customer,
+                    "duplicate_key",
+                    "duplicated customers",
+                    n_rows=int(dup.sum()),
+                    examples=examples_of(lt.loc[dup, customer]),
+                    fix="build lifetimes with analysis.derive.lifetimes",
+                )
+            ],
+        )
+    entry = lt["entry_days"].to_numpy(dtype=np.int64)
+    dur = lt["duration_days"].to_numpy(dtype=np.int64)
+    usable = dur > entry
+    n_dropped = int((~usable).sum())
+    lt = lt.loc[usable].reset_index(drop=True)
+    entry, dur = entry[usable], dur[usable]
+    ev_flag = lt["event"].to_numpy(dtype=np.int64)
+    start_date = pd.to_datetime(lt["start_date"]).to_numpy().astype("datetime64[D]")
+    n = len(lt)
+    ids = pd.Index(lt[customer])
+
+    # ---- experience events mapped to (customer code, day known, day forgotten) ------------
+    raw_streams: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    raw_surveys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    tp_names: list[str] = []
+    if experience is not None and len(experience):
+        _require(experience, "experience", [customer, "date", "kind"])
+        ex = experience
+        code = ids.get_indexer(ex[customer])
+        inside = code >= 0
+        code = code[inside]
+        ex = ex.loc[inside]
+        day = (
+            pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]") - start_date[code]
+        ).astype(np.int64)
+        day = np.maximum(day, 0)  # an event before signup counts as known at signup
+        # Nothing at or after the customer's end can enter any row.
+        live = day < dur[code]
+        code, day, ex = code[live], day[live], ex.loc[live]
+        if update == "period":
+            # known from the start of the next period (split point = day before it), forgotten
+            # `window_periods` periods later
+            ev_date = start_date[code] + day.astype("timedelta64[D]")
+            nxt = _period_next(_period_floor(ev_date, period), period)
+            known = (nxt - start_date[code]).astype(np.int64) - 1
+            gone = nxt
+            for _ in range(window_periods):
+                gone = _period_next(gone, period)
+            forgotten = (gone - start_date[code]).astype(np.int64) - 1
+        else:
+            known = day
+            forgotten = day + window_days
+        kcode, kinds = pd.factorize(ex["kind"])
+        kinds = [str(k).lower() for k in kinds]
+        is_ticket = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "ticket"])
+        is_survey = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "survey"])
+
+        def col(name: str) -> np.ndarray:
+            if name in ex.columns:
+                return _as_bool(ex[name])
+            return np.full(len(ex), np.nan)
+
+        fcr = col("first_contact_resolution")
+        sla = col("sla_met")
+        comp = col("compensated")
+        unresolved = is_ticket & (fcr == 0)
+        breach = is_ticket & (sla == 0)
+        failed = unresolved | breach
+        flags = {
+            "tickets_window": is_ticket,
+            "unresolved_window": unresolved,
+            "sla_breaches_window": breach,
+            "failures_window": failed,
+            "compensated_failures_window": failed & (comp == 1),
+            "uncompensated_failures_window": failed & (comp != 1),
+        }
+        if "touchpoint" in ex.columns:
+            tcode, tps = pd.factorize(ex["touchpoint"])
+            tps = [str(t) for t in tps]
+            tp_names = (
+                list(touchpoints)
+                if touchpoints is not None
+                else sorted({tps[c] for c in np.unique(tcode[failed]) if c >= 0})
+            )
+            for name in tp_names:
+                hit = [i for i, t in enumerate(tps) if t == name]
+                flags[f"failures_{name}_window"] = failed & np.isin(tcode, hit)
+        for name, mask in flags.items():
+            raw_streams[name] = (code[mask], known[mask], forgotten[mask])
+        for score in ("nps", "csat"):
+            if score in ex.columns:
+                val = pd.to_numeric(ex[score], errors="coerce").to_numpy(dtype=float)
+                ok = is_survey & ~np.isnan(val)
+                raw_surveys[score] = (code[ok], known[ok], val[ok])
+    else:
+        empty = np.empty(0, dtype=np.int64)
+        for name in WINDOW_COUNTS:
+            raw_streams[name] = (empty, empty, empty)
+
+    max_day = int(dur.max()) if n else 0
+    for _, _, f in raw_streams.values():
+        if len(f):
+            max_day = max(max_day, int(f.max()))
+    big = np.int64(max_day + 2)  # key spacing: day offsets never cross customers
+    streams: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> sorted enter/exit keys
+    for name, (c, k_in, k_out) in raw_streams.items():
+        streams[name] = (np.sort(c * big + k_in), np.sort(c * big + k_out))
+    survey_keys = {}
+    for score, (c, k_in, val) in raw_surveys.items():
+        k = c * big + k_in
+        order = np.argsort(k, kind="stable")  # same-day answers: the later row wins
+        survey_keys[score] = (k[order], val[order])
+
+    # ---- breakpoints ---------------------------------------------------------------------
+    codes = np.arange(n, dtype=np.int64)
+    base = codes * big
+    pieces = [base + entry, base + dur]
+    for k_in, k_out in streams.values():
+        if len(k_in):
+            pieces.append(k_in)
+            pieces.append(k_out)
+    for keys, _ in survey_keys.values():
+        pieces.append(keys)
+    if period is not None and n:
+        first = _period_floor(start_date + entry.astype("timedelta64[D]"), period)
+        last = start_date + dur.astype("timedelta64[D]")
+        # Split the day before each period start, so (a, b] covers whole calendar days of one period.
+        cur = _period_next(first, period)
+        idx = np.arange(n)
+        while len(idx):
+            off = (cur - start_date[idx]).astype(np.int64) - 1
+            ok = cur <= last[idx]
+            if not ok.any():
+                break
+            pieces.append(idx[ok] * big + off[ok])
+            idx, cur = idx[ok], _period_next(cur[ok], period)
+    keys = np.concatenate(pieces) if n else np.empty(0, dtype=np.int64)
+    del pieces
+    keys.sort()
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+    kc = keys // big
+    # keep breakpoints inside [entry, dur] of their customer
+    kd = keys - kc * big
+    inside = kd >= entry[kc]
+    inside &= kd <= dur[kc]
+    del kc, kd
+    keys = keys[inside]
+    del inside
+    kc = keys // big
+    same = kc[:-1] == kc[1:]
+    rc = kc[:-1][same]
+    del kc
+    rc = rc.astype(np.int32) if n < 2**31 else rc
+    rkey = keys[:-1][same]
+    rstop = keys[1:][same]
+    del keys, same
+    rstart = (rkey - rc * big).astype(np.int32)
+    rstop -= rc * big
+    rstop = rstop.astype(np.int32)
+
+    out = {
+        customer: lt[customer].to_numpy()[rc],
+        "start": rstart,
+        "stop": rstop,
+        "event": ((rstop == dur[rc]) & (ev_flag[rc] == 1)).astype(np.int8),
+    }
+    if period is not None:
+        # in blocks: the date arithmetic needs several temporaries per row
+        per = np.empty(len(rc), dtype="datetime64[ns]")
+        step = 1 << 21
+        for i in range(0, len(rc), step):
+            sl = slice(i, i + step)
+            per[sl] = _period_floor(
+                start_date[rc[sl]] + (rstart[sl] + 1).astype("timedelta64[D]"), period
+            )
+        out["period"] = per
+        del per
+    for score, (skeys, sval) in survey_keys.items():
+        if not len(skeys):
+            continue
+        j = _last_at_or_before(skeys, rkey)
+        ok = (j >= 0) & (skeys[np.maximum(j, 0)] // big == rc)
+        out[f"{score}_last"] = np.where(ok, sval[np.maximum(j, 0)], np.nan)
+    if "nps_last" not in out:
+        out["nps_last"] = np.full(len(rc), np.nan)
+    if "csat_last" not in out:
+        out["csat_last"] = np.full(len(rc), np.nan)
+    v = out["nps_last"]
+    if np.nanmax(np.r_[v, 0.0]) > 10 or np.nanmin(np.r_[v, 0.0]) < 0:
+        nps_categories(v)  # raises with the offending values
+    codes = np.full(len(v), 3, dtype=np.int8)  # none, then detractor / passive / promoter
+    codes[~np.isnan(v)] = 2
+    codes[v >= 7] = 1
+    codes[v >= 9] = 0
+    out["nps_category"] = pd.Categorical.from_codes(codes, categories=[*NPS_LEVELS, NO_SURVEY])
+    del codes
+    for name, (k_in, k_out) in streams.items():
+        # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
+        cnt = _count_at_or_before(k_in, rkey)
+        cnt -= _count_at_or_before(k_out, rkey)
+        out[name] = cnt.astype(np.int16)
+        del cnt
+    del rkey, rstart, rstop, v
+    res = pd.DataFrame(out, copy=False)  # no consolidating copy of tens of millions of rows
+    del out
+    for c in keep:  # take() keeps the dtype (a categorical stays one byte per row)
+        res[c] = lt[c].array.take(rc)
+    res.attrs.update(
+        window_days=int(window_days),
+        update=update,
+        period=period,
+        customers_dropped_no_time_at_risk=n_dropped,
+        touchpoints=tp_names,
+    )
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# Lags: the same customer's value L periods earlier
+# --------------------------------------------------------------------------------------
+
+
+def _period_ordinal(s: pd.Series, freq: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(s) or s.dtype == object:
+        d = pd.to_datetime(s).to_numpy().astype("datetime64[D]")
+        if freq == "month":
+            return d.astype("datetime64[M]").astype(np.int64)
+        if freq == "quarter":
+            return d.astype("datetime64[M]").astype(np.int64) // 3
+        if freq == "week":
+            return d.astype(np.int64) // 7
+        if freq == "day":
+            return d.astype(np.int64)
+        raise AnalysisError(f"freq must be month, quarter, week or day, not {freq!r}")
+    return s.to_numpy(dtype=np.int64)
+
+
+def _add_lags(
+    panel: pd.DataFrame,
+    *,
+    customer: str,
+    period: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    freq: str,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return ``panel`` with ``<x>_lag<L>`` columns: x of the same customer L periods earlier."""
+    out, names = _lagged(
+        panel, customer=customer, period=period, exposures=exposures, lags=lags, freq=freq
+    )
+    res = panel.copy()
+    for k, v in out.items():
+        res[k] = v
+    return res, names
+
+
+def _lag_index(
+    panel: pd.DataFrame,
+    *,
+    customer: str,
+    period: str,
+    lags: Sequence[int],
+    freq: str,
+) -> dict[int, np.ndarray]:
+    """Return, per lag L, the row of the same customer exactly L periods earlier (-1: none).
+
+    One factorisation and one sorted key serve every lag.
+    """
+    cust = _codes(panel[customer].to_numpy())
+    po = _period_ordinal(panel[period], freq)
+    lo = po.min() if len(po) else 0
+    span = np.int64(po.max() - lo + 1 + max(lags, default=0)) if len(po) else 1
+    key = cust * span + (po - lo)
+    del cust
+    if len(key) < 2 or bool((key[1:] > key[:-1]).all()):
+        order = None  # already sorted by customer and period (the usual case): no copies
+        skey = key
+    else:
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+    if len(skey) > 1 and (skey[1:] == skey[:-1]).any():
+        raise DataError(
+            "The panel has more than one row per customer and period.",
+            [
+                Problem(
+                    "panel",
+                    period,
+                    "duplicate_key",
+                    "duplicated customer-period rows",
+                    fix="aggregate the panel to one row per customer and period",
+                )
+            ],
+        )
+    out = {}
+    for lag in dict.fromkeys(lags):
+        if order is None and 0 < lag <= 12:
+            # sorted, one row per customer-period: the row L periods back, if any, is one of
+            # the L rows just before (no search)
+            src = np.full(len(key), -1, dtype=np.int32 if len(key) < 2**31 else np.int64)
+            for back in range(1, lag + 1):
+                hit = np.zeros(len(key), dtype=bool)
+                hit[back:] = key[:-back] == key[back:] - lag
+                src[hit] = np.flatnonzero(hit) - back
+            src[po - lo - lag < 0] = -1
+            out[lag] = src
+            continue
+        want = key - lag
+        j = np.searchsorted(skey, want)
+        np.minimum(j, len(skey) - 1, out=j)
+        found = (skey[j] == want) & (po - lo - lag >= 0)
+        del want
+        src = j if order is None else order[j]
+        out[lag] = np.where(found, src, -1).astype(np.int32 if len(key) < 2**31 else np.int64)
+    return out
+
+
+def _lagged(
+    panel: pd.DataFrame,
+    *,
+    customer: str,
+    period: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    freq: str,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Return arrays ``<x>_lag<L>``: x of the same customer exactly L periods earlier (or NaN)."""
+    index = _lag_index(panel, customer=customer, period=period, lags=lags, freq=freq)
+    out = {}
+    names = []
+    for lag in lags:
+        src = index[lag]
+        found = src >= 0
+        for x in exposures:
+            v = panel[x].to_numpy(dtype=float)
+            name = f"{x}_lag{lag}" if lag else x
+            out[name] = np.where(found, v[src], np.nan)
+            names.append(name)
+    return out, names
+
+
+# --------------------------------------------------------------------------------------
+# Panel columns on counting-process rows
+# --------------------------------------------------------------------------------------
+
+
+def _lookup_by_key(
+    cp: pd.DataFrame, panel: pd.DataFrame, columns: Sequence[str], *, customer: str, fill: float
+) -> pd.DataFrame | None:
+    """Do :func:`add_panel_columns`'s left merge with one int64 key and a binary search.
+
+    Returns None when the panel has duplicate customer-periods (the merge then decides).
+    """
+
+    def key_parts(df):
+        c = df[customer].to_numpy().astype(np.int64)
+        d = df["period"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        return c, d
+
+    pc_, pd_ = key_parts(panel)
+    cc, cd = key_parts(cp)
+    if not len(pc_) or not len(cc):
+        return None
+    lo = min(int(pd_.min()), int(cd.min()))
+    span = max(int(pd_.max()), int(cd.max())) - lo + 1
+    pkey = pc_ * span + (pd_ - lo)
+    del pc_, pd_
+    order = None if bool((pkey[1:] > pkey[:-1]).all()) else np.argsort(pkey, kind="stable")
+    skey = pkey if order is None else pkey[order]
+    if (skey[1:] == skey[:-1]).any():
+        return None
+    ckey = cc * span + (cd - lo)
+    del cc, cd
+    j = np.minimum(np.searchsorted(skey, ckey), len(skey) - 1)
+    found = skey[j] == ckey
+    del ckey
+    src = j if order is None else order[j]
+    out = cp.copy(deep=False)  # copy-on-write: the existing columns are shared
+    for c in columns:
+        v = panel[c].to_numpy()[src]
+        if not found.all():
+            v = np.where(found, v, fill)
+        out[c] = v
+    return out
+
+
+def add_panel_columns(
+    cp: pd.DataFrame,
+    panel: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    customer: str = "customer_id",
+    fill: float = 0.0,
+) -> pd.DataFrame:
+    """Copy per-period panel columns (e.g. member) onto counting-process rows by period.
+
+    Needs ``cp`` built with a calendar ``period`` matching the panel's.
+    Rows without a panel match get ``fill``. Keeps ``cp.attrs``.
+    """
+    if "period" not in cp.columns:
+        raise AnalysisError("add_panel_columns needs counting_process(..., period='month').")
+    if (
+        pd.api.types.is_integer_dtype(cp[customer])
+        and pd.api.types.is_integer_dtype(panel[customer])
+        and pd.api.types.is_datetime64_any_dtype(cp["period"])
+        and pd.api.types.is_datetime64_any_dtype(panel["period"])
+    ):
+        got = _lookup_by_key(cp, panel, columns, customer=customer, fill=fill)
+        if got is not None:
+            return got
+    out = cp.merge(panel[[customer, "period", *columns]], on=[customer, "period"], how="left")
+    for c in columns:
+        out[c] = out[c].fillna(fill)
+    out.attrs.update(cp.attrs)
+    return out

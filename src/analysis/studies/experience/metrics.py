@@ -1,0 +1,454 @@
+"""Descriptive experience views and the rates that turn hazard ratios into customers and money.
+
+* :func:`experience_metrics` -- NPS, CSAT/CES, first-contact resolution, SLA
+  compliance overall, per period and/or per group;
+* :func:`driver_view` -- survey answers by the outcome of the latest ticket
+  before them;
+* :func:`nps_landmark` -- customers at risk on a landmark date by their
+  latest NPS answer before it;
+* :func:`monthly_churn`, :func:`monthly_revenue`, :func:`fcr_rate`;
+* :func:`claim_numbers` -- this data's numbers beside common CX claims.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.errors import AnalysisError
+from analysis.stats.fixed_effects import FEResult, _codes, _require
+from analysis.studies.experience.frames import (
+    DAYS_PER_MONTH,
+    NO_SURVEY,
+    NPS_LEVELS,
+    _as_bool,
+    _period_floor,
+    nps_categories,
+)
+
+# --------------------------------------------------------------------------------------
+# Descriptive views for the report
+# --------------------------------------------------------------------------------------
+
+
+def _prop_ci(k: float, n: float, z: float) -> tuple[float, float, float]:
+    """Return a Wilson interval for a proportion k / n."""
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    p = k / n
+    den = 1 + z**2 / n
+    mid = (p + z**2 / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return p, mid - half, mid + half
+
+
+def _nps_score(nps: pd.Series, z: float) -> tuple[float, float, float, int]:
+    """Return NPS (% promoters - % detractors) with a multinomial-variance interval."""
+    v = pd.to_numeric(nps, errors="coerce").dropna().to_numpy()
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    pp, pd_ = (v >= 9).mean(), (v <= 6).mean()
+    score = 100 * (pp - pd_)
+    se = 100 * math.sqrt(max(pp + pd_ - (pp - pd_) ** 2, 0.0) / n)
+    return score, score - z * se, score + z * se, n
+
+
+def experience_metrics(
+    experience: pd.DataFrame,
+    *,
+    by: str | None = None,
+    customers: pd.DataFrame | None = None,
+    period: str | None = None,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Summarise survey and ticket outcomes overall, per calendar period and/or per group.
+
+    Parameters
+    ----------
+    experience : pandas.DataFrame
+        Contract ``experience`` rows.
+    by : str, optional
+        Customer attribute to group by (taken from ``customers`` when not in
+        ``experience``), e.g. segment.
+    customers : pandas.DataFrame, optional
+        Customer table holding ``by``.
+    period : {"month", "week", "quarter"}, optional
+        Also group by the calendar period of the event date.
+    alpha : float
+        1 - confidence level of the NPS and rate intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: customers (distinct customers with an event),
+        answers (survey rows), nps_answers, nps (-100..100) with nps_ci_lower /
+        nps_ci_upper, promoter_share, passive_share, detractor_share,
+        csat_mean (1-5), ces_mean (1-7), tickets, fcr_rate (share resolved at
+        first contact), contacts_to_resolve (mean), sla_compliance (share of
+        tickets within SLA), compensated_share (of failed tickets).
+    """
+    _require(experience, "experience", [customer, "date", "kind"])
+    z = stats.norm.ppf(1 - alpha / 2)
+    ex = experience
+    keys: list[str] = []
+    if by is not None:
+        if by not in ex.columns:
+            if customers is None or by not in customers.columns:
+                raise AnalysisError(
+                    f"Column {by!r} is in neither the experience nor the customers."
+                )
+            ex = ex.merge(customers[[customer, by]], on=customer, how="left")
+        keys.append(by)
+    if period is not None:
+        ex = ex.assign(
+            period=_period_floor(
+                pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]"), period
+            ).astype("datetime64[ns]")
+        )
+        keys.append("period")
+    kind = ex["kind"].astype(str).str.lower()
+    ex = ex.assign(_survey=kind.eq("survey").to_numpy(), _ticket=kind.eq("ticket").to_numpy())
+
+    def one(g: pd.DataFrame) -> dict:
+        sv, tk = g[g["_survey"]], g[g["_ticket"]]
+        score, lo, hi, n_nps = _nps_score(sv["nps"] if "nps" in sv else pd.Series(dtype=float), z)
+        nps = pd.to_numeric(sv.get("nps", pd.Series(dtype=float)), errors="coerce").dropna()
+        row = {
+            "customers": g[customer].nunique(),
+            "answers": len(sv),
+            "nps_answers": n_nps,
+            "nps": score,
+            "nps_ci_lower": lo,
+            "nps_ci_upper": hi,
+            "promoter_share": float((nps >= 9).mean()) if len(nps) else np.nan,
+            "passive_share": float(((nps >= 7) & (nps <= 8)).mean()) if len(nps) else np.nan,
+            "detractor_share": float((nps <= 6).mean()) if len(nps) else np.nan,
+            "csat_mean": pd.to_numeric(sv.get("csat"), errors="coerce").mean()
+            if "csat" in sv
+            else np.nan,
+            "ces_mean": pd.to_numeric(sv.get("ces"), errors="coerce").mean()
+            if "ces" in sv
+            else np.nan,
+            "tickets": len(tk),
+        }
+        fcr = _as_bool(tk["first_contact_resolution"]) if "first_contact_resolution" in tk else []
+        sla = _as_bool(tk["sla_met"]) if "sla_met" in tk else []
+        row["fcr_rate"] = float(np.nanmean(fcr)) if len(fcr) and not np.isnan(fcr).all() else np.nan
+        row["contacts_to_resolve"] = (
+            pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").mean()
+            if "contacts_to_resolve" in tk
+            else np.nan
+        )
+        row["sla_compliance"] = (
+            float(np.nanmean(sla)) if len(sla) and not np.isnan(sla).all() else np.nan
+        )
+        if len(fcr) and len(sla) and "compensated" in tk:
+            failed = (fcr == 0) | (sla == 0)
+            comp = _as_bool(tk["compensated"])
+            cf = comp[failed]
+            row["compensated_share"] = (
+                float(np.nanmean(cf)) if len(cf) and not np.isnan(cf).all() else np.nan
+            )
+        else:
+            row["compensated_share"] = np.nan
+        return row
+
+    if not keys:
+        return pd.DataFrame([one(ex)])
+    rows = []
+    for k, g in ex.groupby(keys, sort=True, observed=True, dropna=False):
+        k = k if isinstance(k, tuple) else (k,)
+        rows.append({**dict(zip(keys, k, strict=True)), **one(g)})
+    return pd.DataFrame(rows)
+
+
+def driver_view(
+    experience: pd.DataFrame,
+    *,
+    window_days: int = 30,
+    customer: str = "customer_id",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Relate survey answers to the outcome of the customer's latest ticket before them.
+
+    Each survey answer is matched to the same customer's most recent ticket
+    dated up to ``window_days`` days before it (same day included). Answers
+    with no such ticket form the comparison row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per driver and outcome (e.g. "first-contact resolution" /
+        "no"): answers, customers, csat_mean with ci_lower / ci_upper (1-5),
+        nps (-100..100) with nps_ci_lower / nps_ci_upper, ces_mean (1-7).
+        Descriptive: customers with bad tickets may differ in other ways.
+    """
+    _require(experience, "experience", [customer, "date", "kind"])
+    z = stats.norm.ppf(1 - alpha / 2)
+    kind = experience["kind"].astype(str).str.lower()
+    sv = experience[kind.eq("survey").to_numpy()].copy()
+    tk = experience[kind.eq("ticket").to_numpy()].copy()
+    sv["_d"] = pd.to_datetime(sv["date"]).astype("datetime64[ns]")
+    tk["_d"] = pd.to_datetime(tk["date"]).astype("datetime64[ns]")
+    tcols = [
+        c
+        for c in ("first_contact_resolution", "sla_met", "contacts_to_resolve", "compensated")
+        if c in tk.columns
+    ]
+    sv = sv.drop(columns=tcols).sort_values("_d")
+    tk = tk.sort_values("_d")[[customer, "_d", *tcols]].rename(columns={"_d": "_td"})
+    m = pd.merge_asof(
+        sv,
+        tk,
+        left_on="_d",
+        right_on="_td",
+        by=customer,
+        direction="backward",
+        tolerance=pd.Timedelta(days=window_days),
+        suffixes=("", "_ticket"),
+    )
+    has = m["_td"].notna()
+    groups: list[tuple[str, str, np.ndarray]] = [
+        ("ticket in the previous days", "none", ~has.to_numpy())
+    ]
+    if "first_contact_resolution" in m:
+        f = _as_bool(m["first_contact_resolution"])
+        groups += [
+            ("first-contact resolution", "yes", has.to_numpy() & (f == 1)),
+            ("first-contact resolution", "no", has.to_numpy() & (f == 0)),
+        ]
+    if "sla_met" in m:
+        s_ = _as_bool(m["sla_met"])
+        groups += [
+            ("SLA", "met", has.to_numpy() & (s_ == 1)),
+            ("SLA", "missed", has.to_numpy() & (s_ == 0)),
+        ]
+    if "contacts_to_resolve" in m:
+        c = pd.to_numeric(m["contacts_to_resolve"], errors="coerce").to_numpy()
+        groups += [
+            ("contacts to resolve", "1", has.to_numpy() & (c == 1)),
+            ("contacts to resolve", "2", has.to_numpy() & (c == 2)),
+            ("contacts to resolve", "3 or more", has.to_numpy() & (c >= 3)),
+        ]
+    if "compensated" in m and "first_contact_resolution" in m and "sla_met" in m:
+        failed = has.to_numpy() & (
+            (_as_bool(m["first_contact_resolution"]) == 0) | (_as_bool(m["sla_met"]) == 0)
+        )
+        comp = _as_bool(m["compensated"])
+        groups += [
+            ("failed ticket compensated", "yes", failed & (comp == 1)),
+            ("failed ticket compensated", "no", failed & (comp != 1)),
+        ]
+    rows = []
+    for driver, outcome, mask in groups:
+        g = m[mask]
+        cs = pd.to_numeric(g.get("csat"), errors="coerce").dropna() if "csat" in g else pd.Series()
+        n = len(cs)
+        mean = cs.mean() if n else np.nan
+        se = cs.std(ddof=1) / math.sqrt(n) if n > 1 else np.nan
+        score, lo, hi, _ = _nps_score(g["nps"] if "nps" in g else pd.Series(dtype=float), z)
+        rows.append(
+            {
+                "driver": driver,
+                "outcome": outcome,
+                "answers": len(g),
+                "customers": g[customer].nunique(),
+                "csat_mean": mean,
+                "csat_ci_lower": mean - z * se,
+                "csat_ci_upper": mean + z * se,
+                "nps": score,
+                "nps_ci_lower": lo,
+                "nps_ci_upper": hi,
+                "ces_mean": pd.to_numeric(g.get("ces"), errors="coerce").mean()
+                if "ces" in g
+                else np.nan,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out.attrs["window_days"] = window_days
+    return out
+
+
+def nps_landmark(
+    lifetimes: pd.DataFrame,
+    experience: pd.DataFrame,
+    *,
+    landmark: Any,
+    customer: str = "customer_id",
+) -> pd.DataFrame:
+    """Classify customers at risk on a landmark date by their latest NPS answer before it.
+
+    Only answers dated before the landmark are used, and follow-up starts at
+    the landmark, so the category cannot borrow from the future (no
+    immortal-time bias).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer at risk on the landmark: ``customer``,
+        nps_category (promoter / passive / detractor / none), months (from
+        the landmark to churn or censoring, months of 30.4375 days), event.
+    """
+    _require(
+        lifetimes, "lifetimes", [customer, "start_date", "entry_days", "duration_days", "event"]
+    )
+    lm = np.datetime64(pd.Timestamp(landmark).date(), "D")
+    sd = pd.to_datetime(lifetimes["start_date"]).to_numpy().astype("datetime64[D]")
+    entry = sd + lifetimes["entry_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
+    end = sd + lifetimes["duration_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
+    at = (entry <= lm) & (end > lm)
+    base = pd.DataFrame(
+        {
+            customer: lifetimes[customer].to_numpy()[at],
+            "months": (end[at] - lm).astype(np.int64) / DAYS_PER_MONTH,
+            "event": lifetimes["event"].to_numpy()[at].astype(int),
+        }
+    )
+    cat = pd.Series(NO_SURVEY, index=base.index, dtype=object)
+    if experience is not None and len(experience) and "nps" in experience.columns:
+        e = experience[[customer, "date", "nps"]].dropna(subset=["nps"])
+        e = e[pd.to_datetime(e["date"]).to_numpy().astype("datetime64[D]") < lm]
+        last = e.sort_values("date", kind="stable").groupby(customer, sort=False).tail(1)
+        lastcat = pd.Series(
+            nps_categories(last["nps"]).astype(object).to_numpy(), index=last[customer].to_numpy()
+        )
+        hit = base[customer].map(lastcat)
+        cat = hit.where(hit.notna(), NO_SURVEY)
+    base["nps_category"] = pd.Categorical(cat.to_numpy(), categories=[*NPS_LEVELS, NO_SURVEY])
+    return base
+
+
+# --------------------------------------------------------------------------------------
+# Rates used to turn hazard ratios into customers and money
+# --------------------------------------------------------------------------------------
+
+
+def monthly_churn(cp: pd.DataFrame, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Return churns per customer-month at risk in counting-process rows, with a Poisson interval."""
+    months = float((cp["stop"] - cp["start"]).sum()) / DAYS_PER_MONTH
+    k = float(cp["event"].sum())
+    if months <= 0:
+        return float("nan"), float("nan"), float("nan")
+    lo = stats.chi2.ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
+    hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+    return k / months, lo / months, hi / months
+
+
+def monthly_revenue(
+    panel: pd.DataFrame, *, outcome: str = "revenue", customer: str = "customer_id"
+) -> tuple[float, float]:
+    """Return mean revenue per customer-month at risk and its customer-clustered standard error."""
+    y = panel[outcome].to_numpy(dtype=float)
+    ok = ~np.isnan(y)
+    y = y[ok]
+    g = _codes(panel[customer].to_numpy()[ok])
+    n, ng = len(y), int(g.max()) + 1 if len(g) else 0
+    if n == 0:
+        return float("nan"), float("nan")
+    m = y.mean()
+    s = np.bincount(g, weights=y - m, minlength=ng)
+    se = math.sqrt(ng / max(ng - 1, 1) * float((s**2).sum())) / n
+    return float(m), se
+
+
+def fcr_rate(experience: pd.DataFrame) -> float:
+    """Return the share of tickets resolved at the first contact."""
+    kind = experience["kind"].astype(str).str.lower()
+    f = _as_bool(experience.loc[kind.eq("ticket").to_numpy(), "first_contact_resolution"])
+    return float(np.nanmean(f)) if len(f) and not np.isnan(f).all() else float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# Numbers beside common customer-experience claims
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimNumbers:
+    """This data's numbers set beside three common customer-experience claims.
+
+    Each figure is ``(estimate, ci_lower, ci_upper)``; shares are fractions.
+
+    Attributes
+    ----------
+    revenue_pct_per_csat : tuple of float or None
+        Next-month revenue change (percent of mean revenue) per CSAT point
+        this month, customers compared with themselves; None when the revenue
+        link could not be estimated.
+    retained_12m : tuple of float
+        Share of customers retained over 12 months at the observed monthly
+        churn rate.
+    within_two_contacts : tuple of float
+        Share of tickets resolved within two contacts (Wilson interval).
+    first_contact : tuple of float
+        Share of tickets resolved at the first contact (Wilson interval).
+    """
+
+    revenue_pct_per_csat: tuple[float, float, float] | None
+    retained_12m: tuple[float, float, float]
+    within_two_contacts: tuple[float, float, float]
+    first_contact: tuple[float, float, float]
+
+
+def claim_numbers(
+    *,
+    revenue: FEResult | None,
+    term: str,
+    cp: pd.DataFrame,
+    experience: pd.DataFrame,
+    alpha: float = 0.05,
+) -> ClaimNumbers:
+    """Compute the numbers this data can set beside three common customer-experience claims.
+
+    Parameters
+    ----------
+    revenue : FEResult or None
+        The revenue link (:func:`~.revenue.revenue_link`) holding ``term``.
+    term : str
+        The CSAT term of ``revenue`` (e.g. ``"csat_mean_lag1"``).
+    cp : pandas.DataFrame
+        Counting-process rows (the churn rate).
+    experience : pandas.DataFrame
+        Contract ``experience`` rows (the ticket outcomes).
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    ClaimNumbers
+    """
+    z = stats.norm.ppf(1 - alpha / 2)
+    pct = None
+    if revenue is not None and term in revenue.summary.index:
+        r = revenue.summary.loc[term]
+        base = revenue.outcome_mean
+        pct = (100 * r.coef / base, 100 * r.ci_lower / base, 100 * r.ci_upper / base)
+    h, h_lo, h_hi = monthly_churn(cp, alpha)
+    ret = (math.exp(-12 * h), math.exp(-12 * h_hi), math.exp(-12 * h_lo))
+    kind = experience["kind"].astype(str).str.lower()
+    tk = experience[kind.eq("ticket").to_numpy()]
+    n_t = len(tk)
+    if "contacts_to_resolve" in tk.columns and n_t:
+        c = pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").dropna()
+        two = _prop_ci(float((c <= 2).sum()), float(len(c)), z)
+    else:
+        two = (float("nan"),) * 3
+    one = (
+        _prop_ci(
+            float(np.nansum(_as_bool(tk["first_contact_resolution"]) == 1)),
+            float(np.sum(~np.isnan(_as_bool(tk["first_contact_resolution"])))),
+            z,
+        )
+        if "first_contact_resolution" in tk.columns and n_t
+        else (float("nan"),) * 3
+    )
+    return ClaimNumbers(
+        revenue_pct_per_csat=pct, retained_12m=ret, within_two_contacts=two, first_contact=one
+    )

@@ -1,0 +1,563 @@
+"""Analysis frames of the loyalty study: landmark, sequential trials, event-study panel.
+
+Every frame is built from the contract tables (pandas) in calendar months relative to the
+window start month; covariates come only from before the landmark (or trial month) and
+outcomes only from after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import LOYALTY_COVARIATES
+from analysis.errors import DataError, Problem
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "DEFAULT_COVARIATES",
+    "event_study_panel",
+    "landmark_frame",
+    "trial_covariates",
+    "trial_frame",
+]
+
+DAYS_PER_MONTH = 30.4375
+
+DEFAULT_COVARIATES = list(LOYALTY_COVARIATES)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _require(df: pd.DataFrame, table: str, cols: Sequence[str]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"Table {table} ({len(df):,} rows) lacks columns needed for the loyalty study.",
+            [
+                Problem(
+                    table,
+                    c,
+                    "missing_column",
+                    "column not present",
+                    fix="see docs/data-contract.md",
+                )
+                for c in missing
+            ],
+        )
+
+
+def _month_index(dates: pd.Series, origin: pd.Timestamp) -> np.ndarray:
+    """Calendar-month index of each date relative to the month of ``origin`` (NaT -> large)."""
+    d = pd.to_datetime(pd.Series(dates)).to_numpy()
+    months = d.astype("datetime64[M]")
+    idx = (months - np.datetime64(pd.Timestamp(origin).to_period("M").start_time, "M")).astype(
+        "float64"
+    )
+    idx[np.isnat(d)] = np.nan
+    return idx
+
+
+def _add_months(origin: pd.Timestamp, months: np.ndarray) -> np.ndarray:
+    """First day of the month ``months`` calendar months after ``origin``'s month."""
+    k = origin.month - 1 + np.asarray(months, dtype=int)
+    if k.size == 0:
+        return np.array([], dtype="datetime64[us]")
+    first = pd.to_datetime(
+        pd.DataFrame({"year": origin.year + k // 12, "month": k % 12 + 1, "day": 1})
+    )
+    return first.to_numpy().astype("datetime64[us]")
+
+
+def _window_spans(customers, loyalty, *, window_start, as_of) -> pd.DataFrame:
+    """One row per customer: time in the window (``start``, ``stop``), ``churned`` by
+    ``as_of``, and the first enrolment's ``enrolled_date`` and ``left_date`` (NaT if none)."""
+    ws = pd.Timestamp(window_start)
+    end = pd.Timestamp(as_of)
+    c = customers[["customer_id", "signup_date", "churn_date"]].copy()
+    c["start"] = pd.to_datetime(c["signup_date"]).clip(lower=ws)
+    c["stop"] = pd.to_datetime(c["churn_date"]).fillna(end).clip(upper=end)
+    c["churned"] = pd.to_datetime(c["churn_date"]).le(end).fillna(False)
+    first = loyalty.sort_values("enrolled_date").drop_duplicates("customer_id")
+    return c.merge(
+        first[["customer_id", "enrolled_date", "left_date"]], on="customer_id", how="left"
+    )
+
+
+# --------------------------------------------------------------------------- landmark frame
+
+
+def landmark_frame(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    experience: pd.DataFrame | None = None,
+    *,
+    landmark_months: int,
+    window_start,
+    as_of,
+    lookback_months: int = 3,
+    horizon_months: int = 6,
+) -> pd.DataFrame:
+    """Build the landmark analysis frame: one row per customer active at tenure L.
+
+    Calendar-month design (matches the sample world's truth definitions):
+
+    * **landmark month** = signup month + ``landmark_months``; ``landmark_date`` is its
+      first day;
+    * **population**: customers not churned before ``landmark_date`` whose landmark
+      month has ``lookback_months`` observed calendar months before it (on or after
+      ``window_start``) and ``horizon_months`` complete months after it (ending on or
+      before ``as_of``);
+    * **treated** (``member``): enrolled before ``landmark_date`` and not left before it;
+      everyone else is a control, including former members (``former_member``);
+    * **covariates**, from the ``lookback_months`` calendar months before the landmark
+      month: ``prior_spend`` (currency), ``prior_purchases`` (count), ``prior_tickets``,
+      ``prior_unresolved``, ``prior_sla_breaches``, ``prior_nps_category`` (latest
+      answered NPS before the landmark: none / detractor / passive / promoter),
+      ``tenure_months`` (days since signup / 30.4375), plus every customer attribute
+      column (segment, value_tier, ...);
+    * **outcomes**, over the ``horizon_months`` calendar months from the landmark month:
+      ``spend`` (currency, 0 after churn), ``purchases``, ``retained`` (1 if not churned
+      by the end of the horizon), ``churned`` = 1 - retained; and for survival curves
+      ``time_months`` (months from the landmark to churn or to ``as_of``) and ``event``.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty, experience : pandas.DataFrame
+        Contract tables (``loyalty`` and ``experience`` may be None: nobody is
+        treated / experience covariates are zero and "none").
+    landmark_months : int
+        Landmark tenure L in months.
+    window_start, as_of : date-like
+        First and last day of the data window.
+    lookback_months, horizon_months : int
+        Lengths of the covariate and outcome windows in calendar months.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer in the landmark population (customer ids are kept for
+        joins; never display them).
+    """
+    _require(customers, "customers", ["customer_id", "signup_date", "churn_date"])
+    _require(transactions, "transactions", ["customer_id", "date", "amount"])
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of).normalize()
+    L = int(landmark_months)
+
+    c = customers.copy()
+    c["signup_date"] = pd.to_datetime(c["signup_date"])
+    c["churn_date"] = pd.to_datetime(c["churn_date"])
+    lm_idx = _month_index(c["signup_date"], ws) + L  # landmark month, 0 = window start month
+    last_full = _month_index(pd.Series([end + pd.Timedelta(days=1)]), ws)[0] - 1
+    # the month containing as_of counts as complete only if as_of is its last day
+    ok = (lm_idx >= lookback_months) & (lm_idx + horizon_months - 1 <= last_full)
+    c = c.loc[ok].copy()
+    c["lm"] = lm_idx[ok].astype(int)
+    c["landmark_date"] = _add_months(ws, c["lm"].to_numpy())
+    alive = c["churn_date"].isna() | (c["churn_date"] >= c["landmark_date"])
+    c = c.loc[alive & (c["signup_date"] < c["landmark_date"])].copy()
+    c["horizon_end"] = _add_months(ws, c["lm"].to_numpy() + int(horizon_months))
+
+    # treatment
+    c["member"] = 0
+    c["former_member"] = 0
+    c["enrolled_date"] = pd.NaT
+    c["programme_tier"] = "none"
+    if loyalty is not None and len(loyalty):
+        _require(loyalty, "loyalty", ["customer_id", "enrolled_date"])
+        lo = loyalty.copy()
+        lo["enrolled_date"] = pd.to_datetime(lo["enrolled_date"])
+        lo["left_date"] = pd.to_datetime(lo["left_date"]) if "left_date" in lo else pd.NaT
+        lo = lo.merge(c[["customer_id", "landmark_date"]], on="customer_id")
+        before = lo["enrolled_date"] < lo["landmark_date"]
+        active = before & (lo["left_date"].isna() | (lo["left_date"] >= lo["landmark_date"]))
+        gone = before & lo["left_date"].notna() & (lo["left_date"] < lo["landmark_date"])
+        act = lo.loc[active].sort_values("enrolled_date").drop_duplicates("customer_id")
+        ids_member = set(act["customer_id"])
+        ids_former = set(lo.loc[gone, "customer_id"]) - ids_member
+        c["member"] = c["customer_id"].isin(ids_member).astype(int)
+        c["former_member"] = c["customer_id"].isin(ids_former).astype(int)
+        c = c.drop(columns=["enrolled_date"]).merge(
+            act[["customer_id", "enrolled_date"]], on="customer_id", how="left"
+        )
+        if "tier" in act:
+            tier = act.set_index("customer_id")["tier"].astype("object")
+            c["programme_tier"] = c["customer_id"].map(tier).fillna("none").astype(str)
+    c["member_months"] = (c["landmark_date"] - c["enrolled_date"]).dt.days / DAYS_PER_MONTH
+
+    # transactions relative to the landmark month (integer positions: faster than merges)
+    c = c.reset_index(drop=True)
+    key = pd.Index(c["customer_id"])
+    n = len(c)
+    lm_arr = c["lm"].to_numpy()
+
+    def locate(frame):
+        pos = key.get_indexer(frame["customer_id"])
+        frame = frame.loc[pos >= 0]
+        pos = pos[pos >= 0]
+        rel = _month_index(frame["date"], ws) - lm_arr[pos]
+        return frame, pos, rel
+
+    def total(pos, mask, values=None):
+        w = None if values is None else np.asarray(values, float)[mask]
+        return np.bincount(pos[mask], weights=w, minlength=n)
+
+    tx, pos, rel = locate(transactions[["customer_id", "date", "amount"]])
+    amount = tx["amount"].to_numpy(float)
+    pre = (rel >= -lookback_months) & (rel < 0)
+    post = (rel >= 0) & (rel < horizon_months)
+    c["prior_spend"] = total(pos, pre, amount)
+    # all observed complete months before the landmark: a less noisy measure of a customer's
+    # usual spending than the lookback window alone (window start or signup month + 1 .. L - 1)
+    first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
+    hist = (rel < 0) & (rel + lm_arr[pos] >= first_full[pos])
+    n_hist = np.maximum(lm_arr - first_full, 1)
+    c["history_spend_per_month"] = total(pos, hist, amount) / n_hist
+    c["prior_purchases"] = total(pos, pre).astype(int)
+    c["spend"] = total(pos, post, amount)
+    c["purchases"] = total(pos, post).astype(int)
+
+    # experience before the landmark
+    c["prior_tickets"] = 0
+    c["prior_unresolved"] = 0
+    c["prior_sla_breaches"] = 0
+    c["prior_nps_category"] = "none"
+    c["history_tickets"] = 0
+    for score in ("nps", "csat"):
+        c[f"history_{score}_mean"] = 0.0
+        c[f"history_{score}_answered"] = 0
+    if experience is not None and len(experience):
+        ex, pos, rel = locate(experience)
+        before = pd.to_datetime(ex["date"]).to_numpy() < c["landmark_date"].to_numpy()[pos]
+        ticket = (ex["kind"] == "ticket").to_numpy()
+        recent = ticket & (rel >= -lookback_months) & (rel < 0)
+        c["prior_tickets"] = total(pos, recent).astype(int)
+        c["history_tickets"] = total(pos, ticket & before).astype(int)
+        if "first_contact_resolution" in ex:
+            unres = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
+            c["prior_unresolved"] = total(pos, recent & unres.to_numpy(bool)).astype(int)
+        if "sla_met" in ex:
+            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
+            c["prior_sla_breaches"] = total(pos, recent & br.to_numpy(bool)).astype(int)
+        for score in ("nps", "csat"):
+            if score in ex:
+                v = ex[score].to_numpy(float)
+                ok = before & ~np.isnan(v)
+                cnt = total(pos, ok)
+                sm = total(pos, ok, np.nan_to_num(v))
+                # 0 where never answered; the answered flag / "none" NPS category carry that
+                c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
+                c[f"history_{score}_answered"] = (cnt > 0).astype(int)
+        if "nps" in ex:
+            v = ex["nps"].to_numpy(float)
+            ok = before & ~np.isnan(v)
+            last = (
+                pd.DataFrame({"pos": pos[ok], "date": ex["date"].to_numpy()[ok], "nps": v[ok]})
+                .sort_values(["pos", "date"], kind="stable")
+                .drop_duplicates("pos", keep="last")
+            )
+            cat = np.where(
+                last["nps"] <= 6, "detractor", np.where(last["nps"] <= 8, "passive", "promoter")
+            )
+            labels = np.full(n, "none", dtype=object)
+            labels[last["pos"].to_numpy()] = cat
+            c["prior_nps_category"] = labels
+    c["prior_nps_category"] = pd.Categorical(
+        c["prior_nps_category"], categories=["none", "detractor", "passive", "promoter"]
+    )
+
+    # outcomes
+    churned_by_h = c["churn_date"].notna() & (c["churn_date"] < c["horizon_end"])
+    c["retained"] = (~churned_by_h).astype(int)
+    c["churned"] = churned_by_h.astype(int)
+    stop = c["churn_date"].where(c["churn_date"].notna() & (c["churn_date"] <= end), end)
+    c["event"] = (c["churn_date"].notna() & (c["churn_date"] <= end)).astype(int)
+    c["time_months"] = (stop - c["landmark_date"]).dt.days / DAYS_PER_MONTH
+    c["tenure_months"] = (c["landmark_date"] - c["signup_date"]).dt.days / DAYS_PER_MONTH
+    c["landmark"] = L
+    c["log_prior_spend"] = np.log1p(c["prior_spend"])
+    keep_first = ["customer_id", "landmark", "landmark_date", "member", "former_member"]
+    rest = [x for x in c.columns if x not in keep_first and x not in ("lm", "horizon_end")]
+    return c[keep_first + rest].reset_index(drop=True)
+
+
+def trial_covariates(covariates: Sequence[str] = DEFAULT_COVARIATES) -> list[str]:
+    """Return the covariates for the sequential-trial frame.
+
+    Tenure varies widely across customer-months (unlike at a landmark), and the chance of
+    enrolling flattens with tenure, so ``log_tenure_months`` is added beside
+    ``tenure_months`` when the latter is among ``covariates``.
+    """
+    out = list(covariates)
+    if "tenure_months" in out and "log_tenure_months" not in out:
+        out.insert(out.index("tenure_months") + 1, "log_tenure_months")
+    return out
+
+
+def trial_frame(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    experience: pd.DataFrame | None = None,
+    *,
+    window_start,
+    as_of,
+    lookback_months: int = 3,
+    horizon_months: int = 6,
+    max_customers: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Build the pooled sequential-trial frame: one row per customer and eligible month.
+
+    Emulates one trial per calendar month m (target-trial emulation with sequential
+    trials): who enrols in month m, against who could have but did not.
+
+    * **trial months**: m with ``lookback_months`` observed months before it and
+      ``horizon_months`` complete months after it inside the window;
+    * **eligible** (one row per customer and trial month): signed up before month m,
+      never enrolled before month m, not churned by the end of month m;
+    * **treated** (``member``): enrolled during month m; everyone else eligible is a
+      control, including customers who enrol in a later month (they are treated in
+      that month's trial, so a customer appears in many trials);
+    * **covariates** from the ``lookback_months`` months before m (exactly the
+      information that drives enrolment in month m, never anything after it):
+      ``prior_spend`` (currency), ``log_prior_spend``, ``prior_purchases``,
+      ``prior_tickets``, ``prior_unresolved``, ``prior_sla_breaches``,
+      ``prior_nps_category`` (latest NPS answered before month m), ``history_tickets``
+      and ``history_nps_mean`` (everything before month m), ``tenure_months`` (start
+      of month m minus signup, in months of 30.4375 days), ``log_tenure_months``,
+      plus every customer attribute column;
+    * **outcomes** over the ``horizon_months`` months after month m (m+1 ...):
+      ``spend`` (currency, 0 after churn), ``purchases``, ``retained`` (not churned
+      by the end of month m + horizon) and ``churned``.
+
+    Rows of one customer are not independent: estimate with
+    ``estimate_effect(..., cluster="customer_id")``.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty, experience : pandas.DataFrame
+        Contract tables (``experience`` may be None).
+    window_start, as_of : date-like
+        First and last day of the data window.
+    lookback_months, horizon_months : int
+        Covariate and outcome windows in calendar months.
+    max_customers : int, optional
+        Analyse a random sample of at most this many customers (drawn with ``seed``);
+        the estimand is unchanged, only less precise. For very large data.
+    seed : int
+        Seed of that sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per eligible customer-month: ``customer_id`` (for clustering; never
+        display it), ``trial_month`` (0 = window start month), ``trial_date`` (first
+        day of the trial month), ``member``, covariates and outcomes.
+    """
+    _require(customers, "customers", ["customer_id", "signup_date", "churn_date"])
+    _require(transactions, "transactions", ["customer_id", "date", "amount"])
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of).normalize()
+    nm = int(_month_index(pd.Series([end + pd.Timedelta(days=1)]), ws)[0])  # complete months
+    lb, hz = int(lookback_months), int(horizon_months)
+    trials = np.arange(lb, nm - hz)
+    c = customers
+    if max_customers is not None and len(c) > max_customers:
+        rng = np.random.default_rng(seed)
+        c = c.iloc[np.sort(rng.choice(len(c), size=int(max_customers), replace=False))]
+    c = c.reset_index(drop=True)
+    n = len(c)
+    key = pd.Index(c["customer_id"])
+    s_m = _month_index(c["signup_date"], ws)
+    ch_m = _month_index(c["churn_date"], ws)
+    ch_m = np.where(np.isnan(ch_m), np.inf, ch_m)
+    en_m = np.full(n, np.inf)
+    if loyalty is not None and len(loyalty):
+        _require(loyalty, "loyalty", ["customer_id", "enrolled_date"])
+        pos = key.get_indexer(loyalty["customer_id"])
+        ok = pos >= 0
+        em = _month_index(loyalty["enrolled_date"], ws)[ok]
+        np.minimum.at(en_m, pos[ok], np.where(np.isnan(em), np.inf, em))
+    if trials.size == 0 or n == 0:
+        raise DataError(
+            f"No sequential trial fits the data window ({nm} complete months).",
+            [
+                Problem(
+                    "transactions",
+                    "date",
+                    "short_window",
+                    f"need at least {lb + hz + 1} complete months",
+                    fix="use a longer window or shorter lookback/horizon",
+                )
+            ],
+        )
+
+    # monthly matrices, column k = window month k - 1; column 0 collects everything earlier
+    def monthly(frame, values=None, name="date"):
+        pos = key.get_indexer(frame["customer_id"])
+        mi = _month_index(frame[name], ws)
+        ok = (pos >= 0) & ~np.isnan(mi) & (mi < nm)
+        col = np.clip(mi[ok], -1, None).astype(int) + 1
+        w = None if values is None else np.asarray(values, float)[ok]
+        flat = np.bincount(pos[ok] * (nm + 1) + col, weights=w, minlength=n * (nm + 1))
+        return flat.reshape(n, nm + 1)
+
+    def csum(mat):
+        return np.concatenate([np.zeros((n, 1)), np.cumsum(mat, axis=1)], axis=1)
+
+    tx = transactions
+    spend_c = csum(monthly(tx, tx["amount"].to_numpy(float)))
+    npur_c = csum(monthly(tx))
+    zeros = np.zeros((n, nm + 2))
+    tick_c, unres_c, sla_c, nps_n_c, nps_s_c = zeros, zeros, zeros, zeros, zeros
+    last_cat = np.zeros((n, nm + 1), dtype=np.int8)  # latest NPS category up to column k
+    if experience is not None and len(experience):
+        ex = experience
+        is_t = (ex["kind"] == "ticket").to_numpy() if "kind" in ex else np.zeros(len(ex), bool)
+        tick_c = csum(monthly(ex, is_t))
+        if "first_contact_resolution" in ex:
+            un = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
+            unres_c = csum(monthly(ex, is_t & un.to_numpy(bool)))
+        if "sla_met" in ex:
+            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
+            sla_c = csum(monthly(ex, is_t & br.to_numpy(bool)))
+        if "nps" in ex:
+            v = ex["nps"].to_numpy(float)
+            ans = ~np.isnan(v)
+            nps_n_c = csum(monthly(ex, ans))
+            nps_s_c = csum(monthly(ex, np.nan_to_num(v)))
+            a = ex.loc[ans, ["customer_id", "date"]].assign(nps=v[ans])
+            a["pos"] = key.get_indexer(a["customer_id"])
+            a["col"] = np.clip(_month_index(a["date"], ws), -1, None) + 1
+            a = a[(a["pos"] >= 0) & (a["col"] <= nm)]
+            a = a.sort_values(["pos", "date"], kind="stable").drop_duplicates(
+                ["pos", "col"], keep="last"
+            )
+            cat = np.where(a["nps"] <= 6, 1, np.where(a["nps"] <= 8, 2, 3)).astype(np.int8)
+            last_cat[a["pos"].to_numpy(), a["col"].to_numpy(int)] = cat
+            # carry the latest answer forward to later months
+            idx = np.where(last_cat > 0, np.arange(nm + 1)[None, :], 0)
+            np.maximum.accumulate(idx, axis=1, out=idx)
+            last_cat = np.take_along_axis(last_cat, idx, axis=1)
+
+    # eligible customer-months
+    mm = trials[None, :]
+    elig = (s_m[:, None] < mm) & (en_m[:, None] >= mm) & (ch_m[:, None] > mm)
+    ci, ti = np.nonzero(elig)
+    m = trials[ti]
+    # month m is column m + 1 of the monthly matrices; csum column j sums columns < j
+    lo_, now, nxt, hi_ = m + 1 - lb, m + 1, m + 2, m + 2 + hz
+
+    def window(cs, a, b):
+        return cs[ci, b] - cs[ci, a]
+
+    out = c.iloc[ci].reset_index(drop=True)
+    out.insert(1, "trial_month", m.astype(int))
+    tdate = _add_months(ws, m)
+    out.insert(2, "trial_date", tdate)
+    out.insert(3, "member", (en_m[ci] == m).astype(int))
+    out["prior_spend"] = window(spend_c, lo_, now)
+    out["log_prior_spend"] = np.log1p(np.maximum(out["prior_spend"].to_numpy(), 0))
+    out["prior_purchases"] = window(npur_c, lo_, now).astype(int)
+    out["prior_tickets"] = window(tick_c, lo_, now).astype(int)
+    out["prior_unresolved"] = window(unres_c, lo_, now).astype(int)
+    out["prior_sla_breaches"] = window(sla_c, lo_, now).astype(int)
+    out["history_tickets"] = tick_c[ci, now].astype(int)
+    cnt = nps_n_c[ci, now]
+    out["history_nps_mean"] = np.where(cnt > 0, nps_s_c[ci, now] / np.maximum(cnt, 1), 0.0)
+    out["history_nps_answered"] = (cnt > 0).astype(int)
+    labels = np.array(["none", "detractor", "passive", "promoter"], dtype=object)
+    out["prior_nps_category"] = pd.Categorical(
+        labels[last_cat[ci, m]], categories=list(labels)
+    )  # column m = months up to m - 1
+    signup = pd.to_datetime(out["signup_date"]).to_numpy()
+    out["tenure_months"] = (tdate - signup) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+    out["log_tenure_months"] = np.log1p(np.maximum(out["tenure_months"].to_numpy(), 0))
+    out["spend"] = window(spend_c, nxt, hi_)
+    out["purchases"] = window(npur_c, nxt, hi_).astype(int)
+    out["retained"] = (ch_m[ci] > m + hz).astype(int)
+    out["churned"] = 1 - out["retained"]
+    return out
+
+
+# --------------------------------------------------------------------------- event study
+
+
+def event_study_panel(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    loyalty: pd.DataFrame | None,
+    *,
+    window_start,
+    as_of,
+) -> pd.DataFrame:
+    """Build a customer-month panel of spend for the enrolment event study.
+
+    One row per customer and *complete* calendar month in which the customer was
+    active: from the month after signup (or the window start) to the month
+    before churn (or the last window month). Partial first and last months are
+    left out because their lower spend is an artefact of the calendar.
+
+    Parameters
+    ----------
+    customers, transactions, loyalty : pandas.DataFrame
+        Contract tables (``loyalty`` may be None).
+    window_start, as_of : date-like
+        Data window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``period`` (month index, 0 = window start month),
+        ``period_start`` (date), ``revenue`` (currency in the month),
+        ``purchases`` (count), ``cohort`` (month index of enrolment, NaN if never
+        enrolled in the window), ``rel`` (period - cohort), ``segment`` and
+        ``value_tier`` where present.
+    """
+    ws = pd.Timestamp(window_start).to_period("M").start_time
+    end = pd.Timestamp(as_of)
+    last = int(_month_index(pd.Series([end]), ws)[0])
+    c = customers.reset_index(drop=True)
+    # complete months only: the signup month and the churn month are partial, and keeping
+    # them would make short histories (typical of early enrollees) look like low spenders
+    signup_m = _month_index(c["signup_date"], ws)
+    first = np.maximum(signup_m + 1, 0)
+    stop = _month_index(c["churn_date"], ws) - 1
+    stop = np.where(np.isnan(stop), last, np.minimum(stop, last))
+    n_months = (stop - first + 1).clip(min=0).astype(np.int64)
+    start = np.cumsum(n_months) - n_months  # first panel row of each customer
+    rows = np.repeat(np.arange(len(c)), n_months)
+    offset = np.arange(rows.size) - start[rows]
+    period = (first[rows] + offset).astype(np.int32)
+    panel = pd.DataFrame({"customer_id": c["customer_id"].to_numpy()[rows], "period": period})
+    for col in ("segment", "value_tier"):
+        if col in c:
+            panel[col] = pd.Categorical(c[col]).take(rows)
+
+    # each transaction's panel row, found arithmetically (rows are contiguous per customer)
+    pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
+    tper = _month_index(transactions["date"], ws)
+    ok = pos >= 0
+    pos_ok = pos[ok]
+    tp = tper[ok]
+    inside = (tp >= first[pos_ok]) & (tp <= stop[pos_ok])
+    prow = (start[pos_ok] + tp - first[pos_ok])[inside].astype(np.int64)
+    amt = transactions["amount"].to_numpy(float)[ok][inside]
+    panel["revenue"] = np.bincount(prow, weights=amt, minlength=len(panel))
+    panel["purchases"] = np.bincount(prow, minlength=len(panel)).astype(np.int32)
+
+    cohort = np.full(len(c), np.nan)
+    if loyalty is not None and len(loyalty):
+        first_enrol = loyalty.groupby("customer_id")["enrolled_date"].min()
+        g = _month_index(c["customer_id"].map(first_enrol), ws)
+        cohort = np.where((g >= 0) & (g <= last), g, np.nan)
+    panel["cohort"] = cohort[rows]
+    panel["rel"] = panel["period"] - panel["cohort"]
+    panel["period_start"] = _add_months(ws, np.arange(last + 1))[period]
+    return panel
