@@ -10,6 +10,14 @@ SAMPLE := data/sample
 SAMPLE_STAMP := $(SAMPLE)/truth.json
 PARAMS ?= params/default.yaml
 JOBS ?= 2
+# The repository's own parameter sets read the generated sample world; a user's params file
+# (e.g. params/local/mine.yaml) does not, so the sample is generated only for these.
+SAMPLE_PARAMS := params/default.yaml params/daily.yaml params/weekly.yaml params/monthly.yaml params/spark-sample.yaml
+NEEDS_SAMPLE = $(if $(filter $(patsubst ./%,%,$(PARAMS)),$(SAMPLE_PARAMS)),$(SAMPLE_STAMP))
+# JupyterLab refuses to start as root (containers, CI) unless told; LAB_ARGS adds options,
+# e.g. make lab LAB_ARGS="--no-browser --ip=127.0.0.1 --port=8899" for a headless server.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data reports cdnow-reports test test-fast lab bench validate lint clean
@@ -33,7 +41,7 @@ $(SAMPLE_STAMP): | $(STAMP)
 
 data: $(SAMPLE_STAMP) ## Generate the embedded sample data if missing
 
-reports: $(STAMP) $(SAMPLE_STAMP) ## Produce every report on the sample data into reports/
+reports: $(STAMP) $(NEEDS_SAMPLE) ## Produce every report of PARAMS (default: the sample data) into reports/
 	$(BIN)/python -m analysis run --params $(PARAMS) --jobs $(JOBS)
 
 data/cdnow/customers.parquet: | $(STAMP)
@@ -42,14 +50,14 @@ data/cdnow/customers.parquet: | $(STAMP)
 cdnow-reports: $(STAMP) data/cdnow/customers.parquet ## Produce the reports on the real CDNOW data into reports/cdnow/
 	$(BIN)/python -m analysis run --params params/cdnow.yaml --jobs $(JOBS)
 
-validate: $(STAMP) $(SAMPLE_STAMP) ## Check the data of PARAMS against the data contract
+validate: $(STAMP) $(NEEDS_SAMPLE) ## Check the data of PARAMS against the data contract
 	$(BIN)/python -m analysis validate --params $(PARAMS)
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -q
 
 lab: $(STAMP) $(SAMPLE_STAMP) ## Open JupyterLab on the same environment
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(LAB_ROOT) $(LAB_ARGS)
 
 bench: $(STAMP) ## Run the benchmarks (slow: up to a million customers)
 	$(BIN)/python bench/run_all.py
@@ -58,5 +66,6 @@ lint: $(STAMP) ## Lint and format-check the code
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-clean: ## Remove generated reports and data (keeps .venv and data/external)
-	rm -rf reports/*.html reports/executed reports/exports $(SAMPLE) data/cdnow
+clean: ## Remove every generated report (all parameter sets) and generated data (keeps .venv, data/external)
+	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf $(SAMPLE) data/cdnow

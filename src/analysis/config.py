@@ -75,7 +75,7 @@ class ReportsParams:
     notebooks: list[str] = field(default_factory=list)  # report names; empty: all notebooks
     timeout_seconds: int = 1800  # per-notebook time limit
     jobs: int = 2  # notebooks executed in parallel
-    kernel_name: str = "python3"  # Jupyter kernel used by papermill
+    kernel_name: str = "analysis"  # Jupyter kernel used by papermill (make setup registers "analysis")
     title: str = "Customer retention reports"  # title of the index page
     engine_memory_limit: str | None = (
         None  # DuckDB memory cap per notebook, e.g. "2GB" (it spills to disk beyond); empty: DuckDB's default (80% of RAM)

@@ -818,7 +818,7 @@ def _run_checked(
         notebooks_dir=nb_dir,
         jobs=jobs,
         timeout=int(getattr(reports_params, "timeout_seconds", 1800)),
-        kernel_name=kernel_name or getattr(reports_params, "kernel_name", "python3"),
+        kernel_name=kernel_name or getattr(reports_params, "kernel_name", "analysis"),
         extra_parameters=parameters,
         fingerprint=fingerprint,
         ids=ids,
