@@ -8,7 +8,12 @@
 # Idempotent: installs only what is missing, starts the server only when it is down, creates
 # the role and database only once. Needs root (CI runs as root). Exports nothing.
 # tests/test_postgres.py does not depend on this script having run: without a server on
-# 127.0.0.1:5432 it starts a private one itself from the installed server programs.
+# 127.0.0.1:5432 it starts a private one itself (free port, own temporary folder) from the
+# installed server programs.
+# The server and the database are shared by every test session on the machine (clones, CI
+# jobs running at once): each session loads its data into its own schema,
+# analysis_t_<pid>_<random>, drops it at the end, and drops schemas left by killed sessions
+# (tests/test_postgres.py, SchemaKeeper). Nothing here needs to be unique per session.
 set -euo pipefail
 
 ROLE=analysis_test

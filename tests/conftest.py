@@ -3,6 +3,14 @@
 ``tiny_world`` (400 customers) is for pipeline and notebook tests;
 ``medium_world`` (20,000 customers) for known-truth recovery tests that need
 precision. Both are written as Parquet with a params file beside them.
+
+Several test sessions may run on one machine at once (other clones, CI jobs,
+``make reports`` beside ``make test``), so nothing a test writes has a fixed
+name: files go under pytest's per-session temporary folder (``tmp_path``,
+``tmp_path_factory``), ports are picked free, database schemas are unique per
+session (tests/test_postgres.py). ``_session_tool_state`` also keeps the state
+that Jupyter kernels and git would otherwise share through the home folder
+inside the session (see there).
 """
 
 from __future__ import annotations
@@ -53,3 +61,30 @@ def tiny_world(tmp_path_factory) -> World:
 def medium_world(tmp_path_factory) -> World:
     """Return a 20,000-customer sample world (seed 11) with a params file."""
     return _make_world(tmp_path_factory.mktemp("medium_world"), n=20_000, seed=11)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_tool_state(tmp_path_factory):
+    """Keep tool state that would be shared through the home folder inside this session.
+
+    The variables reach every process the tests start (report runner workers,
+    their kernels, nbval):
+
+    - ``IPYTHONDIR``: nbval's kernels (papermill's keep theirs in memory) write
+      their history to ``profile_default/history.sqlite``; with one file for
+      every kernel of every session a busy writer can lock the others out, and
+      IPython then moves the "corrupt" file aside, the user's own history included.
+    - ``JUPYTER_RUNTIME_DIR``: kernel connection files (and their leftovers when a
+      session is killed) stay in the session folder.
+    - ``GIT_OPTIONAL_LOCKS=0``: the runner reads the commit with ``git status``,
+      which otherwise takes ``.git/index.lock`` to refresh the index, so that a
+      ``git commit`` run at that moment in the same checkout fails.
+    """
+    base = tmp_path_factory.mktemp("tool-state")
+    for sub in ("ipython", "jupyter-runtime"):
+        (base / sub).mkdir()  # IPython falls back to a temp folder when it is missing
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPYTHONDIR", str(base / "ipython"))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(base / "jupyter-runtime"))
+        mp.setenv("GIT_OPTIONAL_LOCKS", "0")
+        yield base

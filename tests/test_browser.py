@@ -8,8 +8,10 @@ index link resolves, no script runs from data text (dialogs hooked, the snippet
 visible as text), no horizontal page overflow at laptop and tablet widths.
 
 Screenshots of the index and the KPI dashboard (1366x768 viewport, full page) are
-written to ``reports/screenshots/tiny/`` (git-ignored; override with the
-environment variable ``BROWSER_SCREENSHOTS``); the path is printed.
+written to ``screenshots/`` in the test session's temporary folder (override with
+the environment variable ``BROWSER_SCREENSHOTS``); the path is printed. Nothing is
+written into the repository, and every session has its own Chromium profile, so
+several sessions (other clones, CI jobs) can run at once.
 
 Also a command for real report folders, e.g. after ``make reports``::
 
@@ -369,8 +371,8 @@ def test_text_from_data_shows_as_text_and_never_runs(browser, browser_reports):
         assert "01_retention_survival.html" in shown_on, f"segment name shown on {shown_on}"
 
 
-def test_screenshots_at_laptop_width(browser, browser_reports, capsys):
-    out = _screenshot_dir(ROOT / "reports" / "screenshots" / "tiny")
+def test_screenshots_at_laptop_width(browser, browser_reports, tmp_path_factory, capsys):
+    out = _screenshot_dir(tmp_path_factory.mktemp("screenshots"))
     written = []
     for name in ("index.html", "00_kpi_dashboard.html"):
         visit = browser.open(browser_reports / name, viewport=LAPTOP)

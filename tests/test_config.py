@@ -186,3 +186,56 @@ def test_ate_trim_accepts_crump_a_number_or_nothing():
         assert p.loyalty.ate_trim == v
     assert any("ate_trim" in s for s in _problems({**base, "loyalty": {"ate_trim": 0.7}}))
     assert any("ate_trim" in s for s in _problems({**base, "loyalty": {"ate_trim": "crumb"}}))
+
+
+def test_explicit_keys_are_recorded_through_extends_and_overrides(tmp_path):
+    # validation refuses a setting the user wrote that does not fit the data, but only
+    # warns about a default; so load_params records which keys were written
+    (tmp_path / "base.yaml").write_text("data:\n  path: d\nsurvival:\n  group: region\n")
+    (tmp_path / "p.yaml").write_text("extends: base.yaml\nvalue:\n  calibration_weeks: 39\n")
+    p = config.load_params(tmp_path / "p.yaml", overrides={"loyalty": {"seed": 3}})
+    assert p.explicit == {"data.path", "survival.group", "value.calibration_weeks", "loyalty.seed"}
+    assert p.is_explicit("survival.group") and not p.is_explicit("survival.cox_covariates")
+    assert "explicit" not in p.to_dict() and list(p.to_dict()) == list(config.SECTIONS)
+
+
+def test_encoding_and_timezone_must_be_known():
+    msgs = _problems({"data": {"path": "x", "encoding": "utf8x", "timezone": "Europe/Pariss"}})
+    assert any("data.encoding" in m and "did you mean 'utf-8'" in m for m in msgs)
+    assert any("data.timezone" in m and "did you mean 'Europe/Paris'" in m for m in msgs)
+    ok = config.params_from_dict(
+        {"data": {"path": "x", "encoding": "cp1252", "timezone": "America/New_York"}},
+        base_dir=Path("/b"),
+    )
+    assert (ok.data.encoding, ok.data.timezone) == ("cp1252", "America/New_York")
+    assert config.Params().data.timezone == "UTC" and config.Params().data.encoding == "utf-8"
+
+
+def test_two_contract_columns_cannot_map_to_one_column():
+    msgs = _problems(
+        {"data": {"path": "x", "columns": {"customers": {"signup_date": "d", "churn_date": "d"}}}}
+    )
+    assert any("maps both 'signup_date' and 'churn_date'" in m for m in msgs)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("survival", "horizons_months", [3, -6]),
+        ("loyalty", "landmarks_months", [0, 12]),
+        ("loyalty", "event_window", [2, 6]),
+        ("loyalty", "event_window", [-6]),
+        ("experience", "lags", [0, 1]),
+        ("value", "tier_quantiles", [0.8, 0.5]),
+        ("value", "tier_quantiles", [0.5, 1.2]),
+        ("value", "export_name", "../../etc/out.csv"),
+    ],
+)
+def test_list_settings_are_range_checked(section, key, value):
+    msgs = _problems({"data": {"path": "x"}, section: {key: value}})
+    assert len(msgs) == 1 and f"{section}.{key}" in msgs[0]
+
+
+def test_new_data_settings_have_safe_defaults():
+    d = config.Params().data
+    assert d.future_dates_allowed is False and d.extreme_values == "warning"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import config, data
-from analysis.data import validation
+from analysis.data import table_checks, validation
 from analysis.errors import DataError
 
 CUSTOMERS = """customer_id,signup_date,churn_date,churn_reason,segment,region
@@ -32,6 +32,22 @@ EXPERIENCE = """customer_id,date,kind,csat,nps,sla_met
 """
 
 
+# Settings that fit this three-customer, six-month world (the defaults ask for 24-month
+# horizons, a value_tier column and groups of 10; validation would warn about each).
+FITTING = """analysis:
+  min_group_size: 1
+survival:
+  horizons_months: [3, 6]
+  rmst_horizon_months: 6
+  cox_covariates: [segment]
+experience:
+  cox_covariates: []
+  km_landmark_months: 3
+value:
+  risk_horizon_months: 1
+"""
+
+
 def _world(
     tmp_path: Path, *, customers=CUSTOMERS, transactions=TRANSACTIONS, extra=None, params: str = ""
 ) -> Path:
@@ -43,7 +59,7 @@ def _world(
     for name, text in (extra or {}).items():
         (d / f"{name}.csv").write_text(text)
     p = tmp_path / "p.yaml"
-    p.write_text("data:\n  path: data\n  as_of: 2023-06-30\n" + params)
+    p.write_text("data:\n  path: data\n  as_of: 2023-06-30\n" + params + FITTING)
     return p
 
 
@@ -236,15 +252,19 @@ def test_fingerprint_counts_rows_and_hashes_content(tmp_path):
     assert len(fp["content_hash"]) == 16
 
 
-def test_validate_command_prints_problems_and_exits_1(tmp_path):
+def test_validate_command_prints_problems_and_exits_2(tmp_path):
+    # exit codes: 0 valid (warnings allowed), 2 refused (invalid data or params), as for run
     p = _world(tmp_path, transactions=TRANSACTIONS + "99,2023-03-01,5\n")
     r = subprocess.run(
         [sys.executable, "-m", "analysis", "validate", "--params", str(p)],
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "transactions.customer_id" in r.stderr and "orphan" not in r.stdout
+    # it says what it read: tables, row counts, date ranges
+    assert "transactions.csv" in r.stdout and "7 rows" in r.stdout
+    assert "date 2023-01-05 .. 2023-06-30" in r.stdout
     ok = subprocess.run(
         [
             sys.executable,
@@ -308,7 +328,9 @@ def test_validation_receipt_gives_the_same_source_without_checking_again(tmp_pat
     full = data.load(params)
     monkeypatch.setenv(data.RECEIPT_ENV, str(receipt))
     calls = []
-    monkeypatch.setattr(validation, "_bad_rows", lambda *a, **k: calls.append(a) or (0, ()))
+    for module in (validation, table_checks):
+        monkeypatch.setattr(module, "_bad_rows", lambda *a, **k: calls.append(a) or (0, ()))
+    monkeypatch.setattr(table_checks, "_count", lambda *a, **k: calls.append(a) or 0)
     fast = data.load(params)
     assert calls == []  # no check ran
     assert (fast.as_of, fast.window_start) == (full.as_of, full.window_start)

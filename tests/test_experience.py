@@ -14,8 +14,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from analysis.errors import AnalysisError, DataError
-from analysis.stats import _cox_counting as cox_counting
-from analysis.stats.fixed_effects import _demean_two_way
+from analysis.stats import cox as cox_engine
+from analysis.stats.fixed_effects import TwoWayFE
 from analysis.studies import experience as X
 from analysis.studies.experience.frames import _add_lags, _count_at_or_before, _last_at_or_before
 from analysis.studies.experience.tables import _PANEL_COLUMNS, _study_frames, _with_codes
@@ -477,14 +477,15 @@ def test_cox_robust_se_clusters_split_rows():
         int
     )
     cp = X.counting_process(lt, None, period="month", keep=["grp"])
-    beta, cov, ok = cox_counting._cox_counting(
-        cp.start.to_numpy(float),
+    fit = cox_engine.fit_cox(
         cp.stop.to_numpy(float),
         cp.event.to_numpy(float),
         cp[["grp"]].to_numpy(float),
-        np.zeros(len(cp), dtype=int),
-        pd.factorize(cp.customer_id)[0],
+        start=cp.start.to_numpy(float),
+        cluster=pd.factorize(cp.customer_id)[0],
+        ties="breslow",
     )
+    beta, cov, ok = fit.coef, fit.robust_cov, fit.converged
     ref = PHReg(
         lt.duration_days.to_numpy(float),
         lt[["grp"]].to_numpy(float),
@@ -737,12 +738,12 @@ def test_two_way_direct_demeaning_equals_pyfixest_kernel():
     fe = np.column_stack([c, p]).astype(np.int64)
     fe = np.column_stack([pd.factorize(fe[:, j])[0] for j in range(2)])
     ref, ok = demean(np.ascontiguousarray(v), fe.astype(np.uint64), np.ones(len(c)), tol=1e-14)
-    got = _demean_two_way([v[:, 0], v[:, 1]], fe)
+    got = TwoWayFE(fe[:, 0], fe[:, 1]).residuals([v[:, 0], v[:, 1]])
     assert ok
     assert_allclose(np.column_stack(got), ref, atol=1e-9)
     # rows not grouped by customer take the general route: same result
     order = rng.permutation(len(c))
-    got2 = _demean_two_way([v[order, 0], v[order, 1]], fe[order])
+    got2 = TwoWayFE(fe[order, 0], fe[order, 1]).residuals([v[order, 0], v[order, 1]])
     assert_allclose(np.column_stack(got2), ref[order], atol=1e-9)
 
 
@@ -770,9 +771,16 @@ def test_cox_pattern_route_equals_row_route(monkeypatch):
     x = np.column_stack([rng.integers(0, 3, n), rng.random(n) < 0.4]).astype(float)
     strata = rng.integers(0, 2, n)
     cluster = rng.integers(0, 800, n)
-    b1, v1, ok1 = cox_counting._cox_counting(start, stop, event, x, strata, cluster)
-    monkeypatch.setattr(cox_counting, "_MAX_PATTERN_CELLS", 0)  # force the weighted-row route
-    b2, v2, ok2 = cox_counting._cox_counting(start, stop, event, x, strata, cluster)
+
+    def fit():
+        f = cox_engine.fit_cox(
+            stop, event, x, start=start, strata=strata, cluster=cluster, ties="breslow"
+        )
+        return f.coef, f.robust_cov, f.converged
+
+    b1, v1, ok1 = fit()
+    monkeypatch.setattr(cox_engine, "_MAX_PATTERN_CELLS", 0)  # force the weighted-row route
+    b2, v2, ok2 = fit()
     assert ok1 and ok2
     assert_allclose(b1, b2, rtol=1e-9)
     assert_allclose(v1, v2, rtol=1e-8)

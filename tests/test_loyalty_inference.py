@@ -14,8 +14,8 @@ import pytest
 import statsmodels.api as sm
 
 from analysis import causal, loyalty
-from analysis.stats._fe_normal import _two_way_fe
 from analysis.stats.event_study import _imputation
+from analysis.stats.fixed_effects import TwoWayFE
 from analysis.stats.weighted_survival import _weighted_km_if
 
 
@@ -112,7 +112,9 @@ def test_two_way_fe_matches_dummy_variable_least_squares():
     unit, _ = pd.factorize(p.customer_id)
     period = p.period.to_numpy()
     y = p.revenue.to_numpy()
-    a, b, seen = _two_way_fe(y, unit, period, unit.max() + 1, period.max() + 1)
+    fe = TwoWayFE(unit, period, unit.max() + 1, period.max() + 1)
+    a, b = fe.fit(y)
+    seen = fe.counts_first > 0
     z = np.column_stack([np.eye(unit.max() + 1)[unit], np.eye(period.max() + 1)[period]])
     coef, *_ = np.linalg.lstsq(z, y, rcond=None)
     np.testing.assert_allclose(a[unit] + b[period], z @ coef, atol=1e-8)
@@ -150,7 +152,7 @@ def test_imputation_variance_matches_dense_linear_algebra():
         v0 = -z0 @ np.linalg.pinv(z0.T @ z0) @ (z.T @ w1)  # weights of untreated outcomes
         v = w1.copy()
         v[untreated] = v0
-        assert v @ y == pytest.approx(est[j] if j < len(ks) else att, abs=1e-8)
+        assert v @ y == pytest.approx(est[j] if j < len(ks) else att[0], abs=1e-8)
         eps = np.where(untreated, y - fitted, np.where(usable, tau - tau_bar, 0.0))
         per_unit = np.bincount(unit, weights=v * eps, minlength=nu)
         assert ses[j] == pytest.approx(np.sqrt(np.sum(per_unit**2)), rel=1e-8)

@@ -13,6 +13,15 @@ table names and one renamed column, so that ``data.schema``, ``data.tables`` and
 ``data.url_env``. The DuckDB run of the same files is the reference: integer,
 text and date columns must match exactly, floats to 1e-9 relative (sums may be
 added up in a different order).
+
+Several test sessions (other clones, CI jobs) may share the server at once, so
+nothing here has a fixed name: every schema is ``analysis_t_<pid>_<random>``,
+created and dropped by the session that owns it. While it exists its owner holds a
+session-level advisory lock on its name (on a connection kept open for the test
+session); a schema whose lock is free belongs to a session that was killed before
+it could clean up, and the next session drops it. The private server gets a free
+port (another one if that port is taken before the server binds it) and its own
+temporary folder.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +61,10 @@ DB_TABLES = {
 }
 DB_COLUMNS = {"transactions": {"amount": "amount_eur"}}
 RTOL = 1e-9
+# Schemas this module creates (and sweeps when their owner is gone): never a fixed name.
+SCHEMA_PREFIX = "analysis_t_"
+# First key of the advisory locks that mark a schema as in use (second key: hash of its name).
+LOCK_CLASS = 0x616E7473  # "ants"
 # One xdist worker runs the whole module (with `--dist loadgroup`), so the world is loaded
 # into Postgres once.
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -107,7 +121,7 @@ def _private_server():
     bindir = _pg_bindir()
     root = os.geteuid() == 0
     base = Path(tempfile.mkdtemp(prefix="analysis-pg-"))
-    datadir, log = base / "data", base / "server.log"
+    datadir = base / "data"
     as_user: list[str] = []
     if root:  # the server refuses to run as root
         try:
@@ -119,19 +133,20 @@ def _private_server():
                 pytrace=False,
             )
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
 
-    def run(*args: str) -> None:
-        res = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
-        if res.returncode != 0:
-            logtext = log.read_text() if log.exists() else ""
-            pytest.fail(
-                f"{args[0]} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}\n{logtext}",
-                pytrace=False,
-            )
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+
+    def fail(res: subprocess.CompletedProcess, log: Path | None = None):
+        logtext = log.read_text() if log is not None and log.exists() else ""
+        pytest.fail(
+            f"{res.args[len(as_user)]} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}\n"
+            f"{logtext}",
+            pytrace=False,
+        )
 
     try:
-        run(
+        res = run(
             str(bindir / "initdb"),
             "-D",
             str(datadir),
@@ -144,23 +159,35 @@ def _private_server():
             "--locale=C",
             "--no-sync",
         )
-        opts = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        run(
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(datadir),
-            "-l",
-            str(log),
-            "-o",
-            opts,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        if res.returncode != 0:
+            fail(res)
+        # A free port can be taken by another process before the server binds it (other
+        # test sessions start servers, kernels and browsers too): then take another one.
+        for attempt in range(1, 6):
+            port = _free_port()
+            log = base / f"server-{attempt}.log"
+            opts = (
+                f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            res = run(
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
+            if res.returncode == 0:
+                break
+            clash = log.exists() and "could not bind" in log.read_text()
+            if not clash or attempt == 5:
+                fail(res, log)
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (datadir / "postmaster.pid").exists():
@@ -211,23 +238,111 @@ def _read_folder(folder: Path) -> dict[str, pa.Table]:
     return out
 
 
+class SchemaKeeper:
+    """One connection held for the test session that owns this session's schemas.
+
+    Before a schema is created its owner takes a session-level advisory lock on the
+    name; the server releases it when the owner disconnects, also when the test
+    process is killed. :meth:`sweep` drops the schemas left by such sessions: those
+    under :data:`SCHEMA_PREFIX` whose lock nobody holds.
+    """
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.url = url
+        self.conn = psycopg.connect(url, autocommit=True, application_name="analysis-tests")
+        # Never wait forever for a lock at teardown: a schema left behind is swept later.
+        self.conn.execute("SET lock_timeout = '30s'")
+
+    def new_name(self) -> str:
+        """Return a fresh schema name, locked for this session (create it after this)."""
+        name = f"{SCHEMA_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        self.conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name))
+        return name
+
+    def release(self, name: str) -> None:
+        self.conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, name))
+
+    def create(self, name: str) -> None:
+        from psycopg import sql
+
+        self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+
+    def drop(self, name: str, conn=None) -> None:
+        # Not Ibis's drop_database: with Ibis 12 and sqlglot 30 it renders
+        # "DROP SCHEMA IF EXISTS  CASCADE" (no name), which drops nothing and raises nothing.
+        from psycopg import sql
+
+        (conn or self.conn).execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+        )
+
+    def sweep(self) -> list[str]:
+        """Drop schemas of test sessions that are gone; return their names."""
+        import psycopg
+
+        dropped = []
+        # A separate connection: advisory locks are re-entrant within one connection.
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
+                    (SCHEMA_PREFIX,),
+                )
+            ]
+            for name in names:
+                free = conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name)
+                ).fetchone()[0]
+                if not free:  # its session is alive
+                    continue
+                try:
+                    self.drop(name, conn)
+                    dropped.append(name)
+                except psycopg.Error:
+                    pass  # not ours to drop (another role): leave it
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, name))
+        return dropped
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture(scope="session")
+def schemas(pg_server):
+    """Return this session's :class:`SchemaKeeper` (after sweeping schemas of dead sessions)."""
+    keeper = SchemaKeeper(pg_server.url)
+    keeper.sweep()
+    yield keeper
+    keeper.close()
+
+
 @contextlib.contextmanager
-def _schema_with(url: str, tables: dict):
+def _schema_with(keeper: SchemaKeeper, tables: dict):
     """Load arrow tables into a fresh schema under the mapped names; drop it afterwards."""
     import ibis
 
-    schema = f"retention_{uuid.uuid4().hex[:10]}"
-    con = ibis.connect(url)
-    con.create_database(schema)
+    schema = keeper.new_name()
     try:
-        for name, t in tables.items():
-            mapping = DB_COLUMNS.get(name, {})
-            t = t.rename_columns([mapping.get(col, col) for col in t.column_names])
-            con.create_table(DB_TABLES[name], t, database=schema)
-        yield schema
+        keeper.create(schema)
+        con = ibis.connect(keeper.url)
+        try:
+            for name, t in tables.items():
+                mapping = DB_COLUMNS.get(name, {})
+                t = t.rename_columns([mapping.get(col, col) for col in t.column_names])
+                con.create_table(DB_TABLES[name], t, database=schema)
+            yield schema
+        finally:
+            con.disconnect()
+            try:
+                keeper.drop(schema)
+            except Exception as exc:  # noqa: BLE001 - the next session's sweep drops it
+                warnings.warn(f"could not drop test schema {schema}: {exc}", stacklevel=1)
     finally:
-        con.drop_database(schema, force=True, cascade=True)
-        con.disconnect()
+        keeper.release(schema)
 
 
 def _params_text(schema: str, extra: str = "") -> str:
@@ -243,7 +358,7 @@ def _params_text(schema: str, extra: str = "") -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_world(pg_server, tiny_world, tmp_path_factory):
+def pg_world(schemas, tiny_world, tmp_path_factory):
     """Yield (postgres params file, duckdb params file) for the tiny world.
 
     Transaction dates are stored as ``timestamp``, as many databases keep them, so
@@ -253,7 +368,7 @@ def pg_world(pg_server, tiny_world, tmp_path_factory):
     tx = tables["transactions"]
     i = tx.schema.get_field_index("date")
     tables["transactions"] = tx.set_column(i, "date", tx.column(i).cast(pa.timestamp("us")))
-    with _schema_with(pg_server.url, tables) as schema:
+    with _schema_with(schemas, tables) as schema:
         d = tmp_path_factory.mktemp("pg_world")
         p = d / "params.yaml"
         p.write_text(_params_text(schema))
@@ -309,6 +424,50 @@ def test_server_is_real_postgres(pg_server):
         addr = conn.execute("select inet_server_addr()").fetchone()[0]
     assert int(version.split(".")[0]) >= 12
     assert str(addr) == "127.0.0.1"
+
+
+def _schema_exists(url: str, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return bool(
+            conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,)
+            ).fetchone()[0]
+        )
+
+
+def test_a_session_drops_its_schemas(schemas):
+    with _schema_with(schemas, {"customers": pa.table({"customer_id": ["A"]})}) as name:
+        assert name.startswith(SCHEMA_PREFIX) and _schema_exists(schemas.url, name)
+    assert not _schema_exists(schemas.url, name)
+
+
+def test_sweep_drops_only_schemas_of_sessions_that_are_gone(schemas):
+    import psycopg
+
+    # A live session: its connection holds the lock of its schema. A killed one: its
+    # schema is left behind and nobody holds the lock.
+    live, dead = (f"{SCHEMA_PREFIX}0_{uuid.uuid4().hex[:12]}" for _ in range(2))
+    with psycopg.connect(schemas.url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, live))
+        for name in (live, dead):
+            other.execute(f'CREATE SCHEMA "{name}"')
+        try:
+            dropped = schemas.sweep()
+            left = {
+                r[0]
+                for r in other.execute(
+                    "SELECT nspname FROM pg_namespace WHERE nspname IN (%s, %s)", (live, dead)
+                )
+            }
+        finally:
+            other.execute(f'DROP SCHEMA IF EXISTS "{live}"')
+            other.execute(f'DROP SCHEMA IF EXISTS "{dead}"')
+    # Another session's sweep (one starting right now) may have dropped the dead schema
+    # first; what matters is that it is gone and the live one is not.
+    assert live not in dropped
+    assert left == {live}
 
 
 def test_url_comes_from_the_environment(pg_world, monkeypatch):
@@ -395,7 +554,7 @@ _DIRT_IDS = {
 
 
 @pytest.fixture(scope="session")
-def dirty_worlds(pg_server, tmp_path_factory):
+def dirty_worlds(schemas, tmp_path_factory):
     """Yield {kind: (parquet folder, postgres schema, dirt record)} for two dirty worlds.
 
     ``range``: the generator's dirty world (out-of-range scores, which stop validation
@@ -417,7 +576,7 @@ def dirty_worlds(pg_server, tmp_path_factory):
             folder = tmp_path_factory.mktemp(f"dirty_{kind}")
             for name, t in tables.items():
                 pq.write_table(t, folder / f"{name}.parquet")
-            schema = stack.enter_context(_schema_with(pg_server.url, tables))
+            schema = stack.enter_context(_schema_with(schemas, tables))
             out[kind] = (folder, schema, dirty.truth["dirt"])
         yield out
 

@@ -40,6 +40,10 @@ pytestmark = [
 # Small and quiet: one core, 1 GB, no UI or progress bars, one shuffle partition. Interpreted
 # expressions and client-only JIT because on a few thousand rows Spark spends its time
 # compiling, not computing.
+# Safe beside other test sessions on the same machine: no UI (so no port 4040), the driver
+# and block manager on loopback ports the JVM picks itself, an in-memory catalog (no Derby
+# metastore_db or derby.log in the working folder) and the warehouse, scratch and Java
+# temporary files in this session's temporary folder (set per session below).
 SPARK_CONF = {
     "spark.master": "local[1]",
     "spark.app.name": "analysis-tests",
@@ -51,7 +55,13 @@ SPARK_CONF = {
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.port": "0",
+    "spark.blockManager.port": "0",
+    "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.warehouse.dir": "",  # set per session below
+    "spark.local.dir": "",  # set per session below
 }
 
 
@@ -81,9 +91,19 @@ def spark(tmp_path_factory):
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, as the conf says
     builder = SparkSession.builder
+    base = tmp_path_factory.mktemp("spark")
+    for sub in ("warehouse", "local", "java-tmp", "derby"):
+        (base / sub).mkdir()
     conf = dict(
-        SPARK_CONF, **{"spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+        SPARK_CONF,
+        **{
+            "spark.sql.warehouse.dir": str(base / "warehouse"),
+            "spark.local.dir": str(base / "local"),
+            "spark.driver.extraJavaOptions": SPARK_CONF["spark.driver.extraJavaOptions"]
+            + f" -Djava.io.tmpdir={base / 'java-tmp'} -Dderby.system.home={base / 'derby'}",
+        },
     )
     for k, v in conf.items():
         builder = builder.config(k, v)
@@ -124,6 +144,7 @@ def test_spark_source_uses_the_active_session(spark, studies):
     assert sp.source.con.name == "pyspark" and duck.source.con.name == "duckdb"
     assert sp.source.con._session is spark  # no second session was started
     assert spark.sparkContext.master == "local[1]"
+    assert spark.sparkContext.uiWebUrl is None  # no UI: no port shared with other sessions
 
 
 def test_validation_and_window_match_duckdb(studies):

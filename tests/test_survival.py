@@ -186,6 +186,51 @@ def test_rmst_equals_numerical_integral_of_independent_km(gehan):
         assert got == pytest.approx(integral, abs=2e-3), arm
 
 
+def test_rmst_ratios_match_survrm2_pbc_example():
+    # survRM2 vignette (Uno, "Vignette for survRM2 package", 2017-02-21; inst/doc of the
+    # CRAN package): D = rmst2.sample.data() (pbc, 312 randomised patients, years),
+    # print(rmst2(D$time, D$status, D$arm, tau = 10)):
+    #   RMST (arm=1) 7.146 se 0.283 (6.592, 7.701); RMST (arm=0) 7.283 se 0.295 (6.704, 7.863)
+    #   RMTL (arm=1) 2.854 (2.299, 3.408);          RMTL (arm=0) 2.717 (2.137, 3.296)
+    #   RMST (arm=1)-(arm=0) -0.137 (-0.939, 0.665) p 0.738
+    #   RMST (arm=1)/(arm=0)  0.981 (0.878, 1.096)  p 0.738
+    #   RMTL (arm=1)/(arm=0)  1.050 (0.787, 1.402)  p 0.738
+    d = _read("survival_pbc312.csv")
+    d["years"] = d.time_days / 365.25
+    d["arm"] = np.where(d.trt == 1, "D-penicillamine", "placebo")  # arm 1, arm 0
+    r = sv.rmst(d, duration="years", event="status", group="arm", horizon=10)
+    est = r[r.kind == "estimate"].set_index("arm")
+    arms = {
+        "D-penicillamine": (7.146, 0.283, 6.592, 7.701),
+        "placebo": (7.283, 0.295, 6.704, 7.863),
+    }
+    for arm, vals in arms.items():
+        got = est.loc[arm, ["rmst", "se", "ci_lower", "ci_upper"]].to_numpy(float)
+        assert_allclose(got, vals, atol=5e-4)
+    for arm, vals in {
+        "D-penicillamine": (2.854, 2.299, 3.408),
+        "placebo": (2.717, 2.137, 3.296),
+    }.items():
+        got = est.loc[arm, ["rmtl", "rmtl_ci_lower", "rmtl_ci_upper"]].to_numpy(float)
+        assert_allclose(got, vals, atol=5e-4)
+    diff = r[r.kind == "difference"].iloc[0]
+    assert diff["arm"] == "D-penicillamine - placebo"
+    assert_allclose(diff[["rmst", "ci_lower", "ci_upper", "p_value"]].to_numpy(float),
+                    [-0.137, -0.939, 0.665, 0.738], atol=5e-4)  # fmt: skip
+    cols = ["ratio", "ratio_ci_lower", "ratio_ci_upper", "ratio_p_value"]
+    assert_allclose(diff[cols].to_numpy(float), [0.981, 0.878, 1.096, 0.738], atol=5e-4)
+    cols = ["rmtl_ratio", "rmtl_ratio_ci_lower", "rmtl_ratio_ci_upper", "rmtl_ratio_p_value"]
+    assert_allclose(diff[cols].to_numpy(float), [1.050, 0.787, 1.402, 0.738], atol=5e-4)
+
+
+def test_rmst_ratio_not_estimable_without_time_lost():
+    # Group "b" has no churn before the horizon: RMTL = 0, so its log ratio is undefined.
+    df = pd.DataFrame({"t": [1, 3, 4, 5, 6, 6], "e": [1, 1, 0, 0, 0, 0], "g": list("aaabbb")})
+    r = sv.rmst(df, duration="t", event="e", group="g", horizon=4)
+    diff = r[r.kind == "difference"].iloc[0]
+    assert np.isfinite(diff["ratio"]) and np.isnan(diff["rmtl_ratio"])
+
+
 def test_rmst_not_estimable_beyond_follow_up():
     df = pd.DataFrame({"t": [1, 2, 3], "e": [1, 0, 0]})
     assert np.isnan(sv.rmst(df, duration="t", event="e", horizon=10).rmst.iloc[0])
@@ -400,6 +445,52 @@ def test_ph_test_equals_score_test_for_time_interaction(rossi, ties):
     info = -model.hessian(beta0)
     glob = u @ np.linalg.solve(info, u)
     assert fit.ph_test.loc["GLOBAL", "chisq"] == pytest.approx(glob, rel=1e-6)
+    for k, name in enumerate(covs):
+        idx = [0, 1, 2, 3 + k]
+        uk, ik = u[idx], info[np.ix_(idx, idx)]
+        assert fit.ph_test.loc[name, "chisq"] == pytest.approx(
+            uk @ np.linalg.solve(ik, uk), rel=1e-6
+        )
+
+
+def test_ph_test_rank_transform_ranks_all_follow_up_times():
+    # R's cox.zph(transform = "rank") uses rank(times) over ALL rows (censored included,
+    # average ties) read at the events. Hand example: times 1, 2, 2, 3, 5 with events at
+    # 1, 2 (second), 3 -> rank(times) = 1, 2.5, 2.5, 4, 5 -> g = 1, 2.5, 4 at the events
+    # (ranking the event times alone would give 1, 2, 3).
+    from analysis.stats.cox import _transform_time
+
+    t = np.array([1.0, 2, 2, 3, 5])
+    e = np.array([1, 0, 1, 1, 0])
+    assert_allclose(_transform_time("rank", t, e, np.zeros(5)), [1.0, 2.5, 4.0])
+
+
+@pytest.mark.parametrize("ties", ["breslow", "efron"])
+def test_ph_test_rank_equals_score_test_with_r_rank_of_all_times(rossi, ties):
+    # No published cox.zph(transform = "rank") output on a data set we hold was found, so
+    # the second implementation is the score test itself: x * g(t) on counting-process rows
+    # cut at the event times, with g = R's rank(times) over all rows, evaluated with
+    # statsmodels' PHReg (score and information at (beta_hat, 0)).
+    from scipy.stats import rankdata
+
+    covs = ["fin", "age", "prio"]
+    sub = rossi.iloc[1::2].reset_index(drop=True)
+    fit = sv.cox(
+        sub, duration="week", event="arrest", covariates=covs, ties=ties, ph_transform="rank"
+    )
+    g_of = dict(zip(sub.week, rankdata(sub.week), strict=True))  # average rank per time
+    cp = _split_at_event_times(sub, "week", "arrest", covs)
+    x = cp[covs].to_numpy(float)
+    g = cp.stop.map(g_of).to_numpy(float)  # rows end at event times or at a censoring time
+    xt = np.column_stack([x, x * g[:, None]])
+    entry = np.where(cp.start > 0, cp.start + 1e-7, 0.0)
+    model = PHReg(cp.stop.to_numpy(float), xt, status=cp.e.to_numpy(float), entry=entry, ties=ties)
+    beta0 = np.concatenate([fit.summary.coef.to_numpy(), np.zeros(3)])
+    u = model.score(beta0)
+    info = -model.hessian(beta0)
+    assert fit.ph_test.loc["GLOBAL", "chisq"] == pytest.approx(
+        u @ np.linalg.solve(info, u), rel=1e-6
+    )
     for k, name in enumerate(covs):
         idx = [0, 1, 2, 3 + k]
         uk, ik = u[idx], info[np.ix_(idx, idx)]

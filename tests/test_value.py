@@ -902,3 +902,17 @@ def test_study_transactions_coded_like_pandas(tiny_world):
     want = value.rfm_summary(study.table("transactions"), calibration_end=as_of, margin="margin")
     pd.testing.assert_frame_equal(got, want)
     np.testing.assert_array_equal(txa.coder.ids[who], want["customer_id"].to_numpy())
+
+
+def test_strategic_flags_read_words_not_truthiness():
+    # a CSV text column "false"/"no" must not flag a customer as strategic
+    from analysis.studies.value.study import strategic_flags
+
+    got = strategic_flags(pd.Series(["true", "false", "no", "Yes", None, " 1 ", "0"]))
+    assert got.tolist() == [True, False, False, True, False, True, False]
+    assert strategic_flags(pd.Series([True, False, None], dtype="boolean")).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert strategic_flags(pd.Series([1.0, 0.0, np.nan])).tolist() == [True, False, False]

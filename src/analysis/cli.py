@@ -1,36 +1,70 @@
 """Command line: ``python -m analysis {synth,validate,run,cdnow} ...``.
 
-Exit codes: 0 success; 1 a report failed (or, for ``validate``, the data is
-invalid); 2 invalid params or data (nothing was produced or replaced); 75
-another run holds the output folder's lock; 130 interrupted (SIGINT/SIGTERM).
-See docs/scheduling.md.
+Exit codes (the same for every command; docs/scheduling.md):
+
+- 0: done (warnings allowed);
+- 1: a report failed (``run`` only; the last good HTML is kept);
+- 2: refused, nothing produced or replaced: invalid params, invalid data, or a bad
+  command line (argparse also exits 2);
+- 75: another run holds the output folder's lock (``run``);
+- 130: interrupted (SIGINT/SIGTERM).
+
+``validate`` prints what it read (tables, row counts, date ranges, the as-of date)
+on standard output, warnings on standard output and errors on standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from analysis.errors import AnalysisError
+
+EXIT_OK = 0
+EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
 
 
 def _validate(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m analysis validate",
-        description="Check the data named by a params file against the "
-        "data contract; print every problem.",
+        description="Check the data named by a params file against the data contract and "
+        "the params against the data; print what was read and every problem. Exit 0 when "
+        "the data is valid (warnings allowed), 2 when it is not or the params are invalid.",
     )
     ap.add_argument("--params", required=True, help="params YAML file")
     args = ap.parse_args(argv)
-    from analysis import config, data
+    from analysis import config
+    from analysis.data import validation
 
     try:
         params = config.load_params(args.params)
     except AnalysisError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    problems = data.check(params)
-    errors = [p for p in problems if p.severity == "error"]
+        return EXIT_REFUSED
+    try:
+        found = validation.diagnose(params)
+    except KeyboardInterrupt:
+        print("interrupted: the data was not fully checked", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AnalysisError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:  # noqa: BLE001 - one clean line, never a traceback
+        if os.environ.get("ANALYSIS_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(
+            f"could not validate the data: {type(exc).__name__}: {first} "
+            "(set ANALYSIS_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    for line in found.summary_lines():
+        print(line)
+    problems = found.problems
+    errors = found.errors
     for p in problems:
         print(p, file=sys.stderr if p.severity == "error" else sys.stdout)
     if errors:
@@ -39,9 +73,9 @@ def _validate(argv: list[str]) -> int:
             "valid; no report will be produced.",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_REFUSED
     print(f"data valid ({len(problems)} warning(s))")
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,5 +110,5 @@ def main(argv: list[str] | None = None) -> int:
             return cdnow.main(rest)
     except AnalysisError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    return 2  # pragma: no cover
+        return EXIT_REFUSED
+    return EXIT_REFUSED  # pragma: no cover

@@ -48,12 +48,30 @@ class DataParams:
     schema: str | None = None  # database schema holding the tables
     tables: dict[str, str] = field(default_factory=dict)  # contract table -> file stem / db table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {contract: yours}
-    as_of: dt.date | None = None  # report date; empty: the latest date in the data
-    window_start: dt.date | None = None  # first day the data covers; empty: earliest event date
+    as_of: dt.date | None = (
+        None  # report date; empty: the latest date in the data, ignoring a few rows far beyond the rest
+    )
+    window_start: dt.date | None = (
+        None  # first day the data covers; empty: earliest transaction or experience date, ignoring a few rows far before the rest
+    )
     currency: str = "EUR"  # currency label for money columns
     refunds_allowed: bool = False  # allow negative transaction amounts
     orphan_rows: Literal["error", "drop"] = "error"  # rows for unknown customers
-    out_of_window_rows: Literal["error", "drop"] = "error"  # rows before signup / after as_of
+    out_of_window_rows: Literal["error", "drop"] = (
+        "error"  # rows dated before signup or after as_of, and (default window only) rows far before the bulk of the data
+    )
+    future_dates_allowed: bool = (
+        False  # allow dates after the run date (today); off: they are errors
+    )
+    extreme_values: Literal["warning", "error"] = (
+        "warning"  # amounts, points, hours and counts far beyond the column's usual range (docs/data-contract.md)
+    )
+    encoding: str = (
+        "utf-8"  # text encoding of CSV files, e.g. cp1252 or latin-1 for Windows/Excel exports
+    )
+    timezone: str = (
+        "UTC"  # time zone whose calendar dates are used for timestamps with a UTC offset
+    )
 
 
 @dataclass
@@ -75,7 +93,9 @@ class ReportsParams:
     notebooks: list[str] = field(default_factory=list)  # report names; empty: all notebooks
     timeout_seconds: int = 1800  # per-notebook time limit
     jobs: int = 2  # notebooks executed in parallel
-    kernel_name: str = "analysis"  # Jupyter kernel used by papermill (make setup registers "analysis")
+    kernel_name: str = (
+        "analysis"  # Jupyter kernel used by papermill (make setup registers "analysis")
+    )
     title: str = "Customer retention reports"  # title of the index page
     engine_memory_limit: str | None = (
         None  # DuckDB memory cap per notebook, e.g. "2GB" (it spills to disk beyond); empty: DuckDB's default (80% of RAM)
@@ -174,7 +194,7 @@ class ExperienceParams:
     )
     cox_covariates: list[str] = field(
         default_factory=lambda: ["value_tier"]
-    )  # customer attributes added to every experience Cox model (absent ones skipped)
+    )  # customer attributes added to every experience Cox model (a default naming an absent column is skipped, with a warning)
     cox_strata: str | None = (
         "segment"  # customer attribute with its own baseline hazard; null: none
     )
@@ -213,15 +233,27 @@ class Params:
     experience: ExperienceParams = field(default_factory=ExperienceParams)
     value: ValueParams = field(default_factory=ValueParams)
     source_file: Path | None = None  # set by load_params, not read from YAML
+    explicit: frozenset[str] = field(
+        default_factory=frozenset
+    )  # "section.key" of every key the file (or its extends chain, or overrides) sets
 
     def to_dict(self) -> dict[str, Any]:
         """Return the params as plain YAML-able data (paths and dates as strings)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            if f.name == "source_file":
-                continue
-            out[f.name] = _plain(getattr(self, f.name))
-        return out
+        return {name: _plain(getattr(self, name)) for name in SECTIONS}
+
+    def is_explicit(self, key: str) -> bool:
+        """Return True if ``key`` ("section.key") was written in the params, not defaulted.
+
+        Data checks use it to tell a setting the user chose (refused when it cannot
+        work on the data) from a default that does not fit (a warning).
+        """
+        return key in self.explicit
+
+
+# Fields of Params that are not sections of the file.
+_NOT_SECTIONS = ("source_file", "explicit")
+#: Section names of a params file, in order.
+SECTIONS = tuple(f.name for f in dataclasses.fields(Params) if f.name not in _NOT_SECTIONS)
 
 
 # --------------------------------------------------------------------------------------
@@ -375,6 +407,12 @@ def params_from_dict(
     params = _build(Params, raw, "params", problems, base_dir)
     if params is not None:
         params.source_file = source_file
+        params.explicit = frozenset(
+            f"{section}.{key}"
+            for section, body in raw.items()
+            if section in SECTIONS and isinstance(body, dict)
+            for key in body
+        )
         _cross_checks(params, problems)
     if problems:
         where = source_file or "params"
@@ -416,6 +454,25 @@ def _cross_checks(params: Params, problems: list[Problem]) -> None:
             for c in cols:
                 if c not in valid and not TABLES[t].extra_columns_allowed:
                     problems.append(_unknown(f"data.columns.{t}", c, valid))
+    for t, cols in d.columns.items():
+        if not isinstance(cols, dict):
+            continue
+        seen: dict[str, str] = {}
+        for contract_col, yours in cols.items():
+            if yours in seen:
+                problems.append(
+                    Problem(
+                        "data",
+                        f"columns.{t}.{contract_col}",
+                        "duplicate_mapping",
+                        f"data.columns.{t} maps both '{seen[yours]}' and '{contract_col}' to "
+                        f"your column '{yours}'",
+                        fix="map each contract column to a different column of your data",
+                    )
+                )
+            seen[yours] = contract_col
+    _check_encoding_and_timezone(d, problems)
+    _check_lists(params, problems)
     if d.as_of and d.window_start and d.window_start >= d.as_of:
         problems.append(
             Problem(
@@ -425,6 +482,102 @@ def _cross_checks(params: Params, problems: list[Problem]) -> None:
                 f"window_start {d.window_start} is not before as_of {d.as_of}",
                 fix="set window_start earlier than as_of",
             )
+        )
+
+
+def _check_encoding_and_timezone(d: DataParams, problems: list[Problem]) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(d.encoding)
+    except LookupError:
+        common = ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "iso-8859-15", "mac-roman"]
+        close = difflib.get_close_matches(d.encoding.lower(), common, n=1, cutoff=0.4)
+        problems.append(
+            Problem(
+                "data",
+                "encoding",
+                "unknown_encoding",
+                f"'{d.encoding}' is not a text encoding Python knows",
+                fix=(f"did you mean '{close[0]}'? " if close else "")
+                + "use e.g. utf-8, cp1252 (Windows/Excel), latin-1 or utf-16",
+            )
+        )
+    zones = _time_zones()
+    if zones and d.timezone not in zones:
+        close = difflib.get_close_matches(d.timezone, sorted(zones), n=1, cutoff=0.6)
+        problems.append(
+            Problem(
+                "data",
+                "timezone",
+                "unknown_timezone",
+                f"'{d.timezone}' is not an IANA time zone name",
+                fix=(f"did you mean '{close[0]}'? " if close else "")
+                + "use a name such as UTC, Europe/Berlin or America/New_York",
+            )
+        )
+
+
+def _time_zones() -> set[str]:
+    """Return the IANA time zone names known here (empty when no tz database is installed)."""
+    try:
+        import zoneinfo
+
+        return set(zoneinfo.available_timezones()) | {"UTC"}
+    except Exception:  # noqa: BLE001 - no tz database: leave the check to the engine
+        return set()
+
+
+def _check_lists(params: Params, problems: list[Problem]) -> None:
+    """Range checks on list-valued settings that the type alone cannot express."""
+
+    def bad(section: str, key: str, message: str, fix: str) -> None:
+        problems.append(Problem(section, key, "range", f"{section}.{key}: {message}", fix=fix))
+
+    sp, lp, ep, vp = params.survival, params.loyalty, params.experience, params.value
+    if any(h <= 0 for h in sp.horizons_months):
+        bad(
+            "survival",
+            "horizons_months",
+            f"{sp.horizons_months} has a value <= 0",
+            "list tenures in months greater than 0, e.g. [3, 6, 12]",
+        )
+    if any(v <= 0 for v in lp.landmarks_months):
+        bad(
+            "loyalty",
+            "landmarks_months",
+            f"{lp.landmarks_months} has a value <= 0",
+            "list landmark tenures in months greater than 0, e.g. [6, 12]",
+        )
+    if len(lp.event_window) != 2 or not (lp.event_window[0] < 0 <= lp.event_window[1]):
+        bad(
+            "loyalty",
+            "event_window",
+            f"{lp.event_window} is not [first, last] with first < 0 <= last",
+            "give two whole numbers of months around enrolment, e.g. [-6, 6]",
+        )
+    if any(v < 1 for v in ep.lags):
+        bad(
+            "experience",
+            "lags",
+            f"{ep.lags} has a lag below 1",
+            "list lags of one period or more, e.g. [1, 2, 3]",
+        )
+    q = vp.tier_quantiles
+    if len(q) != 2 or not (0 < q[0] < q[1] < 1):
+        bad(
+            "value",
+            "tier_quantiles",
+            f"{q} is not two increasing shares between 0 and 1",
+            "give two cut-points, e.g. [0.5, 0.8]",
+        )
+    name = vp.export_name
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        bad(
+            "value",
+            "export_name",
+            f"'{name}' is not a plain file name",
+            "give a file name such as customers_to_protect.csv (it is written under reports.output_dir/exports)",
         )
 
 
@@ -460,7 +613,7 @@ def _build(cls, raw, where: str, problems: list[Problem], base_dir: Path):
         )
         return None
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source_file"]
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_SECTIONS]
     kwargs = {}
     for key, value in raw.items():
         if key not in names:
@@ -629,7 +782,7 @@ def describe_params() -> list[dict[str, str]]:
     """List every params key with its type and default (used to check docs/params.md)."""
     rows = []
     for f in dataclasses.fields(Params):
-        if f.name == "source_file":
+        if f.name in _NOT_SECTIONS:
             continue
         sec = f.default_factory()  # type: ignore[misc]
         hints = typing.get_type_hints(type(sec))
@@ -645,24 +798,40 @@ def describe_params() -> list[dict[str, str]]:
     return rows
 
 
+def _field_comments(cls) -> dict[str, str]:
+    """Return {field: comment} from the ``# ...`` comments inside each field's definition."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    src = textwrap.dedent(inspect.getsource(cls))
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    out = {}
+    for node in ast.parse(src).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            found = [comments[i] for i in range(node.lineno, node.end_lineno + 1) if i in comments]
+            if found:
+                out[node.target.id] = " ".join(found)
+    return out
+
+
 def params_markdown() -> str:
     """Return a markdown table of every params key with type, default and meaning."""
-    import inspect
-    import re
-
     comments: dict[tuple[str, str], str] = {}
-    section_of = {
-        f.default_factory().__class__.__name__: f.name  # type: ignore[misc]
-        for f in dataclasses.fields(Params)
-        if f.name != "source_file"
-    }
-    for cls_name, section in section_of.items():
-        src = inspect.getsource(globals()[cls_name])
-        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, re.M):
-            comments[(section, m.group(1))] = m.group(2).strip()
+    for f in dataclasses.fields(Params):
+        if f.name in _NOT_SECTIONS:
+            continue
+        cls = type(f.default_factory())  # type: ignore[misc]
+        for key, text in _field_comments(cls).items():
+            comments[(f.name, key)] = text
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for r in describe_params():
-        c = comments.get((r["section"], r["key"]), "")
+        c = comments.get((r["section"], r["key"]), "").replace("|", "\\|")
         t = r["type"].replace("|", "\\|")
         lines.append(f"| `{r['section']}.{r['key']}` | {t} | `{r['default']}` | {c} |")
     return "\n".join(lines) + "\n"

@@ -29,7 +29,8 @@ from analysis.report.plots.loyalty import (
     plot_survival,
     plot_uptake,
 )
-from analysis.stats._cox_weighted import CoxResult, weighted_cox
+from analysis.stats.cox import WeightedCoxResult as CoxResult
+from analysis.stats.cox import weighted_cox
 from analysis.stats.event_study import EventStudy, event_study
 from analysis.stats.weighted_survival import SurvivalContrast
 from analysis.studies.loyalty import (

@@ -1,6 +1,6 @@
 """Compatibility module: the public customer-value API.
 
-New code imports :mod:`analysis.stats.btyd` (BG/NBD, Pareto/NBD, Gamma-Gamma, CLV),
+New code imports :mod:`analysis.stats.btyd` (BG/NBD, Pareto/NBD, Gamma-Gamma, sBG, CLV),
 :mod:`analysis.stats.classification` (AUC, calibration, gains),
 :mod:`analysis.studies.value` (RFM summary, churn risk, the value study),
 :mod:`analysis.report.value` (sentences, display table, CRM export) and
@@ -34,6 +34,7 @@ from analysis.stats.btyd import (  # noqa: F401
     fit_bgnbd,
     fit_gamma_gamma,
     fit_pareto_nbd,
+    fit_sbg,
     holdout_by_frequency,
     holdout_errors,
     parameter_table,
@@ -67,6 +68,7 @@ __all__ = [
     "fit_bgnbd",
     "fit_pareto_nbd",
     "fit_gamma_gamma",
+    "fit_sbg",
     "clv",
     "parameter_table",
     "holdout_by_frequency",

@@ -8,6 +8,7 @@ connection. Validation and casting happen in :mod:`analysis.data.validation`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,10 @@ import ibis
 import ibis.expr.types as ir
 
 from analysis.config import Params
+from analysis.data import files
 from analysis.data.contract import TABLES
 from analysis.errors import DataError, Problem
 
-_FILE_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv")
 _IBIS_TYPES = {
     "id": "string",
     "date": "date",
@@ -49,7 +50,17 @@ class Source:
     as_of, window_start : datetime.date or None
         Report date and first day the data covers (set by :func:`load`).
     problems : list[Problem]
-        Warnings found during validation (errors raise instead).
+        Warnings found while opening (files that map to no table, unnamed columns)
+        and, after :func:`load`, during validation (errors raise instead).
+    locations : dict[str, str]
+        Where each table was read from: a file or folder inside the data folder,
+        or a database table.
+    other_files : list[str]
+        Files in a data folder that are not data files (README, truth.json ...).
+    missing_hints : dict[str, str]
+        For tables the source lacks: a hint at the file that probably is the table.
+    as_of_note : str
+        How the as-of date was chosen (set by validation).
     """
 
     con: object
@@ -60,6 +71,10 @@ class Source:
     window_start: dt.date | None = None
     problems: list[Problem] = field(default_factory=list)
     validated: bool = False
+    locations: dict[str, str] = field(default_factory=dict)
+    other_files: list[str] = field(default_factory=list)
+    missing_hints: dict[str, str] = field(default_factory=dict)
+    as_of_note: str = ""
 
     def has(self, name: str) -> bool:
         """Return True if the source has the contract table ``name``."""
@@ -115,7 +130,45 @@ def _duckdb_config() -> dict:
 
 
 def connect(params: Params):
-    """Return an Ibis connection for the params' source (DuckDB in memory for folders)."""
+    """Return an Ibis connection for the params' source (DuckDB in memory for folders).
+
+    The session time zone is set to ``data.timezone``, so that timestamps with a UTC
+    offset (and time-zone-aware timestamp columns) give the calendar date in that
+    zone; timestamps without an offset keep the date as written.
+    """
+    con = _connect(params)
+    _set_time_zone(con, params)
+    return con
+
+
+def _set_time_zone(con, params: Params) -> None:
+    d = params.data
+    tz = d.timezone.replace("'", "''")
+    try:
+        if d.source in ("folder", "duckdb"):
+            con.raw_sql(f"SET TimeZone = '{tz}'")
+        elif d.source == "postgres":
+            cur = con.raw_sql(f"SET TIME ZONE '{tz}'")
+            getattr(cur, "close", lambda: None)()
+        elif d.source == "spark":
+            con._session.conf.set("spark.sql.session.timeZone", d.timezone)
+    except Exception as exc:  # noqa: BLE001 - an engine without this zone
+        raise DataError(
+            f"the {d.source} engine does not know the time zone {d.timezone!r}",
+            [
+                Problem(
+                    "data",
+                    "timezone",
+                    "unknown_timezone",
+                    f"the engine refused the time zone '{d.timezone}': "
+                    f"{str(exc).splitlines()[0][:200]}",
+                    fix="set data.timezone to an IANA name such as UTC or Europe/Berlin",
+                )
+            ],
+        ) from None
+
+
+def _connect(params: Params):
     d = params.data
     if d.source == "folder":
         return ibis.duckdb.connect(**_duckdb_config())
@@ -181,97 +234,238 @@ def _spark_connection():
     return ibis.pyspark.connect(spark)
 
 
-def _find_table_path(folder: Path, stem: str, fmt: str) -> tuple[str, str] | None:
-    """Return (glob-or-path, format) of table ``stem`` inside ``folder``, or None."""
-    wanted = {
-        "auto": _FILE_SUFFIXES,
-        "parquet": (".parquet", ".pq"),
-        "csv": (".csv", ".csv.gz", ".tsv"),
-    }[fmt]
-    for suf in wanted:
-        p = folder / f"{stem}{suf}"
-        if p.is_file():
-            return str(p), ("parquet" if suf in (".parquet", ".pq") else "csv")
-    sub = folder / stem
-    if sub.is_dir():
-        for suf in wanted:
-            files = sorted(sub.glob(f"*{suf}"))
-            if files:
-                return str(sub / f"*{suf}"), ("parquet" if suf in (".parquet", ".pq") else "csv")
-    return None
-
-
 def open_source(params: Params) -> Source:
     """Open the params' data source and return its raw contract tables.
 
     Columns are renamed from the user's names (``data.columns``) to the
-    contract's; types are not yet checked (see :func:`load`).
+    contract's; types are not yet checked (see :func:`load`). Problems that stop
+    the tables from being read at all (a file in another encoding, a duplicated
+    column name, a ``data.tables`` or ``data.columns`` entry naming something the
+    data lacks) raise one :class:`~analysis.errors.DataError` listing them all.
     """
     d = params.data
     con = connect(params)
-    tables: dict[str, ir.Table] = {}
+    problems: list[Problem] = []
     if d.source == "folder" or (d.source == "spark" and d.path is not None):
-        folder = Path(d.path)
-        if not folder.is_dir():
-            raise DataError(
-                "data folder not found",
-                [
-                    Problem(
-                        "data",
-                        "path",
-                        "missing_folder",
-                        f"no folder at {folder}",
-                        fix="point data.path at the folder holding customers/transactions files "
-                        "(for the sample: make data)",
-                    )
-                ],
-            )
-        for name in TABLES:
-            stem = d.tables.get(name, name)
-            found = _find_table_path(folder, stem, d.format)
-            if found is None:
-                continue
-            path, fmt = found
-            if fmt == "parquet":
-                t = con.read_parquet(path, table_name=f"src_{name}")
-                if d.source == "spark":
-                    # Validation scans every table a few dozen times; keep it in Spark's
-                    # cache (memory, spilling to disk) instead of re-reading the files.
-                    t = t.cache()
-            elif d.source == "spark":
-                raise DataError(
-                    "Spark sources read Parquet only",
-                    [
-                        Problem(
-                            name,
-                            None,
-                            "format",
-                            f"found CSV for '{name}' at {path}",
-                            fix="convert the files to Parquet, or use data.source: folder "
-                            "(DuckDB reads CSV)",
-                        )
-                    ],
-                )
-            else:
-                # Read CSV as text so that bad values surface as validation problems
-                # instead of a reader crash or a silent type guess.
-                t = con.read_csv(path, table_name=f"src_{name}", all_varchar=True)
-            tables[name] = t
+        tables, locations, other, hints = _open_folder(con, params, problems)
     else:
-        existing = set(con.list_tables(database=d.schema) if d.schema else con.list_tables())
-        for name in TABLES:
-            tname = d.tables.get(name, name)
-            if tname in existing:
-                tables[name] = con.table(tname, database=d.schema) if d.schema else con.table(tname)
+        tables, other, hints = _open_database(con, params, problems), [], {}
+        locations = {name: _db_name(params, name) for name in tables}
     renamed: dict[str, ir.Table] = {}
     for name, t in tables.items():
-        mapping = d.columns.get(name, {})
-        rename = {contract: user for contract, user in mapping.items() if user in t.columns}
-        renamed[name] = t.rename(rename) if rename else t
+        r = _rename(name, t, d.columns.get(name, {}), locations.get(name, name), problems)
+        if r is not None:
+            renamed[name] = r
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DataError(
+            f"the data could not be read as contract tables ({len(errors)} problem(s))", problems
+        )
     present = {n: {c for c in TABLES[n].column_names if c in t.columns} for n, t in renamed.items()}
     attrs = []
     if "customers" in renamed:
         attrs = [
             c for c in renamed["customers"].columns if c not in TABLES["customers"].column_names
         ]
-    return Source(con=con, tables=renamed, present=present, attributes=attrs)
+    return Source(
+        con=con,
+        tables=renamed,
+        present=present,
+        attributes=attrs,
+        problems=problems,
+        locations=locations,
+        other_files=other,
+        missing_hints=hints,
+    )
+
+
+def _db_name(params: Params, name: str) -> str:
+    d = params.data
+    tname = d.tables.get(name, name)
+    return f"{d.schema}.{tname}" if d.schema else tname
+
+
+def _open_folder(con, params: Params, problems: list[Problem]):
+    """Read each table's files in a folder source; collect problems instead of raising."""
+    d = params.data
+    folder = Path(d.path)
+    if not folder.is_dir():
+        raise DataError(
+            "data folder not found",
+            [
+                Problem(
+                    "data",
+                    "path",
+                    "missing_folder",
+                    f"no folder at {folder}",
+                    fix="point data.path at the folder holding customers/transactions files "
+                    "(for the sample: make data)",
+                )
+            ],
+        )
+    tables: dict[str, ir.Table] = {}
+    locations: dict[str, str] = {}
+    used: set[str] = set()
+    for name in TABLES:
+        stem = d.tables.get(name, name)
+        found = files.find_table_files(folder, stem, d.format)
+        if found is None:
+            if name in d.tables:
+                problems.append(files.missing_mapped_file(name, stem, folder, d.format))
+            continue
+        used.add(found.entry)
+        t = _read_table(con, params, name, found, folder, problems)
+        if t is not None:
+            tables[name] = t
+            locations[name] = found.location
+    problems += files.unmapped_problems(folder, used, set(locations), d.encoding, d.columns)
+    hints = _missing_hints(folder, params, locations, problems)
+    return tables, locations, files.other_files(folder), hints
+
+
+def _missing_hints(folder: Path, params: Params, locations: dict, problems: list) -> dict:
+    """Return {table: hint} for absent tables: a file that probably is it, or data.format."""
+    d = params.data
+    hints = {}
+    for name in TABLES:
+        if name in locations:
+            continue
+        for p in problems:
+            if p.rule == "unmapped_file" and p.table == name:
+                hints[name] = p.fix.split(";")[0]
+        found = files.find_table_files(folder, d.tables.get(name, name), "auto")
+        if found is not None and d.format != "auto":
+            hints[name] = (
+                f"data.format is {d.format}, but the folder has {found.location}: set "
+                f"data.format: auto, or convert the file"
+            )
+    return hints
+
+
+def _read_table(con, params: Params, name: str, found, folder: Path, problems: list):
+    d = params.data
+    paths = [str(p) for p in found.paths]
+    if found.format == "parquet":
+        probs = files.parquet_problems(name, found, folder)
+        problems += probs
+        if any(p.severity == "error" for p in probs):
+            return None
+        try:
+            t = con.read_parquet(paths if len(paths) > 1 else paths[0], table_name=f"src_{name}")
+        except Exception as exc:  # noqa: BLE001 - unreadable file: one clean problem
+            problems.append(_unreadable(name, found.location, exc))
+            return None
+        if d.source == "spark":
+            # Validation scans every table a few dozen times; keep it in Spark's
+            # cache (memory, spilling to disk) instead of re-reading the files.
+            t = t.cache()
+        return t
+    if d.source == "spark":
+        problems.append(
+            Problem(
+                name,
+                None,
+                "format",
+                f"found CSV for '{name}' at {found.location}",
+                fix="convert the files to Parquet, or use data.source: folder (DuckDB reads CSV)",
+            )
+        )
+        return None
+    layout, probs = files.csv_layout(name, found, d.encoding, folder)
+    problems += probs
+    if layout is None:
+        return None
+    try:
+        # Read as text so that bad values surface as validation problems instead of a
+        # reader crash or a silent type guess; the header and delimiter come from the
+        # header row, so the reader cannot mistake a ragged line for the header.
+        t = con.read_csv(
+            [str(p) for p in layout.paths],
+            table_name=f"src_{name}",
+            auto_detect=False,
+            header=True,
+            delim=layout.delimiter,
+            quote='"',
+            escape='"',
+            columns={c: "VARCHAR" for c in layout.columns},
+        )
+    except Exception as exc:  # noqa: BLE001 - unreadable file: one clean problem
+        problems.append(_unreadable(name, found.location, exc))
+        return None
+    return t.drop(*layout.unnamed) if layout.unnamed else t
+
+
+def _unreadable(name: str, location: str, exc: Exception) -> Problem:
+    from analysis.data.table_checks import engine_problem, is_engine_error
+
+    if not is_engine_error(exc):
+        raise exc
+    return engine_problem(name, location, exc)
+
+
+def _open_database(con, params: Params, problems: list[Problem]) -> dict[str, ir.Table]:
+    d = params.data
+    existing = set(con.list_tables(database=d.schema) if d.schema else con.list_tables())
+    tables = {}
+    for name in TABLES:
+        tname = d.tables.get(name, name)
+        if tname in existing:
+            tables[name] = con.table(tname, database=d.schema) if d.schema else con.table(tname)
+        elif name in d.tables:
+            close = difflib.get_close_matches(tname, sorted(existing), n=1, cutoff=0.7)
+            where = f"schema {d.schema}" if d.schema else "the database"
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "missing_table",
+                    f"data.tables.{name} names '{tname}', but {where} has no such table "
+                    f"(tables there: {', '.join(sorted(existing)[:12]) or 'none'})",
+                    fix=(f"did you mean '{close[0]}'? " if close else "")
+                    + f"set data.tables.{name} to an existing table",
+                )
+            )
+    return tables
+
+
+def _rename(name: str, t: ir.Table, mapping: dict, location: str, problems: list[Problem]):
+    """Rename the user's columns to the contract's; report mappings that cannot apply."""
+    have = list(t.columns)
+    rename: dict[str, str] = {}
+    ok = True
+    for contract, yours in mapping.items():
+        if yours == contract:
+            continue
+        if yours not in have:
+            close = difflib.get_close_matches(yours, have, n=1, cutoff=0.5)
+            problems.append(
+                Problem(
+                    name,
+                    contract,
+                    "missing_mapped_column",
+                    f"data.columns.{name}.{contract} names '{yours}', but {location} has no "
+                    f"column '{yours}' (it has: {', '.join(have[:15])}{', ...' if len(have) > 15 else ''})",
+                    fix=(f"did you mean '{close[0]}'? " if close else "")
+                    + f"map {contract} to one of the columns listed",
+                )
+            )
+            ok = False
+            continue
+        if contract in have:
+            problems.append(
+                Problem(
+                    name,
+                    contract,
+                    "mapping_conflict",
+                    f"data.columns.{name}.{contract} maps '{yours}' to '{contract}', but "
+                    f"{location} also has a column named '{contract}'",
+                    fix=f"remove or rename one of '{yours}' and '{contract}' in the data, "
+                    f"or drop the mapping to use '{contract}' itself",
+                )
+            )
+            ok = False
+            continue
+        rename[contract] = yours
+    if not ok:
+        return None
+    return t.rename(rename) if rename else t

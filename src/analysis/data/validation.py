@@ -12,174 +12,30 @@ import datetime as dt
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 
 from analysis.config import Params
-from analysis.data.contract import TABLES, Table
+from analysis.data import dates, params_fit, table_checks
+from analysis.data.contract import TABLES
 from analysis.data.sources import _IBIS_TYPES, Source, open_source
+from analysis.data.table_checks import (
+    _bad_rows,
+    _count,
+    _examples,
+    _text_date,
+    engine_problem,
+    is_engine_error,
+    validate_table,
+)
 from analysis.errors import DataError, Problem
 
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-
-
-def _examples(expr: ir.Table, key: str = "customer_id", k: int = 5) -> tuple:
-    if key not in expr.columns:
-        return ()
-    vals = expr.select(key).limit(k).to_pyarrow().column(0).to_pylist()
-    return tuple(v for v in vals)
-
-
-def _count(expr: ir.Table) -> int:
-    return int(expr.count().to_pyarrow().as_py())
-
-
-def _bad_rows(t: ir.Table, pred, key: str = "customer_id") -> tuple[int, tuple]:
-    bad = t.filter(pred)
-    n = _count(bad)
-    return n, (_examples(bad, key) if n else ())
-
-
-def _typed(t: ir.Table, table: Table, present: set[str]) -> dict[str, ir.Value]:
-    """Return contract columns cast (leniently) to their contract types."""
-    out = {}
-    for c in table.columns:
-        if c.name not in present:
-            continue
-        col = t[c.name]
-        target = _IBIS_TYPES[c.kind]
-        if c.kind == "bool" and col.type().is_string():
-            low = col.lower().strip()
-            col = ibis.cases(
-                (low.isin(["true", "t", "1", "yes", "y"]), True),
-                (low.isin(["false", "f", "0", "no", "n"]), False),
-                else_=ibis.null("boolean"),
-            )
-            out[c.name] = col
-            continue
-        if c.kind == "date" and col.type().is_timestamp():
-            out[c.name] = col.date()
-            continue
-        if c.kind == "int" and col.type().is_floating():
-            out[c.name] = col.round(0).cast("int64")
-            continue
-        if c.kind == "id":
-            out[c.name] = col.cast("string")
-            continue
-        out[c.name] = col if col.type() == ibis.dtype(target) else col.try_cast(target)
-    return out
-
-
-def _validate_table(
-    src: Source, name: str, problems: list[Problem], *, checks: bool = True
-) -> ir.Table | None:
-    """Check one table's columns and types; return it cast to contract types (or None).
-
-    With ``checks=False`` only the cast expression is built (no query runs).
-    """
-    spec = TABLES[name]
-    t = src.tables[name]
-    present = src.present[name]
-    missing = [c for c in spec.required_columns if c not in present]
-    if missing:
-        for c in missing:
-            problems.append(
-                Problem(
-                    name,
-                    c,
-                    "missing_column",
-                    "required column is missing",
-                    fix=f"add the column or map your column name to '{c}' in "
-                    f"params data.columns.{name}",
-                )
-            )
-        return None
-    typed = _typed(t, spec, present)
-    if not checks:
-        extra = {a: t[a] for a in src.attributes} if name == "customers" else {}
-        return t.select(**typed, **extra)
-    # Wrong types / unparseable values: present in the raw data, null after the cast.
-    for c in spec.columns:
-        if c.name not in present or c.kind in ("id", "str"):
-            continue
-        raw = t[c.name]
-        raw_nonempty = raw.notnull()
-        if raw.type().is_string():
-            raw_nonempty = raw_nonempty & (raw.strip() != "")
-        pred = raw_nonempty & typed[c.name].isnull()
-        n, ex = _bad_rows(t, pred, c.name if c.name != "customer_id" else "customer_id")
-        if n:
-            kind = {
-                "date": "unparseable dates",
-                "bool": "values that are not true/false",
-                "float": "values that are not numbers",
-                "int": "values that are not whole numbers",
-            }[c.kind]
-            ex_vals = tuple(
-                t.filter(pred).select(c.name).limit(5).to_pyarrow().column(0).to_pylist()
-            )
-            problems.append(
-                Problem(
-                    name,
-                    c.name,
-                    "type",
-                    kind,
-                    n,
-                    ex_vals,
-                    fix="fix these values in the source (dates as YYYY-MM-DD, "
-                    "numbers without currency signs), or map the right column",
-                )
-            )
-    extra = {}
-    if name == "customers":
-        extra = {a: t[a] for a in src.attributes}
-    cast = t.select(**typed, **extra)
-    # Required columns must not be null.
-    for c in spec.required_columns:
-        raw = t[c]
-        empty = raw.isnull() | (raw.strip() == "") if raw.type().is_string() else raw.isnull()
-        n, ex = _bad_rows(t, empty)
-        if n:
-            problems.append(
-                Problem(
-                    name,
-                    c,
-                    "null",
-                    "required value is empty",
-                    n,
-                    ex,
-                    fix=f"fill {c} for these rows or remove them",
-                )
-            )
-    # Ranges.
-    for c in spec.columns:
-        if c.name not in present or (c.lo is None and c.hi is None):
-            continue
-        col = cast[c.name]
-        pred = ibis.literal(False)
-        if c.lo is not None:
-            pred = pred | (col < c.lo)
-        if c.hi is not None:
-            pred = pred | (col > c.hi)
-        n, ex = _bad_rows(cast, pred)
-        if n:
-            rng = f"[{c.lo if c.lo is not None else '-inf'}, {c.hi if c.hi is not None else 'inf'}]"
-            problems.append(
-                Problem(
-                    name,
-                    c.name,
-                    "range",
-                    f"values outside {rng}",
-                    n,
-                    ex,
-                    fix=f"correct the scores or blank them; {c.name} must lie in {rng}",
-                )
-            )
-    return cast
 
 
 def _policy_problem(
@@ -225,41 +81,61 @@ def validate(
     window are reused and only the cast expressions are built, with the same
     ``drop`` policies applied.
     """
-    d = params.data
     if receipt is not None:
         return _from_receipt(src, params, receipt)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(src.problems)
     for name, spec in TABLES.items():
         if spec.required and name not in src.tables:
+            hint = src.missing_hints.get(name)
             problems.append(
                 Problem(
                     name,
                     None,
                     "missing_table",
                     "required table not found",
-                    fix=f"provide a '{name}' file or table, or map its name in "
+                    fix=(f"{hint}; or " if hint else "")
+                    + f"provide a '{name}' file or table, or map its name in "
                     f"params data.tables.{name}",
                 )
             )
     cast: dict[str, ir.Table] = {}
     for name in src.tables:
-        c = _validate_table(src, name, problems)
+        try:
+            c = validate_table(src, name, problems, params=params)
+            if c is not None and _count(c) == 0:
+                problems.append(
+                    Problem(
+                        name,
+                        None,
+                        "empty",
+                        "table has no rows",
+                        fix="check the extract; an empty table cannot be analysed",
+                    )
+                )
+        except Exception as exc:
+            if not is_engine_error(exc):
+                raise
+            problems.append(engine_problem(name, src.locations.get(name, name), exc))
+            c = None
         if c is not None:
             cast[name] = c
-    for name, t in cast.items():
-        if _count(t) == 0:
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    "empty",
-                    "table has no rows",
-                    fix="check the extract; an empty table cannot be analysed",
-                )
-            )
-    if any(p.severity == "error" for p in problems) or "customers" not in cast:
+    params_fit.check_columns(params, src, cast, problems)
+    if _data_errors(problems) or "customers" not in cast:
         return src, problems
+    out = _relational(src, params, cast, problems)
+    if not _data_errors(problems):
+        params_fit.check_window(params, out, problems)
+    return out, problems
 
+
+def _data_errors(problems: list[Problem]) -> bool:
+    """Return True if a problem of the data itself (not of a setting) is an error."""
+    return any(p.severity == "error" and p.rule != params_fit.RULE for p in problems)
+
+
+def _relational(src: Source, params: Params, cast: dict, problems: list[Problem]) -> Source:
+    """Checks across tables and against the as-of date; return the validated source."""
+    d = params.data
     cust = cast["customers"]
     # Duplicate customer ids.
     dup = cust.group_by("customer_id").aggregate(n=cust.count()).filter(lambda x: x.n > 1)
@@ -292,9 +168,13 @@ def validate(
                 )
             )
 
-    # As-of date and data window.
-    as_of = d.as_of or _infer_as_of(cast)
-    window_start = d.window_start or _infer_window_start(cast)
+    # As-of date and data window, robust to a few outlying dates (analysis.data.dates).
+    end = None if d.as_of else dates.robust_end(*dates.histogram(_as_of_columns(cast)))
+    start = None if d.window_start else dates.robust_start(*dates.histogram(_window_columns(cast)))
+    as_of = d.as_of or (end.date if end else _scalar(cust.signup_date.max()))
+    window_start = d.window_start or (start.date if start else _scalar(cust.signup_date.min()))
+    note = _as_of_note(d, end, start, as_of, window_start)
+    _check_dates_against_window(params, as_of, window_start, end, start, problems)
     for colname in ("signup_date", "churn_date"):
         if colname in src.present["customers"]:
             n, ex = _bad_rows(cust, cust[colname] > as_of)
@@ -304,15 +184,31 @@ def validate(
                         "customers",
                         colname,
                         "future",
-                        f"{colname} after the as-of date {as_of}",
+                        f"{colname} after the as-of date {as_of}" + _outlier_note(end),
                         n,
                         ex,
                         fix="correct the dates, or set data.as_of later",
                     )
                 )
+    if "loyalty" in cast and "left_date" in src.present["loyalty"]:
+        lt = cast["loyalty"]
+        n, ex = _bad_rows(lt, lt.left_date > as_of)
+        if n:
+            problems.append(
+                Problem(
+                    "loyalty",
+                    "left_date",
+                    "future",
+                    f"left_date after the as-of date {as_of}" + _outlier_note(end),
+                    n,
+                    ex,
+                    fix="correct the dates, or set data.as_of later",
+                )
+            )
 
     # Orphans and out-of-window rows in event tables.
     known = _known_customers(cust)
+    floor = None if d.window_start else window_start
     for name, datecol in EVENT_DATES:
         if name not in cast:
             continue
@@ -336,12 +232,29 @@ def validate(
             if d.orphan_rows == "drop":
                 t = t.semi_join(known, "customer_id")
         j = t.join(known, "customer_id")
-        early = j[datecol] < j._signup
-        late = j[datecol] > as_of
-        for pred, what in (
-            (early, f"{datecol} before the customer's signup_date"),
-            (late, f"{datecol} after the as-of date {as_of}"),
-        ):
+        fix = "correct the dates or the signup dates"
+        checks = [
+            (j[datecol] < j._signup, f"{datecol} before the customer's signup_date", fix),
+            (
+                j[datecol] > as_of,
+                f"{datecol} after the as-of date {as_of}" + _outlier_note(end),
+                "correct the dates, or set data.as_of to include them"
+                if end is not None and end.moved
+                else "correct the dates, or set data.as_of later",
+            ),
+        ]
+        table_floor = floor if name in WINDOW_TABLES else None
+        if table_floor is not None and start is not None and start.moved:
+            checks.append(
+                (
+                    j[datecol] < table_floor,
+                    f"{datecol} before the default data window, which starts on {table_floor}: "
+                    f"{start.n_outlying:,} row(s) lie far before the bulk of the data "
+                    f"(the earliest on {start.raw})",
+                    "correct the dates, or set data.window_start to include them",
+                )
+            )
+        for pred, what, fix in checks:
             n, ex = _bad_rows(j, pred)
             if n:
                 problems.append(
@@ -354,11 +267,11 @@ def validate(
                         what,
                         n,
                         ex,
-                        fix="correct the dates or the signup dates",
+                        fix=fix,
                     )
                 )
         if d.out_of_window_rows == "drop":
-            t = _in_window(t, known, datecol, as_of)
+            t = _in_window(t, known, datecol, as_of, table_floor)
         cast[name] = t
     if "transactions" in cast and not d.refunds_allowed:
         t = cast["transactions"]
@@ -391,11 +304,88 @@ def validate(
                     fix="correct the dates or blank left_date",
                 )
             )
-    return _validated_source(src, cast, as_of, window_start, problems), problems
+    out = _validated_source(src, cast, as_of, window_start, problems)
+    out.as_of_note = note
+    return out
 
 
 # Event tables and their date column, checked against signup and the as-of date.
 EVENT_DATES = (("transactions", "date"), ("loyalty", "enrolled_date"), ("experience", "date"))
+# Tables whose dates define the default window start (loyalty memberships may predate it).
+WINDOW_TABLES = ("transactions", "experience")
+# Columns whose latest date is the default as-of date.
+AS_OF_DATES = (
+    ("transactions", "date"),
+    ("experience", "date"),
+    ("customers", "signup_date"),
+    ("customers", "churn_date"),
+)
+
+
+def _as_of_columns(cast: dict) -> list:
+    return [cast[t][c] for t, c in AS_OF_DATES if t in cast and c in cast[t].columns]
+
+
+def _window_columns(cast: dict) -> list:
+    return [cast[t]["date"] for t in WINDOW_TABLES if t in cast]
+
+
+def _outlier_note(end: dates.Edge | None) -> str:
+    if end is None or not end.moved:
+        return ""
+    return (
+        f" (the default as-of date leaves out {end.n_outlying:,} row(s) dated far beyond the "
+        f"rest of the data, up to {end.raw}, against ~{end.rate:,.0f} rows a day before it)"
+    )
+
+
+def _as_of_note(d, end, start, as_of, window_start) -> str:
+    if d.as_of:
+        parts = [f"as-of date {as_of} (data.as_of)"]
+    elif end is not None and end.moved:
+        parts = [
+            f"as-of date {as_of} (the latest date in the data, leaving out "
+            f"{end.n_outlying:,} row(s) far beyond the rest, up to {end.raw})"
+        ]
+    else:
+        parts = [f"as-of date {as_of} (the latest date in the data)"]
+    if d.window_start:
+        parts.append(f"window from {window_start} (data.window_start)")
+    elif start is not None and start.moved:
+        parts.append(
+            f"window from {window_start} (the earliest transaction or experience date, "
+            f"leaving out {start.n_outlying:,} row(s) far before the rest, from {start.raw})"
+        )
+    else:
+        parts.append(f"window from {window_start} (the earliest transaction or experience date)")
+    return "; ".join(parts)
+
+
+def _check_dates_against_window(params, as_of, window_start, end, start, problems) -> None:
+    d = params.data
+    today = table_checks._today()
+    if d.as_of and d.as_of > today and not d.future_dates_allowed:
+        problems.append(
+            Problem(
+                "data",
+                "as_of",
+                "after_run_date",
+                f"data.as_of {d.as_of} is after today ({today}, the run date)",
+                fix="set data.as_of to a past date (or leave it empty: the latest date in the "
+                "data), or set data.future_dates_allowed: true",
+            )
+        )
+    if window_start >= as_of:
+        problems.append(
+            Problem(
+                "data",
+                "window_start" if d.window_start else "as_of",
+                "window",
+                f"the data window would start on {window_start}, not before the as-of date {as_of}",
+                fix="set data.as_of after the window start (or leave it empty), or set "
+                "data.window_start earlier",
+            )
+        )
 
 
 def _known_customers(cust: ir.Table) -> ir.Table:
@@ -407,11 +397,15 @@ def _known_customers(cust: ir.Table) -> ir.Table:
     return cust.group_by("customer_id").aggregate(_signup=cust.signup_date.min())
 
 
-def _in_window(t: ir.Table, known: ir.Table, datecol: str, as_of: dt.date) -> ir.Table:
-    """Keep rows dated from the customer's signup to ``as_of`` (the ``drop`` policy)."""
+def _in_window(
+    t: ir.Table, known: ir.Table, datecol: str, as_of: dt.date, floor: dt.date | None = None
+) -> ir.Table:
+    """Keep rows dated from the customer's signup (and ``floor``) to ``as_of`` (``drop`` policy)."""
     keep = t.join(known, "customer_id")
-    keep = keep.filter((keep[datecol] >= keep._signup) & (keep[datecol] <= as_of))
-    return keep.drop("_signup")
+    pred = (keep[datecol] >= keep._signup) & (keep[datecol] <= as_of)
+    if floor is not None:
+        pred = pred & (keep[datecol] >= floor)
+    return keep.filter(pred).drop("_signup")
 
 
 def _validated_source(src: Source, cast: dict, as_of, window_start, problems) -> Source:
@@ -433,6 +427,9 @@ def _validated_source(src: Source, cast: dict, as_of, window_start, problems) ->
         window_start=window_start,
         problems=problems,
         validated=True,
+        locations=src.locations,
+        other_files=src.other_files,
+        missing_hints=src.missing_hints,
     )
 
 
@@ -441,8 +438,10 @@ def _from_receipt(src: Source, params: Params, receipt: dict) -> tuple[Source, l
     d = params.data
     problems = [Problem(**{**p, "examples": tuple(p["examples"])}) for p in receipt["problems"]]
     as_of = dt.date.fromisoformat(receipt["as_of"])
-    cast = {name: _validate_table(src, name, [], checks=False) for name in src.tables}
+    window_start = dt.date.fromisoformat(receipt["window_start"])
+    cast = {name: validate_table(src, name, [], checks=False) for name in src.tables}
     known = _known_customers(cast["customers"])
+    floor = None if d.window_start else window_start
     for name, datecol in EVENT_DATES:
         if name not in cast:
             continue
@@ -450,10 +449,11 @@ def _from_receipt(src: Source, params: Params, receipt: dict) -> tuple[Source, l
         if d.orphan_rows == "drop":
             t = t.semi_join(known, "customer_id")
         if d.out_of_window_rows == "drop":
-            t = _in_window(t, known, datecol, as_of)
+            t = _in_window(t, known, datecol, as_of, floor if name in WINDOW_TABLES else None)
         cast[name] = t
-    window_start = dt.date.fromisoformat(receipt["window_start"])
-    return _validated_source(src, cast, as_of, window_start, problems), problems
+    out = _validated_source(src, cast, as_of, window_start, problems)
+    out.as_of_note = receipt.get("as_of_note", "")
+    return out, problems
 
 
 RECEIPT_ENV = "ANALYSIS_VALIDATION_RECEIPT"
@@ -464,12 +464,13 @@ def _receipt_key(params: Params, src: Source) -> str | None:
 
     Folder and DuckDB sources: file names, sizes and modification times, row
     counts per table, and the params' data section. A database that can change
-    without its files changing (Postgres, Spark) gets no receipt.
+    without its files changing (Postgres, Spark) gets no receipt. The run date is
+    part of the key, since dates after it are refused.
     """
     if params.data.source not in ("folder", "duckdb"):
         return None
     fp = fingerprint(params, src, with_as_of=False)
-    return f"{fp['content_hash']}|{params.data!r}"
+    return f"{fp['content_hash']}|{params.data!r}|{table_checks._today()}"
 
 
 def _write_receipt(path: Path, params: Params, src: Source, valid: Source, problems) -> None:
@@ -480,6 +481,7 @@ def _write_receipt(path: Path, params: Params, src: Source, valid: Source, probl
         "key": key,
         "as_of": valid.as_of.isoformat(),
         "window_start": valid.window_start.isoformat(),
+        "as_of_note": valid.as_of_note,
         "problems": [
             {
                 **{f: getattr(p, f) for f in ("table", "column", "rule", "message", "n_rows")},
@@ -510,31 +512,138 @@ def _scalar(expr) -> object:
     return expr.to_pyarrow().as_py()
 
 
-def _infer_as_of(cast: dict[str, ir.Table]) -> dt.date:
-    dates = []
-    for name, col in (
-        ("transactions", "date"),
-        ("experience", "date"),
-        ("customers", "signup_date"),
-        ("customers", "churn_date"),
-    ):
-        if name in cast and col in cast[name].columns:
-            v = _scalar(cast[name][col].max())
-            if v is not None:
-                dates.append(v)
-    return max(dates)
+# --------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------
 
 
-def _infer_window_start(cast: dict[str, ir.Table]) -> dt.date:
-    dates = []
-    for name, col in (("transactions", "date"), ("experience", "date")):
-        if name in cast:
-            v = _scalar(cast[name][col].min())
-            if v is not None:
-                dates.append(v)
-    if not dates:
-        dates.append(_scalar(cast["customers"].signup_date.min()))
-    return min(dates)
+@dataclass
+class TableSummary:
+    """What validation read of one table: where from, how many rows, which dates."""
+
+    name: str
+    location: str
+    rows: int | None
+    date_column: str | None = None
+    first: dt.date | None = None
+    last: dt.date | None = None
+
+
+@dataclass
+class Diagnosis:
+    """Everything :func:`diagnose` found: the problems and what the data holds.
+
+    Attributes
+    ----------
+    problems : list[Problem]
+        Errors and warnings, as :func:`check` returns them.
+    tables : list[TableSummary]
+        The tables read (empty when the source could not be opened).
+    other_files : list[str]
+        Files in a data folder that are not data files.
+    as_of_note : str
+        The as-of date and window and how they were chosen ("" when not reached).
+    source : str
+        Where the data is (folder, file or database).
+    """
+
+    problems: list[Problem]
+    tables: list[TableSummary] = field(default_factory=list)
+    other_files: list[str] = field(default_factory=list)
+    as_of_note: str = ""
+    source: str = ""
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Return the problems of severity ``"error"``."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    def summary_lines(self) -> list[str]:
+        """Return what was read, one line per table, for the ``validate`` command."""
+        out = [f"data: {self.source}"] if self.source else []
+        for t in self.tables:
+            rows = "unreadable" if t.rows is None else f"{t.rows:,} rows"
+            line = f"  {t.name:<12} {t.location:<28} {rows:>14}"
+            if t.date_column and t.first:
+                line += f"   {t.date_column} {t.first} .. {t.last}"
+            out.append(line)
+        if self.other_files:
+            out.append(f"  not data files (not read): {', '.join(self.other_files)}")
+        if self.as_of_note:
+            out.append(self.as_of_note)
+        return out
+
+
+_SUMMARY_DATES = {
+    "customers": "signup_date",
+    "transactions": "date",
+    "loyalty": "enrolled_date",
+    "experience": "date",
+}
+
+
+def _summaries(src: Source) -> list[TableSummary]:
+    out = []
+    for name in TABLES:
+        if name not in src.tables:
+            continue
+        loc = src.locations.get(name, name)
+        try:
+            t = src.tables[name]
+            rows = _count(t)
+            col = _SUMMARY_DATES[name]
+            first = last = None
+            if col in src.present[name]:
+                typed = t[col].date() if t[col].type().is_timestamp() else t[col]
+                if typed.type().is_string():
+                    typed = _text_date(typed)
+                lo = ibis.literal(dates.EARLIEST_PLAUSIBLE, type="date")
+                m = t.mutate(_d=typed)
+                m = m.filter(m._d >= lo)
+                r = m.aggregate(a=m._d.min(), b=m._d.max()).to_pyarrow().to_pylist()[0]
+                first, last = r["a"], r["b"]
+            out.append(TableSummary(name, loc, rows, col, first, last))
+        except Exception:  # noqa: BLE001 - the problems already say why
+            out.append(TableSummary(name, loc, None))
+    return out
+
+
+def _source_label(params: Params) -> str:
+    d = params.data
+    if d.source in ("folder", "duckdb") or (d.source == "spark" and d.path):
+        return f"{d.path} ({d.source})"
+    return f"{d.source}" + (f", schema {d.schema}" if d.schema else "")
+
+
+def _checked(params: Params, receipt) -> tuple[Source | None, Source | None, list[Problem]]:
+    """Open and validate; return (raw source, validated source, problems)."""
+    try:
+        src = open_source(params)
+    except DataError as exc:
+        return None, None, exc.problems or [Problem("data", None, "source", exc.summary)]
+    valid, problems = validate(src, params)
+    if receipt is not None and not any(p.severity == "error" for p in problems):
+        _write_receipt(Path(receipt), params, src, valid, problems)
+    return src, valid, problems
+
+
+def diagnose(params: Params, *, receipt: str | Path | None = None) -> Diagnosis:
+    """Validate the params' data and say what it holds (see :func:`check` for ``receipt``).
+
+    Returns
+    -------
+    Diagnosis
+        The problems (errors and warnings), the tables read with their row counts
+        and date ranges, files in the data folder that were not read, and the as-of
+        date and window. An engine error while reading becomes a problem naming
+        the table.
+    """
+    src, valid, problems = _checked(params, receipt)
+    label = _source_label(params)
+    if src is None:
+        return Diagnosis(problems, source=label)
+    note = valid.as_of_note if valid is not None and valid.validated else ""
+    return Diagnosis(problems, _summaries(src), src.other_files, note, label)
 
 
 def check(params: Params, *, receipt: str | Path | None = None) -> list[Problem]:
@@ -542,19 +651,12 @@ def check(params: Params, *, receipt: str | Path | None = None) -> list[Problem]
 
     With ``receipt``, a clean validation (warnings at most) is also written to
     that file: the problems, as-of date and window, keyed by the data files'
-    sizes, times and row counts and by the params' data section. :func:`load`
-    reuses it instead of validating again when the environment variable
-    ``ANALYSIS_VALIDATION_RECEIPT`` names the file and the key still matches,
-    so a report run validates once rather than once per notebook.
+    sizes, times and row counts, by the params' data section and by the run date.
+    :func:`load` reuses it instead of validating again when the environment
+    variable ``ANALYSIS_VALIDATION_RECEIPT`` names the file and the key still
+    matches, so a report run validates once rather than once per notebook.
     """
-    try:
-        src = open_source(params)
-    except DataError as exc:
-        return exc.problems or [Problem("data", None, "source", exc.summary)]
-    valid, problems = validate(src, params)
-    if receipt is not None and not any(p.severity == "error" for p in problems):
-        _write_receipt(Path(receipt), params, src, valid, problems)
-    return problems
+    return _checked(params, receipt)[2]
 
 
 def load(params: Params) -> Source:
@@ -581,6 +683,8 @@ def fingerprint(params: Params, source: Source | None = None, *, with_as_of: boo
 
     The hash covers file names, sizes and modification times of a folder or
     DuckDB source (cheap and changes whenever the data does) plus row counts.
+    The as-of date is the source's (when validated) or the params', else the
+    default that validation would choose (:mod:`analysis.data.dates`).
     """
     src = source or open_source(params)
     counts = {name: _count(t) for name, t in sorted(src.tables.items())}
@@ -599,23 +703,18 @@ def fingerprint(params: Params, source: Source | None = None, *, with_as_of: boo
         return out
     as_of = src.as_of or d.as_of
     if as_of is None:
-        try:  # one cheap scan per date column; validation proper happens elsewhere
-            cast = {}
-            for name, col in (
-                ("transactions", "date"),
-                ("experience", "date"),
-                ("customers", "signup_date"),
-                ("customers", "churn_date"),
-            ):
+        try:  # one scan per date column; validation proper happens elsewhere
+            cols = []
+            for name, col in AS_OF_DATES:
                 if name in src.tables and col in src.tables[name].columns:
                     c = src.tables[name][col]
-                    c = c.date() if c.type().is_timestamp() else c.try_cast("date")
-                    cast.setdefault(name, {})[col] = c
-            as_of = max(
-                v
-                for v in (_scalar(c.max()) for cols in cast.values() for c in cols.values())
-                if v is not None
-            )
+                    if c.type().is_timestamp():
+                        c = c.date()
+                    elif c.type().is_string():
+                        c = _text_date(c)
+                    cols.append(c)
+            edge = dates.robust_end(*dates.histogram(cols))
+            as_of = edge.date if edge else None
         except Exception:  # noqa: BLE001 - provenance must never break a run
             as_of = None
     out["as_of"] = str(as_of) if as_of else "unknown"

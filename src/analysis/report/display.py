@@ -7,7 +7,11 @@ reader needs is displayed through these helpers. They share three rules:
   churn reasons and other text from data can contain ``<``, ``&`` ...);
 * tables refuse a ``customer_id`` column and cap their length, because a
   report shows aggregates, never customers or raw rows;
-* groups with fewer than ``min_group_size`` customers are suppressed.
+* groups with fewer than ``min_group_size`` customers are suppressed, and
+  where a total is shown beside them (a total row, a total in the text, or
+  a total another table gives) further groups are suppressed, so that a
+  small group cannot be worked out by subtracting the shown groups from the
+  total (complementary suppression, :func:`suppression`).
 
 Each ``foo(...)`` that displays something has a pure ``foo_html(...)`` twin
 returning the HTML string, which is what the tests check.
@@ -26,7 +30,7 @@ import json
 import numbers
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,12 @@ from analysis.report.format import (  # noqa: F401  (re-exported: notebooks call
     fmt_ci,
     fmt_money,
     fmt_pct,
+)
+from analysis.report.suppression import (  # noqa: F401  (re-exported for notebooks and tests)
+    Suppression,
+    complementary_suppression,
+    suppress_small,
+    suppression,
 )
 
 #: MIME type of a headline record inside an executed notebook.
@@ -214,64 +224,70 @@ def _refuse_identifiers(df: pd.DataFrame) -> None:
         )
 
 
-def suppress_small(
-    df: pd.DataFrame,
-    *,
-    count_col: str,
-    min_group_size: int,
-    value_cols: Iterable[str] | None = None,
-) -> pd.DataFrame:
-    """Mask the values of groups with fewer than ``min_group_size`` customers.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        One row per group, with a count of customers in ``count_col``.
-    count_col : str
-        Column holding the number of customers in each group. A missing count
-        is treated as a small group (its size cannot be checked).
-    min_group_size : int
-        Groups with a count below this are suppressed.
-    value_cols : iterable of str, optional
-        Columns to mask. Default: every numeric column, the count included.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy with the masked values set to NaN and a boolean ``suppressed``
-        column. The input is not changed.
-    """
-    if count_col not in df.columns:
-        raise AnalysisError(
-            f"suppress_small: count column {count_col!r} is not in the table "
-            f"(columns: {list(df.columns)}); pass the column with customers per group."
-        )
-    if "suppressed" in df.columns:
-        raise AnalysisError(
-            "suppress_small: the table already has a 'suppressed' column; rename it first."
-        )
-    if value_cols is None:
-        value_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    else:
-        value_cols = list(value_cols)
-        missing = [c for c in value_cols if c not in df.columns]
-        if missing:
-            raise AnalysisError(f"suppress_small: value columns {missing} are not in the table.")
-    counts = pd.to_numeric(df[count_col], errors="coerce")
-    small = (counts < min_group_size) | counts.isna()
-    out = df.copy()
-    for c in value_cols:
-        col = out[c]
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
-            col = col.astype("float64")
-        out[c] = col.mask(small.to_numpy())
-    out["suppressed"] = small.to_numpy()
-    return out
-
-
 def _is_number_text(text: str) -> bool:
     """Return True for a number formatted as text ("€1,234 (+3%)", "-0.6 pt"), not a sentence."""
     return bool(_NUMBER_LIKE.match(text)) and len(_WORD.findall(text)) <= _MAX_UNIT_WORDS
+
+
+def _hidden_rows(
+    df: pd.DataFrame,
+    *,
+    count_col: str | None,
+    min_group_size: int | None,
+    total: bool | float | None,
+    totals_by: Iterable[str | Sequence[str]] | None,
+    group_col: str | None,
+    total_label: Any,
+    hide: Suppression | Collection | None,
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """Return (small, complementary, threshold) row masks of a table for :func:`table_html`."""
+    small = np.zeros(len(df), dtype=bool)
+    extra = np.zeros(len(df), dtype=bool)
+    threshold = None
+    if count_col is not None:
+        threshold = DEFAULT_MIN_GROUP_SIZE if min_group_size is None else min_group_size
+        sup = suppression(
+            df,
+            count_col=count_col,
+            min_group_size=threshold,
+            total=total,
+            totals_by=totals_by,
+            group_col=group_col if group_col is not None else df.columns[0],
+            total_label=total_label,
+            hide=hide,
+        )
+        return sup.small, sup.complementary & ~sup.small, threshold
+    if total is not None or totals_by is not None or total_label is not None:
+        raise AnalysisError(
+            "show_table: total=, totals_by= and total_label= need count_col= (the customers "
+            "per row) to decide which rows to suppress."
+        )
+    if hide is not None:
+        gcol = group_col if group_col is not None else df.columns[0]
+        if gcol not in df.columns:
+            raise AnalysisError(f"show_table: group column {gcol!r} is not in the table.")
+        labels = df[gcol]
+        if isinstance(hide, Suppression):
+            if threshold is None:
+                threshold = hide.min_group_size
+            small |= labels.isin(hide.small_groups).to_numpy()
+            extra |= labels.isin(hide.complementary_groups).to_numpy()
+        else:
+            extra |= labels.isin(set(hide)).to_numpy()
+        extra &= ~small
+    return small, extra, threshold
+
+
+def _suppression_note(n_small: int, n_extra: int, threshold: int | None) -> str:
+    parts = []
+    if n_small:
+        parts.append(f"{n_small} group(s) with fewer than {threshold} customers are suppressed.")
+    if n_extra:
+        parts.append(
+            f"{n_extra} {'further ' if n_small else ''}row(s) are suppressed so that small "
+            "groups cannot be worked out from the totals."
+        )
+    return " ".join(parts)
 
 
 def table_html(
@@ -282,6 +298,11 @@ def table_html(
     count_col: str | None = None,
     min_group_size: int | None = None,
     max_rows: int | None = DEFAULT_MAX_ROWS,
+    total: bool | float | None = None,
+    totals_by: Iterable[str | Sequence[str]] | None = None,
+    group_col: str | None = None,
+    total_label: Any = None,
+    hide: Suppression | Collection | None = None,
 ) -> str:
     """Return an escaped HTML table of ``df``; see :func:`show_table`."""
     if not isinstance(df, pd.DataFrame):
@@ -302,25 +323,36 @@ def table_html(
         df.columns = [" ".join(str(p) for p in c if str(p)) for c in df.columns]
     formats = dict(formats or {})
 
-    suppressed = np.zeros(len(df), dtype=bool)
-    if count_col is not None:
-        threshold = DEFAULT_MIN_GROUP_SIZE if min_group_size is None else min_group_size
-        masked = suppress_small(df, count_col=count_col, min_group_size=threshold)
-        suppressed = masked.pop("suppressed").to_numpy()
-        value_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    else:
-        threshold = None
-        value_cols = []
+    small, extra, threshold = _hidden_rows(
+        df,
+        count_col=count_col,
+        min_group_size=min_group_size,
+        total=total,
+        totals_by=totals_by,
+        group_col=group_col,
+        total_label=total_label,
+        hide=hide,
+    )
+    suppressed = small | extra
+    # Labels stay readable in a suppressed row; every number in it is masked.
+    labels = {group_col} if group_col is not None else set()
+    for cols in totals_by or []:
+        labels |= {cols} if isinstance(cols, str) else set(cols)
+    if hide is not None and group_col is None:
+        labels.add(df.columns[0])
 
     texts: dict[Any, list[str]] = {c: [] for c in df.columns}
     for i, (_, row) in enumerate(df.iterrows()):
         for c in df.columns:
+            text = _apply_format(row[c], formats.get(c))
             if suppressed[i] and c == count_col:
-                text = f"<{threshold}"
-            elif suppressed[i] and c in value_cols:
+                text = f"<{threshold}" if small[i] else _SUPPRESSED
+            elif (
+                suppressed[i]
+                and c not in labels
+                and (pd.api.types.is_numeric_dtype(df[c]) or _is_number_text(text))
+            ):
                 text = _SUPPRESSED
-            else:
-                text = _apply_format(row[c], formats.get(c))
             texts[c].append(text)
     # Right-align numbers, also those formatted as text ("12.5%", "€1,234", "+3 (-2)").
     numeric = {
@@ -342,10 +374,8 @@ def table_html(
         rows.append(f"<tr{tr_class}>{''.join(cells)}</tr>")
     foot = ""
     if suppressed.any():
-        foot = (
-            f'<p class="analysis-table-note">{int(suppressed.sum())} group(s) with fewer than '
-            f"{threshold} customers are suppressed.</p>"
-        )
+        note_text = _suppression_note(int(small.sum()), int(extra.sum()), threshold)
+        foot = f'<p class="analysis-table-note">{html.escape(note_text)}</p>'
     table = f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     # The caption sits above the scrolling box (a <caption> would scroll away with a wide
     # table and wrap to a narrow one's width); aria-labelledby keeps it the table's name.
@@ -369,6 +399,11 @@ def show_table(
     count_col: str | None = None,
     min_group_size: int | None = None,
     max_rows: int | None = DEFAULT_MAX_ROWS,
+    total: bool | float | None = None,
+    totals_by: Iterable[str | Sequence[str]] | None = None,
+    group_col: str | None = None,
+    total_label: Any = None,
+    hide: Suppression | Collection | None = None,
 ) -> None:
     """Display ``df`` as an escaped HTML table, suppressing small groups.
 
@@ -384,12 +419,25 @@ def show_table(
         ``str.format`` pattern (``"{:.2f} days"``) or a callable returning str.
     count_col : str, optional
         Column with the number of customers per row. Rows below
-        ``min_group_size`` show ``"<N"`` there and "suppressed" in every numeric column.
+        ``min_group_size`` show ``"<N"`` there and "suppressed" in every
+        number of the row (labels stay).
     min_group_size : int, optional
         Suppression threshold; default :data:`DEFAULT_MIN_GROUP_SIZE`. Pass
         ``params.analysis.min_group_size``.
     max_rows : int or None, default 100
         Refuse longer tables (raw rows do not belong in a report).
+    total, totals_by, total_label : optional
+        Totals shown beside the table (a total row labelled ``total_label``,
+        a total in the text, subtotals in other tables): further rows are
+        suppressed so that no small one can be worked out from them (see
+        :func:`suppression`); they show "suppressed" in ``count_col``.
+    group_col : str, optional
+        Column with the group labels (default: the first column), kept
+        readable in suppressed rows.
+    hide : Suppression or collection, optional
+        Groups to suppress in this table because another table of the same
+        groups suppressed them (its :class:`Suppression`, or labels): rows
+        whose ``group_col`` is one of them are masked.
 
     Raises
     ------
@@ -403,6 +451,11 @@ def show_table(
         count_col=count_col,
         min_group_size=min_group_size,
         max_rows=max_rows,
+        total=total,
+        totals_by=totals_by,
+        group_col=group_col,
+        total_label=total_label,
+        hide=hide,
     )
     text = f"{caption}\n" if caption else ""
     _display_html(markup, text + f"[table: {len(df)} rows x {df.shape[1]} columns]")

@@ -32,6 +32,8 @@ __all__ = [
     "claims_table",
     "findings",
     "hazard_table",
+    "hidden_term_labels",
+    "small_terms",
     "industry_claims",
     "notes",
     "run_study",
@@ -154,18 +156,25 @@ def findings(
     stakes: pd.DataFrame,
     currency: str = "EUR",
     compensation: pd.DataFrame | None = None,
+    min_group_size: int | None = None,
 ) -> list[str]:
-    """Write the report's key findings as sentences generated from the estimates."""
+    """Write the report's key findings as sentences generated from the estimates.
+
+    With ``min_group_size``, nothing is said about a model term whose level
+    has fewer customers (when the hazard result counts them, see
+    :func:`small_terms`) nor about compensation seen for fewer customers.
+    """
 
     def money(v: float) -> str:
         return fmt_money(v, currency)
 
+    small = small_terms(hazards, min_group_size) if min_group_size else set()
     out = []
     for term, label in [
         ("nps_category[detractor]", "Detractors"),
         ("nps_category[passive]", "Passives"),
     ]:
-        if term in hazards.summary.index:
+        if term in hazards.summary.index and term not in small:
             hr, lo, hi = hazards.hr(term)
             out.append(
                 f"{label} churn at {hr:.2f} times the rate of promoters (95% CI "
@@ -200,6 +209,9 @@ def findings(
         )
     if compensation is not None and len(compensation):
         c = compensation.iloc[0]
+        n = c.get("customers_with_compensated_failure")
+        if min_group_size and n is not None and not (n >= min_group_size):
+            return out  # the table suppresses it too
         out.append(
             f"Observational: after a compensated failure customers churned at "
             f"{c.hazard_ratio:.2f} times the rate after an uncompensated one of the same "
@@ -223,6 +235,7 @@ def study_findings(res: StudyResults) -> list[str]:
         stakes=res.stakes,
         currency=res.currency,
         compensation=res.compensation,
+        min_group_size=res.min_group_size,
     )
 
 
@@ -250,6 +263,22 @@ def notes(res: StudyResults) -> list[str]:
         else:
             raise ValueError(f"unknown experience caveat {kind!r}")
     return out
+
+
+def small_terms(hazards: HazardResult, min_group_size: int) -> set[str]:
+    """Return the model terms of categorical levels with fewer than ``min_group_size`` customers.
+
+    Reads the customers per level the hazard result carries
+    (``level_customers``, by term name); a result without them gives an
+    empty set.
+    """
+    sizes = getattr(hazards, "level_customers", None) or {}
+    return {t for t, n in dict(sizes).items() if n < min_group_size}
+
+
+def hidden_term_labels(res: StudyResults) -> set[str]:
+    """Return the ``term_label`` of the hazard-table rows to suppress (levels of too few customers)."""
+    return {TERM_LABELS.get(t, t) for t in small_terms(res.hazards, res.min_group_size)}
 
 
 def hazard_table(res: StudyResults) -> pd.DataFrame:

@@ -3,15 +3,19 @@
 A report shows aggregates only. Before the runner publishes a page it searches
 the page for the data's customer ids (:func:`scan_for_identifiers`) and refuses
 to publish when one is found; error messages shown in the index are masked
-with :func:`redact_identifiers`; passwords in data-source URLs are masked
+with :func:`redact_identifiers`, and the index page as a whole with
+:func:`redact_page` before it is written; passwords in data-source URLs are masked
 before the params are printed in the provenance footer (:func:`_redact_secrets`).
+:func:`scan_outputs` checks every page of an output folder after a run.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
@@ -108,3 +112,50 @@ def redact_identifiers(text: str, ids: Iterable[Any]) -> str:
     for found in scan_for_identifiers(text, ids):
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(found)}(?![A-Za-z0-9])", "[customer id]", text)
     return text
+
+
+def redact_page(page: str, ids: Iterable[Any]) -> str:
+    """Return an HTML page (the reports index) with every customer id masked.
+
+    The index is written from run state (error lines, problems, headlines),
+    not from a notebook, so it is masked rather than refused: an id found
+    as a whole token, as written or HTML-escaped, becomes ``[customer id]``.
+    """
+    for found in scan_for_identifiers(page, ids):
+        for form in dict.fromkeys((found, html.escape(found), html.escape(found, quote=False))):
+            page = re.sub(
+                rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "[customer id]", page
+            )
+    return page
+
+
+def scan_outputs(
+    out_dir: str | os.PathLike, ids: Iterable[Any], *, pattern: str = "*.html"
+) -> dict[str, list[str]]:
+    """Return the customer ids found in each stakeholder page of an output folder.
+
+    Every file matching ``pattern`` directly in ``out_dir`` (the report pages
+    and ``index.html``) is searched with :func:`scan_for_identifiers`.
+
+    Parameters
+    ----------
+    out_dir : path
+        The reports folder.
+    ids : iterable
+        Customer ids of the data.
+    pattern : str, default "*.html"
+        Which files to search.
+
+    Returns
+    -------
+    dict
+        File name -> ids found, for the files holding any (empty: all clean).
+    """
+    wanted = identifiers_to_scan(ids)
+    out: dict[str, list[str]] = {}
+    for f in sorted(Path(out_dir).glob(pattern)):
+        if f.is_file():
+            found = scan_for_identifiers(f.read_text(encoding="utf-8", errors="replace"), wanted)
+            if found:
+                out[f.name] = found
+    return out

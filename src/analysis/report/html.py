@@ -4,6 +4,8 @@ An executed notebook becomes a page without code (:func:`notebook_body_html`):
 outputs and markdown, images embedded as base64, headline records and stderr
 stripped. Pages and the index are rendered from the Jinja templates in
 ``analysis/report/templates`` (inline CSS, no scripts, no external links).
+Notebook facts the runner needs (title, headlines, declared parameters) and the
+provenance of the code (:func:`git_commit`, :func:`package_version`) are read here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import copy
 import datetime as dt
 import json
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,59 @@ def notebook_title(nb: Any, default: str) -> str:
                     return m.group(1)
             break
     return default
+
+
+def declares_parameter(notebook: Path, name: str) -> bool:
+    """Return True if the notebook's ``parameters`` cell assigns ``name``."""
+    try:
+        nb = json.loads(Path(notebook).read_text())
+    except (OSError, ValueError):
+        return False
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell.get("source", []))
+            return re.search(rf"^\s*{re.escape(name)}\s*[:=]", src, re.M) is not None
+    return False
+
+
+def git_commit(where: Path | None = None) -> str:
+    """Return the git commit of the code (marked if there are uncommitted changes) or "unknown"."""
+    where = Path(where or Path(__file__).parent)
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "--no-optional-locks",
+                "-C",
+                str(where),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not sha:
+        return "unknown"
+    return f"{sha} (uncommitted changes)" if dirty else sha
+
+
+def package_version() -> str:
+    """Return the version of the analysis package (for the provenance footer)."""
+    from analysis import __version__
+
+    return __version__
 
 
 def _render_copy(nb: Any) -> Any:

@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
+from analysis.report.display import complementary_suppression
 from analysis.stats.effects import Effect
 from analysis.stats.evalue import EValue
 from analysis.studies.loyalty import ProgrammeReport, SequentialResult, programme_report
@@ -25,6 +28,8 @@ __all__ = [
     "covariate_label",
     "e_value_sentence",
     "effect_sentence",
+    "hidden_levels",
+    "level_sizes",
     "programme_findings",
     "programme_report_with_findings",
 ]
@@ -71,6 +76,116 @@ def covariate_label(name: str) -> str:
     base, sep, level = str(name).partition("[")
     label = COVARIATE_LABELS.get(base, base.replace("_", " "))
     return f"{label}: {level.rstrip(']')}" if sep else label
+
+
+def level_sizes(
+    frame: pd.DataFrame, columns: Iterable[str], *, id_col: str | None = None
+) -> pd.Series:
+    """Count the customers at each level of categorical columns, named ``column[level]``.
+
+    The names are those of :func:`analysis.stats.design.covariate_matrix`
+    (balance tables, love plots, model terms), so a table indexed by them can
+    hide the levels with too few customers. Numeric columns are skipped.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows the statistics were computed on.
+    columns : iterable of str
+        Columns to count (missing ones are skipped).
+    id_col : str, optional
+        Customer column: distinct customers are counted (a customer on
+        several rows, as in monthly trials, counts once per level). Default:
+        rows are customers.
+
+    Returns
+    -------
+    pandas.Series
+        Customers per ``column[level]``, every level (the reference included).
+    """
+    out: dict[str, int] = {}
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        col = frame[c]
+        if not (
+            isinstance(col.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(col)
+            or pd.api.types.is_string_dtype(col)
+        ):
+            continue
+        if id_col is None:
+            sizes = col.value_counts(dropna=True)
+        else:
+            sizes = frame.groupby(c, observed=True)[id_col].nunique()
+        for level, n in sizes.items():
+            out[f"{c}[{level}]"] = int(n)
+    return pd.Series(out, dtype="int64")
+
+
+def hidden_levels(
+    frame: pd.DataFrame,
+    covariates: Sequence[str],
+    *,
+    min_group_size: int,
+    id_col: str | None = "customer_id",
+    complementary: bool = False,
+) -> set[str]:
+    """Return the covariate levels (``column[level]``) a table or plot of ``frame`` must hide.
+
+    A balance table, a member profile or a love plot shows one row per level of
+    each categorical covariate; a level with fewer than ``min_group_size``
+    customers in ``frame`` would show what those few customers did (a share of
+    0 among members says none of them joined), so it is hidden. With
+    ``complementary=True`` (tables of shares, which add up to one over a
+    covariate's levels) the reference level, which such tables leave out, counts
+    as a hidden part too, and further levels, the smallest first, are hidden
+    until the hidden ones of each covariate are at least two and hold
+    ``min_group_size`` customers together (see
+    :func:`analysis.report.display.complementary_suppression`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows the table was computed on (landmark or trial frame).
+    covariates : sequence of str
+        The covariates of the table; numeric ones are never hidden.
+    min_group_size : int
+        The threshold.
+    id_col : str or None, default "customer_id"
+        Customer column: a customer counts once per level however many rows
+        (trial months) they have. None or absent: rows are customers.
+    complementary : bool, default False
+        Also protect small levels from being worked out from the others.
+
+    Returns
+    -------
+    set of str
+        Names as in the balance tables (``"segment[TinySeg]"``).
+    """
+    cols = [c for c in covariates if c in frame.columns]
+    ids = id_col if id_col is not None and id_col in frame.columns else None
+    sizes = level_sizes(frame, cols, id_col=ids)
+    hidden: set[str] = set()
+    for c in cols:
+        s = frame[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = [lv for lv in s.cat.categories if (s == lv).any()]
+        elif pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            levels = sorted(s.dropna().astype(str).unique())
+        else:
+            continue
+        # The order of analysis.stats.design.covariate_matrix: the first level is the reference.
+        names = [f"{c}[{lv}]" for lv in levels]
+        counts = np.array([float(sizes.get(n, 0)) for n in names])
+        hide = counts < min_group_size
+        if complementary and len(names) > 1:
+            rows = np.arange(1, len(names))
+            hide = hide | complementary_suppression(
+                counts, hide, [(rows, float(counts.sum()))], min_group_size
+            )
+        hidden |= {n for n, h in zip(names[1:], hide[1:], strict=True) if h}
+    return hidden
 
 
 # --------------------------------------------------------------------------- sentences

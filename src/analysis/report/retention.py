@@ -10,11 +10,13 @@ one-call API, also offered by :mod:`analysis.survival`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
+from analysis.report.display import Suppression, suppression
 from analysis.stats.competing_risks import cif_at
 from analysis.stats.cox import CoxResult
 from analysis.stats.survival import LogrankResult
@@ -23,6 +25,9 @@ from analysis.studies.retention import RetentionResult, retention_study
 __all__ = [
     "RetentionReport",
     "findings",
+    "group_suppression",
+    "hidden_labels",
+    "hide_groups",
     "notes",
     "retention_report",
     "sentence_cif",
@@ -222,13 +227,16 @@ def sentence_left_truncation(n_left_truncated: int, n_total: int) -> str:
 # ----------------------------------------------------------------------------
 
 
-def findings(result: RetentionResult) -> list[str]:
+def findings(result: RetentionResult, *, hidden=()) -> list[str]:
     """Write the findings of the retention report (at most six sentences).
 
     Parameters
     ----------
     result : RetentionResult
         Output of :func:`analysis.studies.retention.retention_study`.
+    hidden : collection, optional
+        Group labels the report's tables suppress (:func:`hidden_labels`); no
+        sentence is written about them.
 
     Returns
     -------
@@ -258,6 +266,7 @@ def findings(result: RetentionResult) -> list[str]:
             sent.append(sentence_hazard_ratio(use, term))
     if group:
         diffs = rm[(rm.kind == "difference") & rm.rmst.notna() & (rm.se > 0)]
+        diffs = diffs[~diffs[group].isin(set(hidden))]
         if len(diffs):
             top = diffs.loc[diffs.rmst.abs().idxmax()]
             sent.append(sentence_rmst_difference(top, group=group))
@@ -307,6 +316,75 @@ def notes(result: RetentionResult) -> list[str]:
             "'why they leave' section is skipped."
         )
     return out
+
+
+# ----------------------------------------------------------------------------
+# Small groups: totals over everyone, complementary suppression
+# ----------------------------------------------------------------------------
+
+_ALL = "all customers"
+
+
+def group_suppression(result: RetentionResult) -> Suppression | None:
+    """Decide which groups of the retention report to hide (None without groups).
+
+    The study leaves out groups under the threshold; the report states the
+    total number of customers, so the groups it shows must not add up to
+    that total less one small group. The customers of the left-out groups
+    count as one hidden group, and further groups, the smallest first, are
+    hidden until the hidden customers cannot be told apart (see
+    :func:`analysis.report.display.suppression`).
+    """
+    if not result.group:
+        return None
+    gcol = result.group
+    med = result.median
+    rows = med[med[gcol] != _ALL].reset_index(drop=True)
+    return suppression(
+        rows,
+        count_col="n",
+        min_group_size=result.min_group_size,
+        total=float(result.n),
+        group_col=gcol,
+    )
+
+
+def hidden_labels(result: RetentionResult, sup: Suppression | None) -> set:
+    """Return the row labels to hide in the report's tables: hidden groups and their comparisons.
+
+    A comparison row (``"a - b"`` in the restricted-mean table) is hidden
+    when either group is, since its count and difference would give the
+    hidden group back.
+    """
+    if sup is None or not result.group:
+        return set()
+    hidden = set(sup.hidden_groups)
+    labels = set(hidden)
+    rm = result.rmst
+    if result.group in rm.columns:
+        for lab in rm[result.group].astype(str):
+            parts = lab.split(" - ", 1)
+            if len(parts) == 2 and (parts[0] in hidden or parts[1] in hidden):
+                labels.add(lab)
+    return labels
+
+
+def hide_groups(result: RetentionResult, sup: Suppression | None) -> RetentionResult:
+    """Return ``result`` without the hidden groups' curves and numbers-at-risk (for the plots).
+
+    ``km_group`` and ``at_risk_group`` lose the hidden groups' rows; both are
+    None when no group is left to draw.
+    """
+    if sup is None or result.km_group is None or not sup.hidden.any():
+        return result
+    hidden = sup.hidden_groups
+    km = result.km_group[~result.km_group[result.group].isin(hidden)]
+    at = result.at_risk_group
+    if at is not None:
+        at = at[~at.index.isin(list(hidden))]
+    if km.empty:
+        km, at = None, None
+    return dataclasses.replace(result, km_group=km, at_risk_group=at)
 
 
 # ----------------------------------------------------------------------------

@@ -13,26 +13,35 @@ For each report notebook (``notebooks/NN_name.ipynb``) the runner
    stderr stripped) inside a page with a header and a provenance footer;
 4. refuses to publish HTML that contains a customer id
    (:func:`analysis.report.guard.scan_for_identifiers`);
-5. publishes atomically (:func:`analysis.report.outputs.write_atomic`): a temporary
-   file in the same folder, then :func:`os.replace`, so an interrupted or failed run never replaces the last
-   good HTML.
+5. publishes the HTML together with the notebook's exports (a notebook that
+   declares an ``export_dir`` parameter writes them into a staging folder the
+   runner gives it): every file is complete before it is renamed into place
+   (:func:`os.replace`), and the renames are recorded first in the run's marker
+   (:class:`analysis.report.outputs.RunMarker`), so a run killed halfway through
+   them has them completed by the next run. A failed, timed-out, interrupted or
+   killed notebook never replaces its last good HTML or exports.
 
-Then it writes ``reports/index.html`` (status, run time, as-of date, headline
-numbers, link, one-line error per report), ``reports/manifest.json`` (state
-carried between runs: last good time, headlines) and appends one JSON line to
-``reports/run-log.jsonl``.
+Then it writes ``index.html`` (status, run time, as-of date, headline numbers,
+link, one-line error per report), ``manifest.json`` (state carried between runs:
+last good time, headlines) and appends one JSON line to ``run-log.jsonl``, all
+in the output folder.
 
-Exit codes: 0 every report ok; 1 some report failed; 2 invalid params or data
-(refused, nothing replaced); 75 another run holds the output folder's lock;
-130 interrupted (SIGINT/SIGTERM; unfinished reports keep their previous HTML).
+Workers die with the runner, whatever ends it (:func:`analysis.report.worker.die_with_runner`).
+A run that finds the marker of an earlier run that never finished (SIGKILL, out
+of memory) logs that run and removes its temporary files before starting.
+
+Exit codes: 0 every report ok; 1 some report failed; 2 refused (invalid params
+or data, unknown notebook, bad command line; nothing replaced); 75 another run
+holds the output folder's lock; 130 interrupted (SIGINT/SIGTERM/SIGHUP; unfinished
+reports keep their previous HTML and exports).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
-import fcntl
 import json
 import os
 import re
@@ -58,23 +67,32 @@ from analysis.report.guard import (
 from analysis.report.html import (
     INDEX_NAME,
     collect_headlines,
+    declares_parameter,
+    git_commit,
     notebook_body_html,
     notebook_title,
+    package_version,
     render_report_page,
 )
 from analysis.report.outputs import (
     EXECUTED_DIR,
+    EXPORTS_DIR,
+    LOCK_NAME,  # noqa: F401 - part of the runner's API
     ReportResult,
+    RunMarker,
     RunResult,
     _append_run_log,
+    _lock,
     _previous,
     _read_manifest,
-    _remove_leftovers,
     _write_outputs,
+    move_into_place,
     one_line,
+    problem_line,
+    take_over,
     write_atomic,
 )
-from analysis.report.worker import THREAD_VARS, _worker, thread_env  # noqa: F401
+from analysis.report.worker import RUNNER_PID_ENV, THREAD_VARS, _worker, thread_env  # noqa: F401
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -82,7 +100,6 @@ EXIT_REFUSED = 2
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
 EXIT_INTERRUPTED = 130
 
-LOCK_NAME = ".run.lock"
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_\-]+$")
 TERMINATE_GRACE_SECONDS = 8.0
 POLL_SECONDS = 0.1
@@ -115,37 +132,6 @@ def _say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def git_commit(where: Path | None = None) -> str:
-    """Return the git commit of the code (marked if there are uncommitted changes) or "unknown"."""
-    where = Path(where or Path(__file__).parent)
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not sha:
-        return "unknown"
-    return f"{sha} (uncommitted changes)" if dirty else sha
-
-
-def _package_version() -> str:
-    from analysis import __version__
-
-    return __version__
-
-
 @dataclass
 class _Job:
     name: str
@@ -158,6 +144,8 @@ class _Job:
     executed_tmp: Path | None = None
     log: Path | None = None
     timed_out: bool = False
+    export_stage: Path | None = None  # where the notebook writes its exports
+    export_dest: Path | None = None  # where they are published with the report
 
 
 # --------------------------------------------------------------------------------------
@@ -165,40 +153,10 @@ class _Job:
 # --------------------------------------------------------------------------------------
 
 
-def _declares_parameter(notebook: Path, name: str) -> bool:
-    """Return True if the notebook's ``parameters`` cell assigns ``name``."""
-    try:
-        nb = json.loads(Path(notebook).read_text())
-    except (OSError, ValueError):
-        return False
-    for cell in nb.get("cells", []):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            src = "".join(cell.get("source", []))
-            return re.search(rf"^\s*{re.escape(name)}\s*[:=]", src, re.M) is not None
-    return False
-
-
 def _load_params(params_file: Path):
     from analysis import config
 
     return config.load_params(params_file)
-
-
-def _problem_line(p: Any) -> str:
-    """Return a problem as one line WITHOUT example values (they may be customer ids)."""
-    table = getattr(p, "table", None)
-    if table is None:
-        return one_line(str(p), 400)
-    column = getattr(p, "column", None)
-    where = table if column is None else f"{table}.{column}"
-    line = f"[{getattr(p, 'severity', 'error')}] {where}: {getattr(p, 'message', '')}"
-    n = getattr(p, "n_rows", 0)
-    if n:
-        line += f" ({n:,} rows)"
-    fix = getattr(p, "fix", "")
-    if fix:
-        line += f" -> {fix}"
-    return one_line(line, 400)
 
 
 def _available_notebooks(notebooks_dir: Path) -> list[str]:
@@ -247,7 +205,10 @@ class _Interrupted(Exception):
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while running (main thread only)."""
+    """Turn SIGTERM (and SIGHUP, unless ignored) into KeyboardInterrupt while running.
+
+    Main thread only. A SIGHUP that ``nohup`` set to be ignored stays ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -255,11 +216,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
     def _handler(signum, frame):
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, _handler)
+    old = {signal.SIGTERM: signal.signal(signal.SIGTERM, _handler)}
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, _handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -277,21 +241,21 @@ def _ignore_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _lock(out_dir: Path) -> Iterator[bool]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(out_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (main thread only).
+
+    A signal that arrives meanwhile is delivered when the block ends, so a
+    report's publication (a few renames) is never cut in half by an interrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        yield
     finally:
-        fh.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _Runner:
@@ -314,9 +278,11 @@ class _Runner:
         started: dt.datetime,
         manifest: dict[str, dict],
         receipt: Path | None = None,
+        marker: RunMarker | None = None,
     ):
         self.params = params
         self.receipt = receipt
+        self.marker = marker
         self.params_file = params_file
         self.out_dir = out_dir
         self.names = names
@@ -330,7 +296,7 @@ class _Runner:
         self.started = started
         self.results: dict[str, ReportResult] = {n: _previous(manifest, n, out_dir) for n in names}
         self.commit = git_commit()
-        self.version = _package_version()
+        self.version = package_version()
         self.params_dict = _redact_secrets(_params_dict(params))
 
     # ---- execution ------------------------------------------------------------------
@@ -341,6 +307,7 @@ class _Runner:
         )
         if self.receipt is not None:
             env["ANALYSIS_VALIDATION_RECEIPT"] = str(self.receipt)
+        env[RUNNER_PID_ENV] = str(os.getpid())  # the worker dies with this process
         return env
 
     def _start(self, job: _Job) -> None:
@@ -352,9 +319,17 @@ class _Runner:
         job.executed_tmp = tmpdir / f"{job.name}.ipynb"
         job.log = executed / f"{job.name}.log"
         parameters = {"params_file": str(self.params_file), **self.extra_parameters}
-        if "export_dir" not in parameters and _declares_parameter(job.notebook, "export_dir"):
-            # CRM exports go beside the reports of this run (honours --out).
-            parameters["export_dir"] = str(self.out_dir / "exports")
+        if declares_parameter(job.notebook, "export_dir"):
+            # CRM exports go beside the reports of this run (honours --out), or where
+            # -p export_dir says (relative to the notebook's folder, its working
+            # directory). The notebook writes them into a staging folder; they are
+            # published together with the report, only if the report is.
+            given = parameters.get("export_dir")
+            dest = Path(given) if given else self.out_dir / EXPORTS_DIR
+            job.export_dest = dest if dest.is_absolute() else job.notebook.parent / dest
+            job.export_stage = tmpdir / EXPORTS_DIR
+            job.export_stage.mkdir()
+            parameters["export_dir"] = str(job.export_stage)
         job.spec.write_text(
             json.dumps(
                 {
@@ -377,7 +352,9 @@ class _Runner:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # the runner, not the terminal, stops workers
+                # The runner, not the terminal, stops workers; they die with the runner
+                # (analysis.report.worker.die_with_runner), even when it is SIGKILLed.
+                start_new_session=True,
             )
         rr = self.results[job.name]
         rr.started, rr.finished, rr.seconds, rr.error = _iso(job.started), None, None, None
@@ -402,13 +379,9 @@ class _Runner:
             job.proc.wait()
 
     def _cleanup(self, job: _Job) -> None:
+        """Remove the job's work folder (spec, result, unpublished HTML and exports)."""
         if job.spec is not None:
-            tmpdir = job.spec.parent
-            for p in tmpdir.glob("*"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            with contextlib.suppress(OSError):
-                tmpdir.rmdir()
+            shutil.rmtree(job.spec.parent, ignore_errors=True)
 
     def execute_all(self) -> None:
         pending = [_Job(name=n, notebook=self.notebooks_dir / f"{n}.ipynb") for n in self.names]
@@ -437,9 +410,12 @@ class _Runner:
                 for job in running:
                     self._stop(job)
                     self._cleanup(job)
-                    self._mark(job.name, "interrupted", "run interrupted (SIGINT/SIGTERM)", job)
+                    if job.started is None:  # interrupted while it was being started
+                        self._not_started(job.name)
+                    else:
+                        self._mark(job.name, "interrupted", "run interrupted (SIGINT/SIGTERM)", job)
                 for job in pending:
-                    self._mark(job.name, "interrupted", "not started: run interrupted", None)
+                    self._not_started(job.name)
             raise _Interrupted from None
 
     def _mark(self, name: str, status: str, error: str | None, job: _Job | None) -> None:
@@ -449,6 +425,12 @@ class _Runner:
         rr.finished = _iso(_now())
         if job is not None and job.started is not None:
             rr.seconds = round(time.monotonic() - job.t0, 1)
+
+    def _not_started(self, name: str) -> None:
+        """Mark a report the interrupted run never started (no time, no duration of its own)."""
+        rr = self.results[name]
+        rr.status, rr.error = "interrupted", "not started: run interrupted"
+        rr.started = rr.finished = rr.seconds = None
 
     def _finish(self, job: _Job) -> None:
         seconds = round(time.monotonic() - job.t0, 1)
@@ -489,6 +471,9 @@ class _Runner:
             with contextlib.suppress(OSError):
                 (executed_dir / f"{job.name}.failed.ipynb").unlink()
             _say(f"ok       {job.name} ({seconds:.1f} s)")
+        if self.marker is not None:
+            with contextlib.suppress(OSError):  # bookkeeping only: never fail the run for it
+                self.marker.finished(self.results[job.name])
 
     def _publish(self, job: _Job, seconds: float) -> str | None:
         """Render, guard and publish one executed notebook. Return an error or None."""
@@ -527,16 +512,37 @@ class _Runner:
             )
         if scan_for_identifiers(json.dumps(headlines), self.ids):
             return "not published: a headline number contains a customer id"
-        write_atomic(self.out_dir / f"{job.name}.html", page)
-        os.replace(job.executed_tmp, self.out_dir / EXECUTED_DIR / f"{job.name}.ipynb")
+        # Every file of the report is complete before anything is renamed into place:
+        # the page, the exports (staged by the notebook) and the executed notebook.
+        staged_page = job.spec.parent / f"{job.name}.html"
+        write_atomic(staged_page, page)
+        moves: list[tuple[Path, Path]] = []
+        if job.export_stage is not None and job.export_dest is not None:
+            for f in sorted(job.export_stage.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):  # not a writer's temp file
+                    moves.append((f, job.export_dest / f.relative_to(job.export_stage)))
+        moves.append((staged_page, self.out_dir / f"{job.name}.html"))
+        moves.append((job.executed_tmp, self.out_dir / EXECUTED_DIR / f"{job.name}.ipynb"))
         rr = self.results[job.name]
-        rr.status, rr.error, rr.title = "ok", None, title
-        rr.finished = _iso(finished)
-        rr.seconds = seconds
-        rr.html = f"{job.name}.html"
-        rr.last_good = _iso(finished)
-        rr.as_of = None if as_of is None else str(as_of)
-        rr.headlines = headlines
+        published = dataclasses.replace(
+            rr,
+            status="ok",
+            error=None,
+            title=title,
+            finished=_iso(finished),
+            seconds=seconds,
+            html=f"{job.name}.html",
+            last_good=_iso(finished),
+            as_of=None if as_of is None else str(as_of),
+            headlines=headlines,
+        )
+        with _signals_deferred():
+            if self.marker is not None:  # a run killed during the renames: the next completes them
+                self.marker.publishing(published, moves)
+            for src, dst in moves:
+                move_into_place(src, dst)
+            for f in dataclasses.fields(published):
+                setattr(rr, f.name, getattr(published, f.name))
         return None
 
 
@@ -588,7 +594,8 @@ def run(
     -------
     RunResult
         ``exit_code`` 0 (all ok), 1 (some failed), 2 (refused: invalid params or
-        data; nothing replaced), 75 (another run holds the lock), 130 (interrupted).
+        data, unknown notebook; nothing replaced), 75 (another run holds the lock),
+        130 (interrupted).
     """
     started = _now()
     params_path = Path(params_file).resolve()
@@ -601,7 +608,7 @@ def run(
             # (--out, or an existing reports/ folder beside the params folder).
             fallback = params_path.parent.parent / "reports"
             target = out_dir if out_dir is not None else (fallback if fallback.is_dir() else None)
-            problems = [_problem_line(p) for p in getattr(exc, "problems", [])]
+            problems = [problem_line(p) for p in getattr(exc, "problems", [])]
             summary = f"invalid params: {one_line(getattr(exc, 'summary', str(exc)))}"
             return _refuse(target, started, params_path, summary, problems, None, take_lock=True)
 
@@ -625,8 +632,10 @@ def run(
                     },
                 )
                 return result
-            _remove_leftovers(out_dir)
-            return _run_locked(
+            take_over(out_dir, _iso(started), _say)
+            # Until this run has written its run-log line, the marker says it is unfinished.
+            marker = RunMarker(out_dir, started=_iso(started), params_file=str(params_path))
+            result = _run_locked(
                 params=params,
                 params_path=params_path,
                 out_dir=out_dir,
@@ -636,7 +645,10 @@ def run(
                 notebooks_dir=notebooks_dir,
                 kernel_name=kernel_name,
                 parameters=parameters or {},
+                marker=marker,
             )
+            marker.close()
+            return result
 
 
 def _refuse(
@@ -651,11 +663,16 @@ def _refuse(
     take_lock: bool = False,
     status: str = "refused",
     available: set[str] | None = None,
+    terminal: Sequence[str] | None = None,
 ) -> RunResult:
-    """Record a run that produced nothing: refused (exit 2) or interrupted before executing."""
+    """Record a run that produced nothing: refused (exit 2) or interrupted before executing.
+
+    ``terminal`` replaces ``problems`` on standard output (e.g. with example values,
+    which the index never shows); each problem is printed once.
+    """
     code = EXIT_REFUSED if status == "refused" else EXIT_INTERRUPTED
     _say(f"{status.upper():8s} {summary}")
-    for p in problems:
+    for p in problems if terminal is None else terminal:
         _say(f"         {p}")
     finished = _iso(_now())
     result = RunResult(
@@ -664,14 +681,20 @@ def _refuse(
     if out_dir is None:
         return result
     with contextlib.ExitStack() as stack:
-        if take_lock and not stack.enter_context(_lock(out_dir)):
-            return result  # another run is writing; it will write its own index
+        if take_lock:
+            if not stack.enter_context(_lock(out_dir)):
+                return result  # another run is writing; it will write its own index
+            take_over(out_dir, _iso(started), _say)
         manifest = _read_manifest(out_dir)
         results = []
         for n in names:
             rr = _previous(manifest, n, out_dir)
             rr.status, rr.error = status, one_line(summary)
-            rr.started, rr.finished, rr.seconds = _iso(started), finished, None
+            rr.seconds = None
+            if status == "interrupted":  # never started: no time of its own
+                rr.started = rr.finished = None
+            else:
+                rr.started, rr.finished = _iso(started), finished
             results.append(rr)
         result.reports = results
         run_info = {
@@ -707,6 +730,7 @@ def _run_locked(
     notebooks_dir: Any,
     kernel_name: str | None,
     parameters: Mapping[str, Any],
+    marker: RunMarker | None = None,
 ) -> RunResult:
     reports_params = params.reports
     nb_dir = Path(notebooks_dir).resolve() if notebooks_dir else _default_notebooks_dir(params)
@@ -715,6 +739,8 @@ def _run_locked(
     except _Refused as exc:
         return _refuse(out_dir, started, params_path, exc.summary, exc.problems, params)
     available = set(_available_notebooks(nb_dir))
+    if marker is not None:
+        marker.planned(names)
 
     # Invalid data: refuse before executing anything. A clean validation leaves a receipt
     # that the notebooks reuse instead of validating again (analysis.data.check / load).
@@ -732,6 +758,7 @@ def _run_locked(
             kernel_name=kernel_name,
             parameters=parameters,
             receipt=receipt_dir / "validation.json",
+            marker=marker,
         )
     finally:
         shutil.rmtree(receipt_dir, ignore_errors=True)
@@ -750,22 +777,23 @@ def _run_checked(
     kernel_name: str | None,
     parameters: Mapping[str, Any],
     receipt: Path,
+    marker: RunMarker | None = None,
 ) -> RunResult:
     reports_params = params.reports
     warnings_: list[str] = []
+    terminal: list[str] | None = None
     try:
         from analysis import data
 
         problems = list(data.check(params, receipt=receipt))
         errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
-        warnings_ = [_problem_line(p) for p in problems if p not in errors]
+        warnings_ = [problem_line(p) for p in problems if p not in errors]
         if errors:
-            for p in errors:  # the terminal may show examples; the index never does
-                _say(f"         {p}")
+            terminal = [str(p) for p in errors]  # with examples: terminal only, never the index
             raise _Refused(
                 f"invalid data: {len(errors)} contract error(s); no report was "
                 "produced or replaced",
-                [_problem_line(p) for p in errors],
+                [problem_line(p) for p in errors],
             )
         fingerprint = dict(data.fingerprint(params))
         ids = identifiers_to_scan(data.customer_ids(params))
@@ -779,6 +807,7 @@ def _run_checked(
             params,
             names,
             available=available,
+            terminal=terminal,
         )
     except KeyboardInterrupt:
         return _refuse(
@@ -799,7 +828,7 @@ def _run_checked(
             started,
             params_path,
             summary,
-            [_problem_line(p) for p in getattr(exc, "problems", [])],
+            [problem_line(p) for p in getattr(exc, "problems", [])],
             params,
             names,
             available=available,
@@ -825,6 +854,7 @@ def _run_checked(
         started=started,
         manifest=manifest,
         receipt=receipt if receipt.is_file() else None,
+        marker=marker,
     )
     _say(f"running {len(names)} report(s) with {jobs} job(s) -> {out_dir}")
     interrupted = False
@@ -863,6 +893,7 @@ def _run_checked(
             results=results,
             manifest=manifest,
             available=available,
+            ids=ids,
         )
     n_ok = len(results) - len(failed)
     _say(f"done: {n_ok} ok, {len(failed)} not ok -> {out_dir / INDEX_NAME} (exit {code})")
@@ -879,9 +910,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m analysis run",
         description="Execute the report notebooks with papermill and publish HTML reports "
-        "with an index page. Exit codes: 0 all ok, 1 some report failed, 2 invalid "
-        "params or data (nothing replaced), 75 another run in progress, "
-        "130 interrupted.",
+        "with an index page. Exit codes: 0 all ok, 1 some report failed, 2 refused: "
+        "invalid params or data, unknown notebook or bad command line (nothing replaced), "
+        "75 another run in progress, 130 interrupted. See docs/scheduling.md.",
     )
     ap.add_argument("--params", required=True, metavar="FILE", help="params YAML file")
     ap.add_argument(

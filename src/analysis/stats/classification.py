@@ -165,23 +165,31 @@ def calibration_slope_intercept(y, p) -> tuple[float, float, dict]:
     Slope: coefficient of logit(p) in a logistic regression of the outcome on
     logit(p) (1 = well calibrated; < 1 = predictions too extreme). Intercept:
     calibration-in-the-large, the intercept with logit(p) as an offset (0 = the
-    average risk is right).
+    average risk is right). Both are fitted by the package's logistic fit
+    (:func:`analysis.stats.logistic.logit_newton`); intervals are Wald intervals
+    from the inverse Fisher information (as statsmodels' GLM gives them).
     """
-    import statsmodels.api as sm
+    from scipy import stats
+
+    from analysis.stats.logistic import logit_covariance, logit_newton
 
     y = np.asarray(y, float)
     p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
     lp = np.log(p / (1 - p))
-    m1 = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
-    m0 = sm.GLM(y, np.ones((y.size, 1)), family=sm.families.Binomial(), offset=lp).fit()
-    ci1 = m1.conf_int()
-    ci0 = m0.conf_int()
+    q = stats.norm.ppf(0.975)
+    z1 = np.column_stack([np.ones(y.size), lp])
+    b1, fit1 = logit_newton(z1, y)
+    z0 = np.ones((y.size, 1))
+    b0, fit0 = logit_newton(z0, y, offset=lp)
+    se1 = float(np.sqrt(logit_covariance(z1, fit1)[1, 1]))
+    se0 = float(np.sqrt(logit_covariance(z0, fit0)[0, 0]))
+    slope, intercept = float(b1[1]), float(b0[0])
     return (
-        float(m1.params[1]),
-        float(m0.params[0]),
+        slope,
+        intercept,
         {
-            "slope": (float(ci1[1, 0]), float(ci1[1, 1])),
-            "intercept": (float(ci0[0, 0]), float(ci0[0, 1])),
+            "slope": (slope - q * se1, slope + q * se1),
+            "intercept": (intercept - q * se0, intercept + q * se0),
         },
     )
 

@@ -8,13 +8,13 @@ a conventional dynamic two-way fixed-effects regression with its pre-trend test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats._fe_normal import _fe_fit, _fe_normal, _fe_solve
+from analysis.stats.fixed_effects import TwoWayFE
 
 __all__ = ["EventStudy", "event_study"]
 
@@ -27,16 +27,29 @@ class EventStudy:
     ----------
     coefficients : pandas.DataFrame
         One row per estimator and event time (months since enrolment month):
-        ``estimator`` (did2s / twfe), ``rel``, ``estimate``, ``se``, ``ci_lower``,
+        ``estimator`` (imputation / twfe), ``rel``, ``estimate``, ``se``, ``ci_lower``,
         ``ci_upper`` in currency per customer-month; the reference period has 0.
     post_att : dict
-        Average effect over post-enrolment months 1..window end (did2s), with
-        interval, and the implied lift relative to the enrollees' estimated
-        untreated mean.
+        Average effect (imputation estimator) over post-enrolment months
+        1..window end -- the enrolment month itself left out -- with its
+        standard error and interval (``estimate``, ``se``, ``ci_lower``,
+        ``ci_upper``), the enrollees' observed and estimated untreated mean
+        spend in those months, the implied ``lift`` (observed / untreated)
+        with its interval, ``months`` (``"1..<end>"``), ``se_method`` and
+        ``n_boot``. This is the number the loyalty report quotes.
     pretrend : dict
         Joint Wald test that the leads before the anticipation window are zero.
     reference : int
         The reference event time.
+    n_customers, n_enrollees : int
+        Customers in the panel, and those of them who enrolled.
+    overall_post_att : dict
+        The same summary over event times **0**..window end (the enrolment
+        month included): the average of all enrollee-months from enrolment
+        to the window end, i.e. the mean of the per-event-time effects 0..end
+        weighted by their numbers of customer-months. Same keys as
+        ``post_att`` (``months`` is ``"0..<end>"``); its standard error is the
+        same imputation variance (or the same bootstrap) as ``post_att``'s.
     """
 
     coefficients: pd.DataFrame
@@ -45,10 +58,23 @@ class EventStudy:
     reference: int
     n_customers: int
     n_enrollees: int
+    overall_post_att: dict = field(default_factory=dict)
 
 
-def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period, *, variance):
-    """Imputation (two-stage) estimates at each event time in ``ks`` and over months 1..max(ks).
+#: First event time of the post-enrolment averages: ``post_att`` (1..end) and
+#: ``overall_post_att`` (0..end).
+_POST_FROM = (1, 0)
+
+
+def _imputation(
+    y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_period, *, variance, post_from=(1,)
+):
+    """Imputation (two-stage) estimates at each event time in ``ks`` and over months f..max(ks).
+
+    Returns the per-event-time estimates, the post averages and the enrollees' observed
+    mean over event times ``f..max(ks)`` for each ``f`` in ``post_from`` (arrays), the
+    number of enrollees without untreated months, and (with ``variance``) the standard
+    errors of the per-event-time estimates followed by those of the post averages.
 
     With ``variance``, also the standard errors of Borusyak, Jaravel & Spiess
     (2024, Theorem 3): each estimate is linear in the outcomes, ``sum v_it y_it``;
@@ -59,9 +85,9 @@ def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_per
     when effects vary within an event time).
     """
     u0, p0, y0 = unit[untreated], period[untreated], y[untreated]
-    fact = _fe_normal(u0, p0, n_unit, n_period)
-    a, b = _fe_fit(fact, y0, n_unit, n_period)
-    seen = fact[2] > 0
+    fact = TwoWayFE(u0, p0, n_unit, n_period)
+    a, b = fact.fit(y0)
+    seen = fact.counts_first > 0
     usable = treated_unit & seen[unit] & ~untreated
     resid = y - a[unit] - b[period]
     est = np.full(len(ks), np.nan)
@@ -71,10 +97,13 @@ def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_per
         masks.append(mk)
         if mk.any():
             est[j] = resid[mk].mean()
-    post = usable & (rel >= 1) & (rel <= ks[-1])
-    masks.append(post)
-    att = resid[post].mean() if post.any() else np.nan
-    observed = y[post].mean() if post.any() else np.nan
+    att = np.full(len(post_from), np.nan)
+    observed = np.full(len(post_from), np.nan)
+    for j, first in enumerate(post_from):
+        post = usable & (rel >= first) & (rel <= ks[-1])
+        masks.append(post)
+        if post.any():
+            att[j], observed[j] = resid[post].mean(), y[post].mean()
     n_dropped = int(np.unique(unit[treated_unit & ~seen[unit]]).size)
     if not variance:
         return est, att, observed, n_dropped, None
@@ -92,8 +121,7 @@ def _imputation(y, unit, period, rel, treated_unit, untreated, ks, n_unit, n_per
             ses.append(np.nan)
             continue
         w = mk / nk
-        ha, hb = _fe_solve(
-            fact,
+        ha, hb = fact.solve(
             np.bincount(unit, weights=w, minlength=n_unit),
             np.bincount(period, weights=w, minlength=n_period),
         )
@@ -108,7 +136,7 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     """Dynamic two-way fixed-effects regression of ``y`` on event-time dummies.
 
     Customer and calendar-month effects are partialled out exactly
-    (Frisch-Waugh-Lovell with :func:`_fe_solve`), working only on the rows that
+    (Frisch-Waugh-Lovell with :meth:`TwoWayFE.solve`), working only on the rows that
     carry a dummy, so memory stays linear in the panel. Standard errors are
     clustered by customer with the small-sample factors of ``fixest`` /
     ``pyfixest`` (CRV1: ``G/(G-1) * (N-1)/(N-K)``, K counting the dummies and
@@ -124,15 +152,14 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     y, unit, period, et = y[keep], unit[keep], period[keep], et[keep]
     levels = np.array(sorted(set(np.unique(et).tolist()) - {ref}), dtype=int)
     nl = len(levels)
-    fact = _fe_normal(unit, period, n_unit, n_period)
+    fact = TwoWayFE(unit, period, n_unit, n_period)
     d = np.flatnonzero(et != ref)
     col = np.searchsorted(levels, et[d])
     ud, pd_ = unit[d], period[d]
     # partial the FE out of y, and of each dummy (whose unit/period sums come from its rows)
-    ay, by = _fe_fit(fact, y, n_unit, n_period)
+    ay, by = fact.fit(y)
     yt = y - ay[unit] - by[period]
-    ax, bx = _fe_solve(
-        fact,
+    ax, bx = fact.solve(
         np.bincount(ud * nl + col, minlength=n_unit * nl).reshape(n_unit, nl).astype(float),
         np.bincount(pd_ * nl + col, minlength=n_period * nl).reshape(n_period, nl).astype(float),
     )
@@ -151,9 +178,9 @@ def _twfe_event(y, unit, period, et, ref, n_unit, n_period):
     for j in range(nl):
         scores[:, j] -= np.bincount(unit, weights=e * bx[period, j], minlength=n_unit)
     bread = np.linalg.inv(xtx)
-    g = int((fact[2] > 0).sum())
+    g = int((fact.counts_first > 0).sum())
     n = len(y)
-    k = nl + int((fact[3] > 0).sum())  # month effects counted in full, as pyfixest does
+    k = nl + int((fact.counts_second > 0).sum())  # month effects counted in full, as pyfixest does
     vcov = bread @ (scores.T @ scores) @ bread * (g / (g - 1)) * ((n - 1) / (n - k))
     return levels, coef, vcov
 
@@ -186,6 +213,14 @@ def event_study(
     is the estimator that can be biased under staggered adoption with changing
     effects, and its leads give the pre-trend test.
 
+    Two post-enrolment averages are reported, both over enrollee-months (so
+    each event time weighs by its number of customer-months) and both with
+    the same standard errors as the per-event-time estimates:
+    ``post_att`` over event times 1..window end (the enrolment month, often
+    partly before the enrolment day, left out; the number the loyalty report
+    quotes), and ``overall_post_att`` over event times 0..window end (the
+    enrolment month included).
+
     Enrolment is selected on spend in the months just before it, so those months
     are *expected* to be high (selection on a transitory spend peak, not an
     effect). The ``anticipation`` months before enrolment are therefore kept out of
@@ -215,6 +250,8 @@ def event_study(
     Returns
     -------
     EventStudy
+        ``coefficients`` per estimator and event time, ``post_att`` (months
+        1..end), ``overall_post_att`` (months 0..end), ``pretrend``.
     """
     if se not in ("analytic", "bootstrap"):
         raise ValueError(f"se must be 'analytic' or 'bootstrap', got {se!r}")
@@ -243,9 +280,11 @@ def event_study(
         n_unit,
         n_period,
         variance=se == "analytic",
+        post_from=_POST_FROM,
     )
+    n_post = len(_POST_FROM)
     if se == "analytic":
-        se_k, att_se = ses[:-1], float(ses[-1])
+        se_k, att_se = ses[:-n_post], ses[-n_post:]
         n_boot = 0
     else:
         rng = np.random.default_rng(seed)
@@ -267,12 +306,16 @@ def event_study(
                 n_unit,
                 n_period,
                 variance=False,
+                post_from=_POST_FROM,
             )
             boot_est.append(e_b)
             boot_att.append(a_b)
         ok = n_boot > 1
         se_k = np.nanstd(np.array(boot_est), axis=0, ddof=1) if ok else np.full(len(ks), np.nan)
-        att_se = float(np.nanstd(boot_att, ddof=1)) if ok else float("nan")
+        boot_att = np.array(boot_att).reshape(-1, n_post)
+        att_se = np.array(
+            [np.nanstd(boot_att[:, j], ddof=1) if ok else np.nan for j in range(n_post)]
+        )
     coefs = [
         pd.DataFrame(
             {
@@ -314,11 +357,34 @@ def event_study(
                 "p_value": float(stats.chi2.sf(chi2, idx.size)),
             }
     coefs = pd.concat(coefs, ignore_index=True).sort_values(["estimator", "rel"])
+    post = [
+        {
+            **_post_summary(float(att[j]), float(att_se[j]), float(observed[j]), z),
+            "months": f"{first}..{hi}",
+            "enrollees_without_untreated_months": n_dropped,
+            "se_method": se,
+            "n_boot": n_boot,
+        }
+        for j, first in enumerate(_POST_FROM)
+    ]
+    return EventStudy(
+        coefficients=coefs.reset_index(drop=True),
+        post_att=post[0],
+        pretrend=pre,
+        reference=ref,
+        n_customers=int(n_unit),
+        n_enrollees=int(np.unique(unit[treated_unit]).size),
+        overall_post_att=post[1],
+    )
+
+
+def _post_summary(att: float, att_se: float, observed: float, z: float) -> dict:
+    """Effect, interval, and lift over the enrollees' estimated untreated mean."""
     untreated_mean = observed - att
     lift = observed / untreated_mean if untreated_mean > 0 else float("nan")
     # delta method with the enrollees' observed mean held fixed (as in the bootstrap)
     lift_se = observed / untreated_mean**2 * att_se if untreated_mean > 0 else float("nan")
-    post_att = {
+    return {
         "estimate": float(att),
         "se": att_se,
         "ci_lower": float(att - z * att_se),
@@ -328,19 +394,7 @@ def event_study(
         "lift": float(lift),
         "lift_ci_lower": float(lift - z * lift_se),
         "lift_ci_upper": float(lift + z * lift_se),
-        "months": f"1..{hi}",
-        "enrollees_without_untreated_months": n_dropped,
-        "se_method": se,
-        "n_boot": n_boot,
     }
-    return EventStudy(
-        coefficients=coefs.reset_index(drop=True),
-        post_att=post_att,
-        pretrend=pre,
-        reference=ref,
-        n_customers=int(n_unit),
-        n_enrollees=int(np.unique(unit[treated_unit]).size),
-    )
 
 
 def _ranges(lens: np.ndarray) -> np.ndarray:

@@ -1,15 +1,23 @@
-"""Two-way (and more-way) fixed-effects least squares with cluster-robust standard errors.
+"""THE two-way (and more-way) fixed-effects engine: exact solves, absorption, clustered OLS.
 
-The engine behind the experience study's revenue link: regress an outcome on
-regressors with the effects of one or more grouping columns (customers,
-periods) absorbed -- never built as dummy columns -- and customer-clustered
-(CRV1) standard errors with the small-sample factor of Stata ``reghdfe`` and
-R fixest. Two effects one of which has few levels (periods) are removed
-exactly (:func:`_demean_two_way`); anything else goes to pyfixest's compiled
-alternating-projections kernel.
+One engine serves every fixed-effects computation of the package:
 
-:func:`fit_fe` is the public entry; the experience study's
-``revenue_link`` adds the lag lookup on top of it.
+* :class:`TwoWayFE` factorises the normal equations of a customer + period
+  design once (the customer effects eliminated exactly, the few period
+  effects solved through a small Schur complement) and then gives effects
+  (:meth:`TwoWayFE.fit`), residuals (:meth:`TwoWayFE.residuals`) or the
+  solution for any per-level sums (:meth:`TwoWayFE.solve`) in a few passes
+  over the rows. The event study (:mod:`analysis.stats.event_study`) uses it
+  for the imputation first stage, its variance weights and the dynamic TWFE
+  regression.
+* :func:`demean` absorbs any set of fixed effects: two effects one of which
+  has few levels go to :class:`TwoWayFE`; anything else to pyfixest's
+  compiled alternating-projections kernel.
+* :func:`fit_fe` regresses an outcome on regressors with the effects
+  absorbed and cluster-robust (CRV1) standard errors with the small-sample
+  factor of Stata ``reghdfe`` and R fixest. The experience study's
+  ``revenue_link`` adds the lag lookup on top of it (through ``_fe_fits``,
+  which shares one demeaning between models).
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from analysis.errors import AnalysisError, DataError, Problem
 
-__all__ = ["FEResult", "fit_fe"]
+__all__ = ["FEResult", "TwoWayFE", "demean", "fit_fe"]
 
 
 def _require(df: pd.DataFrame, table: str, columns: Iterable[str]) -> None:
@@ -155,77 +164,275 @@ def _check_fe_args(
 #: Largest number of levels of the smaller of two fixed effects solved directly.
 _DIRECT_FE_LEVELS = 2_000
 
+#: Relative cut-off of the pseudo-inverse of the Schur complement: its null space (one
+#: direction per connected component of the design) is at rounding level, ~1e-14.
+_RCOND = 1e-10
 
-def _demean_two_way(
-    v: Sequence[np.ndarray], fe: np.ndarray, *, inplace: bool = False
-) -> list[np.ndarray] | None:
-    """Remove two fixed effects exactly when one of them has few levels (e.g. periods).
 
-    With ``A`` the large effect (customers) and ``D`` the dummies of the small
-    one, the residual of ``v`` on both is ``M_A v - M_A D g`` with ``g``
-    solving ``(D' M_A D) g = D' M_A v`` (Frisch-Waugh-Lovell); ``D' M_A D`` is
-    a small ``T x T`` matrix built from customer-period counts. This is the
-    limit the alternating projections converge to, reached in a few passes
-    over the rows instead of many. Returns None when the shape does not fit
-    (not two effects, or both large), so the caller falls back to pyfixest.
-    With ``inplace`` the columns of ``v`` are overwritten (no second copy).
+class TwoWayFE:
+    """Exact least squares on two crossed fixed effects, one of them with few levels.
+
+    The normal equations of ``y[r] = a[first[r]] + b[second[r]] + e[r]`` are
+    factorised once: the effect with more levels (customers) is eliminated
+    exactly and the one with fewer (periods) is solved through the small
+    Schur complement ``diag(n_small) - C' diag(1/n_large) C`` (``C`` the
+    large-by-small count matrix), which is built from customer-period counts
+    in blocks and pseudo-inverted (an unbalanced or disconnected panel only
+    makes it singular). Everything after that is a few passes over the rows:
+    memory stays a few bytes per row and no dummy column is ever built.
+
+    One factorisation serves any number of right-hand sides: the effects of
+    an outcome (:meth:`fit`), the residuals of columns on both effects
+    (:meth:`residuals`, the Frisch-Waugh-Lovell demeaning behind
+    :func:`fit_fe`), and the solution for arbitrary per-level sums
+    (:meth:`solve`, used for the weights of linear estimators such as the
+    imputation event study).
+
+    Parameters
+    ----------
+    first, second : numpy.ndarray
+        Integer codes ``0..n-1`` of the two effects, one per row. Rows sorted
+        by the effect with more levels take a faster route (slices, no
+        scatter).
+    n_first, n_second : int, optional
+        Numbers of levels (default: largest code + 1). Levels without rows
+        are allowed; their effects are 0.
+
+    Attributes
+    ----------
+    counts_first, counts_second : numpy.ndarray
+        Rows per level (float).
+
+    Notes
+    -----
+    The split of the fitted values between the two effects is one of many
+    equivalent ones (a constant can move from one to the other); fitted
+    values ``a[first] + b[second]`` and residuals are unique.
     """
-    if fe.shape[1] != 2 or not len(fe):
-        return None
-    sizes = [int(fe[:, j].max()) + 1 for j in range(2)]
-    b_col = int(np.argmin(sizes))
-    a, b = fe[:, 1 - b_col], fe[:, b_col]
-    na, nb = sizes[1 - b_col], sizes[b_col]
-    if nb > _DIRECT_FE_LEVELS:
-        return None
-    from scipy import sparse
 
-    n_a = np.bincount(a, minlength=na).astype(float)
-    n_b = np.bincount(b, minlength=nb).astype(float)
-    # D' P_A D = sum over customers of (rows by period)(rows by period)' / rows, in blocks of
-    # customers (small blocks: BLAS is fast on them single-threaded)
-    dpd = np.zeros((nb, nb))
-    step = 8192
-    grouped = bool((a[1:] >= a[:-1]).all())
-    if grouped:  # rows grouped by customer (a panel): slice, no index
-        cuts = np.searchsorted(a, np.arange(0, na + step, step))
-        for k, i in enumerate(range(0, na, step)):
-            r0, r1 = cuts[k], cuts[k + 1]
-            c = min(step, na - i)
-            blk = (
-                np.bincount((a[r0:r1] - i).astype(np.int64) * nb + b[r0:r1], minlength=c * nb)
-                .reshape(c, nb)
-                .astype(float)
-            )
-            dpd += blk.T @ (blk / n_a[i : i + c, None])
-    else:
-        counts = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(na, nb))
-        for i in range(0, na, step):
-            blk = counts[i : i + step].toarray()
-            dpd += blk.T @ (blk / n_a[i : i + step, None])
-    dmd = np.diag(n_b) - dpd
-    pinv = np.linalg.pinv(dmd, rcond=1e-12, hermitian=True)
-    if grouped:  # sums and spreads over contiguous runs: sequential passes only
-        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-        reps = n_a.astype(np.int64)
+    def __init__(
+        self,
+        first: np.ndarray,
+        second: np.ndarray,
+        n_first: int | None = None,
+        n_second: int | None = None,
+    ) -> None:
+        first, second = np.asarray(first), np.asarray(second)
+        if n_first is None:
+            n_first = int(first.max()) + 1 if first.size else 0
+        if n_second is None:
+            n_second = int(second.max()) + 1 if second.size else 0
+        # "a" is the effect eliminated exactly (more levels), "b" the one kept (fewer)
+        self._swap = n_second > n_first
+        a, b, na, nb = (
+            (second, first, n_second, n_first) if self._swap else (first, second, n_first, n_second)
+        )
+        self._a, self._b, self._na, self._nb = a, b, int(na), int(nb)
+        self._cnt_a = np.bincount(a, minlength=na).astype(float)
+        self._cnt_b = np.bincount(b, minlength=nb).astype(float)
+        self._inv_a = np.where(self._cnt_a > 0, 1.0 / np.maximum(self._cnt_a, 1.0), 0.0)
+        self._grouped = bool(a.size) and bool((a[1:] >= a[:-1]).all())
+        if self._grouped:  # contiguous runs per level: sums and spreads without scatter
+            self._starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+            self._present = a[self._starts]
+            self._all_present = len(self._present) == na
+            self._reps = self._cnt_a[self._present].astype(np.int64)
+        self._pinv = np.linalg.pinv(
+            np.diag(self._cnt_b) - self._cross(), rcond=_RCOND, hermitian=True
+        )
 
-        def a_mean(col: np.ndarray) -> np.ndarray:
-            return np.repeat(np.add.reduceat(col, starts) / n_a, reps)
-    else:
+    @property
+    def counts_first(self) -> np.ndarray:
+        """Rows per level of ``first``."""
+        return self._cnt_b if self._swap else self._cnt_a
 
-        def a_mean(col: np.ndarray) -> np.ndarray:
-            return (np.bincount(a, weights=col, minlength=na) / n_a)[a]
+    @property
+    def counts_second(self) -> np.ndarray:
+        """Rows per level of ``second``."""
+        return self._cnt_a if self._swap else self._cnt_b
 
-    out = []
-    for col in v:
-        ma = col if inplace else col.copy()
-        ma -= a_mean(ma)
-        gb = (pinv @ np.bincount(b, weights=ma, minlength=nb))[b]
-        ma -= gb
-        ma += a_mean(gb)
-        del gb
-        out.append(ma)
-    return out
+    def _cross(self) -> np.ndarray:
+        """Return ``C' diag(1/n_a) C`` (small x small), in blocks of large-effect levels."""
+        out = np.zeros((self._nb, self._nb))
+        # small blocks, one BLAS thread: more threads only spin on a busy machine (measured
+        # 2-3x slower under load on 2 cores)
+        with threadpool_limits(1, user_api="blas"):
+            self._add_cross_blocks(out, step=8192)
+        return out
+
+    def _add_cross_blocks(self, out: np.ndarray, step: int) -> None:
+        a, b, na, nb, inv = self._a, self._b, self._na, self._nb, self._inv_a
+        if self._grouped:  # rows grouped by the large effect (a panel): slice, no index
+            cuts = np.searchsorted(a, np.arange(0, na + step, step))
+            for k, i in enumerate(range(0, na, step)):
+                r0, r1 = cuts[k], cuts[k + 1]
+                c = min(step, na - i)
+                blk = (
+                    np.bincount((a[r0:r1] - i).astype(np.int64) * nb + b[r0:r1], minlength=c * nb)
+                    .reshape(c, nb)
+                    .astype(float)
+                )
+                out += blk.T @ (blk * inv[i : i + c, None])
+        else:
+            from scipy import sparse
+
+            counts = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(na, nb))
+            for i in range(0, na, step):
+                blk = counts[i : i + step].toarray()
+                out += blk.T @ (blk * inv[i : i + step, None])
+
+    def _sum_a(self, col: np.ndarray) -> np.ndarray:
+        """Per-level sums of ``col`` over the large effect."""
+        if not self._grouped:
+            return np.bincount(self._a, weights=col, minlength=self._na)
+        s = np.add.reduceat(col, self._starts)
+        if self._all_present:
+            return s
+        out = np.zeros(self._na)
+        out[self._present] = s
+        return out
+
+    def _spread_a(self, per_level: np.ndarray) -> np.ndarray:
+        """Per-row values of a per-level array of the large effect."""
+        if self._grouped:
+            v = per_level if self._all_present else per_level[self._present]
+            return np.repeat(v, self._reps)
+        return per_level[self._a]
+
+    def solve(
+        self, sums_first: np.ndarray, sums_second: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Solve the normal equations for given per-level sums (one or more right-hand sides).
+
+        Parameters
+        ----------
+        sums_first, sums_second : numpy.ndarray
+            ``Z' v`` split by effect: for a column ``v`` over the rows, the
+            per-level sums ``bincount(first, v)`` and ``bincount(second, v)``;
+            shape ``(n,)`` or ``(n, k)`` for ``k`` right-hand sides.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            Effects of ``first`` and of ``second`` (same shape as the sums):
+            the least-squares coefficients ``(Z'Z)^+ Z' v`` up to the split
+            of a constant between the two effects.
+        """
+        one = np.ndim(sums_first) == 1
+        us, ps = (sums_second, sums_first) if self._swap else (sums_first, sums_second)
+        us = np.asarray(us, float).reshape(self._na, -1)
+        ps = np.asarray(ps, float).reshape(self._nb, -1)
+        a, b, na, nb = self._a, self._b, self._na, self._nb
+        ua = us * self._inv_a[:, None]
+        # C' ua (small-effect totals of the large-effect parts), then C g (the reverse)
+        ct_ua = np.column_stack(
+            [np.bincount(b, weights=ua[a, j], minlength=nb) for j in range(ua.shape[1])]
+        )
+        g = self._pinv @ (ps - ct_ua)
+        cg = np.column_stack(
+            [np.bincount(a, weights=g[b, j], minlength=na) for j in range(g.shape[1])]
+        )
+        h = ua - cg * self._inv_a[:, None]
+        if one:
+            h, g = h[:, 0], g[:, 0]
+        return (g, h) if self._swap else (h, g)
+
+    def fit(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Least-squares effects of ``y`` (one value per row).
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            Effects of ``first`` and of ``second``; fitted values are
+            ``a[first] + b[second]``.
+        """
+        first, second = (self._b, self._a) if self._swap else (self._a, self._b)
+        n_first, n_second = (self._nb, self._na) if self._swap else (self._na, self._nb)
+        return self.solve(
+            np.bincount(first, weights=y, minlength=n_first),
+            np.bincount(second, weights=y, minlength=n_second),
+        )
+
+    def residuals(
+        self, columns: Sequence[np.ndarray], *, inplace: bool = False
+    ) -> list[np.ndarray]:
+        """Residuals of each column on both effects (two-way demeaning).
+
+        ``M_A v - M_A D g`` with ``g`` solving ``(D' M_A D) g = D' M_A v``
+        (Frisch-Waugh-Lovell; ``A`` the large effect's dummies, ``D`` the
+        small one's): the limit alternating projections converge to, in a
+        few passes over the rows.
+
+        Parameters
+        ----------
+        columns : sequence of numpy.ndarray
+            Float columns, one value per row.
+        inplace : bool
+            Overwrite the columns (no second copy).
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
+        inv, b, nb = self._inv_a, self._b, self._nb
+        out = []
+        for col in columns:
+            ma = col if inplace else col.copy()
+            ma -= self._spread_a(self._sum_a(ma) * inv)
+            gb = (self._pinv @ np.bincount(b, weights=ma, minlength=nb))[b]
+            ma -= gb
+            ma += self._spread_a(self._sum_a(gb) * inv)
+            del gb
+            out.append(ma)
+        return out
+
+
+def demean(
+    columns: Sequence[np.ndarray],
+    fe: np.ndarray,
+    *,
+    tol: float = 1e-10,
+    maxiter: int = 10_000,
+    inplace: bool = False,
+) -> tuple[list[np.ndarray], bool]:
+    """Residuals of columns on one or more sets of fixed effects (absorption).
+
+    Two effects one of which has at most 2,000 levels (customers and
+    periods) are removed exactly by :class:`TwoWayFE`; any other shape goes
+    to pyfixest's compiled alternating-projections kernel.
+
+    Parameters
+    ----------
+    columns : sequence of numpy.ndarray
+        Float columns, one value per row.
+    fe : numpy.ndarray
+        Integer codes ``0..k-1`` of each fixed effect, shape ``(rows, effects)``;
+        every level must have rows.
+    tol, maxiter
+        Convergence settings of the alternating projections.
+    inplace : bool
+        Allow the columns to be overwritten (the exact route does).
+
+    Returns
+    -------
+    (list of numpy.ndarray, bool)
+        The residual columns, and whether the projections converged (True
+        on the exact route).
+    """
+    if fe.shape[1] == 2 and len(fe):
+        sizes = [int(fe[:, j].max()) + 1 for j in range(2)]
+        if min(sizes) <= _DIRECT_FE_LEVELS:
+            return TwoWayFE(fe[:, 0], fe[:, 1], *sizes).residuals(columns, inplace=inplace), True
+    from pyfixest.core.demean import demean as pf_demean
+
+    mat, converged = pf_demean(
+        np.ascontiguousarray(np.column_stack(columns)),
+        fe.astype(np.uint64),
+        np.ones(len(fe)),
+        tol=tol,
+        maxiter=maxiter,
+    )
+    return [mat[:, i] for i in range(mat.shape[1])], bool(converged)
 
 
 def _fe_fits(
@@ -347,19 +554,7 @@ def _fe_fits(
         y_mean = float(y.mean())
         yx = [y, *(x[c] for c in used)]
         del x
-        res = _demean_two_way(yx, fe, inplace=True)  # y and x are this function's copies
-        if res is None:
-            from pyfixest.core.demean import demean
-
-            mat, converged = demean(
-                np.ascontiguousarray(np.column_stack(yx)),
-                fe.astype(np.uint64),
-                np.ones(len(y)),
-                tol=tol,
-                maxiter=maxiter,
-            )
-            res = [mat[:, i] for i in range(mat.shape[1])]
-            del mat
+        res, converged = demean(yx, fe, tol=tol, maxiter=maxiter, inplace=True)
         del yx
         yd = res[0]
         xcols = {c: res[1 + i] for i, c in enumerate(used)}
@@ -466,9 +661,10 @@ def fit_fe(
     """Regress an outcome on regressors with absorbed fixed effects and clustered errors.
 
     ``y[r] = x[r] @ b + a_1[g_1(r)] + ... + e[r]``: the effects of every
-    ``fixed_effects`` column are absorbed (two effects one of which has at
-    most 2,000 levels are removed exactly, others by alternating
-    projections), never built as dummy columns. Rows with a missing outcome
+    ``fixed_effects`` column are absorbed by :func:`demean` (two effects one
+    of which has at most 2,000 levels are removed exactly by
+    :class:`TwoWayFE`, others by alternating projections), never built as
+    dummy columns. Rows with a missing outcome
     or regressor are dropped, then rows alone in a fixed-effect group
     (singletons), repeatedly.
 

@@ -1,7 +1,12 @@
 """The logistic regression and propensity-score fits, with thread control.
 
 :func:`logit_newton` is the one logistic fit of the package (Newton-Raphson with step
-halving on a standardised design from :func:`with_intercept`); :func:`fit_propensity` and
+halving on a standardised design from :func:`with_intercept`, optionally with an offset), and
+:func:`logit_covariance` its model-based covariance: propensity scores, the per-arm outcome
+models of :mod:`analysis.stats.effects`, the weighted survival curves' propensities and the
+calibration slope of :mod:`analysis.stats.classification` all use them. (Penalised or
+flexible classifiers used as learners, e.g. scikit-learn's in the churn-risk model, are
+separate.) :func:`fit_propensity` and
 :func:`propensity_scores` estimate treatment probabilities with it or with gradient
 boosting (:func:`gbm_classifier`, out-of-fold over :func:`assign_folds`).
 :func:`limit_threads` runs small problems single-threaded.
@@ -29,6 +34,7 @@ __all__ = [
     "gbm_regressor",
     "independent_columns",
     "limit_threads",
+    "logit_covariance",
     "logit_newton",
     "propensity_scores",
     "standardise",
@@ -81,12 +87,40 @@ def with_intercept(x: np.ndarray) -> np.ndarray:
 
 
 def logit_newton(
-    z: np.ndarray, y: np.ndarray, *, max_iter: int = 100, tol: float = 1e-10
+    z: np.ndarray,
+    y: np.ndarray,
+    *,
+    offset: np.ndarray | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit an unpenalised logistic regression by Newton-Raphson with step halving.
 
-    Returns the coefficients and the fitted probabilities. ``z`` should already
-    include an intercept and be free of linearly dependent columns.
+    Maximises ``sum y*eta - log(1 + exp(eta))`` with ``eta = offset + z @ beta``;
+    each step is halved until the log-likelihood does not fall. Warns
+    (RuntimeWarning) when it has not converged after ``max_iter`` steps, which
+    is what (quasi-)separation looks like.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Design, ``(n, k)``: an intercept in the first column (its starting
+        value is the logit of the mean outcome), no linearly dependent
+        columns (see :func:`with_intercept`).
+    y : numpy.ndarray
+        0/1 outcome, ``(n,)``.
+    offset : numpy.ndarray, optional
+        Known part of the linear predictor, ``(n,)`` (coefficient fixed at 1).
+    max_iter : int
+        Newton steps at most.
+    tol : float
+        Relative change of the log-likelihood that counts as converged (with
+        every coefficient moving by less than 1e-6).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The coefficients ``beta`` and the fitted probabilities.
     """
     n, k = z.shape
     beta = np.zeros(k)
@@ -96,7 +130,10 @@ def logit_newton(
     def loglik(eta: np.ndarray) -> float:
         return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
-    eta = z @ beta
+    def predictor(b: np.ndarray) -> np.ndarray:
+        return z @ b if offset is None else offset + z @ b
+
+    eta = predictor(beta)
     ll = loglik(eta)
     converged = False
     for _ in range(max_iter):
@@ -111,7 +148,7 @@ def logit_newton(
         t = 1.0
         while True:
             new_beta = beta + t * step
-            new_eta = z @ new_beta
+            new_eta = predictor(new_beta)
             new_ll = loglik(new_eta)
             if new_ll >= ll - 1e-12 * abs(ll) or t < 1e-8:
                 break
@@ -131,6 +168,25 @@ def logit_newton(
         )
     p = 1.0 / (1.0 + np.exp(-eta))
     return beta, p
+
+
+def logit_covariance(z: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Model-based covariance of logistic coefficients: the inverse Fisher information.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        The design the coefficients were fitted on, ``(n, k)``.
+    p : numpy.ndarray
+        Fitted probabilities (from :func:`logit_newton`), ``(n,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(z' diag(p (1 - p)) z)^-1``, ``(k, k)``; Wald intervals are
+        ``beta +- z_(1-alpha/2) * sqrt(diag)``.
+    """
+    return np.linalg.inv((z * (p * (1.0 - p))[:, None]).T @ z)
 
 
 # Shallow trees with early stopping: flexible enough for interactions and

@@ -490,6 +490,25 @@ def _rmst_one(t, e, entry, horizon):
     return est, math.sqrt(var)
 
 
+def _log_ratio(name, est_a, est_b, se_a, se_b, z) -> dict:
+    """Ratio est_a / est_b with a log-scale (delta-method) interval and p-value, as survRM2."""
+    est_a, est_b, se_a, se_b = (np.float64(v) for v in (est_a, est_b, se_a, se_b))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_ratio = np.log(est_a) - np.log(est_b)
+        se = np.sqrt(se_a**2 / est_a**2 + se_b**2 / est_b**2)
+        ok = bool(np.isfinite(log_ratio) and np.isfinite(se) and se > 0)
+    if not ok:
+        return dict.fromkeys(
+            [name, f"{name}_ci_lower", f"{name}_ci_upper", f"{name}_p_value"], np.nan
+        )
+    return {
+        name: float(np.exp(log_ratio)),
+        f"{name}_ci_lower": float(np.exp(log_ratio - z * se)),
+        f"{name}_ci_upper": float(np.exp(log_ratio + z * se)),
+        f"{name}_p_value": float(2 * stats.norm.sf(abs(log_ratio) / se)),
+    }
+
+
 def rmst(
     df: pd.DataFrame,
     *,
@@ -508,14 +527,24 @@ def rmst(
     sum_k A_k^2 d_k / (n_k (n_k - d_k)), A_k the area from event time t_k to
     the horizon (Klein & Moeschberger 2003, sec. 4.5; as in R's survRM2).
 
+    The restricted mean time lost, RMTL = horizon - RMST, is the average
+    time lost to churn within the horizon (same variance). Between two
+    groups A and B the contrasts are those of R's ``survRM2::rmst2`` (Uno et
+    al. 2014): the RMST difference A - B, the RMST ratio A / B and the RMTL
+    ratio, the ratios with intervals and p-values on the log scale by the
+    delta method, se(log ratio) = sqrt(se_A^2 / RMST_A^2 + se_B^2 / RMST_B^2).
+
     Returns
     -------
     pandas.DataFrame
         Rows with kind "estimate": [group], horizon, rmst, se, ci_lower,
-        ci_upper, n, events. When grouped, further rows with kind
-        "difference" (group = "A - B") and a two-sided p_value, for every
-        pair of groups. A group whose longest follow-up is shorter than the
-        horizon gets NaN (the curve is unknown there).
+        ci_upper, n, events, and rmtl, rmtl_ci_lower, rmtl_ci_upper. When
+        grouped, further rows with kind "difference" (group = "A - B") and a
+        two-sided p_value, for every pair of groups; these rows also carry
+        ratio, ratio_ci_lower, ratio_ci_upper, ratio_p_value (RMST A / B) and
+        rmtl_ratio, rmtl_ratio_ci_lower, rmtl_ratio_ci_upper,
+        rmtl_ratio_p_value (RMTL A / B). A group whose longest follow-up is
+        shorter than the horizon gets NaN (the curve is unknown there).
     """
     z = _z(alpha)
     if not horizon or horizon <= 0:
@@ -558,6 +587,9 @@ def rmst(
                 "n": int(len(sub)),
                 "events": int(sub["_e"].sum()),
                 "p_value": np.nan,
+                "rmtl": horizon - est,
+                "rmtl_ci_lower": horizon - (est + z * se),
+                "rmtl_ci_upper": horizon - (est - z * se),
             }
         )
     est_rows = list(rows)
@@ -579,6 +611,8 @@ def rmst(
                     "n": a["n"] + b["n"],
                     "events": a["events"] + b["events"],
                     "p_value": p,
+                    **_log_ratio("ratio", a["rmst"], b["rmst"], a["se"], b["se"], z),
+                    **_log_ratio("rmtl_ratio", a["rmtl"], b["rmtl"], a["se"], b["se"], z),
                 }
             )
     out = pd.DataFrame(rows)

@@ -180,11 +180,13 @@ class RetentionResult:
     cause_missing: bool
 
 
-def _median_rows(lt, group, **kw):
+def _median_rows(lt, group, lt_groups=None, **kw):
+    # the "all customers" row counts every customer, including those of groups too small
+    # to show: suppressing a group hides the group, never its customers
     overall = median_survival(lt, **kw).assign(**{group or "group": "all customers"})
     if not group:
         return overall
-    by = median_survival(lt, group=group, **kw)
+    by = median_survival(lt if lt_groups is None else lt_groups, group=group, **kw)
     return pd.concat([overall, by], ignore_index=True)[[group] + list(overall.columns[:-1])]
 
 
@@ -257,7 +259,7 @@ def retention_study(
         if group
         else None
     )
-    med = _median_rows(lt_g if group else lt, group, **common)
+    med = _median_rows(lt, group, lt_groups=lt_g if group else None, **common)
     sa = survival_at(lt, times=horizons, **common).assign(**{group or "group": "all customers"})
     if group:
         sa = pd.concat(

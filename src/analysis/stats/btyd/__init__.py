@@ -13,6 +13,11 @@ value of repeat purchases; built by :func:`analysis.studies.value.rfm_summary`).
   inverse Hessian.
 * :func:`clv` combines a transaction model and the spend model into a discounted
   expected customer value over a finite horizon.
+* :func:`fit_sbg` and :func:`fit_sbg_counts` fit the shifted-beta-geometric model of
+  contract renewal (Fader & Hardie 2007, Journal of Interactive Marketing 21(1)): the
+  contractual case, where churn is observed. :class:`SBGResult` projects survival and
+  retention and values customers by their discounted expected residual lifetime
+  (Fader & Hardie 2010, Marketing Science 29(1)).
 
 Time columns of a summary are in units of its ``freq`` ("D" days, "W" weeks of
 7 days, "M" months of 30.4375 days); money is in the currency of the input.
@@ -29,6 +34,7 @@ from analysis.stats.btyd.clv import (
 )
 from analysis.stats.btyd.gamma_gamma import GammaGammaResult, fit_gamma_gamma
 from analysis.stats.btyd.pareto_nbd import ParetoNBDResult, fit_pareto_nbd
+from analysis.stats.btyd.sbg import SBGResult, fit_sbg, fit_sbg_counts
 from analysis.stats.btyd.units import FREQ_DAYS
 
 __all__ = [
@@ -36,9 +42,12 @@ __all__ = [
     "BGNBDResult",
     "ParetoNBDResult",
     "GammaGammaResult",
+    "SBGResult",
     "fit_bgnbd",
     "fit_pareto_nbd",
     "fit_gamma_gamma",
+    "fit_sbg",
+    "fit_sbg_counts",
     "clv",
     "total_clv_interval",
     "parameter_table",

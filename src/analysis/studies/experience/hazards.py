@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisError, Problem, examples_of
-from analysis.stats._cox_counting import _cox_counting
+from analysis.stats.cox import fit_cox
 from analysis.stats.fixed_effects import _codes, _require
 from analysis.studies.experience.frames import DAYS_PER_MONTH, _as_bool
 from analysis.studies.experience.metrics import fcr_rate
@@ -51,6 +51,9 @@ class HazardResult:
     n_rows, n_customers, n_events : int
     person_days : float
         Total time at risk in the rows used (days).
+    level_customers : dict
+        Distinct customers per categorical term (``column[level]``), so that the
+        report can suppress terms of too few customers.
     """
 
     summary: pd.DataFrame
@@ -66,6 +69,7 @@ class HazardResult:
     strata: str | None = None
     dropped_missing: int = 0
     window_days: int | None = None
+    level_customers: dict[str, int] = field(default_factory=dict)
 
     def hr(self, term: str) -> tuple[float, float, float]:
         """Return (hazard ratio, lower, upper) for one term."""
@@ -191,15 +195,17 @@ def churn_hazards(
     x, names, design = _design(d, covariates, ref)
     if d["event"].sum() == 0:
         raise AnalysisError("No churn events in the rows: a hazard model cannot be fitted.")
-    beta, cov, converged = _cox_counting(
-        d["start"].to_numpy(dtype=float),
+    fit = fit_cox(
         d["stop"].to_numpy(dtype=float),
         d["event"].to_numpy(dtype=float),
         x,
-        pd.factorize(d[strata])[0] if strata else np.zeros(len(d), dtype=np.int64),
-        _codes(d[customer].to_numpy()),
+        start=d["start"].to_numpy(dtype=float),
+        strata=pd.factorize(d[strata])[0] if strata else None,
+        cluster=_codes(d[customer].to_numpy()),
+        ties="breslow",
     )
-    if not converged:
+    beta, cov = fit.coef, fit.robust_cov
+    if not fit.converged:
         raise AnalysisError(
             f"The Cox model on {names} did not converge (a covariate may separate churners).",
             [
@@ -213,6 +219,11 @@ def churn_hazards(
                 )
             ],
         )
+    level_customers = {}
+    for c, (kind, _ref) in design.items():
+        if kind == "categorical":
+            per_level = d.groupby(c, observed=True, sort=False)[customer].nunique()
+            level_customers.update({f"{c}[{lv}]": int(n) for lv, n in per_level.items()})
     se = np.sqrt(np.diag(cov))
     z = stats.norm.ppf(1 - alpha / 2)
     summary = pd.DataFrame(
@@ -239,6 +250,7 @@ def churn_hazards(
         strata=strata,
         dropped_missing=n_miss,
         window_days=cp.attrs.get("window_days"),
+        level_customers=level_customers,
     )
 
 

@@ -170,8 +170,9 @@ def post_leaving(
     Returns
     -------
     pandas.DataFrame
-        One row per state: ``customer_months``, ``churn_events``,
-        ``monthly_churn_rate`` with ``ci_lower`` and ``ci_upper``.
+        One row per state: ``customers`` (with time in that state),
+        ``customer_months``, ``churn_events``, ``monthly_churn_rate`` with
+        ``ci_lower`` and ``ci_upper``.
     """
     c = _window_spans(customers, loyalty, window_start=window_start, as_of=as_of)
     en = pd.to_datetime(c["enrolled_date"])
@@ -195,6 +196,7 @@ def post_leaving(
         rows.append(
             {
                 "state": name,
+                "customers": int((months > 0).sum()),
                 "customer_months": T,
                 "churn_events": k,
                 "monthly_churn_rate": k / T if T > 0 else float("nan"),

@@ -144,11 +144,37 @@ def heterogeneity(
 
 
 def weighted_survival(
-    frame: pd.DataFrame, *, covariates: Sequence[str] = DEFAULT_COVARIATES, **kwargs
+    frame: pd.DataFrame,
+    *,
+    treatment: str = "member",
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    time: str = "time_months",
+    event: str = "event",
+    horizon: float = 6.0,
+    estimand: str = "ATE",
+    trim: float | None = None,
+    se: str = "analytic",
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> SurvivalContrast:
     """Estimate IP-weighted survival curves of members and comparable non-members.
 
-    :func:`analysis.stats.weighted_survival.weighted_survival` (same keyword arguments)
-    with the study's confounders (:data:`DEFAULT_COVARIATES`) unless ``covariates`` is given.
+    :func:`analysis.stats.weighted_survival.weighted_survival`, with the study's
+    confounders (:data:`DEFAULT_COVARIATES`) unless ``covariates`` is given; the
+    other arguments are passed through unchanged.
     """
-    return _weighted_survival(frame, covariates=covariates, **kwargs)
+    return _weighted_survival(
+        frame,
+        treatment=treatment,
+        covariates=covariates,
+        time=time,
+        event=event,
+        horizon=horizon,
+        estimand=estimand,
+        trim=trim,
+        se=se,
+        n_boot=n_boot,
+        seed=seed,
+        alpha=alpha,
+    )

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.errors import DataError
-from analysis.stats._cox_weighted import CoxResult, weighted_cox
+from analysis.stats.cox import WeightedCoxResult as CoxResult
+from analysis.stats.cox import weighted_cox
 from analysis.stats.effects import Effect, balance, covariate_matrix, estimate_effect
 from analysis.stats.evalue import EValue, e_value
 from analysis.stats.event_study import EventStudy, event_study

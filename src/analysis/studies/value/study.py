@@ -140,6 +140,24 @@ def _top_share_resample(v: np.ndarray, k: int, rng) -> float:
     return float(top_sum / np.dot(cnt, v))
 
 
+_TRUE_TEXT = {"true", "t", "1", "1.0", "yes", "y"}
+
+
+def strategic_flags(values: pd.Series) -> pd.Series:
+    """Read a true/false column as booleans, missing as False.
+
+    Text columns from CSV files hold words, not booleans: ``"false"`` and ``"no"``
+    are False (a plain ``astype(bool)`` would make every non-empty string True).
+    """
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return pd.Series(
+            np.nan_to_num(pd.to_numeric(values, errors="coerce").astype(float).to_numpy()) != 0,
+            index=values.index,
+        )
+    text = values.astype("string").str.strip().str.lower()
+    return text.isin(_TRUE_TEXT).fillna(False).astype(bool)
+
+
 def customers_to_protect(
     scores: pd.DataFrame,
     *,
@@ -202,7 +220,7 @@ def customers_to_protect(
     if strategic_column:
         if strategic_column not in scores.columns:
             raise AnalysisError(f"strategic column {strategic_column!r} not found in scores.")
-        strategic = strategic | scores[strategic_column].fillna(False).astype(bool).to_numpy()
+        strategic = strategic | strategic_flags(scores[strategic_column]).to_numpy()
     out["strategic"] = strategic
     if risk_threshold is None:
         out["at_risk"] = out["risk"].rank(method="first", ascending=False) <= risk_top_share * len(
@@ -755,7 +773,7 @@ def value_study(
         strategic_column=None,
     )
     if vp.strategic_column and vp.strategic_column in customers.columns:
-        flag = customers.set_index("customer_id")[vp.strategic_column].fillna(False).astype(bool)
+        flag = strategic_flags(customers.set_index("customer_id")[vp.strategic_column])
         ranked["strategic"] = (
             ranked["strategic"] | flag.reindex(ranked["customer_id"]).fillna(False).to_numpy()
         )
