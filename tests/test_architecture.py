@@ -8,14 +8,17 @@
 Nothing below the report layer imports ``analysis.report`` or one of the
 top-level compatibility modules; those modules only re-export; no module is
 over 1,000 lines; notebooks import only ``analysis.data``, ``analysis.studies.*``
-and ``analysis.report.*``. Imports are read from the source (``ast``), including
-imports inside functions and under ``if TYPE_CHECKING:``.
+and ``analysis.report.*``; every public function of the stats layer has a
+numpydoc docstring with Parameters and Returns sections. Imports are read from
+the source (``ast``), including imports inside functions and under
+``if TYPE_CHECKING:``.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -188,6 +191,38 @@ def test_no_module_is_over_a_thousand_lines():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"split modules over {MAX_LINES} lines: {long}"
+
+
+#: A numpydoc section heading: the name on its own line, underlined with dashes.
+_SECTION = re.compile(r"^[ \t]*(\w+)[ \t]*\n[ \t]*-{3,}[ \t]*$", re.MULTILINE)
+
+
+def _docstring_problems(path: Path) -> list[str]:
+    """Public module-level functions without Parameters/Returns; public classes without a docstring."""
+    out = []
+    for node in _parse(path).body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if node.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(node)
+        if isinstance(node, ast.ClassDef):
+            if not doc:
+                out.append(f"{_where(path, node.lineno)} class {node.name}: no docstring")
+        else:
+            sections = set(_SECTION.findall(doc or ""))
+            missing = [s for s in ("Parameters", "Returns") if s not in sections]
+            if missing:
+                out.append(f"{_where(path, node.lineno)} {node.name}: no {', '.join(missing)}")
+    return out
+
+
+def test_public_stats_functions_have_numpydoc_parameters_and_returns():
+    bad = [problem for path in _layer_modules("stats") for problem in _docstring_problems(path)]
+    assert not bad, (
+        "public estimators need a numpydoc docstring with Parameters and Returns sections "
+        "(public classes a docstring):\n" + "\n".join(bad)
+    )
 
 
 def _notebook_code(path: Path) -> str:

@@ -132,13 +132,29 @@ def _permutation_importance(model, X, y, features, *, n_repeats, seed):
 
 
 def calibration_table(y, p, *, n_bins: int = 10) -> pd.DataFrame:
-    """Return equal-count bins of predicted probability with observed rates and Wilson intervals.
+    """Bin predicted probabilities into equal-count groups and compare them with observed rates.
+
+    Cases are sorted by ``p`` (stable sort) and case of rank ``i`` (0-based) goes
+    to bin ``floor(i * n_bins / n) + 1``, so bins differ in size by at most one
+    and tied predictions may fall into neighbouring bins. With fewer cases than
+    bins some bins are empty and have no row.
+
+    Parameters
+    ----------
+    y : array-like
+        Observed 0/1 outcome per case, ``(n,)``.
+    p : array-like
+        Predicted probability of the outcome per case, ``(n,)``.
+    n_bins : int
+        Number of bins (10: deciles of predicted risk).
 
     Returns
     -------
     pandas.DataFrame
-        ``bin``, ``n``, ``mean_predicted``, ``observed``, ``ci_lower``, ``ci_upper``
-        (95% Wilson interval of the observed rate).
+        One row per non-empty bin, lowest predictions first: ``bin`` (1 = lowest),
+        ``n`` (cases), ``mean_predicted`` (mean of ``p``), ``observed`` (share of
+        cases with ``y = 1``), ``ci_lower``, ``ci_upper`` (95% Wilson interval of
+        the observed share).
     """
     from statsmodels.stats.proportion import proportion_confint
 
@@ -168,6 +184,22 @@ def calibration_slope_intercept(y, p) -> tuple[float, float, dict]:
     average risk is right). Both are fitted by the package's logistic fit
     (:func:`analysis.stats.logistic.logit_newton`); intervals are Wald intervals
     from the inverse Fisher information (as statsmodels' GLM gives them).
+
+    Parameters
+    ----------
+    y : array-like
+        Observed 0/1 outcome per case, ``(n,)``.
+    p : array-like
+        Predicted probability per case, ``(n,)``; clipped to [1e-6, 1 - 1e-6]
+        before taking logits.
+
+    Returns
+    -------
+    (float, float, dict)
+        ``slope``, ``intercept`` and their 95% Wald intervals,
+        ``{"slope": (lower, upper), "intercept": (lower, upper)}``. Without both
+        outcomes the fits do not converge (a RuntimeWarning) and the values are
+        meaningless.
     """
     from scipy import stats
 
@@ -195,13 +227,28 @@ def calibration_slope_intercept(y, p) -> tuple[float, float, dict]:
 
 
 def gains_table(y, p, *, n_groups: int = 10) -> pd.DataFrame:
-    """Return a lift/gains table by group of predicted risk, highest risk first.
+    """Tabulate lift and gains by equal-count group of predicted risk, highest risk first.
+
+    Cases are sorted by decreasing ``p`` (stable sort) and case of rank ``i``
+    (0-based) goes to group ``floor(i * n_groups / n) + 1``; groups differ in
+    size by at most one.
+
+    Parameters
+    ----------
+    y : array-like
+        Observed 0/1 outcome (1 = churned) per case, ``(n,)``.
+    p : array-like
+        Predicted probability of the outcome per case, ``(n,)``.
+    n_groups : int
+        Number of groups (10: deciles of predicted risk).
 
     Returns
     -------
     pandas.DataFrame
         ``group`` (1 = highest risk), ``n``, ``churners``, ``churn_rate``, ``lift``
-        (rate / overall rate), ``cum_share_customers``, ``cum_share_churners`` (gains).
+        (rate / overall rate; NaN when nobody churned), ``cum_share_customers``,
+        ``cum_share_churners`` (gains: shares of all cases and of all churners in
+        this and the higher-risk groups).
     """
     y = np.asarray(y, float)
     p = np.asarray(p, float)

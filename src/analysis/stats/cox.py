@@ -21,6 +21,7 @@ from scipy import stats
 
 from analysis.errors import DataError, ParamsError, Problem
 from analysis.stats.concordance import concordance_index
+from analysis.stats.cox_refit import cox_stratified_refit
 from analysis.stats.survival import TABLE, _entry_eff, _km_core, _prepare, _z, holm
 
 __all__ = [
@@ -849,46 +850,6 @@ def cox(
         concordance_detail=conc,
         converged=converged,
     )
-
-
-def cox_stratified_refit(
-    df: pd.DataFrame, result: CoxResult, *, alpha: float = 0.05
-) -> tuple[CoxResult, list[str]]:
-    """Refit a Cox model with covariates that fail the PH test moved into strata.
-
-    A categorical covariate whose hazard ratio changes with tenure cannot be
-    summarised by one hazard ratio; stratifying on it gives each of its
-    levels its own baseline churn curve and keeps the other hazard ratios
-    valid. Numeric covariates that fail stay in the model (stratifying on
-    them is not meaningful) and are reported by the caller.
-
-    Returns
-    -------
-    (CoxResult, list of str)
-        The refitted model (or ``result`` itself if nothing moved) and the
-        covariates moved into strata.
-    """
-    failing = result.ph_failures(alpha)
-    movable = [c for c in failing if _is_categorical(df[c])]
-    if not movable:
-        return result, []
-    spec = dict(result.spec)
-    covs = [c for c in spec["covariates"] if c not in movable]
-    if not covs:
-        return result, []
-    new = cox(
-        df,
-        duration=spec["duration"],
-        event=spec["event"],
-        covariates=covs,
-        strata=list(spec["strata"]) + movable,
-        entry=spec["entry"],
-        ties=spec["ties"],
-        reference={k: v for k, v in spec["reference"].items() if k in covs},
-        alpha=spec["alpha"],
-        ph_transform=spec["ph_transform"],
-    )
-    return new, movable
 
 
 # ----------------------------------------------------------------------------

@@ -40,15 +40,53 @@ def hazard_over_tenure(
     For each tenure interval (a, a + width] the hazard is churn events divided
     by the customer time at risk in it (customer-months when durations are in
     months), with exact Poisson (Garwood) intervals. The smoothed hazard pools
-    events and exposure over a centred window of ``smooth`` intervals.
+    events and exposure over a centred window of ``smooth`` intervals (fewer
+    at the ends). Intervals start at 0 (the first also counts churn at tenure
+    0) and run up to ``max_time``; a customer is exposed in an interval over
+    the overlap of ``(entry, duration]`` with it, and at risk at its start when
+    ``entry <= a < duration``. Rows with a positive entry equal to the duration
+    (never at risk) are dropped.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per customer.
+    duration : str
+        Column with tenure at churn or censoring (e.g. months since signup).
+    event : str
+        Column with 1 = churned, 0 = still active (censored).
+    entry : str, optional
+        Column with tenure when the customer was first observed (left
+        truncation, duration unit); None: everyone observed from tenure 0.
+    group : str, optional
+        Column defining separate hazards (one block of rows per level).
+    width : float
+        Interval length in the duration unit (1: monthly intervals when
+        durations are in months). Must be positive.
+    max_time : float, optional
+        Tenure (duration unit) the intervals run up to; default the longest
+        duration. Later follow-up is ignored.
+    smooth : int
+        Intervals in the centred smoothing window (1: no smoothing); at least 1.
+    alpha : float
+        1 - confidence level of the intervals.
 
     Returns
     -------
     pandas.DataFrame
-        [group], start, end, at_risk_start, exposure, events, hazard,
-        ci_lower, ci_upper, hazard_smooth, smooth_ci_lower, smooth_ci_upper
-        (rates per duration unit), churn_prob (1 - exp(-hazard * width):
-        chance of leaving within the interval given active at its start).
+        One row per group and interval: [group], start, end (tenure, duration
+        unit), at_risk_start (customers), exposure (customer time at risk,
+        duration unit), events, hazard, ci_lower, ci_upper, hazard_smooth,
+        smooth_ci_lower, smooth_ci_upper (rates per duration unit; the hazard is
+        NaN where exposure is 0), churn_prob (1 - exp(-hazard * width): chance
+        of leaving within the interval given active at its start).
+
+    Raises
+    ------
+    analysis.errors.ParamsError
+        If ``width <= 0``, ``smooth < 1`` or ``alpha`` is not in (0, 1).
+    analysis.errors.DataError
+        If columns are missing or durations, events or entries are invalid.
     """
     _z(alpha)
     if width <= 0 or smooth < 1:

@@ -49,7 +49,22 @@ PROPENSITY_MODELS = ("logit", "gbm")
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
-    """Centre and scale non-constant columns (keeps the column space, helps Newton)."""
+    """Centre and scale the non-constant columns of a design (keeps the column space, helps Newton).
+
+    Each column with a positive standard deviation becomes ``(x - mean) / sd``
+    (population sd, ``ddof=0``); constant columns become all zeros, so
+    :func:`independent_columns` drops them.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Float covariates, ``(n, k)``, without an intercept. ``k`` may be 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new ``(n, k)`` array (``x`` itself when ``k`` is 0).
+    """
     if x.shape[1] == 0:
         return x
     mu = x.mean(axis=0)
@@ -62,7 +77,25 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 
 def independent_columns(gram: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Return indices of a maximal set of linearly independent columns, in order."""
+    """Return the indices of a maximal set of linearly independent columns, in order.
+
+    Greedy Gram-Schmidt on the Gram matrix: column ``j`` is kept when the part
+    of it not explained by the columns kept before it has a squared norm above
+    ``tol`` times its own; columns of zero norm are never kept. Earlier columns
+    win, so put the ones to keep (e.g. the intercept) first.
+
+    Parameters
+    ----------
+    gram : numpy.ndarray
+        Gram matrix ``z' z`` of the design ``z``, ``(k, k)``.
+    tol : float
+        Relative residual squared norm below which a column counts as dependent.
+
+    Returns
+    -------
+    numpy.ndarray
+        Increasing integer indices of the kept columns (possibly empty).
+    """
     keep: list[int] = []
     for j in range(gram.shape[0]):
         gjj = gram[j, j]
@@ -80,7 +113,22 @@ def independent_columns(gram: np.ndarray, tol: float = 1e-9) -> np.ndarray:
 
 
 def with_intercept(x: np.ndarray) -> np.ndarray:
-    """Prepend a column of ones to standardised covariates, dropping dependent columns."""
+    """Build a full-rank logistic design: a column of ones, then standardised covariates.
+
+    Covariates pass through :func:`standardise`; constant columns and columns
+    linearly dependent on earlier ones (:func:`independent_columns`) are
+    dropped, so the result has full column rank as :func:`logit_newton` needs.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Float covariates, ``(n, k)``, without an intercept (``k`` may be 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        Design ``(n, 1 + m)``, ``m <= k``, with the intercept in the first column.
+    """
     z = np.column_stack([np.ones(x.shape[0]), standardise(x)])
     cols = independent_columns(z.T @ z)
     return z[:, cols]
@@ -202,7 +250,18 @@ GBM_OPTIONS = dict(
 
 
 def gbm_classifier(seed: int):
-    """Return an unfitted gradient-boosting classifier with :data:`GBM_OPTIONS`."""
+    """Create an unfitted gradient-boosting classifier with :data:`GBM_OPTIONS`.
+
+    Parameters
+    ----------
+    seed : int
+        ``random_state`` of the model (its early-stopping validation split).
+
+    Returns
+    -------
+    sklearn.ensemble.HistGradientBoostingClassifier
+        Shallow trees with early stopping; call ``fit`` then ``predict_proba``.
+    """
 
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -210,7 +269,18 @@ def gbm_classifier(seed: int):
 
 
 def gbm_regressor(seed: int):
-    """Return an unfitted gradient-boosting regressor with :data:`GBM_OPTIONS`."""
+    """Create an unfitted gradient-boosting regressor with :data:`GBM_OPTIONS`.
+
+    Parameters
+    ----------
+    seed : int
+        ``random_state`` of the model (its early-stopping validation split).
+
+    Returns
+    -------
+    sklearn.ensemble.HistGradientBoostingRegressor
+        Shallow trees with early stopping (squared-error loss); call ``fit`` then ``predict``.
+    """
 
     from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -218,10 +288,25 @@ def gbm_regressor(seed: int):
 
 
 def limit_threads(n: int, user_api: str | None = "openmp"):
-    """Use one thread for small problems.
+    """Limit BLAS/OpenMP to one thread for problems below :data:`SMALL_PROBLEM_ROWS` rows.
 
     For a few thousand rows thread start-up dominates, and on a busy machine
-    multi-threaded BLAS/OpenMP can be 50x slower than a single thread.
+    multi-threaded BLAS/OpenMP can be 50x slower than a single thread. Use the
+    result in a ``with`` statement: ``threadpool_limits`` applies the limit as
+    soon as it is created and restores the previous limits on exit.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the problem; at or above :data:`SMALL_PROBLEM_ROWS` nothing is limited.
+    user_api : {"openmp", "blas"} or None
+        Thread pools to limit (``threadpoolctl``'s ``user_api``); None limits all.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``threadpoolctl.threadpool_limits(1, user_api=user_api)`` for small
+        problems, else a ``contextlib.nullcontext()``.
     """
     from contextlib import nullcontext
 
@@ -233,7 +318,23 @@ def limit_threads(n: int, user_api: str | None = "openmp"):
 
 
 def assign_folds(n: int, k: int, seed: int) -> np.ndarray:
-    """Assign ``n`` rows at random to ``k`` folds of (almost) equal size, seeded."""
+    """Assign ``n`` rows at random to ``k`` folds of (almost) equal size, seeded.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    k : int
+        Number of folds (positive).
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same folds.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fold label ``0 .. k-1`` per row, ``(n,)``: a random permutation of
+        ``arange(n) % k``, so fold sizes differ by at most one.
+    """
     rng = np.random.default_rng(seed)
     return rng.permutation(np.arange(n) % k)
 
@@ -281,8 +382,38 @@ def propensity_scores(x, t, *, model, seed, folds, z=None):
     """Estimate propensity scores from a covariate array (no intercept) and a 0/1 treatment.
 
     ``model="logit"``: :func:`logit_newton` on ``z`` (the design with intercept, built
-    from ``x`` when None); ``model="gbm"``: out-of-fold gradient boosting over ``folds``
-    folds, clipped to [1e-6, 1 - 1e-6]. See :func:`fit_propensity` for the DataFrame API.
+    from ``x`` when None); fitted probabilities are not clipped, and a fit that
+    does not converge (separation) warns. ``model="gbm"``: out-of-fold gradient
+    boosting (:func:`gbm_classifier`) over ``folds`` folds from :func:`assign_folds`,
+    each row predicted by the model fitted without its fold, clipped to
+    [1e-6, 1 - 1e-6]. See :func:`fit_propensity` for the DataFrame API.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Covariates, ``(n, k)``, without an intercept (used as they are by ``gbm``).
+    t : numpy.ndarray
+        0/1 treatment, ``(n,)``.
+    model : {"logit", "gbm"}
+        Logistic regression or gradient boosting.
+    seed : int
+        Seed of the fold assignment; fold ``j``'s booster gets ``seed + j``.
+        Not used by ``logit``.
+    folds : int
+        Cross-fitting folds for ``gbm``. Not used by ``logit``.
+    z : numpy.ndarray, optional
+        Logistic design with intercept, ``(n, m)`` (e.g. from :func:`with_intercept`),
+        to reuse one already built; ignored by ``gbm``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Estimated probability of treatment per row, ``(n,)``.
+
+    Raises
+    ------
+    analysis.errors.ParamsError
+        If ``model`` is not one of :data:`PROPENSITY_MODELS`.
     """
     if model == "logit":
         z = with_intercept(x) if z is None else z

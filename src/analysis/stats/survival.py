@@ -438,11 +438,18 @@ def median_survival(
     The interval is the set of times whose pointwise survival interval
     contains 0.5 (Brookmeyer-Crowley style, as R's ``print.survfit``).
 
+    Parameters
+    ----------
+    df, duration, event, group, entry, alpha, conf_type
+        As in :func:`kaplan_meier` (``alpha``: 1 - confidence level of the
+        median's interval).
+
     Returns
     -------
     pandas.DataFrame
-        [group], n, events, median, ci_lower, ci_upper (duration unit; NaN
-        where not reached within follow-up), max_time (longest follow-up).
+        One row per group: [group], n (customers at risk at some time),
+        events, median, ci_lower, ci_upper (duration unit; NaN where not
+        reached within follow-up), max_time (longest follow-up, duration unit).
     """
     z = _z(alpha)
     work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
@@ -534,17 +541,25 @@ def rmst(
     ratio, the ratios with intervals and p-values on the log scale by the
     delta method, se(log ratio) = sqrt(se_A^2 / RMST_A^2 + se_B^2 / RMST_B^2).
 
+    Parameters
+    ----------
+    df, duration, event, group, entry, alpha
+        As in :func:`kaplan_meier`.
+    horizon : float
+        Restriction time, in the duration unit (e.g. 24 months); positive.
+
     Returns
     -------
     pandas.DataFrame
         Rows with kind "estimate": [group], horizon, rmst, se, ci_lower,
-        ci_upper, n, events, and rmtl, rmtl_ci_lower, rmtl_ci_upper. When
-        grouped, further rows with kind "difference" (group = "A - B") and a
-        two-sided p_value, for every pair of groups; these rows also carry
-        ratio, ratio_ci_lower, ratio_ci_upper, ratio_p_value (RMST A / B) and
-        rmtl_ratio, rmtl_ratio_ci_lower, rmtl_ratio_ci_upper,
-        rmtl_ratio_p_value (RMTL A / B). A group whose longest follow-up is
-        shorter than the horizon gets NaN (the curve is unknown there).
+        ci_upper (duration unit), n, events, p_value (NaN), and rmtl,
+        rmtl_ci_lower, rmtl_ci_upper. When grouped, further rows with kind
+        "difference" (group = "A - B") and a two-sided p_value, for every pair
+        of groups; these rows also carry ratio, ratio_ci_lower,
+        ratio_ci_upper, ratio_p_value (RMST A / B) and rmtl_ratio,
+        rmtl_ratio_ci_lower, rmtl_ratio_ci_upper, rmtl_ratio_p_value (RMTL
+        A / B). A group whose longest follow-up is shorter than the horizon
+        gets NaN (the curve is unknown there) unless its curve has reached 0.
     """
     z = _z(alpha)
     if not horizon or horizon <= 0:
@@ -792,12 +807,23 @@ def at_risk_table(
     """Count customers under observation at given tenures (for the table under a KM plot).
 
     A customer counts at tenure t when entry <= t <= duration (observed at t
-    and not yet churned or censored before t).
+    and not yet churned or censored before t). Only the columns are checked
+    (no event column is needed); a missing group is labelled "(missing)".
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per customer.
+    duration, entry, group
+        As in :func:`kaplan_meier`.
+    times : sequence of float
+        Tenures (duration unit) at which to count.
 
     Returns
     -------
     pandas.DataFrame
-        One row per group (index), one column per time.
+        Customer counts (int): one row per group (index named ``group``, or
+        "group" with the single row "all" when ungrouped), one column per time.
     """
     cols = [duration] + ([entry] if entry else []) + ([group] if group else [])
     missing = [c for c in cols if c not in df.columns]

@@ -25,10 +25,27 @@ from analysis.stats.btyd.units import _MONTH_DAYS, _as_day, _day_numbers, _unit_
 
 
 def parameter_table(result, *, level: float = 0.95) -> pd.DataFrame:
-    """Return a parameter table: estimate, standard error and a Wald interval per parameter.
+    """Tabulate a fitted model's parameters: estimate, standard error and Wald interval.
 
     The interval is computed on the log scale (parameters are positive) and
-    transformed back, so it is asymmetric and never negative.
+    transformed back, ``estimate * exp(+-z * se / estimate)``, so it is
+    asymmetric and never negative; NaN where the standard error is NaN.
+
+    Parameters
+    ----------
+    result : BGNBDResult, ParetoNBDResult, GammaGammaResult or SBGResult
+        Any fitted model with ``params``, ``se``, ``model``, ``loglik`` and
+        ``n_customers``.
+    level : float
+        Confidence level of the intervals (0.95 = 95%).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``parameter``, ``estimate``, ``se``, ``ci_lower``, ``ci_upper``
+        (in the parameter's own unit: e.g. BG/NBD alpha in units of ``freq``,
+        Gamma-Gamma v in currency, shapes unitless), and the fit's ``loglik`` and
+        ``n_customers`` repeated on every row.
     """
     from scipy.stats import norm
 
@@ -217,6 +234,48 @@ def total_clv_interval(
     scale (estimates and inverse-Hessian covariance of both models), recomputes the
     total, and returns (estimate, lower, upper) in currency. Sampling variation of
     future purchases is not included: the interval is for the expected value.
+    The estimate discounts each ``freq`` unit separately (as :func:`clv` with
+    ``step=1``); the draws use about monthly steps and are rescaled by the ratio
+    of the two totals at the estimates. Draws with Gamma-Gamma ``q <= 1`` (no
+    finite mean spend) or a non-finite total are discarded.
+
+    Parameters
+    ----------
+    transaction_model : BGNBDResult or ParetoNBDResult
+        Fitted on ``summary``, with its parameter covariance ``cov``.
+    gamma_gamma : GammaGammaResult
+        Fitted spend model, with its parameter covariance ``cov``.
+    summary : pandas.DataFrame
+        Output of :func:`rfm_summary`; every customer in it is summed.
+    horizon : float
+        Length of the forecast horizon in units of ``freq``; positive.
+    discount_rate : float
+        Annual discount rate (0.10 = 10% a year), in [0, 1).
+    freq : {"D", "W", "M"}
+        Time unit of the summary and the horizon.
+    margin : float or str
+        Gross-margin ratio, or the name of a summary column with one per
+        customer (as in :func:`clv`).
+    n_draws : int
+        Parameter draws.
+    level : float
+        Confidence level of the interval (0.95 = 95%).
+    seed : int or numpy.random.Generator
+        Seed (or generator) of the draws.
+
+    Returns
+    -------
+    (float, float, float)
+        Total CLV over the horizon (currency, discounted, times the margin) and
+        the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the drawn
+        totals; the bounds are NaN when no draw is usable.
+
+    Raises
+    ------
+    analysis.errors.AnalysisError
+        If ``horizon`` is not positive, ``discount_rate`` is outside [0, 1),
+        ``freq`` is unknown or differs from the summary's, or ``margin`` names
+        no column.
     """
     _check_freq(summary, freq)
     if not horizon > 0:
@@ -337,14 +396,32 @@ def holdout_by_frequency(summary: pd.DataFrame, model, *, max_frequency: int = 7
 
 
 def holdout_errors(summary: pd.DataFrame, model) -> dict:
-    """Return holdout error measures of a transaction model.
+    """Measure a transaction model's errors over the holdout period.
+
+    Each customer's prediction is the model's conditional expectation of
+    transactions in their holdout period (``duration_holdout``, units of the
+    summary's ``freq``) given their calibration-period ``frequency``,
+    ``recency`` and ``T``; it is compared with ``frequency_holdout``.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`rfm_summary` with ``observation_end`` (holdout columns).
+    model : BGNBDResult or ParetoNBDResult
+        Fitted on the calibration period.
 
     Returns
     -------
     dict
-        ``actual_total`` and ``predicted_total`` (holdout transactions), ``total_error_pct``
-        (predicted vs actual, %), ``mae`` and ``rmse`` (per customer, transactions),
-        ``correlation`` (Pearson, per customer), ``n_customers``.
+        ``model`` (name), ``n_customers``, ``actual_total`` and ``predicted_total``
+        (holdout transactions), ``total_error_pct`` (100 * (predicted - actual) /
+        actual, %), ``mae`` and ``rmse`` (per customer, transactions),
+        ``correlation`` (Pearson, per customer; NaN when either side is constant).
+
+    Raises
+    ------
+    analysis.errors.AnalysisError
+        If the summary has no holdout columns.
     """
     if "frequency_holdout" not in summary.columns:
         raise AnalysisError(
