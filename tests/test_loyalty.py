@@ -711,3 +711,19 @@ def test_covariate_labels():
     assert loyalty.covariate_label("some_new_column") == "some new column"
     # every default covariate (and the trial-only one) has a label of its own
     assert set(loyalty.trial_covariates(COVARIATES)) <= set(loyalty.COVARIATE_LABELS)
+
+
+def test_study_result_holds_caveats_not_sentences(tiny):
+    # the study returns data; sentences are written by the report layer
+    from analysis.report.loyalty import programme_notes
+    from analysis.studies.loyalty import programme_report as study
+
+    c, t, _, ex = tiny
+    rep = study(
+        {"customers": c, "transactions": t, "experience": ex},
+        window_start="2023-01-01",
+        as_of="2023-12-31",
+    )
+    assert rep.caveats == [{"kind": "no_loyalty_table"}]
+    assert rep.message == "" and rep.notes == []
+    assert "no loyalty table" in programme_notes(rep)[0]

@@ -114,3 +114,13 @@ def test_rerun_on_the_same_data_gives_identical_numbers(tiny_run, tmp_path):
     assert [p.name for p in e1] == [p.name for p in e2] and e1
     for a, b in zip(e1, e2, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_percentage_headlines_are_percentages_of_a_whole(tiny_run):
+    # a share passed as 100 x share with unit "%" was shown as "3,560.1%" on the index
+    _, _, result, _, _ = tiny_run
+    shares = [h for r in result.reports for h in r.headlines if h.get("unit") == "%"]
+    assert shares, "no percentage headline to check"
+    for h in shares:
+        assert 0 <= h["value"] <= 1, h
+        assert float(h["text"].rstrip("%").replace(",", "")) <= 100, h

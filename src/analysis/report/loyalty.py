@@ -31,6 +31,7 @@ __all__ = [
     "hidden_levels",
     "level_sizes",
     "programme_findings",
+    "programme_notes",
     "programme_report_with_findings",
 ]
 
@@ -421,13 +422,68 @@ def programme_findings(rep: ProgrammeReport) -> list[str]:
 
 
 @functools.wraps(programme_report, assigned=())  # help() and inspect show the study's arguments
+def programme_notes(rep: ProgrammeReport) -> list[str]:
+    """Write the study's caveats (parts not estimated, adjustments made) as sentences.
+
+    Parameters
+    ----------
+    rep : ProgrammeReport
+        Output of :func:`analysis.studies.loyalty.programme_report`.
+
+    Returns
+    -------
+    list of str
+        One plain-text sentence per caveat, in the order the study recorded them
+        (the reason the study could not run comes first when it could not).
+    """
+    out = []
+    for c in rep.caveats:
+        kind = c["kind"]
+        if kind == "no_loyalty_table":
+            out.append(
+                "The data has no loyalty table (or it is empty), so the programme cannot be "
+                "evaluated. Add a loyalty table (customer_id, enrolled_date, ...) to run this study."
+            )
+        elif kind == "landmark_too_few":
+            out.append(
+                f"Landmark {c['landmark']} months: {c['customers']:,} customers, "
+                f"{c['members']:,} members - too few to estimate."
+            )
+        elif kind == "covariates_left_out":
+            out.append(
+                "Covariates not available or constant in this data, left out: "
+                + ", ".join(c["covariates"])
+            )
+        elif kind == "trials_not_run":
+            out.append(f"Sequential trials not run: {c['detail']}")
+        elif kind == "trials_too_few":
+            out.append(
+                f"Sequential trials: {c['customer_months']:,} customer-months, "
+                f"{c['enrolments']:,} enrolments - too few to estimate."
+            )
+        elif kind == "ate_trim_emptied_arm":
+            out.append(
+                f"Sequential trials: trimming for the ATE ({c['trim']}) left an arm empty "
+                f"({c['detail']}); the ATE rows are untrimmed."
+            )
+        else:
+            raise ValueError(f"unknown loyalty caveat {kind!r}")
+    return out
+
+
 def programme_report_with_findings(tables: dict, **kwargs) -> ProgrammeReport:
-    """Run the loyalty-programme study and attach its findings as ``.findings``.
+    """Run the loyalty-programme study and attach its text, as it did before the layers.
 
     The pre-restructure ``analysis.loyalty.programme_report``, kept for code that reads
-    ``rep.findings``: :func:`analysis.studies.loyalty.programme_report` (same arguments)
-    followed by :func:`programme_findings`.
+    ``rep.findings``, ``rep.notes`` or ``rep.message``:
+    :func:`analysis.studies.loyalty.programme_report` (same arguments) followed by
+    :func:`programme_findings` and :func:`programme_notes`.
     """
     rep = programme_report(tables, **kwargs)
     rep.findings = programme_findings(rep)
+    notes = programme_notes(rep)
+    if rep.available:
+        rep.notes = notes
+    else:
+        rep.message = " ".join(notes)
     return rep

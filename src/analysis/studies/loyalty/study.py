@@ -81,13 +81,17 @@ class SequentialResult:
 class ProgrammeReport:
     """Results of the loyalty-programme study, ready for a notebook to display.
 
-    ``available`` is False when the data has no loyalty table or no members;
-    ``message`` then says why and every other field is empty. The findings sentences are
-    written from these numbers by :func:`analysis.report.loyalty.programme_findings`.
+    ``available`` is False when the data has no loyalty table; ``caveats`` then says
+    why and every other field is empty. ``caveats`` records, as data, each part that
+    could not be estimated and each adjustment made (``{"kind": ..., numbers...}``);
+    :func:`analysis.report.loyalty.programme_notes` writes them as sentences, and
+    :func:`analysis.report.loyalty.programme_findings` writes the findings. ``message``
+    and ``notes`` stay empty here: the report layer fills them for callers of the
+    compatibility function ``analysis.loyalty.programme_report``.
     """
 
     available: bool
-    message: str
+    message: str = ""
     currency: str = "EUR"
     horizon_months: int = 6
     uptake: pd.DataFrame | None = None
@@ -99,6 +103,7 @@ class ProgrammeReport:
     naive_churn: pd.DataFrame | None = None
     notes: list = field(default_factory=list)
     covariates: list = field(default_factory=list)
+    caveats: list = field(default_factory=list)
 
 
 def programme_report(
@@ -197,17 +202,12 @@ def programme_report(
     if lo_t is None or len(lo_t) == 0:
         return ProgrammeReport(
             available=False,
-            message=(
-                "The data has no loyalty table (or it is empty), so the programme cannot be "
-                "evaluated. Add a loyalty table (customer_id, enrolled_date, ...) to run this study."
-            ),
             currency=currency,
             horizon_months=horizon_months,
+            caveats=[{"kind": "no_loyalty_table"}],
         )
     cust, tx, ex = tables["customers"], tables["transactions"], tables.get("experience")
-    rep = ProgrammeReport(
-        available=True, message="", currency=currency, horizon_months=horizon_months
-    )
+    rep = ProgrammeReport(available=True, currency=currency, horizon_months=horizon_months)
     rep.uptake = uptake(cust, lo_t, window_start=window_start, as_of=as_of)
     rep.points = points_summary(cust, lo_t, as_of=as_of, min_group_size=min_group_size)
     rep.post_leaving = post_leaving(cust, lo_t, window_start=window_start, as_of=as_of)
@@ -227,16 +227,14 @@ def programme_report(
         )
         n1 = int(f["member"].sum()) if len(f) else 0
         if n1 < min_group_size or len(f) - n1 < min_group_size:
-            rep.notes.append(
-                f"Landmark {L} months: {len(f):,} customers, {n1:,} members - too few to estimate."
+            rep.caveats.append(
+                {"kind": "landmark_too_few", "landmark": L, "customers": len(f), "members": n1}
             )
             continue
         covs = [c for c in covariates if c in f.columns and f[c].nunique() > 1]
         dropped = [c for c in covariates if c not in covs]
         if dropped and not rep.covariates:
-            rep.notes.append(
-                "Covariates not available or constant in this data, left out: " + ", ".join(dropped)
-            )
+            rep.caveats.append({"kind": "covariates_left_out", "covariates": list(dropped)})
         rep.covariates = covs
         ipw = estimate_effect(
             f,
@@ -367,14 +365,11 @@ def _sequential_result(
             seed=seed,
         )
     except DataError as err:
-        rep.notes.append(f"Sequential trials not run: {err}")
+        rep.caveats.append({"kind": "trials_not_run", "detail": str(err)})
         return None
     n1 = int(f["member"].sum())
     if n1 < min_group_size or len(f) - n1 < min_group_size:
-        rep.notes.append(
-            f"Sequential trials: {len(f):,} customer-months, {n1:,} enrolments - too few to "
-            "estimate."
-        )
+        rep.caveats.append({"kind": "trials_too_few", "customer_months": len(f), "enrolments": n1})
         return None
     covs = [c for c in trial_covariates(covariates) if c in f.columns and f[c].nunique() > 1]
     # encode once into a slim numeric frame: every estimate below would otherwise re-encode the
@@ -417,9 +412,12 @@ def _sequential_result(
     try:
         ate = effect_table(slim, **ate_kw, **{**kw, "trim": ate_trim})
     except DataError as err:  # trimming emptied an arm (tiny data)
-        rep.notes.append(
-            f"Sequential trials: trimming for the ATE ({ate_trim}) left an arm empty "
-            f"({err.args[0] if err.args else err}); the ATE rows are untrimmed."
+        rep.caveats.append(
+            {
+                "kind": "ate_trim_emptied_arm",
+                "trim": ate_trim,
+                "detail": str(err.args[0] if err.args else err),
+            }
         )
         ate = effect_table(slim, **ate_kw, **{**kw, "trim": None})
     order = {"observational contrast": 0, "ATE": 1, "ATT": 2}
