@@ -11,7 +11,7 @@ one-call API, also offered by :mod:`analysis.survival`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -393,30 +393,15 @@ def hide_groups(result: RetentionResult, sup: Suppression | None) -> RetentionRe
 
 
 @dataclass
-class RetentionReport:
-    """Everything the retention report shows (see :func:`retention_report`)."""
+class RetentionReport(RetentionResult):
+    """Everything the retention report shows: the study's numbers and its sentences.
 
-    n: int
-    n_events: int
-    n_left_truncated: int
-    group: str | None
-    suppressed_groups: list
-    horizons: list
-    km_all: pd.DataFrame
-    km_group: pd.DataFrame | None
-    at_risk_all: pd.DataFrame
-    at_risk_group: pd.DataFrame | None
-    median: pd.DataFrame
-    survival_at: pd.DataFrame
-    rmst: pd.DataFrame
-    logrank: LogrankResult | None
-    cox: CoxResult | None
-    cox_refit: CoxResult | None
-    moved_to_strata: list
-    hazard: pd.DataFrame
-    cif: pd.DataFrame | None
-    findings: list
-    notes: list
+    What :func:`analysis.survival.retention_report` returned before the layers: a
+    :class:`~analysis.studies.retention.RetentionResult` plus ``findings`` and ``notes``.
+    """
+
+    findings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
 
 def retention_report(
@@ -463,9 +448,5 @@ def retention_report(
         cause=cause,
         alpha=alpha,
     )
-    numbers = {
-        f.name: getattr(result, f.name)
-        for f in fields(RetentionReport)
-        if f.name not in ("findings", "notes")
-    }
+    numbers = {f.name: getattr(result, f.name) for f in fields(RetentionResult)}
     return RetentionReport(**numbers, findings=findings(result), notes=notes(result))
