@@ -816,3 +816,45 @@ def test_study_panel_equals_derived_panel(tiny_world):
             )
         else:
             assert_allclose(pn[c].to_numpy(dtype=float), ref[c].to_numpy(dtype=float), rtol=1e-12)
+
+
+def test_fcr_scenario_is_left_out_without_first_contact_resolution_data():
+    # a surveys-only experience table (the contract allows it) crashed the report with
+    # "fcr_rate must lie in [0, 1), not nan"
+    from types import SimpleNamespace
+
+    from analysis.report.experience import notes
+    from analysis.studies.experience.hazards import scenarios_from_params
+    from analysis.studies.experience.metrics import fcr_rate
+
+    p = SimpleNamespace(fcr_improvement_points=10, sla_breach_reduction=0.5)
+    surveys = pd.DataFrame({"customer_id": ["a", "b"], "kind": ["survey", "survey"]})
+    assert np.isnan(fcr_rate(surveys))
+    names = [sc.name for sc in scenarios_from_params(p, surveys)]
+    assert "fcr_up" not in names and len(names) == 2
+    all_resolved = pd.DataFrame({"kind": ["ticket"] * 3, "first_contact_resolution": [True] * 3})
+    assert "fcr_up" not in [sc.name for sc in scenarios_from_params(p, all_resolved)]
+    some = pd.DataFrame({"kind": ["ticket"] * 4, "first_contact_resolution": [1, 0, 1, 1]})
+    assert "fcr_up" in [sc.name for sc in scenarios_from_params(p, some)]
+    res = SimpleNamespace(caveats=[{"kind": "fcr_scenario_no_data", "fcr_rate": float("nan")}])
+    (text,) = notes(res)
+    assert "no first-contact resolution" in text and "nan" not in text
+
+
+def test_claims_table_never_prints_nan():
+    # the experience report printed "nan% of tickets resolved within two contacts (95% CI nan%-nan%)"
+    from analysis.report.experience import claims_table
+    from analysis.studies.experience.metrics import ClaimNumbers
+
+    nan3 = (float("nan"),) * 3
+    table = claims_table(
+        ClaimNumbers(
+            revenue_pct_per_csat=None,
+            retained_12m=nan3,
+            within_two_contacts=nan3,
+            first_contact=nan3,
+        )
+    )
+    text = " ".join(table.astype(str).to_numpy().ravel())
+    assert "nan" not in text.lower().replace("financ", "")
+    assert "Not measurable" in text

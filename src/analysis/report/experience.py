@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.report.format import fmt_money
@@ -121,6 +122,8 @@ def claims_table(numbers: ClaimNumbers) -> pd.DataFrame:
                 "our_number": (
                     f"{100 * ret[0]:.1f}% of customers retained over 12 months at the "
                     f"observed churn rate (95% CI {100 * ret[1]:.1f}%-{100 * ret[2]:.1f}%)"
+                    if np.isfinite(ret[0])
+                    else "Not measurable: no customer-months at risk in the data"
                 ),
                 "what_the_data_can_say": (
                     "One company, no comparison group without a service strategy: the retention rate "
@@ -133,6 +136,9 @@ def claims_table(numbers: ClaimNumbers) -> pd.DataFrame:
                     f"{100 * two[0]:.1f}% of tickets resolved within two contacts "
                     f"(95% CI {100 * two[1]:.1f}%-{100 * two[2]:.1f}%); "
                     f"{100 * one[0]:.1f}% at the first"
+                    if np.isfinite(two[0]) and np.isfinite(one[0])
+                    else "Not measurable: the data records no ticket resolution "
+                    "(contacts to resolve or first-contact resolution on tickets)"
                 ),
                 "what_the_data_can_say": (
                     "Directly measured on our tickets; what is achievable depends on the ticket mix, "
@@ -260,6 +266,17 @@ def notes(res: StudyResults) -> list[str]:
             )
         elif kind == "scenario_skipped":
             out.append(f"Scenario '{c['scenario']}' needs a covariate this data lacks.")
+        elif kind == "fcr_scenario_no_data":
+            rate = c.get("fcr_rate")
+            out.append(
+                "The first-contact-resolution scenario is left out: "
+                + (
+                    "every ticket is already resolved at the first contact."
+                    if rate is not None and rate >= 1
+                    else "the data records no first-contact resolution on tickets "
+                    "(add first_contact_resolution to ticket rows to estimate it)."
+                )
+            )
         else:
             raise ValueError(f"unknown experience caveat {kind!r}")
     return out

@@ -365,11 +365,16 @@ def scenarios_from_params(exp_params: Any, experience: pd.DataFrame) -> list[Sce
     """Build the report's three scenarios from the ``experience`` params section.
 
     Uses ``fcr_improvement_points`` and ``sla_breach_reduction``; the FCR
-    scenario starts from the FCR rate observed in ``experience``.
+    scenario starts from the FCR rate observed in ``experience``. It is left out
+    when that rate cannot be measured (no tickets with first-contact resolution
+    recorded, e.g. a surveys-only table) or leaves nothing to improve (every
+    ticket already resolved at first contact).
     """
+    rate = fcr_rate(experience)
+    fcr = [scenario_fcr_up(float(exp_params.fcr_improvement_points), rate)] if 0 <= rate < 1 else []
     return [
         scenario_detractors_as_passives(),
-        scenario_fcr_up(float(exp_params.fcr_improvement_points), fcr_rate(experience)),
+        *fcr,
         scenario_sla_breaches_reduced(float(exp_params.sla_breach_reduction)),
     ]
 

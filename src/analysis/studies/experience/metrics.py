@@ -359,7 +359,9 @@ def monthly_revenue(
 
 
 def fcr_rate(experience: pd.DataFrame) -> float:
-    """Return the share of tickets resolved at the first contact."""
+    """Return the share of tickets resolved at the first contact (NaN when not recorded)."""
+    if "first_contact_resolution" not in experience.columns or "kind" not in experience.columns:
+        return float("nan")
     kind = experience["kind"].astype(str).str.lower()
     f = _as_bool(experience.loc[kind.eq("ticket").to_numpy(), "first_contact_resolution"])
     return float(np.nanmean(f)) if len(f) and not np.isnan(f).all() else float("nan")

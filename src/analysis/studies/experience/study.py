@@ -32,6 +32,7 @@ from analysis.studies.experience.metrics import (
     claim_numbers,
     driver_view,
     experience_metrics,
+    fcr_rate,
     monthly_churn,
     monthly_revenue,
     nps_landmark,
@@ -349,7 +350,10 @@ def _run_study(
         comp = pd.DataFrame()
         caveats.append({"kind": "no_compensation"})
     stake_rows = []
-    for sc in scenarios_from_params(p, ex):
+    scenarios = scenarios_from_params(p, ex)
+    if not any(sc.name == "fcr_up" for sc in scenarios):
+        caveats.append({"kind": "fcr_scenario_no_data", "fcr_rate": fcr_rate(ex)})
+    for sc in scenarios:
         try:
             stake_rows.append(
                 revenue_at_stake(
