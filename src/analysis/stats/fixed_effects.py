@@ -720,12 +720,11 @@ def fit_fe(
     _require(df, "panel", sorted({outcome, *regressors, *fixed_effects, cluster, customer}))
     y = df[outcome].to_numpy(dtype=float)
     x = [df[c].to_numpy(dtype=float) for c in regressors]
-    (res,) = _fe_fits(
+    return _fe_fit_all(
         df,
         y,
         x,
         regressors,
-        [list(range(len(regressors)))],
         outcome=outcome,
         fixed_effects=fixed_effects,
         cluster=cluster,
@@ -735,6 +734,16 @@ def fit_fe(
         tol=tol,
         maxiter=maxiter,
     )
+
+
+def _fe_fit_all(
+    df: pd.DataFrame, y: np.ndarray, x: Sequence[np.ndarray], names: Sequence[str], **kw
+) -> FEResult:
+    """Fit one regression of ``y`` on every column of ``x``; raise its error if it failed.
+
+    :func:`_fe_fits` with a single model; keyword arguments as there.
+    """
+    (res,) = _fe_fits(df, y, x, names, [list(range(len(names)))], **kw)
     if isinstance(res, AnalysisError):
         raise res
     return res

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.stats.fixed_effects import FEResult, _check_fe_args, _codes, _fe_fits
+from analysis.stats.fixed_effects import FEResult, _check_fe_args, _codes, _fe_fit_all, _fe_fits
 from analysis.studies.experience.frames import _lag_index, _lagged
 from analysis.studies.experience.metrics import monthly_revenue
 
@@ -112,12 +112,11 @@ def revenue_link(
     )
     y = panel[outcome].to_numpy(dtype=float)
     x = [lagged.pop(t) for t in terms]
-    (res,) = _fe_fits(
+    return _fe_fit_all(
         panel,
         y,
         x,
         terms,
-        [list(range(len(terms)))],
         outcome=outcome,
         fixed_effects=fixed_effects,
         cluster=cluster,
@@ -127,9 +126,6 @@ def revenue_link(
         tol=tol,
         maxiter=maxiter,
     )
-    if isinstance(res, AnalysisError):
-        raise res
-    return res
 
 
 def _lag_fits(
