@@ -108,6 +108,8 @@ class KpiParams:
 
     granularity: Literal["day", "week", "month", "quarter"] = "month"  # reporting period
     periods_shown: int = 24  # number of most recent periods in tables and plots
+    normal_range_periods: int = 12  # flag a KPI outside its range over this many periods
+    targets: dict[str, float] = field(default_factory=dict)  # KPI -> target, e.g. {sla_met: 0.9}
 
 
 @dataclass
@@ -266,6 +268,7 @@ _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("reports", "timeout_seconds"): (1, None),
     ("reports", "jobs"): (1, 64),
     ("kpi", "periods_shown"): (1, None),
+    ("kpi", "normal_range_periods"): (3, None),
     ("survival", "rmst_horizon_months"): (0.001, None),
     ("survival", "ph_alpha"): (0.0, 1.0),
     ("survival", "max_months"): (0.001, None),
