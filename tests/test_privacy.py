@@ -410,7 +410,14 @@ def _page(path: Path) -> _Tables:
 def _table(page: _Tables, caption_start: str) -> pd.DataFrame:
     hits = [t for t in page.tables if t["caption"].startswith(caption_start)]
     assert len(hits) == 1, [t["caption"] for t in page.tables]
-    return pd.DataFrame(hits[0]["rows"], columns=hits[0]["header"])
+    df = pd.DataFrame(hits[0]["rows"], columns=hits[0]["header"])
+    # headers are human labels ("Customers"); also reach them by the column names they label
+    from analysis.report.labels import LABELS
+
+    for key, text in LABELS.items():
+        if text in df.columns and key not in df.columns:
+            df[key] = df[text]
+    return df
 
 
 def _num(cell: str) -> float | None:

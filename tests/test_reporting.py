@@ -117,7 +117,7 @@ def test_table_formats_and_index():
 def test_numbers_formatted_as_text_are_right_aligned():
     df = pd.DataFrame({"kpi": ["Revenue", "Churn"], "value": ["€1,234 (+3%)", "-0.6 pt"]})
     html = reporting.table_html(df)
-    assert '<th class="txt">kpi</th>' in html and '<th class="num">value</th>' in html
+    assert '<th class="txt">kpi</th>' in html and '<th class="num">Value</th>' in html
     assert '<td class="num">€1,234 (+3%)</td>' in html
 
 

@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.report import labels as _labels
+from analysis.report import page as _page
 from analysis.report.format import (  # noqa: F401  (re-exported: notebooks call display.fmt_ci)
     _MISSING,
     _apply_format,
@@ -57,6 +59,14 @@ from analysis.report.suppression import (  # noqa: F401  (re-exported for notebo
 
 #: MIME type of a headline record inside an executed notebook.
 HEADLINE_MIME = "application/vnd.analysis.headline+json"
+#: MIME type of the verdict record (the runner shows it on the index).
+VERDICT_MIME = "application/vnd.analysis.verdict+json"
+#: MIME type of a skipped-section record (the runner lists them on the index).
+SKIPPED_MIME = "application/vnd.analysis.skipped+json"
+#: MIME type of the appendix marker: everything after it is folded into one <details>.
+APPENDIX_MIME = "application/vnd.analysis.appendix+json"
+#: Records the runner reads and strips from the page.
+RECORD_MIMES = (HEADLINE_MIME, VERDICT_MIME, SKIPPED_MIME, APPENDIX_MIME)
 
 #: Suppression threshold used when a caller passes ``min_group_size=None``.
 #: Notebooks should pass ``params.analysis.min_group_size`` explicitly.
@@ -66,6 +76,9 @@ DEFAULT_MIN_GROUP_SIZE = 10
 DEFAULT_MAX_ROWS = 100
 
 _SUPPRESSED = "suppressed"
+_CODE_LIKE = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Za-z_][\w ]*\[(?:T\.)?[^\[\]]*\])$"
+)
 _NUMBER_LIKE = re.compile(r"^[+\-\u2212<>~]?\s?[€$£]?\d")
 _NON_NUMBERS = {_MISSING, _SUPPRESSED, "n/a", ""}
 # A number formatted as text carries at most a few unit words ("12 days (95% CI 10–14 days)");
@@ -345,6 +358,8 @@ def table_html(
     for i, (_, row) in enumerate(df.iterrows()):
         for c in df.columns:
             text = _apply_format(row[c], formats.get(c))
+            if _CODE_LIKE.match(text):  # a model term or a snake_case code: its label
+                text = _labels.label(text)
             if suppressed[i] and c == count_col:
                 text = f"<{threshold}" if small[i] else _SUPPRESSED
             elif (
@@ -361,7 +376,7 @@ def table_html(
         for c in df.columns
     }
     head = "".join(
-        f'<th class="{"num" if numeric[c] else "txt"}">{html.escape(str(c))}</th>'
+        f'<th class="{"num" if numeric[c] else "txt"}">{html.escape(_labels.label(str(c)))}</th>'
         for c in df.columns
     )
     rows = []
@@ -523,6 +538,90 @@ def headline(name: str, value: Any, *, unit: str = "", digits: int | None = None
     """
     record = headline_record(name, value, unit=unit, digits=digits)
     _publish({HEADLINE_MIME: record, "text/plain": f"Headline: {record['name']}: {record['text']}"})
+
+
+# --------------------------------------------------------------------------------------
+# Page shape: verdict, tiles, section findings, skipped sections, appendix
+# --------------------------------------------------------------------------------------
+
+
+def verdict(text: str | Sequence[str]) -> None:
+    """Display the verdict, the first thing on the page: at most two plain sentences.
+
+    The runner also shows it on the reports index.
+
+    Parameters
+    ----------
+    text : str or sequence of str
+        The answer to the report's title question, with the headline number
+        and its interval in plain units, and the design's limits in words.
+    """
+    parts = [text] if isinstance(text, str) else [str(t) for t in text]
+    body = " ".join(p.strip() for p in parts if p.strip())
+    _publish({VERDICT_MIME: {"text": body}, "text/plain": ""})
+    _display_html(_page.verdict_html(body), body)
+
+
+def tile(name: str, value: Any, **kwargs: Any) -> dict:
+    """Return a key-figure tile for :func:`tiles` (see :func:`analysis.report.page.tile`)."""
+    return _page.tile(name, value, **kwargs)
+
+
+def tiles(items: Iterable[Mapping[str, Any]]) -> None:
+    """Display a row of key-figure tiles; each tile is also a headline on the index.
+
+    Parameters
+    ----------
+    items : iterable of dict
+        Tiles from :func:`tile`; three to six read best.
+    """
+    items = [dict(t) for t in items]
+    for t in items:
+        rec = _page.headline_of(t)
+        _publish({HEADLINE_MIME: rec, "text/plain": f"Headline: {rec['name']}: {rec['text']}"})
+    text = "\n".join(f"{t['name']}: {t['text']}" for t in items)
+    _display_html(_page.tiles_html(items), text)
+
+
+def section_finding(text: str) -> None:
+    """Display a section's opening finding (one sentence)."""
+    _display_html(_page.finding_html(text), str(text))
+
+
+def flags(texts: Sequence[str], *, title: str = "Unusual values") -> None:
+    """Display the unusual-value flags (nothing when there are none)."""
+    markup = _page.flags_html(texts, title=title)
+    if markup:
+        _display_html(markup, "\n".join([title, *texts]))
+
+
+def skipped(section: Any, reason: str | None = None) -> None:
+    """Display a section that could not be estimated, and record it for the index.
+
+    Parameters
+    ----------
+    section : Skipped or str
+        A :class:`analysis.studies.sections.Skipped`, or the section's name.
+    reason : str, optional
+        The plain sentence, when ``section`` is a name.
+    """
+    if hasattr(section, "sentence"):
+        name, sentence, detail = section.section, section.sentence(), getattr(section, "detail", "")
+    else:
+        name, sentence, detail = str(section), str(reason or ""), ""
+    _publish(
+        {SKIPPED_MIME: {"section": name, "reason": sentence, "detail": detail}, "text/plain": ""}
+    )
+    _display_html(_page.skipped_html(name, sentence), f"Not estimated: {name}. {sentence}")
+
+
+def appendix(title: str = "For analysts: methods, diagnostics and full tables") -> None:
+    """Start the folded appendix: everything displayed after this call goes into it.
+
+    The page shows one closed ``<details>`` block at its end with ``title`` as
+    its summary; printing the page expands it. Call once, near the end.
+    """
+    _publish({APPENDIX_MIME: {"title": str(title)}, "text/plain": f"--- {title} ---"})
 
 
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def _is_missing(x: Any) -> bool:
     if x is None or x is pd.NA or x is pd.NaT:
         return True
     try:
-        return bool(isinstance(x, numbers.Real) and math.isnan(x))
+        return bool(isinstance(x, numbers.Real) and not math.isfinite(x))
     except TypeError:
         return False
 
@@ -145,3 +145,231 @@ def _apply_format(x: Any, fmt: str | Callable[[Any], str] | None) -> str:
     if "{" in fmt:
         return fmt.format(x)
     return format(x, fmt)
+
+
+# --------------------------------------------------------------------------------------
+# One set of formatters for stakeholder pages (issue 15): a value with its unit,
+# an estimate and its interval in one cell, p-values, months, percentage points.
+# --------------------------------------------------------------------------------------
+
+#: Text shown for an estimate that could not be computed.
+NOT_ESTIMABLE = "not estimable"
+_MINUS = "\u2212"  # a real minus sign: "−0.5 points"
+
+KINDS = ("number", "count", "pct", "pp", "money", "months", "days", "ratio", "p")
+
+
+def fmt_num(x: float, digits: int | None = None) -> str:
+    """Format a plain number: ``1234.5 -> "1,235"``, ``0.617 -> "0.62"``.
+
+    Parameters
+    ----------
+    x : float
+        The number. Missing values give ``"n/a"``.
+    digits : int, optional
+        Decimals. Default: 0 from 100 up in absolute value, else 2.
+    """
+    if _is_missing(x):
+        return "n/a"
+    x = float(x)
+    if digits is None:
+        digits = 0 if abs(x) >= 100 else 2
+    text = _num(x, digits)
+    return (
+        text.replace("-", _MINUS)
+        if text.startswith("-") and text.strip("-0.,")
+        else text.lstrip("-")
+    )
+
+
+def fmt_p(p: float) -> str:
+    """Format a p-value: ``"p < 0.001"``, ``"p = 0.03"``, ``"p = 0.48"``.
+
+    Two significant decimals below 0.1 keep 0.048 apart from 0.05: ``"p = 0.048"``.
+    """
+    if _is_missing(p):
+        return "p n/a"
+    p = float(p)
+    if p < 0.001:
+        return "p < 0.001"
+    if p > 0.99:
+        return "p > 0.99"
+    digits = 3 if p < 0.01 else 2
+    # never round onto a conventional threshold from the other side (0.0499 is not "0.05")
+    while digits < 6 and round(p, digits) in (0.01, 0.05, 0.1) and p != round(p, digits):
+        digits += 1
+    return f"p = {p:.{digits}f}"
+
+
+def fmt_months(x: float, digits: int | None = None) -> str:
+    """Format a duration in months: ``1 -> "1 month"``, ``3.0 -> "3 months"``, ``22.74 -> "22.7 months"``."""
+    if _is_missing(x):
+        return "n/a"
+    x = float(x)
+    if digits is None:
+        digits = 0 if float(x).is_integer() else 1
+    text = fmt_num(x, digits)
+    return f"{text} month" if text in ("1", "1.0") else f"{text} months"
+
+
+def fmt_days(x: float, digits: int | None = None) -> str:
+    """Format a duration in days: ``1 -> "1 day"``, ``45.2 -> "45 days"``."""
+    if _is_missing(x):
+        return "n/a"
+    text = fmt_num(float(x), 0 if digits is None else digits)
+    return f"{text} day" if text == "1" else f"{text} days"
+
+
+def fmt_pp(x: float, digits: int = 1, *, sign: bool = True) -> str:
+    """Format a difference of two shares in percentage points: ``0.031 -> "+3.1 points"``.
+
+    Parameters
+    ----------
+    x : float
+        Difference of two fractions (0.031 is 3.1 percentage points).
+    digits : int, default 1
+        Decimals of the points.
+    sign : bool, default True
+        Print ``+`` before positive values (a minus sign is always printed).
+    """
+    if _is_missing(x):
+        return "n/a"
+    v = 100 * float(x)
+    body = _num(abs(v), digits)
+    zero = not body.strip("0.,")
+    s = "" if zero else (_MINUS if v < 0 else ("+" if sign else ""))
+    unit = "point" if body == "1" else "points"
+    return f"{s}{body} {unit}"
+
+
+def fmt_ratio(x: float, digits: int = 2) -> str:
+    """Format a ratio: ``1.4412 -> "1.44×"``."""
+    if _is_missing(x):
+        return "n/a"
+    return f"{fmt_num(float(x), digits)}×"
+
+
+def fmt_value(
+    x: float, kind: str = "number", *, digits: int | None = None, currency: str = "EUR"
+) -> str:
+    """Format one value with its unit, for a tile, a cell or a sentence.
+
+    Parameters
+    ----------
+    x : float
+        The value. Fractions for ``"pct"``; differences of fractions for ``"pp"``.
+    kind : str, default "number"
+        One of :data:`KINDS`: ``number``, ``count``, ``pct``, ``pp``, ``money``,
+        ``months``, ``days``, ``ratio``, ``p``.
+    digits : int, optional
+        Decimals; each kind has a sensible default.
+    currency : str, default "EUR"
+        ISO code for ``"money"``.
+
+    Returns
+    -------
+    str
+        The text; ``"n/a"`` for a missing value.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if _is_missing(x):
+        return "n/a"
+    if kind == "count":
+        return fmt_num(round(float(x)), 0)
+    if kind == "pct":
+        text = fmt_pct(x, 1 if digits is None else digits)
+        return text.replace("-", _MINUS)
+    if kind == "pp":
+        return fmt_pp(x, 1 if digits is None else digits)
+    if kind == "money":
+        if digits is None:
+            digits = _default_digits(float(x), kind)
+        text = fmt_money(x, currency, digits=digits)
+        return text.replace("-", _MINUS)
+    if kind == "months":
+        return fmt_months(x, digits)
+    if kind == "days":
+        return fmt_days(x, digits)
+    if kind == "ratio":
+        return fmt_ratio(x, 2 if digits is None else digits)
+    if kind == "p":
+        return fmt_p(x)
+    return fmt_num(x, digits)
+
+
+def _default_digits(x: float, kind: str) -> int | None:
+    a = abs(x)
+    if kind in ("pct", "pp"):
+        return 1
+    if kind in ("months", "days"):
+        return 0 if x.is_integer() else (1 if kind == "months" else 0)
+    if kind == "money":
+        return 0 if a >= 100 else 2
+    if kind == "ratio":
+        return 2
+    if kind == "count":
+        return 0
+    if kind == "number":
+        return 0 if a >= 100 else 2
+    return None
+
+
+def _bound(x: float, kind: str, digits: int | None, currency: str) -> str:
+    """A bound inside an interval: unit words dropped for months/days/pp (said once after)."""
+    if kind == "pp":
+        v = 100 * float(x)
+        body = _num(abs(v), 1 if digits is None else digits)
+        return f"{_MINUS if v < 0 and body.strip('0.,') else ''}{body}"
+    if kind in ("months", "days"):
+        d = digits if digits is not None else (0 if float(x).is_integer() else 1)
+        return fmt_num(float(x), d)
+    if kind == "ratio":
+        return fmt_num(float(x), 2 if digits is None else digits)
+    return fmt_value(x, kind, digits=digits, currency=currency)
+
+
+def fmt_est(
+    est: float,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    kind: str = "number",
+    digits: int | None = None,
+    currency: str = "EUR",
+) -> str:
+    """Format an estimate and its interval in one cell: ``"22.7 months (22.0–23.4)"``.
+
+    Parameters
+    ----------
+    est, lo, hi : float
+        Estimate and 95% interval bounds (bounds optional).
+    kind : str, default "number"
+        As in :func:`fmt_value`.
+    digits : int, optional
+        Decimals.
+    currency : str, default "EUR"
+        ISO code for ``"money"``.
+
+    Returns
+    -------
+    str
+        ``"+3.1 points (2.0 to 4.2)"``, ``"€40 (€31–€49)"``, ``"1.44× (1.30–1.60)"``;
+        the estimate alone when a bound is missing; ``"not estimable"`` when the
+        estimate is missing.
+    """
+    if _is_missing(est):
+        return NOT_ESTIMABLE
+    if digits is None:  # one precision for the estimate and its bounds
+        digits = _default_digits(float(est), kind)
+        if kind == "months" and not all(
+            _is_missing(v) or float(v).is_integer() for v in (lo, hi) if v is not None
+        ):
+            digits = 1
+    head = fmt_value(est, kind, digits=digits, currency=currency)
+    if lo is None or hi is None or _is_missing(lo) or _is_missing(hi):
+        return head
+    a = _bound(lo, kind, digits, currency)
+    b = _bound(hi, kind, digits, currency)
+    sep = " to " if (float(lo) < 0 or float(hi) < 0) else "–"
+    return f"{head} ({a}{sep}{b})"

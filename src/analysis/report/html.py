@@ -47,6 +47,75 @@ def collect_headlines(nb: Any) -> list[dict]:
     return out
 
 
+def collect_records(nb: Any, mime: str) -> list[dict]:
+    """Return the records of one custom MIME type in an executed notebook, in order."""
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if mime in data:
+                rec = data[mime]
+                if isinstance(rec, str):
+                    with contextlib.suppress(ValueError):
+                        rec = json.loads(rec)
+                if isinstance(rec, Mapping):
+                    out.append(dict(rec))
+    return out
+
+
+def collect_verdict(nb: Any) -> str | None:
+    """Return the verdict text of an executed notebook (the first one), or None."""
+    from analysis.report.display import VERDICT_MIME
+
+    recs = collect_records(nb, VERDICT_MIME)
+    return str(recs[0].get("text", "")) if recs else None
+
+
+def collect_skipped(nb: Any) -> list[dict]:
+    """Return the sections an executed notebook could not estimate: section and reason."""
+    from analysis.report.display import SKIPPED_MIME
+
+    seen, out = set(), []
+    for r in collect_records(nb, SKIPPED_MIME):
+        key = (r.get("section"), r.get("reason"))
+        if key not in seen:
+            seen.add(key)
+            out.append({"section": str(r.get("section", "")), "reason": str(r.get("reason", ""))})
+    return out
+
+
+_PREV_SLOT = re.compile(r'<span class="tile-prev" data-tile="([^"]*)"></span>')
+
+
+def fill_previous_run(
+    body: str,
+    previous: Sequence[Mapping[str, Any]] | None,
+    previous_as_of: str | None,
+    as_of: str | None = None,
+) -> str:
+    """Fill each tile's "previous report" line from the last good run's headlines.
+
+    A tile shows what the previous published report said for the same figure
+    when that report covered an earlier as-of date; otherwise the slot stays
+    empty. Matching is by tile name.
+    """
+    import html as _html
+
+    from analysis.report.page import tile_key
+
+    prev = {tile_key(h.get("name", "")): h for h in (previous or []) if isinstance(h, Mapping)}
+    newer = previous_as_of and as_of and str(previous_as_of) != str(as_of)
+
+    def one(m: re.Match) -> str:
+        h = prev.get(m.group(1))
+        if not newer or h is None or not h.get("text"):
+            return m.group(0)
+        text = f"previous report (data as of {previous_as_of}): {h['text']}"
+        return f'<span class="tile-prev" data-tile="{m.group(1)}">{_html.escape(text)}</span>'
+
+    return _PREV_SLOT.sub(one, body)
+
+
 def notebook_title(nb: Any, default: str) -> str:
     """Return the first level-1 heading of the notebook's first markdown cell, else ``default``."""
     for cell in nb.cells:
@@ -112,18 +181,18 @@ def package_version() -> str:
     return __version__
 
 
-def _render_copy(nb: Any) -> Any:
+def _render_copy(nb: Any, *, keep_title: bool = False) -> Any:
     """Return a copy of an executed notebook fit for stakeholders.
 
     Drops headline records, stderr, errors and cells tagged ``remove-cell``;
     drops code cells left without output; removes the title heading (shown in
     the page header instead).
     """
-    from analysis.report.display import HEADLINE_MIME
+    from analysis.report.display import RECORD_MIMES
 
     nb = copy.deepcopy(nb)
     cells = []
-    title_removed = False
+    title_removed = keep_title
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
         if "remove-cell" in tags or "remove_cell" in tags:
@@ -137,7 +206,7 @@ def _render_copy(nb: Any) -> Any:
                     continue
                 if o.get("output_type") == "stream" and o.get("name") == "stderr":
                     continue
-                if HEADLINE_MIME in o.get("data", {}):
+                if any(m in o.get("data", {}) for m in RECORD_MIMES):
                     continue
                 outputs.append(o)
             if not outputs:
@@ -160,8 +229,41 @@ def _render_copy(nb: Any) -> Any:
     return nb
 
 
-def notebook_body_html(nb: Any) -> str:
-    """Return the HTML body of an executed notebook: outputs and markdown, no code, images inline."""
+def split_appendix(nb: Any) -> tuple[Any, Any | None, str]:
+    """Split an executed notebook at its appendix marker (:func:`analysis.report.display.appendix`).
+
+    Returns the cells before the marker, the cells after it (None without a
+    marker) and the appendix title. Outputs of the marker's own cell that come
+    after the marker belong to the appendix.
+    """
+    from analysis.report.display import APPENDIX_MIME
+
+    for k, cell in enumerate(nb.cells):
+        outs = cell.get("outputs", []) if cell.cell_type == "code" else []
+        for j, o in enumerate(outs):
+            data = o.get("data", {})
+            if APPENDIX_MIME in data:
+                rec = data[APPENDIX_MIME]
+                if isinstance(rec, str):
+                    with contextlib.suppress(ValueError):
+                        rec = json.loads(rec)
+                title = (
+                    str(rec.get("title", "For analysts"))
+                    if isinstance(rec, Mapping)
+                    else "For analysts"
+                )
+                head, tail = copy.deepcopy(nb), copy.deepcopy(nb)
+                first = copy.deepcopy(cell)
+                first.outputs = outs[:j]
+                rest = copy.deepcopy(cell)
+                rest.outputs = outs[j + 1 :]
+                head.cells = [*nb.cells[:k], first]
+                tail.cells = [rest, *nb.cells[k + 1 :]]
+                return head, tail, title
+    return nb, None, ""
+
+
+def _body(nb: Any, *, strip_title: bool = True) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
@@ -171,9 +273,29 @@ def notebook_body_html(nb: Any) -> str:
         exclude_output_prompt=True,
         embed_images=True,
     )
-    body, _ = exporter.from_notebook_node(_render_copy(nb))
+    copy_ = _render_copy(nb) if strip_title else _render_copy(nb, keep_title=True)
+    body, _ = exporter.from_notebook_node(copy_)
     # nbconvert's default alt text reads as an error message to screen-reader users.
     return body.replace(f'alt="{_NBCONVERT_ALT}"', 'alt="Plot"')
+
+
+def notebook_body_html(nb: Any) -> str:
+    """Return the HTML body of an executed notebook: outputs and markdown, no code, images inline.
+
+    Everything after the appendix marker goes into one closed ``<details>``
+    block at the end ("For analysts"), which printing expands.
+    """
+    import html as _html
+
+    head, tail, title = split_appendix(nb)
+    body = _body(head)
+    if tail is not None:
+        inner = _body(tail, strip_title=False)
+        body += (
+            f'<details class="appendix"><summary>{_html.escape(title)}</summary>'
+            f'<div class="appendix-body">{inner}</div></details>'
+        )
+    return body
 
 
 def pretty_time(iso: str | None) -> str:

@@ -72,6 +72,11 @@ class ReportResult:
         When the published HTML was produced (ISO 8601 UTC).
     as_of : str or None
         Data as-of date of the published HTML.
+    verdict : str or None
+        The report's verdict (its first sentences), shown on the index.
+    skipped : list of dict
+        Sections the data could not support (``section``, ``reason``); the
+        report is still "ok" and the index lists them.
     headlines : list of dict
         Headline records of the published HTML (see :func:`analysis.report.display.headline`).
     """
@@ -87,6 +92,8 @@ class ReportResult:
     last_good: str | None = None
     as_of: str | None = None
     headlines: list[dict] = field(default_factory=list)
+    verdict: str | None = None
+    skipped: list[dict] = field(default_factory=list)
 
     @property
     def stale(self) -> bool:
@@ -238,6 +245,7 @@ def _previous(manifest: Mapping[str, dict], name: str, out_dir: Path) -> ReportR
     rr = ReportResult(name=name, **fields)
     if rr.html and not (out_dir / rr.html).is_file():
         rr.html, rr.last_good, rr.headlines = None, None, []
+        rr.verdict, rr.skipped = None, []
     if not prev and (out_dir / f"{name}.html").is_file():
         rr.html = f"{name}.html"  # published before the manifest existed
     return rr

@@ -50,9 +50,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,10 @@ from analysis.report.guard import (
 from analysis.report.html import (
     INDEX_NAME,
     collect_headlines,
+    collect_skipped,
+    collect_verdict,
     declares_parameter,
+    fill_previous_run,
     git_commit,
     notebook_body_html,
     notebook_title,
@@ -91,6 +93,12 @@ from analysis.report.outputs import (
     problem_line,
     take_over,
     write_atomic,
+)
+from analysis.report.signals import (
+    _ignore_signals,
+    _Interrupted,
+    _signals_deferred,
+    _terminate_as_interrupt,
 )
 from analysis.report.worker import RUNNER_PID_ENV, THREAD_VARS, _worker, thread_env  # noqa: F401
 
@@ -197,65 +205,6 @@ def _default_notebooks_dir(params: Any) -> Path:
     if source is not None:
         return Path(source).resolve().parent.parent / "notebooks"
     return cwd_dir
-
-
-class _Interrupted(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP, unless ignored) into KeyboardInterrupt while running.
-
-    Main thread only. A SIGHUP that ``nohup`` set to be ignored stays ignored.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {signal.SIGTERM: signal.signal(signal.SIGTERM, _handler)}
-    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
-        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, _handler)
-    try:
-        yield
-    finally:
-        for signum, handler in old.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _ignore_signals() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while writing the final state after an interrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (main thread only).
-
-    A signal that arrives meanwhile is delivered when the block ends, so a
-    report's publication (a few renames) is never cut in half by an interrupt.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _Runner:
@@ -484,6 +433,8 @@ class _Runner:
         nb = nbformat.read(job.executed_tmp, as_version=4)
         title = notebook_title(nb, job.name)
         headlines = collect_headlines(nb)
+        verdict = collect_verdict(nb)
+        skipped = collect_skipped(nb)
         finished = _now()
         as_of = self.fingerprint.get("as_of")
         provenance = display.provenance_html(
@@ -497,9 +448,16 @@ class _Runner:
             params_file=str(self.params_file),
             kernel_name=self.kernel_name,
         )
+        prev = self.results[job.name]
+        body = fill_previous_run(
+            notebook_body_html(nb),
+            prev.headlines,
+            prev.as_of,
+            None if as_of is None else str(as_of),
+        )
         page = render_report_page(
             title=title,
-            body_html=notebook_body_html(nb),
+            body_html=body,
             provenance_html=provenance,
             as_of=as_of,
             run_time=finished.strftime("%Y-%m-%d %H:%M UTC"),
@@ -510,8 +468,8 @@ class _Runner:
                 f"not published: the HTML contains {len(found)} customer id(s); reports may "
                 "show aggregates only (check printed values and tables)"
             )
-        if scan_for_identifiers(json.dumps(headlines), self.ids):
-            return "not published: a headline number contains a customer id"
+        if scan_for_identifiers(json.dumps([headlines, verdict, skipped]), self.ids):
+            return "not published: a headline, the verdict or a skipped-section note contains a customer id"
         # Every file of the report is complete before anything is renamed into place:
         # the page, the exports (staged by the notebook) and the executed notebook.
         staged_page = job.spec.parent / f"{job.name}.html"
@@ -535,6 +493,8 @@ class _Runner:
             last_good=_iso(finished),
             as_of=None if as_of is None else str(as_of),
             headlines=headlines,
+            verdict=verdict,
+            skipped=skipped,
         )
         with _signals_deferred():
             if self.marker is not None:  # a run killed during the renames: the next completes them
