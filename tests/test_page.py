@@ -159,3 +159,72 @@ def test_records_are_json_serialisable():
     t = page.tile("Customers", 1234, kind="count")
     json.dumps(page.headline_of(t))
     json.dumps(sections.Skipped("a", "b", "c").record())
+
+
+def _page_html(main: str) -> str:
+    return f"<html><head><style>.a_b{{}}</style></head><body><main>{main}</main><footer>n_boot</footer></body></html>"
+
+
+GOOD = (
+    '<div class="verdict"><p>Yes: enrolling keeps 3 more customers in 100.</p></div>'
+    '<div class="tiles"><div class="tile"><div class="tile-name">Effect</div><div class="tile-value">+3.1 points</div>'
+    '<div class="tile-ci">95% CI 2.0–4.2</div></div></div>'
+    "<h2>Effect</h2><p>Plain words, customers_to_protect.csv and <code>survival.group</code>.</p>"
+    '<details class="appendix"><summary>For analysts</summary><p>Set loyalty.n_boot in the params.</p></details>'
+)
+
+
+def test_lint_passes_a_clean_page():
+    from analysis.report import lint
+
+    assert lint.lint_page(_page_html(GOOD)) == []
+    heads = [{"name": "Effect", "text": "+3.1 points (2.0–4.2)"}]
+    assert (
+        lint.lint_against_index(
+            _page_html(GOOD), heads, "Yes: enrolling keeps 3 more customers in 100."
+        )
+        == []
+    )
+    other = [{"name": "Effect", "text": "+3.0 points (2.0–4.2)"}]
+    assert lint.lint_against_index(_page_html(GOOD), other, None)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expect"),
+    [
+        ("<p>Churn was nan% last month.</p>", "missing-value token"),
+        ("<table><tr><td>None</td></tr></table>", "missing-value token"),
+        ("<table><thead><tr><th>ci_lower</th></tr></thead></table>", "snake_case"),
+        ("<p>Customers with value_tier = low leave faster.</p>", "snake_case"),
+        ("<p>The term segment[business] matters.</p>", "model-term"),
+        ("<p>reference levels: {'segment': 'consumer'}</p>", "Python repr"),
+        ("<p>Enrolling raised 6-month retention by -14.2 points.</p>", "contradicts"),
+        ("<p>This prevents about -1 fewer churners a year.</p>", "contradicts"),
+        ("<p>customers lost: -0.14</p>", "contradicts"),
+    ],
+)
+def test_lint_catches_each_class_of_problem(bad, expect):
+    from analysis.report import lint
+
+    problems = lint.lint_page(_page_html(GOOD.replace("<h2>Effect</h2>", "<h2>Effect</h2>" + bad)))
+    assert any(expect in p for p in problems), problems
+
+
+def test_lint_requires_verdict_first_and_one_folded_appendix():
+    from analysis.report import lint
+
+    no_verdict = GOOD.replace('class="verdict"', 'class="x"')
+    assert any("no verdict" in p for p in lint.lint_page(_page_html(no_verdict)))
+    late = (
+        GOOD.replace(
+            '<div class="verdict"><p>Yes: enrolling keeps 3 more customers in 100.</p></div>', ""
+        )
+        + ""
+    )
+    late = "<h2>First</h2>" + GOOD
+    assert any("not before" in p for p in lint.lint_page(_page_html(late)))
+    opened = GOOD.replace('<details class="appendix">', '<details class="appendix" open>')
+    assert any("open" in p for p in lint.lint_page(_page_html(opened)))
+    none = GOOD.split("<details")[0]
+    assert any("appendices" in p for p in lint.lint_page(_page_html(none)))
+    assert lint.lint_page(_page_html("<p>None of the customers left.</p>" + GOOD)) == []
