@@ -96,8 +96,8 @@ def setup_notebook(*, dpi: int = 100, figsize: tuple[float, float] = (7.0, 4.0))
 
     Call it first in every report notebook. Figures are rendered inline as PNG
     (so the HTML embeds them as base64 images and stays one self-contained
-    file), at ``dpi`` dots per inch and ``figsize`` inches; the seaborn theme
-    comes from :func:`analysis.plots.use_style` when that module exists.
+    file), at ``dpi`` dots per inch and ``figsize`` inches, in the style of
+    :func:`analysis.report.plots.use_style` (colour-blind-safe, readable sizes).
     Deprecation and future warnings are hidden: they are noise for readers.
 
     Parameters
@@ -118,14 +118,9 @@ def setup_notebook(*, dpi: int = 100, figsize: tuple[float, float] = (7.0, 4.0))
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("png")
-    try:
-        from analysis import plots
+    from analysis.report.plots import use_style
 
-        plots.use_style()
-    except (ImportError, AttributeError):
-        import seaborn as sns
-
-        sns.set_theme(style="whitegrid", context="notebook")
+    use_style()
     matplotlib.rcParams.update({"figure.figsize": figsize, "figure.dpi": dpi, "savefig.dpi": dpi})
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.max_rows", 60)
