@@ -8,10 +8,14 @@ one-line ``definition``. ``docs/sample-world.md`` describes the world in prose.
 Time units: the simulation step is one calendar month; tenure is counted in
 whole calendar months since the signup month (tenure month 0 = signup month).
 Money is in the data's currency (EUR in the default params).
+
+:func:`generate_preset` builds the other business shapes of the gallery
+(``subscription``, ``retail``, ``b2b``, ``short``, ``minimal``; :mod:`.presets`).
 """
 
 from analysis.data.synth.assemble import generate
 from analysis.data.synth.output import main, write
+from analysis.data.synth.presets import PRESETS, generate_preset
 from analysis.data.synth.simulate import (  # noqa: F401
     ARMS,
     LM_FOLLOW,
@@ -35,4 +39,4 @@ from analysis.data.synth.world import (  # noqa: F401
     SampleWorld,
 )
 
-__all__ = ["SampleWorld", "generate", "write", "main", "PARAMS"]
+__all__ = ["SampleWorld", "generate", "generate_preset", "write", "main", "PARAMS", "PRESETS"]

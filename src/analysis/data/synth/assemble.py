@@ -101,12 +101,19 @@ def generate(
         ``tables`` (customers, transactions, loyalty, experience) and ``truth``.
         Dates are datetime64 (day precision), money in currency units.
     """
+    return _generate(n_customers, seed, start, months, dirty, min_months=12)
+
+
+def _generate(
+    n_customers: int, seed: int, start: str, months: int, dirty: bool, *, min_months: int
+) -> SampleWorld:
+    """Run :func:`generate` with a chosen shortest window (the ``short`` preset uses 6)."""
     import pyarrow as pa
 
     if int(n_customers) < 10:
         raise ParamsError(f"synth: n_customers must be at least 10, got {n_customers}.")
-    if int(months) < 12:
-        raise ParamsError(f"synth: months must be at least 12, got {months}.")
+    if int(months) < min_months:
+        raise ParamsError(f"synth: months must be at least {min_months}, got {months}.")
     st0 = pd.Timestamp(start)
     if st0.day != 1:
         raise ParamsError(f"synth: start must be the first day of a month, got {start!r}.")

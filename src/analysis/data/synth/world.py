@@ -173,11 +173,16 @@ class SampleWorld:
         compute the true average effect over any subset of person-trials, such as
         the rows kept after propensity trimming (:func:`sequential_truth`). Not
         written to disk.
+    params_yaml : str or None
+        A ready-to-run params file for this world (``params.yaml`` beside the tables,
+        written by :func:`~analysis.data.synth.write`); set by the presets
+        (:func:`~analysis.data.synth.generate_preset`), None for :func:`generate`.
     """
 
     tables: dict[str, pd.DataFrame]
     truth: dict = field(default_factory=dict)
     sequential_effects: pd.DataFrame | None = None
+    params_yaml: str | None = None
 
 
 # ---------------------------------------------------------------------------
