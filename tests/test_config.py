@@ -239,3 +239,25 @@ def test_list_settings_are_range_checked(section, key, value):
 def test_new_data_settings_have_safe_defaults():
     d = config.Params().data
     assert d.future_dates_allowed is False and d.extreme_values == "warning"
+
+
+def test_params_docs_explain_every_auto_setting_and_match_the_code():
+    from analysis.data.params_fit import AUTO_KEYS
+
+    doc = (ROOT / "docs" / "params.md").read_text()
+    auto = doc[doc.index("## Settings chosen from the data") : doc.index("## Every key")]
+    assert [k for k in AUTO_KEYS if f"`{k}`" not in auto] == []
+    # the generated table is current: every row as config.params_markdown() writes it
+    rows = [line for line in config.params_markdown().splitlines() if line.startswith("| `")]
+    assert [r for r in rows if r not in doc] == []
+    readme = (ROOT / "README.md").read_text()
+    own = readme[readme.index("## Running on your own data") : readme.index("## Bigger data")]
+    assert "`auto`" in own and "settings chosen from the data (auto):" in own
+
+
+def test_auto_in_a_list_setting_is_the_word_not_a_column(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("data:\n  path: d\nsurvival:\n  cox_covariates: auto\n  group: auto\n")
+    p = config.load_params(f)
+    assert p.survival.cox_covariates == config.AUTO and p.survival.group == config.AUTO
+    assert p.is_explicit("survival.cox_covariates")

@@ -538,7 +538,8 @@ def test_every_column_naming_setting_must_name_an_existing_column(world):
 
 def test_levels_named_by_settings_must_occur_in_the_data(world):
     p = world(
-        params="survival:\n  reference_levels: {segment: consumr, region: north}\n"
+        params="survival:\n  cox_covariates: [segment, value_tier]\n"
+        "  reference_levels: {segment: consumr, region: north}\n"
         "value:\n  strategic_segments: [busines]\n  strategic_column: region\n"
     )
     probs = {(x.table, x.column, x.examples[0]): x for x in _check(p) if x.severity == "error"}
@@ -548,22 +549,61 @@ def test_levels_named_by_settings_must_occur_in_the_data(world):
     assert ("value", "strategic_column", "central") in probs  # not a true/false column
 
 
-def test_a_default_that_does_not_fit_is_a_warning_not_an_error(world):
+def test_auto_defaults_follow_the_columns_and_an_explicit_missing_column_is_an_error(world):
     def drop_value_tier(d: Path) -> None:
         c = pd.read_csv(d / "customers.csv", dtype=str, keep_default_na=False)
         c.drop(columns="value_tier").to_csv(d / "customers.csv", index=False)
 
-    probs = [x for x in _check(world(drop_value_tier)) if x.rule == "params_vs_data"]
-    assert {(x.table, x.column, x.severity) for x in probs} == {
-        ("survival", "cox_covariates", "warning"),
-        ("loyalty", "heterogeneity_by", "warning"),
-        ("loyalty", "covariates", "warning"),  # value_tier is among the default confounders
-        ("experience", "cox_covariates", "warning"),
-    }
-    # the same setting written in the file is an error
+    # the column-naming defaults are auto: a customers table without value_tier is fine
+    assert [x for x in _check(world(drop_value_tier)) if x.rule == "params_vs_data"] == []
+    # the same column written in the file is an error that lists the columns there
     p = world(drop_value_tier, "survival:\n  cox_covariates: [segment, value_tier]\n")
     x = [x for x in _check(p) if x.table == "survival"]
     assert [(x.column, x.severity) for x in x] == [("cox_covariates", "error")]
+    assert "region" in x[0].message and "channel" in x[0].message and "auto" in x[0].fix
+
+
+def test_a_default_that_does_not_fit_is_a_warning_not_an_error(world):
+    # a 12-month window (2025): the default 12-month experience landmark does not fit,
+    # and nobody chose it
+    p = world(params="  window_start: 2025-01-01\n")
+    probs = [x for x in _check(p) if x.rule == "params_vs_data"]
+    assert {(x.table, x.column, x.severity) for x in probs} == {
+        ("experience", "km_landmark_months", "warning"),
+    }
+    # the same setting written in the file is an error
+    p = world(params="  window_start: 2025-01-01\nexperience:\n  km_landmark_months: 12\n")
+    x = _only(_check(p), "params_vs_data")
+    assert (x.table, x.column, x.severity) == ("experience", "km_landmark_months", "error")
+    # a KPI normal range is checked when chosen: 12 months need more than the 12 of 2025
+    p = world(params="  window_start: 2025-01-01\nkpi:\n  normal_range_periods: 12\n")
+    x = [x for x in _check(p) if x.table == "kpi"]
+    assert [(x.column, x.severity) for x in x] == [("normal_range_periods", "error")]
+    assert "12 complete months" in x[0].message
+
+
+def test_windows_the_data_cannot_hold_are_caught(world):
+    p = world(params="kpi:\n  normal_range_periods: 40\nexperience:\n  window_days: 2000\n")
+    got = {(x.table, x.column): x for x in _check(p) if x.rule == "params_vs_data"}
+    assert set(got) == {("kpi", "normal_range_periods"), ("experience", "window_days")}
+    # 2023-01-01..2025-12-31: 1,096 days, 36 months (30.4375 days each)
+    assert "1096 days" in got[("experience", "window_days")].message
+    assert "36 complete months" in got[("kpi", "normal_range_periods")].message
+
+
+def test_a_group_column_with_too_many_or_only_tiny_groups_is_warned(world):
+    def add(d: Path) -> None:
+        c = pd.read_csv(d / "customers.csv", dtype=str, keep_default_na=False)
+        c["postcode"] = [f"{10000 + i}" for i in range(len(c))]  # one value per customer
+        c["vip"] = ["yes" if i < 5 else "no" for i in range(len(c))]  # 5 and 295 customers
+        c.to_csv(d / "customers.csv", index=False)
+
+    p = world(add, "analysis:\n  group: postcode\nsurvival:\n  group: vip\n")
+    got = {(x.table, x.column): x for x in _check(p) if x.rule == "params_vs_data"}
+    assert set(got) == {("analysis", "group"), ("survival", "group")}
+    assert all(x.severity == "warning" for x in got.values())
+    assert "300 distinct values" in got[("analysis", "group")].message
+    assert "fewer than two values of customers.vip" in got[("survival", "group")].message
 
 
 def test_a_column_mapping_to_a_missing_column_names_it_and_lists_the_file(world):

@@ -27,6 +27,10 @@ import yaml
 
 from analysis.errors import ParamsError, Problem
 
+#: Value of a column-naming setting that is chosen from the data when it is loaded
+#: (analysis.data.params_fit.resolve_auto; docs/params.md, "Settings chosen from the data").
+AUTO = "auto"
+
 # --------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------
@@ -82,7 +86,9 @@ class AnalysisParams:
     inactivity_days: int = 90  # days without purchase after which a customer counts as churned
     period: Literal["week", "month", "quarter"] = "month"  # panel / cohort period
     min_group_size: int = 10  # aggregates over fewer customers are suppressed
-    group: str = "segment"  # default grouping column for breakdowns
+    group: str | None = (
+        "auto"  # breakdown column of every report; auto: chosen from the customers table's columns (docs/params.md); null: no breakdowns
+    )
 
 
 @dataclass
@@ -116,14 +122,16 @@ class KpiParams:
 class SurvivalParams:
     """Retention and survival curves (01_retention_survival)."""
 
-    group: str = "segment"  # grouping column for KM curves and log-rank
+    group: str | None = (
+        "auto"  # grouping column for KM curves and log-rank; auto: the breakdown column (analysis.group); null: none
+    )
     horizons_months: list[float] = field(
         default_factory=lambda: [3.0, 6.0, 12.0, 24.0]
     )  # tenures at which the share still active is reported
     rmst_horizon_months: float = 24.0  # restricted mean survival time horizon
-    cox_covariates: list[str] = field(
-        default_factory=lambda: ["segment", "value_tier"]
-    )  # Cox terms; text columns give one term per level
+    cox_covariates: Literal["auto"] | list[str] = (
+        "auto"  # Cox terms; text columns give one term per level; auto: the customer attribute columns that qualify (docs/params.md); []: none
+    )
     cox_strata: list[str] = field(default_factory=list)  # stratify the Cox baseline by these
     ph_alpha: float = 0.05  # PH test level below which a stratified refit is shown
     max_months: float = 36.0  # x-axis limit of curves
@@ -132,8 +140,10 @@ class SurvivalParams:
     )  # Cox reference level per categorical covariate, e.g. {segment: consumer}; empty: the most frequent level
 
 
-# Default confounders of the loyalty study (columns of analysis.loyalty.landmark_frame);
+# Confounders of the loyalty study on the sample world (columns of
+# analysis.loyalty.landmark_frame; params/default.yaml lists them);
 # analysis.loyalty.DEFAULT_COVARIATES and the coverage simulation use this same list.
+# On other data, loyalty.covariates: auto builds the list from the parts below.
 LOYALTY_COVARIATES = (
     "prior_spend",
     "prior_purchases",
@@ -148,6 +158,18 @@ LOYALTY_COVARIATES = (
     "prior_sla_breaches",
     "log_prior_spend",
 )
+#: loyalty.covariates auto, first: computed from transactions and signup (always there).
+LOYALTY_PURCHASE_COVARIATES = ("prior_spend", "prior_purchases", "tenure_months")
+#: loyalty.covariates auto, after the customer attributes: computed from the experience
+#: table (only when the data has one), then log_prior_spend.
+LOYALTY_EXPERIENCE_COVARIATES = (
+    "prior_nps_category",
+    "prior_tickets",
+    "history_tickets",
+    "history_nps_mean",
+    "prior_unresolved",
+    "prior_sla_breaches",
+)
 
 
 @dataclass
@@ -157,9 +179,9 @@ class LoyaltyParams:
     landmarks_months: list[float] = field(default_factory=lambda: [6.0, 12.0])  # landmark tenures
     lookback_months: float = 3.0  # covariate window before the landmark
     horizon_months: float = 6.0  # outcome window after the landmark
-    covariates: list[str] = field(
-        default_factory=lambda: list(LOYALTY_COVARIATES)
-    )  # confounders measured before the landmark (columns of loyalty.landmark_frame)
+    covariates: Literal["auto"] | list[str] = (
+        "auto"  # confounders measured before the landmark (columns of loyalty.landmark_frame); auto: spend, purchases and tenure, service experience when there is an experience table, and the customer attribute columns that qualify
+    )
     trim: float | None = (
         None  # landmark analyses and effects on enrollees (ATT): drop rows with propensity outside [trim, 1 - trim]; empty: no trimming
     )
@@ -168,7 +190,9 @@ class LoyaltyParams:
     )
     propensity_model: Literal["logit", "gbm"] = "logit"
     event_window: list[int] = field(default_factory=lambda: [-6, 6])  # periods around enrolment
-    heterogeneity_by: str = "value_tier"  # column for subgroup effects
+    heterogeneity_by: str | None = (
+        "auto"  # column for subgroup effects; auto: the breakdown column (analysis.group); null: none
+    )
     n_boot: int = 0  # 0: analytic intervals for the weighted survival curves and the event study; > 0: that many bootstrap replicates instead (slow on large data)
     seed: int = 0  # seed of those bootstraps and of the sequential-trial sample
     trial_max_customers: int | None = (
@@ -194,12 +218,10 @@ class ExperienceParams:
     driver_window_days: int = (
         30  # a ticket up to this many days before a survey answer counts as its driver
     )
-    cox_covariates: list[str] = field(
-        default_factory=lambda: ["value_tier"]
-    )  # customer attributes added to every experience Cox model (a default naming an absent column is skipped, with a warning)
-    cox_strata: str | None = (
-        "segment"  # customer attribute with its own baseline hazard; null: none
+    cox_covariates: Literal["auto"] | list[str] = (
+        "auto"  # customer attributes added to every experience Cox model; auto: the customer attribute columns that qualify, less cox_strata; []: none
     )
+    cox_strata: str | None = None  # customer attribute with its own baseline hazard; null: none
 
 
 @dataclass
@@ -212,8 +234,12 @@ class ValueParams:
     clv_horizon_months: float = 12.0  # CLV horizon
     discount_rate_annual: float = 0.10  # annual discount rate for CLV
     risk_horizon_months: float = 3.0  # churn-risk label: churn within this many months
-    strategic_column: str | None = None  # boolean column flagging strategic customers
-    strategic_segments: list[str] = field(default_factory=list)  # or: segments deemed strategic
+    strategic_column: str | None = (
+        "auto"  # true/false customer column flagging strategic customers; auto: the one such column whose name contains "strategic", if any; null: none
+    )
+    strategic_segments: Literal["auto"] | list[str] = (
+        "auto"  # or: levels of customers.segment deemed strategic; auto: none (no rule can tell which segments matter to you); []: none
+    )
     top_share: float = 0.1  # "top decile" for value concentration
     export_name: str = "customers_to_protect.csv"  # CRM export, written under output_dir/exports
     risk_top_share: float = 0.2  # share of scored customers (highest risk first) counted as at risk

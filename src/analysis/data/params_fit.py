@@ -8,8 +8,16 @@ caught before any notebook runs:
   has (or one the study derives, such as ``n_transactions`` or ``prior_spend``); the
   problem lists the columns that exist and suggests the closest. Levels named by
   ``survival.reference_levels`` and ``value.strategic_segments`` must occur in the data.
-- :func:`check_window`: horizons, calibration and holdout periods, landmarks, lags
-  and the like fit between the window start and the as-of date.
+  A group column chosen in the params with hundreds of values, or with fewer than two
+  groups of ``min_group_size`` customers, gets a warning.
+- :func:`check_window`: horizons, calibration and holdout periods, landmarks, lags,
+  look-back windows and the KPI normal range fit between the window start and the
+  as-of date.
+
+:func:`resolve_auto` replaces every setting left at ``auto`` (the default of the
+settings that name customer columns) by the columns this data offers, and states
+each choice in a sentence (:class:`AutoChoice`); ``StudyData`` applies it when the
+data is loaded, so studies and notebooks see concrete values.
 
 A setting written in the params file (or a file it extends) that does not fit is an
 error; a default that does not fit is a warning (the report leaves it out or says
@@ -18,13 +26,22 @@ it cannot estimate it), since the user never chose it.
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
 import datetime as dt
 import difflib
 import math
+import re
+from dataclasses import dataclass
 
 import ibis.expr.types as ir
 
-from analysis.config import Params
+from analysis.config import (
+    AUTO,
+    LOYALTY_EXPERIENCE_COVARIATES,
+    LOYALTY_PURCHASE_COVARIATES,
+    Params,
+)
 from analysis.data.derive import DAYS_PER_MONTH
 from analysis.data.sources import Source
 from analysis.errors import Problem
@@ -85,6 +102,13 @@ def _column_names(src: Source) -> list[str]:
     return contract + [a for a in src.attributes if a not in contract]
 
 
+def _names(value) -> list:
+    """Return the columns a setting names: none for null or ``auto``, else its list."""
+    if value is None or _auto(value):
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def check_columns(params: Params, src: Source, cast: dict, problems: list[Problem]) -> None:
     """Check that every column-naming setting names a column the data has (or derives)."""
     if "customers" not in src.tables:
@@ -92,27 +116,33 @@ def check_columns(params: Params, src: Source, cast: dict, problems: list[Proble
     cust = _column_names(src)
     lifetime = cust + [c for c in LIFETIME_COLUMNS if c not in cust]
     landmark = cust + [c for c in LANDMARK_COLUMNS if c not in cust]
+    if cast.get("customers") is not None:
+        try:
+            params, _ = resolve_auto(params, src, cast["customers"])
+        except Exception:  # noqa: BLE001 - unreadable columns are reported by the table checks
+            pass
     sp, lp, ep, vp = params.survival, params.loyalty, params.experience, params.value
+    n = _names
     settings: list[tuple[str, list, list[str], str]] = [
-        ("analysis.group", [params.analysis.group], cust, "the customers table"),
-        ("survival.group", [sp.group], lifetime, "the customer lifetimes"),
-        ("survival.cox_covariates", sp.cox_covariates, lifetime, "the customer lifetimes"),
-        ("survival.cox_strata", sp.cox_strata, lifetime, "the customer lifetimes"),
-        ("value.strategic_column", [vp.strategic_column], cust, "the customers table"),
+        ("analysis.group", n(params.analysis.group), cust, "the customers table"),
+        ("survival.group", n(sp.group), lifetime, "the customer lifetimes"),
+        ("survival.cox_covariates", n(sp.cox_covariates), lifetime, "the customer lifetimes"),
+        ("survival.cox_strata", n(sp.cox_strata), lifetime, "the customer lifetimes"),
+        ("value.strategic_column", n(vp.strategic_column), cust, "the customers table"),
     ]
     if "loyalty" in src.tables:
         settings += [
-            ("loyalty.covariates", lp.covariates, landmark, "the loyalty landmark frame"),
-            ("loyalty.heterogeneity_by", [lp.heterogeneity_by], landmark, "the landmark frame"),
+            ("loyalty.covariates", n(lp.covariates), landmark, "the loyalty landmark frame"),
+            ("loyalty.heterogeneity_by", n(lp.heterogeneity_by), landmark, "the landmark frame"),
         ]
     if "experience" in src.tables:
         settings += [
-            ("experience.cox_covariates", ep.cox_covariates, lifetime, "the customer lifetimes"),
-            ("experience.cox_strata", [ep.cox_strata], lifetime, "the customer lifetimes"),
+            ("experience.cox_covariates", n(ep.cox_covariates), lifetime, "the customer lifetimes"),
+            ("experience.cox_strata", n(ep.cox_strata), lifetime, "the customer lifetimes"),
         ]
     for key, names, available, what in settings:
         for col in names:
-            if not col or col in available:
+            if not col or _auto(col) or col in available:
                 continue
             close = difflib.get_close_matches(col, available, n=1, cutoff=0.5)
             problems.append(
@@ -121,8 +151,8 @@ def check_columns(params: Params, src: Source, cast: dict, problems: list[Proble
                     key,
                     f"'{col}' is not a column of {what} (columns: {_listed(available)})",
                     (f"did you mean '{close[0]}'? " if close else "")
-                    + f"set {key} to one of the columns listed, or add the column to the "
-                    "customers data",
+                    + f"set {key} to one of the columns listed, or to auto (chosen from the "
+                    "data's columns), or add the column to the customers data",
                     (col,),
                 )
             )
@@ -135,6 +165,55 @@ def check_columns(params: Params, src: Source, cast: dict, problems: list[Proble
         return
 
 
+#: Settings naming one column whose values form groups, checked for a usable number of groups.
+GROUP_KEYS = (
+    "analysis.group",
+    "survival.group",
+    "loyalty.heterogeneity_by",
+    "experience.cox_strata",
+)
+#: An explicitly chosen group column with more values than this gets a warning.
+MAX_GROUPS_WARNED = 50
+
+
+def _check_groups(params: Params, table: ir.Table, cust: list[str], problems) -> None:
+    """Warn when a group column written in the params has too many or only tiny groups."""
+    named = {}
+    for key in GROUP_KEYS:
+        col = _get(params, key)
+        if params.is_explicit(key) and isinstance(col, str) and not _auto(col) and col in cust:
+            named.setdefault(col, []).append(key)
+    if not named:
+        return
+    m = params.analysis.min_group_size
+    for a in profile_attributes(table, list(named), m):
+        message = ""
+        if a.levels > MAX_GROUPS_WARNED:
+            message = (
+                f"customers.{a.name} has {a.levels:,} distinct values: a breakdown by it shows "
+                "that many groups, most of them suppressed as small"
+            )
+        elif a.kind == "categorical" and "fewer than two" in a.reason:
+            message = (
+                f"fewer than two values of customers.{a.name} have {m} customers or more "
+                "(analysis.min_group_size): its groups would be suppressed"
+            )
+        for key in named[a.name] if message else ():
+            section, _, name = key.partition(".")
+            problems.append(
+                Problem(
+                    section,
+                    name,
+                    RULE,
+                    f"{key}: {message}",
+                    0,
+                    (a.name,),
+                    "choose a column with a few larger groups, or auto (chosen from the data)",
+                    "warning",
+                )
+            )
+
+
 def _levels(table: ir.Table, column: str, k: int = 10_000) -> list[str]:
     vals = table.select(v=table[column].cast("string")).distinct().limit(k).to_pyarrow()
     return sorted(str(v) for v in vals.column(0).to_pylist() if v is not None)
@@ -142,14 +221,18 @@ def _levels(table: ir.Table, column: str, k: int = 10_000) -> list[str]:
 
 def _check_levels(params: Params, src: Source, table: ir.Table, cust: list[str], problems) -> None:
     sp, vp = params.survival, params.value
+    _check_groups(params, table, cust, problems)
+    covariates = _names(sp.cox_covariates)
     for cov, level in sp.reference_levels.items():
-        if cov not in sp.cox_covariates:
+        if _auto(sp.cox_covariates):
+            break  # not resolved: the customers table could not be read
+        if cov not in covariates:
             problems.append(
                 _problem(
                     params,
                     "survival.reference_levels",
                     f"names '{cov}', which is not in survival.cox_covariates "
-                    f"({_listed(sp.cox_covariates)})",
+                    f"({_listed(covariates) or 'none'})",
                     "give reference levels only for covariates of the Cox model",
                     (cov,),
                 )
@@ -170,7 +253,7 @@ def _check_levels(params: Params, src: Source, table: ir.Table, cust: list[str],
                     (level,),
                 )
             )
-    if vp.strategic_segments:
+    if _names(vp.strategic_segments):
         if "segment" not in src.present.get("customers", set()):
             problems.append(
                 _problem(
@@ -197,7 +280,7 @@ def _check_levels(params: Params, src: Source, table: ir.Table, cust: list[str],
                     )
                 )
     col = vp.strategic_column
-    if col and col in cust and not table[col].type().is_boolean():
+    if col and not _auto(col) and col in cust and not table[col].type().is_boolean():
         vals = _levels(table, col, k=50)
         odd = [v for v in vals if v.strip().lower() not in _BOOL_TEXT]
         if odd:
@@ -238,6 +321,27 @@ def check_window(params: Params, src: Source, problems: list[Problem]) -> None:
         _loyalty(params, ws, first_signup, months, span, problems)
     if "experience" in src.tables:
         _experience(params, ws, as_of, window_days, span, problems)
+    _kpi(params, window_days, months, span, problems)
+
+
+def _kpi(params: Params, window_days: int, months: int, span: str, problems) -> None:
+    kp = params.kpi
+    if not params.is_explicit("kpi.normal_range_periods"):
+        return  # the default: on short data the dashboard flags with the periods it has
+    n = {"day": window_days, "week": window_days // 7, "month": months, "quarter": months // 3}[
+        kp.granularity
+    ]
+    if kp.normal_range_periods >= n:
+        problems.append(
+            _problem(
+                params,
+                "kpi.normal_range_periods",
+                f"a normal range over {kp.normal_range_periods} {kp.granularity}s needs more "
+                f"than the {n} complete {kp.granularity}s of data ({span})",
+                f"use at most {max(n - 1, 3)}, or a finer kpi.granularity",
+                (kp.normal_range_periods,),
+            )
+        )
 
 
 def _survival(params: Params, tenure: float, span: str, problems) -> None:
@@ -417,6 +521,17 @@ def _experience(params: Params, ws, as_of, window_days: int, span: str, problems
                 (ep.km_landmark_months,),
             )
         )
+    if ep.window_days >= window_days:
+        problems.append(
+            _problem(
+                params,
+                "experience.window_days",
+                f"a look-back of {ep.window_days} days is as long as the whole window "
+                f"({window_days} days: {span})",
+                f"use fewer than {window_days} days",
+                (ep.window_days,),
+            )
+        )
     period = params.analysis.period
     n_periods = int(window_days // _PERIOD_DAYS[period])
     long = [lag for lag in ep.lags if lag >= n_periods]
@@ -435,18 +550,406 @@ def _experience(params: Params, ws, as_of, window_days: int, span: str, problems
 def _add_months(d: dt.date, k: int) -> dt.date:
     m = d.month - 1 + k
     y, m = d.year + m // 12, m % 12 + 1
-    days = [
-        31,
-        29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28,
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ]
-    return dt.date(y, m, min(d.day, days[m - 1]))
+    return dt.date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+# --------------------------------------------------------------------------------------
+# `auto` settings: chosen from the columns the data has
+# --------------------------------------------------------------------------------------
+
+#: Settings that may be ``auto`` ("section.key"), in the order their choices are stated.
+AUTO_KEYS = (
+    "analysis.group",
+    "survival.group",
+    "survival.cox_covariates",
+    "loyalty.covariates",
+    "loyalty.heterogeneity_by",
+    "experience.cox_covariates",
+    "value.strategic_column",
+    "value.strategic_segments",
+)
+#: Customer columns never chosen automatically: the id and the relationship's dates,
+#: and churn_reason, which is known only once a customer has left (using it would
+#: let the outcome explain itself).
+NOT_ATTRIBUTES = ("customer_id", "signup_date", "churn_date", "churn_reason")
+#: A text or true/false column qualifies as a group with 2 to this many values.
+MAX_LEVELS = 20
+#: A column qualifies only if at most this share of customers has no value in it.
+MAX_MISSING_SHARE = 0.1
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """What :func:`profile_attributes` found about one customer column.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"categorical", "numeric", "other"}
+        Text and true/false columns are categorical; integer and decimal columns numeric.
+    levels : int
+        Distinct values (missing values not counted).
+    missing : int
+        Customers with no value.
+    rows : int
+        Customers.
+    reason : str
+        Why the column is not chosen automatically ("" when it qualifies).
+    """
+
+    name: str
+    kind: str
+    levels: int
+    missing: int
+    rows: int
+    reason: str = ""
+
+    @property
+    def grouping(self) -> bool:
+        """Return True if the column qualifies as a breakdown (a categorical column)."""
+        return self.kind == "categorical" and not self.reason
+
+    @property
+    def covariate(self) -> bool:
+        """Return True if the column qualifies as a model covariate."""
+        return self.kind in ("categorical", "numeric") and not self.reason
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """One ``auto`` setting resolved against the data.
+
+    Attributes
+    ----------
+    key : str
+        "section.key", e.g. "survival.group"; "columns" for the sentence on the
+        columns that were not chosen.
+    value : object
+        The concrete value the studies see (a column name, a list, or None).
+    sentence : str
+        The choice in plain words, with the setting that changes it.
+    """
+
+    key: str
+    value: object
+    sentence: str
+
+
+def _auto(value) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
+def _get(params: Params, key: str):
+    section, _, name = key.partition(".")
+    return getattr(getattr(params, section), name)
+
+
+def _attribute_names(src: Source) -> list[str]:
+    """Customer columns that may be attributes: segment (if present), then extra columns."""
+    return [c for c in _column_names(src) if c not in NOT_ATTRIBUTES]
+
+
+def profile_attributes(table: ir.Table, names: list[str], min_group_size: int) -> list[Attribute]:
+    """Describe each customer column in ``names`` and whether it qualifies for ``auto``.
+
+    A column qualifies when at most :data:`MAX_MISSING_SHARE` of customers lack a
+    value and either it is text or true/false with 2 to :data:`MAX_LEVELS`
+    values, at least two of which hold ``min_group_size`` customers or more (a
+    breakdown then shows at least two groups), and not dates written as text; or
+    it is numeric with at least two values (numeric columns serve as covariates,
+    never as groups). Runs on the engine: one aggregate plus one count per text
+    column.
+    """
+    if not names:
+        return []
+    cols = {c: table[c] for c in names}
+    agg = {"_rows": table.count()}
+    for i, col in enumerate(cols.values()):
+        agg[f"k{i}"] = col.nunique()
+        agg[f"m{i}"] = col.isnull().sum()
+    row = table.aggregate(**agg).to_pyarrow().to_pylist()[0]
+    rows = int(row["_rows"] or 0)
+    out = []
+    for i, (c, col) in enumerate(cols.items()):
+        k, miss = int(row[f"k{i}"] or 0), int(row[f"m{i}"] or 0)
+        typ = col.type()
+        kind = (
+            "categorical"
+            if typ.is_string() or typ.is_boolean()
+            else "numeric"
+            if typ.is_numeric()
+            else "other"
+        )
+        reason = ""
+        if kind == "other":
+            reason = "dates" if (typ.is_date() or typ.is_timestamp()) else f"values of type {typ}"
+        elif k < 2:
+            reason = "no values" if k == 0 else "one value for every customer"
+        elif rows and miss / rows > MAX_MISSING_SHARE:
+            reason = f"{miss / rows:.0%} of customers have no value"
+        elif kind == "categorical" and k > MAX_LEVELS:
+            reason = (
+                f"{k:,} distinct values, one per customer (an identifier)"
+                if k >= 0.9 * (rows - miss)
+                else f"{k:,} distinct values (a breakdown needs 2 to {MAX_LEVELS})"
+            )
+        elif kind == "categorical":
+            counts = _level_counts(table, c)
+            if all(_DATE_TEXT.match(v) for v in counts):
+                reason = "dates written as text"
+            elif sum(n >= min_group_size for n in counts.values()) < 2:
+                reason = (
+                    f"fewer than two of its values have {min_group_size} customers or more "
+                    "(analysis.min_group_size)"
+                )
+        out.append(Attribute(c, kind, k, miss, rows, reason))
+    return out
+
+
+def _level_counts(table: ir.Table, column: str) -> dict[str, int]:
+    t = table.select(v=table[column].cast("string"))
+    t = t.filter(t.v.notnull())
+    res = t.group_by("v").aggregate(n=t.count()).to_pyarrow().to_pylist()
+    return {str(r["v"]): int(r["n"]) for r in res}
+
+
+def _and(names) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _strategic_columns(table: ir.Table, attrs: list[Attribute]) -> list[str]:
+    """Return the true/false customer columns whose name contains "strategic"."""
+    out = []
+    for a in attrs:
+        if "strategic" not in a.name.lower() or a.levels == 0:
+            continue
+        if table[a.name].type().is_boolean():
+            out.append(a.name)
+            continue
+        if a.kind == "other" or a.levels > 2:
+            continue
+        vals = _levels(table, a.name, k=5)
+        if all(v.strip().lower() in _BOOL_TEXT for v in vals):
+            out.append(a.name)
+    return out
+
+
+def resolve_auto(
+    params: Params, src: Source, customers: ir.Table | None = None
+) -> tuple[Params, list[AutoChoice]]:
+    """Replace every ``auto`` setting by the columns this data offers.
+
+    Parameters
+    ----------
+    params : Params
+    src : Source
+        The data (validated, or raw with ``customers`` the cast customers table).
+    customers : ibis Table, optional
+        The customers table typed by the contract; default ``src.tables["customers"]``.
+
+    Returns
+    -------
+    (Params, list[AutoChoice])
+        A copy of ``params`` with concrete values where ``auto`` stood (settings
+        written explicitly are kept as they are), and each choice in words.
+
+    Notes
+    -----
+    The rule (docs/params.md, "Settings chosen from the data"): candidate columns
+    are ``segment`` and the customers table's extra columns, never the id, the
+    dates or ``churn_reason``; :func:`profile_attributes` says which qualify.
+
+    - ``analysis.group``: ``segment`` if it qualifies, else the first qualifying
+      text or true/false column in the table's order; none if there is none.
+    - ``survival.group``, ``loyalty.heterogeneity_by``: the breakdown column
+      (``analysis.group``, as resolved).
+    - ``survival.cox_covariates``, ``experience.cox_covariates``: every
+      qualifying column (numeric ones included), less the model's strata.
+    - ``loyalty.covariates``: spend, purchases and tenure before the landmark,
+      the qualifying columns with no missing value (the propensity model needs
+      every value), the service-experience history when the data has an
+      experience table, and log spend.
+    - ``value.strategic_column``: the one true/false column whose name contains
+      "strategic", if exactly one exists; else none.
+    - ``value.strategic_segments``: none. Which segments matter is a business
+      decision no rule can read off the data.
+    """
+    keys = [k for k in AUTO_KEYS if _auto(_get(params, k))]
+    if not keys or "customers" not in src.tables:
+        return params, []
+    table = customers if customers is not None else src.tables["customers"]
+    attrs = profile_attributes(table, _attribute_names(src), params.analysis.min_group_size)
+    groups = [a.name for a in attrs if a.grouping]
+    covs = [a.name for a in attrs if a.covariate]
+    left_out = [a for a in attrs if a.reason]
+    ap, sp, lp, ep, vp = (
+        params.analysis,
+        params.survival,
+        params.loyalty,
+        params.experience,
+        params.value,
+    )
+    values: dict[str, object] = {}
+    notes: list[AutoChoice] = []
+    why_none = (
+        f"no column of the customers table qualifies (its columns: {_and(a.name for a in attrs)})"
+        if attrs
+        else "the customers table has no attribute columns"
+    )
+
+    group = ap.group
+    if _auto(ap.group):
+        group = groups[0] if groups else None
+        values["analysis.group"] = group
+        notes.append(
+            AutoChoice(
+                "analysis.group",
+                group,
+                f"Breakdowns use the column {group}, chosen automatically from the customers "
+                "table's columns (set analysis.group to choose another)."
+                if group
+                else f"No breakdown by customer group: {why_none}. Set analysis.group to name "
+                "a column.",
+            )
+        )
+    source = "chosen automatically" if _auto(ap.group) else "set in analysis.group"
+    for key, what, none in (
+        ("survival.group", "Retention curves are compared by", "Retention curves by group"),
+        (
+            "loyalty.heterogeneity_by",
+            "Programme effects by subgroup are shown by",
+            "Programme effects by subgroup",
+        ),
+    ):
+        if _auto(_get(params, key)):
+            values[key] = group
+            notes.append(
+                AutoChoice(
+                    key,
+                    group,
+                    f"{what} the column {group}, the breakdown column {source} "
+                    f"(set {key} to choose another)."
+                    if group
+                    else f"{none} are left out: {why_none}. Set {key} to name a column.",
+                )
+            )
+    for key, strata, what in (
+        ("survival.cox_covariates", list(sp.cox_strata), "The Cox model of retention adjusts"),
+        (
+            "experience.cox_covariates",
+            [ep.cox_strata] if ep.cox_strata else [],
+            "The experience churn models adjust",
+        ),
+    ):
+        if not _auto(_get(params, key)):
+            continue
+        chosen = [c for c in covs if c not in strata]
+        values[key] = chosen
+        notes.append(
+            AutoChoice(
+                key,
+                chosen,
+                f"{what} for {_and(chosen)}, the customer attribute column"
+                f"{'s' if len(chosen) > 1 else ''} chosen automatically (set {key} to "
+                "choose others)."
+                if chosen
+                else f"{what} for no customer attribute: {why_none}. Set {key} to name some.",
+            )
+        )
+    if _auto(lp.covariates):
+        complete = [a.name for a in attrs if a.covariate and a.missing == 0]
+        incomplete = [a.name for a in attrs if a.covariate and a.missing > 0]
+        has_exp = "experience" in src.tables
+        chosen = [
+            *LOYALTY_PURCHASE_COVARIATES,
+            *complete,
+            *(LOYALTY_EXPERIENCE_COVARIATES if has_exp else ()),
+            "log_prior_spend",
+        ]
+        values["loyalty.covariates"] = chosen
+        parts = ["spend, purchases and tenure before the landmark"]
+        if has_exp:
+            parts.append("service experience before it")
+        if complete:
+            parts.append(
+                f"the customer attribute{'s' if len(complete) > 1 else ''} {_and(complete)}"
+            )
+        sentence = (
+            f"The loyalty comparisons adjust for {_and(parts)}, chosen automatically "
+            "(set loyalty.covariates to choose others)."
+        )
+        if incomplete:
+            sentence += (
+                f" The column{'s' if len(incomplete) > 1 else ''} {_and(incomplete)} "
+                f"{'are' if len(incomplete) > 1 else 'is'} left out: some customers have no "
+                "value there, and these models need every value."
+            )
+        notes.append(AutoChoice("loyalty.covariates", chosen, sentence))
+    if _auto(vp.strategic_column):
+        found = _strategic_columns(table, attrs)
+        col = found[0] if len(found) == 1 else None
+        values["value.strategic_column"] = col
+        if col:
+            notes.append(
+                AutoChoice(
+                    "value.strategic_column",
+                    col,
+                    f"Customers marked true in the column {col} count as strategic, chosen "
+                    "automatically because of its name (set value.strategic_column to choose "
+                    "another, or null for none).",
+                )
+            )
+        else:
+            why = (
+                f"several true/false columns are named so ({_and(found)})"
+                if found
+                else "no true/false column of the customers table is named 'strategic'"
+            )
+            notes.append(
+                AutoChoice(
+                    "value.strategic_column",
+                    None,
+                    f"No column flags strategic customers: {why} (set value.strategic_column "
+                    "to name one).",
+                )
+            )
+    if _auto(vp.strategic_segments):
+        values["value.strategic_segments"] = []
+        notes.append(
+            AutoChoice(
+                "value.strategic_segments",
+                [],
+                "No segment counts as strategic: which segments matter is a business choice "
+                "(list them in value.strategic_segments).",
+            )
+        )
+    if left_out:
+        listed = "; ".join(f"{a.name} ({a.reason})" for a in left_out[:12])
+        more = f"; and {len(left_out) - 12} more" if len(left_out) > 12 else ""
+        notes.append(
+            AutoChoice(
+                "columns",
+                [a.name for a in left_out],
+                f"Customer columns not chosen automatically: {listed}{more}.",
+            )
+        )
+    # a study whose table the data lacks says so itself; its choices would only confuse
+    absent = [t for t in ("loyalty", "experience") if t not in src.tables]
+    notes = [c for c in notes if c.key.split(".")[0] not in absent]
+    order = {k: i for i, k in enumerate((*AUTO_KEYS, "columns"))}
+    notes.sort(key=lambda c: order[c.key])
+    return _with_values(params, values), notes
+
+
+def _with_values(params: Params, values: dict[str, object]) -> Params:
+    """Return a copy of ``params`` with the "section.key" values replaced."""
+    by_section: dict[str, dict] = {}
+    for key, v in values.items():
+        section, _, name = key.partition(".")
+        by_section.setdefault(section, {})[name] = list(v) if isinstance(v, list) else v
+    changes = {s: dataclasses.replace(getattr(params, s), **kw) for s, kw in by_section.items()}
+    return dataclasses.replace(params, **changes) if changes else params

@@ -19,20 +19,56 @@ class StudyData:
     Attributes
     ----------
     params : Params
+        The params with every ``auto`` setting replaced by the columns this data
+        offers (:func:`analysis.data.params_fit.resolve_auto`), so studies and
+        notebooks see concrete values.
+    params_as_written : Params
+        The params as the file gives them (``auto`` where it stood).
     source : Source
         Validated source; ``source.as_of`` and ``source.window_start`` are set.
     problems : list[Problem]
         Validation warnings (errors raise in :func:`load`).
     notes : list[str]
         Plain-language notes on exclusions made while deriving tables.
+    auto : list[AutoChoice]
+        Each ``auto`` setting, the value chosen for it and a sentence saying so;
+        :meth:`auto_notes` returns the sentences.
     """
 
     def __init__(self, params: Params, source: Source):
-        self.params = params
+        from analysis.data.params_fit import resolve_auto
+
+        self.params_as_written = params
+        self.params, self.auto = resolve_auto(params, source)
         self.source = source
         self.problems = list(source.problems)
         self.notes: list[str] = []
         self._cache: dict = {}
+
+    def auto_notes(self, *sections: str) -> list[str]:
+        """Return the ``auto`` choices in plain sentences, for a report to show.
+
+        Parameters
+        ----------
+        *sections : str
+            Params sections (``"survival"``) or keys (``"analysis.group"``) whose
+            choices to return; none: every choice. The sentence on customer columns
+            that were not chosen comes with any non-empty selection.
+
+        Returns
+        -------
+        list of str
+            E.g. "Breakdowns use the column segment, chosen automatically from the
+            customers table's columns (set analysis.group to choose another)."
+            Empty when no setting was ``auto``.
+        """
+
+        def wanted(key: str) -> bool:
+            return not sections or any(key == s or key.startswith(s + ".") for s in sections)
+
+        picked = [c.sentence for c in self.auto if c.key != "columns" and wanted(c.key)]
+        rest = [c.sentence for c in self.auto if c.key == "columns"]
+        return picked + rest if picked else []
 
     @property
     def as_of(self) -> dt.date:
@@ -158,6 +194,9 @@ class StudyData:
 
 def load_study_data(params_file: str | Path, overrides: dict | None = None) -> StudyData:
     """Load params, validate the data and return a :class:`StudyData` for a notebook.
+
+    Settings left at ``auto`` are resolved against the data here: ``study.params``
+    holds the columns chosen, ``study.auto_notes()`` says which in words.
 
     Raises
     ------

@@ -545,6 +545,9 @@ class Diagnosis:
         The as-of date and window and how they were chosen ("" when not reached).
     source : str
         Where the data is (folder, file or database).
+    auto : list[AutoChoice]
+        The settings left at ``auto`` and what the data made of them
+        (:func:`analysis.data.params_fit.resolve_auto`; empty when the data is not valid).
     """
 
     problems: list[Problem]
@@ -552,6 +555,16 @@ class Diagnosis:
     other_files: list[str] = field(default_factory=list)
     as_of_note: str = ""
     source: str = ""
+    auto: list[params_fit.AutoChoice] = field(default_factory=list)
+
+    @property
+    def unmapped_files(self) -> list[str]:
+        """Return the data files in the folder that map to no table (and were not read)."""
+        out = []
+        for p in self.problems:
+            if p.rule == "unmapped_file":
+                out.append(p.message.split(" in the data folder")[0])
+        return out
 
     @property
     def errors(self) -> list[Problem]:
@@ -567,11 +580,37 @@ class Diagnosis:
             if t.date_column and t.first:
                 line += f"   {t.date_column} {t.first} .. {t.last}"
             out.append(line)
+        if self.unmapped_files:
+            out.append(
+                f"  data files that map to no table (not read): {', '.join(self.unmapped_files)}"
+            )
         if self.other_files:
             out.append(f"  not data files (not read): {', '.join(self.other_files)}")
         if self.as_of_note:
             out.append(self.as_of_note)
+        out += _auto_lines(self.auto)
         return out
+
+
+def _auto_lines(choices: list[params_fit.AutoChoice]) -> list[str]:
+    """Return the ``auto`` choices for the ``validate`` command, one line per setting."""
+    if not choices:
+        return []
+    out = ["settings chosen from the data (auto):"]
+    for c in choices:
+        if c.key == "columns":
+            out.append(f"  {c.sentence}")
+            continue
+        v = c.value
+        shown = (
+            "none"
+            if v is None or v == []
+            else "[" + ", ".join(map(str, v)) + "]"
+            if isinstance(v, list)
+            else str(v)
+        )
+        out.append(f"  {c.key} = {shown}")
+    return out
 
 
 _SUMMARY_DATES = {
@@ -634,16 +673,25 @@ def diagnose(params: Params, *, receipt: str | Path | None = None) -> Diagnosis:
     -------
     Diagnosis
         The problems (errors and warnings), the tables read with their row counts
-        and date ranges, files in the data folder that were not read, and the as-of
-        date and window. An engine error while reading becomes a problem naming
-        the table.
+        and date ranges, files in the data folder that were not read (data files
+        that map to no table among them), the as-of date and window, and the
+        ``auto`` settings with the columns chosen for them. An engine error while
+        reading becomes a problem naming the table.
     """
     src, valid, problems = _checked(params, receipt)
     label = _source_label(params)
     if src is None:
         return Diagnosis(problems, source=label)
     note = valid.as_of_note if valid is not None and valid.validated else ""
-    return Diagnosis(problems, _summaries(src), src.other_files, note, label)
+    auto: list = []
+    if valid is not None and valid.validated and not any(p.severity == "error" for p in problems):
+        try:
+            auto = params_fit.resolve_auto(params, valid)[1]
+        except Exception as exc:  # noqa: BLE001 - an engine error becomes a problem
+            if not is_engine_error(exc):
+                raise
+            problems.append(engine_problem("customers", src.locations.get("customers", ""), exc))
+    return Diagnosis(problems, _summaries(src), src.other_files, note, label, auto)
 
 
 def check(params: Params, *, receipt: str | Path | None = None) -> list[Problem]:
