@@ -3,6 +3,9 @@
 Usage (from the repository root)::
 
     .venv/bin/python bench/bench_synth.py --sizes 100000 1000000 --out bench/results/synth.md
+    # the streaming generator (analysis.data.synth.stream_world), chunks of 200,000 customers:
+    .venv/bin/python bench/bench_synth.py --stream --sizes 1000000 2000000 \
+        --chunk-customers 200000 --out bench/results/synth_stream.md
 
 Each size runs in a fresh subprocess so that peak RSS (resource.getrusage, ru_maxrss) is
 that run's own. Output files go to a temporary folder that is removed afterwards.
@@ -38,13 +41,30 @@ print(json.dumps({
 }))
 """
 
+CHILD_STREAM = r"""
+import json, resource, sys, time
+from analysis.data import synth
+n, seed, out, fmt, chunk = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+t0 = time.perf_counter()
+r = synth.stream_world(out, n, seed, format=fmt, chunk_customers=chunk)
+t1 = time.perf_counter()
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({
+    "generate_s": t1 - t0, "write_s": 0.0, "cpu_s": ru.ru_utime + ru.ru_stime,
+    "peak_rss_gb": ru.ru_maxrss / 1024**2, "rows": r["rows"],
+}))
+"""
 
-def run_one(n: int, seed: int, fmt: str) -> dict:
-    """Run one generate + write in a subprocess and return its measurements."""
+
+def run_one(n: int, seed: int, fmt: str, chunk: int | None = None) -> dict:
+    """Run one generate + write (or one stream, with ``chunk``) in a subprocess; measure it."""
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
+        cmd = [sys.executable, "-c", CHILD, str(n), str(seed), tmp, fmt]
+        if chunk is not None:
+            cmd = [sys.executable, "-c", CHILD_STREAM, str(n), str(seed), tmp, fmt, str(chunk)]
         res = subprocess.run(
-            [sys.executable, "-c", CHILD, str(n), str(seed), tmp, fmt],
+            cmd,
             check=True,
             capture_output=True,
             text=True,
@@ -63,11 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--format", default="parquet", choices=("parquet", "csv"))
     p.add_argument("--out", default="bench/results/synth.md")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="benchmark the streaming generator (synth.stream_world) instead of generate + write",
+    )
+    p.add_argument(
+        "--chunk-customers",
+        type=int,
+        default=200_000,
+        help="customers per chunk of the streaming generator (default 200000)",
+    )
     a = p.parse_args(argv)
     cmd = "python bench/bench_synth.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = []
     for n in a.sizes:
-        r = run_one(n, a.seed, a.format)
+        r = run_one(n, a.seed, a.format, a.chunk_customers if a.stream else None)
         rows.append(r)
         print(f"done n={n:,}: {r['wall_s']:.1f}s", file=sys.stderr)
     lines = [
@@ -84,15 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    what = (
+        f"stream = `analysis.data.synth.stream_world` (chunks of {a.chunk_customers:,} customers, "
+        "blocks of 50,000; generation and writing interleaved, so write is 0)"
+        if a.stream
+        else "generate = `analysis.synth.generate`, write = `analysis.synth.write` (zstd parquet)"
+    )
     text = (
-        "# Sample-world generator benchmark\n\n"
+        f"# Sample-world generator benchmark{' (streaming)' if a.stream else ''}\n\n"
         f"Command: `{cmd}` (seed {a.seed}, format {a.format}, 36 months).\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"1-minute load average at the end of the run: {load:.1f} (other jobs shared the machine, "
         "so wall times are upper bounds; CPU time is the process's own).\n\n"
         f"{table}\n\n"
-        "generate = `analysis.synth.generate`, write = `analysis.synth.write` (zstd parquet), "
-        "peak RSS = `resource.getrusage(RUSAGE_SELF).ru_maxrss` of the child process.\n"
+        f"{what}, peak RSS = `resource.getrusage(RUSAGE_SELF).ru_maxrss` of the child process.\n"
     )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(text)

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch a subcommand and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
-        "synth": "generate a world with planted truth (--preset sample, subscription, retail, b2b, short, minimal)",
+        "synth": "generate a world with planted truth (--preset sample, subscription, retail, b2b, "
+        "short, minimal; streamed in bounded memory above 2,000,000 customers or with "
+        "--chunk-customers)",
         "validate": "validate the data of a params file",
         "run": "execute the report notebooks and render HTML (analysis.runner)",
         "cdnow": "convert the shipped CDNOW purchase histories to the data contract",

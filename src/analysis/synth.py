@@ -21,10 +21,11 @@ from analysis.data.synth import (  # noqa: F401
     generate,
     main,
     sequential_truth,
+    stream_world,
     write,
 )
 
-__all__ = ["SampleWorld", "generate", "write", "main", "PARAMS"]
+__all__ = ["SampleWorld", "generate", "write", "stream_world", "main", "PARAMS"]
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

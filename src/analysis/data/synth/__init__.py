@@ -11,6 +11,9 @@ Money is in the data's currency (EUR in the default params).
 
 :func:`generate_preset` builds the other business shapes of the gallery
 (``subscription``, ``retail``, ``b2b``, ``short``, ``minimal``; :mod:`.presets`).
+:func:`stream_world` writes the sample world block by block in bounded memory
+(:mod:`.stream`; ``python -m analysis synth`` uses it above 2,000,000 customers or
+with ``--chunk-customers``).
 """
 
 from analysis.data.synth.assemble import generate
@@ -23,6 +26,7 @@ from analysis.data.synth.simulate import (  # noqa: F401
     SEQ_FOLLOW,
     SEQ_FULL_TRUTH_CUSTOMERS,
 )
+from analysis.data.synth.stream import STREAM_THRESHOLD, stream_world  # noqa: F401
 from analysis.data.synth.truth import sequential_truth  # noqa: F401
 from analysis.data.synth.world import (  # noqa: F401
     ACQ_CHANNELS,
@@ -39,4 +43,13 @@ from analysis.data.synth.world import (  # noqa: F401
     SampleWorld,
 )
 
-__all__ = ["SampleWorld", "generate", "generate_preset", "write", "main", "PARAMS", "PRESETS"]
+__all__ = [
+    "SampleWorld",
+    "generate",
+    "generate_preset",
+    "stream_world",
+    "write",
+    "main",
+    "PARAMS",
+    "PRESETS",
+]

@@ -31,8 +31,14 @@ from analysis.errors import ParamsError
 # ---------------------------------------------------------------------------
 
 
-def _ids(n: int) -> np.ndarray:
-    return np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+def _ids(n: int, lo: int = 0, total: int | None = None) -> np.ndarray:
+    """Return the customer ids of positions ``lo .. lo + n - 1`` (C0000001, ...).
+
+    Seven digits up to 9,999,999 customers; beyond, as many digits as ``total`` (the
+    world's size) needs, so ids still sort in customer order.
+    """
+    width = max(7, len(str(total if total is not None else lo + n)))
+    return np.char.add("C", np.char.zfill(np.arange(lo + 1, lo + n + 1).astype(str), width))
 
 
 def _str_col(
@@ -104,12 +110,10 @@ def generate(
     return _generate(n_customers, seed, start, months, dirty, min_months=12)
 
 
-def _generate(
-    n_customers: int, seed: int, start: str, months: int, dirty: bool, *, min_months: int
-) -> SampleWorld:
-    """Run :func:`generate` with a chosen shortest window (the ``short`` preset uses 6)."""
-    import pyarrow as pa
-
+def _check_args(
+    n_customers: int, start: str, months: int, min_months: int
+) -> tuple[int, pd.Timestamp, int]:
+    """Check the world's size and window; return (customers, start timestamp, months)."""
     if int(n_customers) < 10:
         raise ParamsError(f"synth: n_customers must be at least 10, got {n_customers}.")
     if int(months) < min_months:
@@ -117,9 +121,14 @@ def _generate(
     st0 = pd.Timestamp(start)
     if st0.day != 1:
         raise ParamsError(f"synth: start must be the first day of a month, got {start!r}.")
-    n = int(n_customers)
-    months = int(months)
-    pp = PARAMS["purchases"]
+    return int(n_customers), st0, int(months)
+
+
+def _generate(
+    n_customers: int, seed: int, start: str, months: int, dirty: bool, *, min_months: int
+) -> SampleWorld:
+    """Run :func:`generate` with a chosen shortest window (the ``short`` preset uses 6)."""
+    n, st0, months = _check_args(n_customers, start, months, min_months)
     K = PARAMS["acquisition"]["pre_window_months"]
     landmarks = (6, 12)
 
@@ -140,6 +149,62 @@ def _generate(
         res["offset"] = lo_
         chunks.append(res)
 
+    ids = _ids(n)
+    tables, tx_counts, churn_m, enrolled = _assemble(
+        pop, chunks, ids=ids, rng_out=_rng(seed, 4), first=first, dim=dim, off=off
+    )
+    truth = _truth(
+        seed=seed,
+        n=n,
+        start=st0,
+        months=months,
+        pop=pop,
+        churn_m=churn_m,
+        enrolled=enrolled,
+        chunks=chunks,
+        tables=tables,
+        tx_counts=tx_counts,
+        C=C,
+        landmarks=landmarks,
+        dirty=dirty,
+    )
+    if dirty:
+        tables, truth["dirt"] = _inject_dirt(tables, seed, st0, months)
+    return SampleWorld(
+        tables=tables, truth=truth, sequential_effects=_sequential_effects(chunks, ids)
+    )
+
+
+def _assemble(
+    pop: dict,
+    chunks: list[dict],
+    *,
+    ids: np.ndarray,
+    rng_out: np.random.Generator,
+    first: np.ndarray,
+    dim: np.ndarray,
+    off: int,
+) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Turn simulated customers into the four contract tables.
+
+    ``pop`` holds the customers' static arrays, ``chunks`` the simulation results of
+    consecutive chunks covering them (``offset``: the chunk's first row in ``pop``),
+    ``ids`` their customer ids; ``rng_out`` draws what is decided only at output (basket
+    amounts, days, margins, channels, missing labels, redeemed points). The streaming
+    generator calls this once per block of customers.
+
+    Returns
+    -------
+    tuple
+        ``(tables, tx_counts, churn_m, enrolled)``: the four tables (rows sorted by
+        customer), transaction count and amount sum, churn month (-1 if none) and
+        ever-enrolled flag per customer.
+    """
+    import pyarrow as pa
+
+    n = ids.size
+    pp = PARAMS["purchases"]
+
     def cat(key):
         return np.concatenate([c[key] for c in chunks])
 
@@ -147,9 +212,7 @@ def _generate(
     enrol_m, enrol_f = cat("enrol_m"), cat("enrol_f")
     leave_m, leave_f, ptier = cat("leave_m"), cat("leave_f"), cat("ptier")
 
-    ids = _ids(n)
     id_labels = pa.array(ids)
-    rng_out = _rng(seed, 4)
 
     # customers
     signup = _dates(first, dim, pop["s"] + off, pop["f"])
@@ -291,23 +354,4 @@ def _generate(
         "loyalty": loyalty,
         "experience": experience,
     }
-    truth = _truth(
-        seed=seed,
-        n=n,
-        start=st0,
-        months=months,
-        pop=pop,
-        churn_m=churn_m,
-        enrolled=enrolled,
-        chunks=chunks,
-        tables=tables,
-        tx_counts=tx_counts,
-        C=C,
-        landmarks=landmarks,
-        dirty=dirty,
-    )
-    if dirty:
-        tables, truth["dirt"] = _inject_dirt(tables, seed, st0, months)
-    return SampleWorld(
-        tables=tables, truth=truth, sequential_effects=_sequential_effects(chunks, ids)
-    )
+    return tables, tx_counts, churn_m, enrolled

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.data.synth.world import SampleWorld
 from analysis.errors import ParamsError
 
@@ -20,6 +22,30 @@ _DATE_COLS = {
     "loyalty": ("enrolled_date", "left_date"),
     "experience": ("date",),
 }
+
+
+# the file layout of every written table (in memory or streamed)
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "write_statistics": True,
+    "store_schema": False,
+}
+ROW_GROUP_ROWS = 1_000_000
+CSV_OPTIONS = {"index": False, "date_format": "%Y-%m-%d", "lineterminator": "\n"}
+
+
+def arrow_table(name: str, df):
+    """Return table ``name`` as a pyarrow Table: dates as date32, no pandas metadata."""
+    import pyarrow as pa
+
+    tab = pa.Table.from_pandas(df, preserve_index=False)
+    for c in _DATE_COLS.get(name, ()):
+        i = tab.schema.get_field_index(c)
+        if i < 0:  # a preset without this optional column
+            continue
+        tab = tab.set_column(i, c, tab.column(c).cast(pa.timestamp("us")).cast(pa.date32()))
+    return tab.replace_schema_metadata(None)  # no pandas/version metadata
 
 
 def write(world: SampleWorld, out_dir, format: str = "parquet") -> dict[str, Path]:
@@ -40,7 +66,6 @@ def write(world: SampleWorld, out_dir, format: str = "parquet") -> dict[str, Pat
         Written file per table name plus ``"truth"`` (and ``"params"``: ``params.yaml``
         when the world carries one, as every preset does).
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     if format not in ("parquet", "csv"):
@@ -56,24 +81,11 @@ def write(world: SampleWorld, out_dir, format: str = "parquet") -> dict[str, Pat
         path = out / f"{name}.{format}"
         tmp = out / f".{name}.{format}.tmp"
         if format == "parquet":
-            tab = pa.Table.from_pandas(df, preserve_index=False)
-            for c in _DATE_COLS.get(name, ()):
-                i = tab.schema.get_field_index(c)
-                if i < 0:  # a preset without this optional column
-                    continue
-                tab = tab.set_column(i, c, tab.column(c).cast(pa.timestamp("us")).cast(pa.date32()))
-            tab = tab.replace_schema_metadata(None)  # no pandas/version metadata
             pq.write_table(
-                tab,
-                tmp,
-                compression="zstd",
-                compression_level=3,
-                row_group_size=1_000_000,
-                write_statistics=True,
-                store_schema=False,
+                arrow_table(name, df), tmp, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS
             )
         else:
-            df.to_csv(tmp, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+            df.to_csv(tmp, **CSV_OPTIONS)
         os.replace(tmp, path)
         paths[name] = path
     tpath = out / "truth.json"
@@ -99,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     int
         Process exit code (0 on success).
     """
-    from analysis.data.synth.presets import PRESETS, generate_preset
+    from analysis.data.synth.presets import PRESETS, generate_preset, params_yaml
+    from analysis.data.synth.stream import (
+        BLOCK_CUSTOMERS,
+        CHUNK_CUSTOMERS,
+        STREAM_THRESHOLD,
+        stream_world,
+    )
 
     gallery = "; ".join(f"{k}: {v.summary}" for k, v in PRESETS.items())
     p = argparse.ArgumentParser(
@@ -138,7 +156,52 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="inject data problems (sample and short only; see truth['dirt'])",
     )
+    p.add_argument(
+        "--chunk-customers",
+        type=int,
+        default=None,
+        help=f"stream the world (sample preset): simulate and write this many customers at "
+        f"a time, rounded down to whole blocks of {BLOCK_CUSTOMERS:,}; memory is bounded by "
+        f"it, the output does not depend on it. Default: in memory up to "
+        f"{STREAM_THRESHOLD:,} customers, streamed in chunks of {CHUNK_CUSTOMERS:,} above "
+        "(a streamed world is a different draw from the in-memory one of the same seed; "
+        "docs/sample-world.md, Large worlds)",
+    )
     a = p.parse_args(argv)
+    n = a.customers if a.customers is not None else PRESETS[a.preset].customers
+    if a.chunk_customers is not None or (a.preset == "sample" and n > STREAM_THRESHOLD):
+        if a.preset != "sample":
+            raise ParamsError(
+                f"synth: --chunk-customers streams the sample preset only, not {a.preset!r}."
+            )
+        if a.dirty:
+            raise ParamsError(
+                "synth: --dirty needs the whole world in memory; it is not available when "
+                f"streaming (--chunk-customers, or more than {STREAM_THRESHOLD:,} customers)."
+            )
+        start = a.start or PRESETS["sample"].start
+        months = a.months if a.months is not None else PRESETS["sample"].months
+        from analysis.data.synth.assemble import _check_args
+
+        _, st0, months = _check_args(n, start, months, 12)
+        as_of = st0 + pd.DateOffset(months=months) - pd.Timedelta(days=1)
+        window = {"start": st0.strftime("%Y-%m-%d"), "as_of": as_of.strftime("%Y-%m-%d")}
+        res = stream_world(
+            a.out,
+            n,
+            a.seed,
+            start,
+            months,
+            a.format,
+            chunk_customers=a.chunk_customers,
+            params_yaml=params_yaml("sample", window),
+        )
+        sizes = ", ".join(f"{k} {v:,}" for k, v in res["rows"].items())
+        print(
+            f"sample world streamed to {Path(a.out)} ({a.format}): {sizes}; truth in "
+            f"{res['paths']['truth'].name}, params in {res['paths']['params'].name}"
+        )
+        return 0
     world = generate_preset(a.preset, a.customers, a.seed, a.start, a.months, dirty=a.dirty)
     paths = write(world, a.out, format=a.format)
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in world.tables.items())

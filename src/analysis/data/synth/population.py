@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -21,6 +22,7 @@ from analysis.data.synth.world import (
 # ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _tier_cutoffs() -> tuple[float, float]:
     """Return the value-score cut-offs (low/medium, medium/high) of a fixed reference population."""
     pp = PARAMS["purchases"]
@@ -84,13 +86,28 @@ def _intake_weights(months: np.ndarray, start: pd.Timestamp) -> np.ndarray:
     return w / w.sum()
 
 
-def _draw_population(seed: int, n: int, start: pd.Timestamp, months: int) -> dict:
-    """Draw static attributes and signup months for ``n`` customers (left-truncated)."""
+def _draw_population(
+    seed: int,
+    n: int,
+    start: pd.Timestamp,
+    months: int,
+    *,
+    key: tuple[int, ...] = (),
+    n_pre: int | None = None,
+) -> dict:
+    """Draw static attributes and signup months for ``n`` customers (left-truncated).
+
+    ``key`` prefixes every random stream (empty for the in-memory world; the streaming
+    generator passes one key per block of customers) and ``n_pre`` overrides the number
+    of customers who signed up before the window (default: the planted share of ``n``).
+    Customers come back sorted by signup (within this call).
+    """
     acq = PARAMS["acquisition"]
     cut = _tier_cutoffs()
-    n_pre = int(round(acq["pre_window_share"] * n))
+    if n_pre is None:
+        n_pre = int(round(acq["pre_window_share"] * n))
     n_new = n - n_pre
-    rng = _rng(seed, 1)
+    rng = _rng(seed, *key, 1)
     # in-window signups
     mw = np.arange(months)
     s_new = rng.choice(mw, n_new, p=_intake_weights(mw, start)).astype(np.int32)
@@ -105,7 +122,7 @@ def _draw_population(seed: int, n: int, start: pd.Timestamp, months: int) -> dic
     rnd = 0
     while got < n_pre:
         rnd += 1
-        rr = _rng(seed, 2, rnd)
+        rr = _rng(seed, *key, 2, rnd)
         m_c = max(4 * (n_pre - got), 1000)
         s_c = rr.choice(mp, m_c, p=wp).astype(np.int32)
         f_c = rr.random(m_c)
@@ -123,6 +140,6 @@ def _draw_population(seed: int, n: int, start: pd.Timestamp, months: int) -> dic
     allp["s"] = np.concatenate([pre["s"], s_new]) if pre else s_new
     allp["f"] = np.concatenate([pre["f"], f_new]) if pre else f_new
     # ids in signup order (ties broken at random, reproducibly)
-    tie = _rng(seed, 3).random(n)
+    tie = _rng(seed, *key, 3).random(n)
     order = np.lexsort((tie, allp["f"], allp["s"]))
     return {k: v[order] for k, v in allp.items()}

@@ -55,13 +55,56 @@ _DRAWS = (
 _NORMAL = {"amt", "resp", "nps", "csat", "ces"}
 
 
-def _draws(seed: int, chunk: int, m: int, n: int) -> dict:
-    """Return the random numbers of one chunk-month; identical for every regime (CRN)."""
-    rng = _rng(seed, 10, chunk, m + 10_000)
+def _draws(seed: int, segments: _Segments, m: int) -> dict:
+    """Return the random numbers of one chunk-month; identical for every regime (CRN).
+
+    Each segment (block of customers) of the chunk has its own stream, so a block's
+    numbers do not depend on which other blocks share its chunk.
+    """
+    rngs = [
+        (_rng(seed, 10, key, m + 10_000), k)
+        for key, k in zip(segments.keys, segments.sizes, strict=True)
+    ]
     out = {}
     for name in _DRAWS:
-        out[name] = rng.standard_normal(n) if name in _NORMAL else rng.random(n)
+        parts = [rng.standard_normal(k) if name in _NORMAL else rng.random(k) for rng, k in rngs]
+        out[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return out
+
+
+class _Segments:
+    """Blocks of customers simulated together in one chunk, each with its own random streams.
+
+    The in-memory world has one segment per chunk (its chunk index); the streaming
+    generator puts several fixed blocks of customers in a chunk. Everything a block
+    draws or accumulates is kept per segment, so the result of a block is the same
+    whatever the chunk it is simulated in (:func:`_split_chunk`).
+    """
+
+    def __init__(self, seed: int, keys: list[int], sizes: list[int]):
+        self.keys = [int(k) for k in keys]
+        self.sizes = [int(k) for k in sizes]
+        self.bounds = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        # sampling of control person-trials only (no world draws)
+        self.seq_rngs = [_rng(seed, 11, k) for k in self.keys]
+        z = [0] * len(self.keys)
+        self.acc = {"n_inv": z[:], "csat_n": z[:], "csat_base": [0.0] * len(z)}
+        self.acc.update({"n_eligible": z[:], "n_enrol": z[:]})
+
+    def cuts(self, rows: np.ndarray) -> np.ndarray:
+        """Return where each segment starts and ends in sorted chunk row indices ``rows``."""
+        return np.searchsorted(rows, self.bounds)
+
+    def uniform(self, rows: np.ndarray) -> np.ndarray:
+        """Return one uniform number per row (sorted chunk rows), from each row's segment."""
+        c = self.cuts(rows)
+        parts = [g.random(int(c[i + 1] - c[i])) for i, g in enumerate(self.seq_rngs)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def count(self, name: str, rows: np.ndarray) -> None:
+        """Add the number of (sorted chunk) ``rows`` in each segment to counter ``name``."""
+        for i, k in enumerate(np.diff(self.cuts(rows))):
+            self.acc[name][i] += int(k)
 
 
 def _new_state(n: int) -> dict:
@@ -289,10 +332,24 @@ def _step(m, rows, state, dr, st, C: _Consts, *, record: bool, no_enrol=None) ->
 
 
 def _simulate_chunk(
-    seed: int, ci: int, st: dict, C: _Consts, months: int, landmarks, seq_sample: float = 1.0
+    seed: int,
+    ci: int,
+    st: dict,
+    C: _Consts,
+    months: int,
+    landmarks,
+    seq_sample: float = 1.0,
+    segments: tuple[list[int], list[int]] | None = None,
 ) -> dict:
-    """Simulate one chunk of customers; return event records and landmark outcomes."""
+    """Simulate one chunk of customers; return event records and landmark outcomes.
+
+    ``segments`` = (stream keys, sizes) of the blocks of customers that make up the chunk
+    (the streaming generator); default: one segment with stream key ``ci``.
+    """
     n = st["s"].size
+    seg = _Segments(seed, *(segments or ([ci], [n])))
+    if int(seg.bounds[-1]) != n:
+        raise ValueError("segment sizes must add up to the chunk's customers")
     state = _new_state(n)
     rec: dict[str, list] = {k: [] for k in ("tx", "tk", "sv")}
     churn_m = np.full(n, -1, np.int32)
@@ -303,16 +360,13 @@ def _simulate_chunk(
     leave_m = np.full(n, -1, np.int32)
     leave_f = np.zeros(n)
     ptier = np.full(n, -1, np.int8)
-    csat_acc = {"n": 0, "base_next": 0.0}
-    n_inv = 0
     lm_state: dict = {}
     lm_out: dict = {}
     seq_state: dict = {}
-    seq_out: dict = {"n_eligible": 0, "n_enrol": 0, "rows": []}
-    seq_rng = _rng(seed, 11, ci)  # sampling of control person-trials only (no world draws)
+    seq_out: dict = {"rows": []}
     prev_csat = None  # (chunk rows, member flag) of last month's answered CSAT
     for m in range(-PRE_MONTHS, months):
-        dr = _draws(seed, ci, m, n)
+        dr = _draws(seed, seg, m)
         # landmark arms start from the observed state at the start of their landmark month
         if m >= 0:
             for L in landmarks:
@@ -333,9 +387,7 @@ def _simulate_chunk(
         # sequential trial of month m: branches start from the state at the end of month m
         if LM_LOOKBACK <= m <= months - 1 - SEQ_FOLLOW:
             eligible = o["active"] & ~o["churn"] & ~ever_before & (st["s"][act] < m)
-            _trial_open(
-                m, act, eligible, o["enrol"], state, seq_state, seq_out, seq_rng, seq_sample
-            )
+            _trial_open(m, act, eligible, o["enrol"], state, seq_state, seq_out, seg, seq_sample)
         full_next = np.zeros(n, bool)
         full_next[act] = ~o["churn"]
         if prev_csat is not None:
@@ -350,9 +402,12 @@ def _simulate_chunk(
                 * PARAMS["purchases"]["spend_shape_p"]
                 / st["nu"][r]
             )
-            csat_acc["n"] += int(ok.sum())
-            csat_acc["base_next"] += float(base[ok].sum())
-        n_inv += int(o["inv"].sum())
+            c = seg.cuts(r)
+            for j in range(len(seg.keys)):
+                sl = slice(c[j], c[j + 1])
+                seg.acc["csat_n"][j] += int(ok[sl].sum())
+                seg.acc["csat_base"][j] += float(base[sl][ok[sl]].sum())
+        seg.count("n_inv", act[o["inv"]])
         i = np.flatnonzero(o["churn"])
         churn_m[act[i]] = m
         churn_f[act[i]] = o["f_end"][i]
@@ -415,10 +470,15 @@ def _simulate_chunk(
         "leave_m": leave_m,
         "leave_f": leave_f,
         "ptier": ptier,
-        "csat_acc": csat_acc,
-        "n_inv": n_inv,
+        "csat_acc": {"n": sum(seg.acc["csat_n"]), "base_next": sum(seg.acc["csat_base"])},
+        "n_inv": sum(seg.acc["n_inv"]),
         "landmarks": lm_out,
-        "sequential": seq_out,
+        "sequential": {
+            **seq_out,
+            "n_eligible": sum(seg.acc["n_eligible"]),
+            "n_enrol": sum(seg.acc["n_enrol"]),
+        },
+        "segments": seg,
     }
 
 
@@ -486,8 +546,10 @@ def _landmark_step(m, key, lm_state, lm_out, dr, st, C):
                 "retained": [],
                 "spend3": [],
                 "enrolled_fu": [],
+                "idx": [],
             },
         )
+        res["idx"].append(d["idx"])
         res["enrolled_fu"].append(d["state"]["ever"] & ~d["ever0"])
         res["treated"].append(d["treated"])
         res["spend"].append(d["spend"])
@@ -505,7 +567,7 @@ SEQ_FOLLOW = 6  # outcome months after the trial month
 SEQ_FULL_TRUTH_CUSTOMERS = 20_000  # up to this world size every control person-trial is branched
 
 
-def _trial_open(m, act, eligible, enrol, state, seq_state, seq_out, rng, q):
+def _trial_open(m, act, eligible, enrol, state, seq_state, seq_out, seg, q):
     """Open the two arms of the month-``m`` trial for its eligible person-trials.
 
     Eligible: signed up before month m, never enrolled before month m, alive at the end of
@@ -516,9 +578,9 @@ def _trial_open(m, act, eligible, enrol, state, seq_state, seq_out, rng, q):
     if el.size == 0:
         return
     tr = enrol[el]
-    seq_out["n_eligible"] += int(el.size)
-    seq_out["n_enrol"] += int(tr.sum())
-    pick = tr | (rng.random(el.size) < q)
+    seg.count("n_eligible", act[el])
+    seg.count("n_enrol", act[el[tr]])
+    pick = tr | (seg.uniform(act[el]) < q)
     el, tr = el[pick], tr[pick]
     idx = act[el]
     base = {
@@ -554,3 +616,77 @@ def _trial_step(m, key, seq_state, seq_out, dr, st, C):
             }
         )
         del seq_state[key]
+
+
+# ---------------------------------------------------------------------------
+# Splitting a chunk into its blocks (streaming generator)
+# ---------------------------------------------------------------------------
+
+_PER_CUSTOMER = (
+    "churn_m",
+    "churn_f",
+    "reason",
+    "enrol_m",
+    "enrol_f",
+    "leave_m",
+    "leave_f",
+    "ptier",
+)
+
+
+def _seg_slice(seg: _Segments, rows: np.ndarray, j: int) -> slice:
+    """Return the slice of sorted chunk ``rows`` that falls in segment ``j``."""
+    c = seg.cuts(rows)
+    return slice(int(c[j]), int(c[j + 1]))
+
+
+def _split_chunk(res: dict) -> list[dict]:
+    """Return the result of each block (segment) of a simulated chunk, with block-local rows.
+
+    Every record, per-customer array, landmark and sequential-trial outcome and counter is
+    cut at the block boundaries (rows are sorted inside every record), so a block's result
+    does not depend on the other blocks of its chunk.
+    """
+    seg: _Segments = res["segments"]
+    out = []
+    for j, (lo, hi) in enumerate(zip(seg.bounds[:-1], seg.bounds[1:], strict=True)):
+        lo, hi = int(lo), int(hi)
+        rec: dict[str, list] = {}
+        for kind, entries in res["rec"].items():
+            rec[kind] = []
+            for e in entries:
+                sl = _seg_slice(seg, e[0], j)
+                rec[kind].append((e[0][sl] - lo,) + tuple(a[sl] for a in e[1:]))
+        lm: dict = {}
+        for key, d in res["landmarks"].items():
+            parts: dict[str, list] = {k: [] for k in d}
+            for i, idx in enumerate(d["idx"]):
+                sl = _seg_slice(seg, idx, j)
+                if sl.stop > sl.start:
+                    for k in d:
+                        parts[k].append(d[k][i][sl] - lo if k == "idx" else d[k][i][sl])
+            if parts["idx"]:
+                lm[key] = parts
+        rows = []
+        for r in res["sequential"]["rows"]:
+            sl = _seg_slice(seg, r["idx"], j)
+            if sl.stop > sl.start:
+                cut = {k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+                cut["idx"] = cut["idx"] - lo
+                rows.append(cut)
+        out.append(
+            {
+                "rec": rec,
+                **{k: res[k][lo:hi] for k in _PER_CUSTOMER},
+                "csat_acc": {"n": seg.acc["csat_n"][j], "base_next": seg.acc["csat_base"][j]},
+                "n_inv": seg.acc["n_inv"][j],
+                "landmarks": lm,
+                "sequential": {
+                    "n_eligible": seg.acc["n_eligible"][j],
+                    "n_enrol": seg.acc["n_enrol"][j],
+                    "rows": rows,
+                },
+                "offset": 0,
+            }
+        )
+    return out

@@ -39,7 +39,7 @@ def _landmark_truth(chunks, L: int) -> dict:
 
     tr = arm("treat", "treated").astype(bool)
     if tr.size == 0:
-        return {"n": 0, "n_treated": 0, "definition": "empty population"}
+        return _landmark_doc(L, None)
     y1s, y0s, y0ss = (
         arm("treat", "spend"),
         arm("control", "spend"),
@@ -56,36 +56,47 @@ def _landmark_truth(chunks, L: int) -> dict:
         d = a - b if mask is None else (a - b)[mask]
         return _r(d.mean()) if d.size else None
 
+    both = 0 < nt < tr.size
+    return _landmark_doc(
+        L,
+        {
+            "n": int(tr.size),
+            "n_treated": nt,
+            "spend_ATE": diff(y1s, y0s),
+            "spend_ATT": diff(y1s, y0s, tr),
+            "retained_ATE": diff(y1r, y0r),
+            "retained_ATT": diff(y1r, y0r, tr),
+            "mean_spend_Y1": _r(y1s.mean()),
+            "mean_spend_Y0": _r(y0s.mean()),
+            "mean_retained_Y1": _r(y1r.mean()),
+            "mean_retained_Y0": _r(y0r.mean()),
+            "naive_spend_diff": _r(obs_spend[tr].mean() - obs_spend[~tr].mean()) if both else None,
+            "naive_retained_diff": _r(obs_ret[tr].mean() - obs_ret[~tr].mean()) if both else None,
+            "selection_bias_spend": _r(y0s[tr].mean() - y0s[~tr].mean()) if both else None,
+            "selection_bias_retained": _r(y0r[tr].mean() - y0r[~tr].mean()) if both else None,
+            "sustained_spend_ATE": diff(y1s, y0ss),
+            "sustained_spend_ATT": diff(y1s, y0ss, tr),
+            "sustained_retained_ATE": diff(y1r, y0rs),
+            "sustained_retained_ATT": diff(y1r, y0rs, tr),
+        },
+    )
+
+
+def _landmark_doc(L: int, v: dict | None) -> dict:
+    """Return the truth of landmark ``L`` from its numbers ``v`` (None: empty population)."""
+    if v is None:
+        return {"n": 0, "n_treated": 0, "definition": "empty population"}
     return {
-        "n": int(tr.size),
-        "n_treated": nt,
-        "spend_ATE": diff(y1s, y0s),
-        "spend_ATT": diff(y1s, y0s, tr),
-        "retained_ATE": diff(y1r, y0r),
-        "retained_ATT": diff(y1r, y0r, tr),
-        "mean_spend_Y1": _r(y1s.mean()),
-        "mean_spend_Y0": _r(y0s.mean()),
-        "mean_retained_Y1": _r(y1r.mean()),
-        "mean_retained_Y0": _r(y0r.mean()),
-        "naive_spend_diff": _r(obs_spend[tr].mean() - obs_spend[~tr].mean())
-        if 0 < nt < tr.size
-        else None,
-        "naive_retained_diff": _r(obs_ret[tr].mean() - obs_ret[~tr].mean())
-        if 0 < nt < tr.size
-        else None,
-        "selection_bias_spend": _r(y0s[tr].mean() - y0s[~tr].mean()) if 0 < nt < tr.size else None,
-        "selection_bias_retained": _r(y0r[tr].mean() - y0r[~tr].mean())
-        if 0 < nt < tr.size
-        else None,
+        **{k: v[k] for k in v if not k.startswith("sustained_")},
         "selection_bias_definition": (
             "mean Y(0) of the treated minus mean Y(0) of the controls (spend: expected spend); "
             "naive difference = ATT + selection bias (+ purchase noise for spend)"
         ),
         "sustained": {
-            "spend_ATE": diff(y1s, y0ss),
-            "spend_ATT": diff(y1s, y0ss, tr),
-            "retained_ATE": diff(y1r, y0rs),
-            "retained_ATT": diff(y1r, y0rs, tr),
+            "spend_ATE": v["sustained_spend_ATE"],
+            "spend_ATT": v["sustained_spend_ATT"],
+            "retained_ATE": v["sustained_retained_ATE"],
+            "retained_ATT": v["sustained_retained_ATT"],
             "definition": (
                 "as above but Y(0) forbids any enrolment during the 6 follow-up months "
                 "(sustained non-membership); not identified by the landmark contrast when "
@@ -229,7 +240,13 @@ def _sequential_truth(chunks) -> dict:
             y0c = float((w * y0)[~tr].sum() / w[~tr].sum())
             out[f"selection_bias_{name}"] = _r(y0[tr].mean() - y0c)
     out["control_sample_fraction"] = _r(q)
-    out["definition"] = (
+    out["definition"] = _sequential_definition()
+    return out
+
+
+def _sequential_definition() -> str:
+    """Return the definition of the sequential-trial truth (truth.json)."""
+    return (
         "Pooled sequential trials, one per calendar month m with 3 <= m <= last window month - "
         f"{SEQ_FOLLOW} (window month 0 = start month). Eligible person-trials: customers who "
         "signed up before month m, never enrolled before month m and did not churn by the end of "
@@ -246,7 +263,6 @@ def _sequential_truth(chunks) -> dict:
         "Monte Carlo standard error (0 when every person-trial is simulated). "
         "selection_bias_* = mean Y(0) of the treated minus mean Y(0) of the controls."
     )
-    return out
 
 
 def _truth(
@@ -265,10 +281,8 @@ def _truth(
     landmarks,
     dirty,
 ):
-    as_of = start + pd.DateOffset(months=months) - pd.Timedelta(days=1)
+    """Return the truth of an in-memory world from its arrays and tables."""
     ex = PARAMS["experience"]
-    lo = PARAMS["loyalty"]
-    pp = PARAMS["purchases"]
     # exposure in customer-months at risk inside the window
     first_m = np.maximum(pop["s"], 0)
     last_m = np.where(churn_m >= 0, churn_m, months - 1)
@@ -293,7 +307,6 @@ def _truth(
     comp_share_unres = float(unres["compensated"].astype(bool).mean()) if len(unres) else 0.0
     breach = tick[~tick["sla_met"].astype(bool)]
     comp_share_breach = float(breach["compensated"].astype(bool).mean()) if len(breach) else 0.0
-    tp_hr = {tp: _r(math.exp(C.lhr["unres"] + C.tp_delta[i])) for i, tp in enumerate(TOUCHPOINTS)}
     unres_tp_share = unres["touchpoint"].value_counts(normalize=True)
     realised_delta = float(
         sum(unres_tp_share.get(tp, 0) * C.tp_delta[i] for i, tp in enumerate(TOUCHPOINTS))
@@ -340,6 +353,49 @@ def _truth(
         "churned_share": _r(churners.mean()),
         "median_months_signup_to_churn_among_churners": _r(life_m, 3),
         "customer_months_at_risk": cm,
+    }
+    lm = {str(L): _landmark_truth(chunks, L) for L in landmarks}
+    for L in landmarks:
+        lm[str(L)]["control_enrolled_during_followup_share"] = _r(_control_enrol_share(chunks, L))
+    return _truth_doc(
+        seed=seed,
+        n=n,
+        start=start,
+        months=months,
+        dirty=dirty,
+        C=C,
+        rates=rates,
+        landmarks=lm,
+        sequential=_sequential_truth(chunks),
+        observed={
+            "realised_delta": realised_delta,
+            "comp_share_unres": comp_share_unres,
+            "comp_share_breach": comp_share_breach,
+            "ame": ame,
+            "csat_n": cs["n"],
+            "rate_multiplier": tx_counts["n"] / base_purchases,
+        },
+    )
+
+
+def _truth_doc(*, seed, n, start, months, dirty, C, rates, landmarks, sequential, observed) -> dict:
+    """Return truth.json from the world's parameters and its observed numbers.
+
+    ``rates``: the observed marginal rates (rounded); ``landmarks``, ``sequential``: the
+    causal truths; ``observed``: the realised touchpoint mix (``realised_delta``),
+    compensated shares, the CSAT revenue effect (``ame``, ``csat_n``) and the realised
+    purchase-rate multiplier. Shared by the in-memory and the streaming generators.
+    """
+    as_of = start + pd.DateOffset(months=months) - pd.Timedelta(days=1)
+    ex = PARAMS["experience"]
+    lo = PARAMS["loyalty"]
+    pp = PARAMS["purchases"]
+    realised_delta = observed["realised_delta"]
+    comp_share_unres = observed["comp_share_unres"]
+    comp_share_breach = observed["comp_share_breach"]
+    tp_hr = {tp: _r(math.exp(C.lhr["unres"] + C.tp_delta[i])) for i, tp in enumerate(TOUCHPOINTS)}
+    rates = {
+        **rates,
         "definition": (
             "observed marginal rates in the generated data: monthly churn = churn events in the window "
             "/ customer-months at risk in the window (calendar months started alive); purchases per "
@@ -349,9 +405,6 @@ def _truth(
             "tickets with sla_met false / tickets"
         ),
     }
-    lm = {str(L): _landmark_truth(chunks, L) for L in landmarks}
-    for L in landmarks:
-        lm[str(L)]["control_enrolled_during_followup_share"] = _r(_control_enrol_share(chunks, L))
     r_, a_ = pp["rate_shape_r"], pp["rate_rate_alpha_per_month"]
     truth = {
         "params": {
@@ -431,8 +484,8 @@ def _truth(
                 "months) + b_nps[latest NPS category] + b_ticket * tickets in the 3 previous months); "
                 "programme launched at the window start"
             ),
-            "landmarks": lm,
-            "sequential": _sequential_truth(chunks),
+            "landmarks": landmarks,
+            "sequential": sequential,
         },
         "experience": {
             "detractor_hazard_ratio": ex["detractor_hazard_ratio"],
@@ -475,7 +528,7 @@ def _truth(
                 "approximate hazard ratio a model without a compensation term targets: log HR "
                 "averaged over the realised share of compensated failures (and touchpoint mix)"
             ),
-            "revenue_effect_per_csat_point": _r(ame, 4),
+            "revenue_effect_per_csat_point": _r(observed["ame"], 4),
             "revenue_effect_definition": (
                 "average marginal effect, in currency per customer-month, of one CSAT point in a month "
                 "on expected revenue in the next month, over customer-months with an answered CSAT "
@@ -483,7 +536,7 @@ def _truth(
                 "month's purchase rate x (1 + csat_spend_slope * (csat - 3)))"
             ),
             "csat_spend_slope": ex["csat_spend_slope"],
-            "revenue_effect_customer_months": cs["n"],
+            "revenue_effect_customer_months": observed["csat_n"],
         },
         "value": {
             "purchase_rate": {
@@ -494,7 +547,7 @@ def _truth(
                 "rate_alpha_per_week": _r(a_ * 30.4375 / 7),
                 "rate_alpha_per_day": _r(a_ * 30.4375),
                 "mean_per_month": _r(r_ / a_),
-                "realised_rate_multiplier": _r(tx_counts["n"] / base_purchases),
+                "realised_rate_multiplier": _r(observed["rate_multiplier"]),
                 "realised_rate_multiplier_definition": (
                     "transactions in the data / sum over customers of lambda x months at risk in the "
                     "window: the average effect of seasonality, membership lift and CSAT on the rate"
