@@ -82,3 +82,177 @@ def test_validation_summary_has_no_example_keys():
     s = kpi.validation_summary([p], ["note"])
     assert "C0000001" not in s.to_string()
     assert s.rows.iloc[0] == 3
+
+
+# --------------------------------------------------------------------------------------
+# The report layer: words and tables from the control panel (analysis.report.kpi)
+# --------------------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from analysis.report import kpi as kpi_text  # noqa: E402
+from analysis.report import page  # noqa: E402
+from analysis.studies import kpi as kpi_study  # noqa: E402
+
+BAD = re.compile(r"\b(nan|NaN|inf|None|NaT)\b")
+
+
+def _months(n, start="2025-01-01", **values):
+    periods = pd.date_range(start, periods=n, freq="MS")
+    k = pd.DataFrame({"period": periods, "period_end": periods + pd.DateOffset(months=1)})
+    for m in kpi.LEVEL_METRICS + kpi.RATE_METRICS:
+        k[m] = np.nan
+    for m, v in values.items():
+        k[m] = [np.nan if x is None else x for x in v] if isinstance(v, list) else v
+    if "complete" not in values:
+        k["complete"] = True
+    return k
+
+
+def _all_text(k, panel, currency="EUR"):
+    out = [
+        kpi_text.verdict(panel, currency=currency, inactivity_days=90),
+        *kpi_text.flag_sentences(panel, currency=currency),
+        kpi_text.customers_finding(k, panel, inactivity_days=90),
+        kpi_text.revenue_finding(panel, currency=currency),
+        kpi_text.service_finding(panel),
+        kpi_text.year_finding(panel, currency=currency),
+        kpi_text.status_note(panel, inactivity_days=90),
+    ]
+    for spec in kpi_text.tile_specs(panel, currency=currency):
+        t = page.tile(**spec)
+        out += [t["text"], t["note"], t["change"], t["flag"], t["target"]]
+    g = panel.granularity
+    tables = [
+        kpi_text.recent_table(
+            k, metrics=["active", "churn_rate"], granularity=g, currency=currency
+        ),
+        kpi_text.service_table(panel),
+        kpi_text.ranges_table(panel, currency=currency),
+        kpi_text.year_on_year_table(k, granularity=g, currency=currency),
+        *kpi_text.group_tables(k, granularity=g, periods=24, currency=currency).values(),
+    ]
+    for df in tables:
+        out += [str(c) for c in df.columns] + [str(v) for v in df.to_numpy().ravel()]
+    return out
+
+
+def test_hidden_churn_reads_not_yet_observable_never_zero():
+    # Churn of the last two months cannot be seen yet; a naive table showed 0.00% there.
+    k = _months(
+        6,
+        active=[100.0] * 6,
+        churned=[5, 4, 6, 5, None, None],
+        churn_rate=[0.05, 0.04, 0.06, 0.05, None, None],
+        retention_rate=[0.95, 0.96, 0.94, 0.95, None, None],
+        not_observable=[""] * 4 + ["churned, churn_rate, retention_rate"] * 2,
+        churn_observable=[True] * 4 + [False] * 2,
+        end_count_final=[True] * 4 + [False] * 2,
+    )
+    table = kpi_text.recent_table(
+        k, metrics=["active", "churned", "churn_rate"], granularity="month", currency="EUR"
+    )
+    assert table["Churn rate"].tolist()[-2:] == ["not yet observable"] * 2
+    assert table["Active customers"].iloc[-1] == "100 (provisional)"
+    assert not table.isin(["0.00%", "0"]).any().any()
+    panel = kpi_study.control_panel(k, granularity="month")
+    v = kpi_text.verdict(panel, currency="EUR", inactivity_days=90)
+    assert "Churn since May 2025 is not yet observable" in v and "April 2025, had 5.00%" in v
+    churn_tile = next(
+        t for t in kpi_text.tile_specs(panel, currency="EUR") if t["name"] == "Churn rate"
+    )
+    assert churn_tile["value"] == 0.05 and "April 2025" in churn_tile["note"]
+    assert "later months not yet observable" in churn_tile["note"]
+
+
+def test_verdict_words_follow_the_signs():
+    k = _months(
+        13,
+        active=[1000.0] * 11 + [1000.0, 980.0],
+        churn_rate=[0.02] * 12 + [0.025],
+        revenue=[5000.0] * 12 + [5000.0],
+        nps=[20.0] * 12 + [19.6],  # shown as 20 after rounding: "stayed"
+    )
+    panel = kpi_study.control_panel(k, granularity="month")
+    v = kpi_text.verdict(panel, currency="EUR")
+    assert v.startswith("In January 2026, compared with December 2025, ")
+    assert "active customers fell by 2.0% to 980" in v
+    assert "churn rate rose by 0.5 points to 2.50%" in v
+    assert "revenue stayed at €5,000" in v and "NPS stayed at 20" in v
+    assert "by −" not in v and "by -" not in v and "by +" not in v
+    # churn is outside its range 2.00-2.00%, active below it: both flagged
+    assert "2 KPIs are outside their usual range" in v
+    flags = kpi_text.flag_sentences(panel, currency="EUR")
+    assert flags[0] == (
+        "Active customers in January 2026 (980) are below their usual range "
+        "(1,000 to 1,000 in the previous 12 months)."
+    )
+    assert flags[1].startswith("Churn rate in January 2026 (2.50%) is above its usual range")
+    nps_tile = next(t for t in kpi_text.tile_specs(panel, currency="EUR") if t["name"] == "NPS")
+    assert nps_tile["change"] == 0  # −0.4 shown with no decimals: no change, no "▼ 0"
+
+
+def test_flag_sentence_of_the_issue_example():
+    hist = [0.021, 0.025, 0.032, 0.030, 0.028, 0.022, 0.024, 0.026, 0.029, 0.031, 0.027, 0.023]
+    k = _months(13, start="2025-06-01", churn_rate=hist + [0.039])
+    panel = kpi_study.control_panel(k, granularity="month")
+    assert kpi_text.flag_sentences(panel, currency="EUR") == [
+        "Churn rate in June 2026 (3.90%) is above its usual range "
+        "(2.10% to 3.20% in the previous 12 months)."
+    ]
+
+
+def test_service_levels_against_targets_in_words():
+    k = _months(4, fcr_rate=[0.7, 0.8, 0.78, 0.74], sla_compliance=[0.95, 0.85, 0.91, 0.92])
+    panel = kpi_study.control_panel(
+        k, granularity="month", targets={"first_contact_resolution": 0.75, "sla_met": 0.9}
+    )
+    text = kpi_text.service_finding(panel)
+    assert text == (
+        "In April 2025, 74.0% of tickets were resolved at first contact (target 75.0%: missed) "
+        "and 92.0% of tickets met the SLA (target 90.0%: met)."
+    )
+    t = kpi_text.service_table(panel).set_index("KPI")
+    assert t.loc["SLA compliance", "Recent periods on target"] == "3 of 4"
+    assert t.loc["First-contact resolution", "Meets target?"] == "no"
+    tiles = {s["name"]: s for s in kpi_text.tile_specs(panel, currency="EUR")}
+    assert tiles["SLA compliance"]["target"] == 0.9
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["one period", "partial only", "nothing known", "all suppressed", "hidden churn only"],
+)
+def test_no_missing_value_words_on_edge_cases(case):
+    if case == "one period":
+        k = _months(1, active=[10.0], revenue=[3.0], churn_rate=[0.1], churned=[1.0])
+    elif case == "partial only":
+        k = _months(2, active=[10.0, 11.0], revenue=[3.0, 1.0], complete=[False, False])
+        k["complete"] = False
+    elif case == "nothing known":
+        k = _months(3)
+    elif case == "all suppressed":
+        k = _months(3, suppressed=["active, revenue, churn_rate"] * 3)
+    else:
+        k = _months(
+            3,
+            active=[5.0] * 3,
+            not_observable=["churn_rate"] * 3,
+            churn_observable=[False] * 3,
+            end_count_final=[False] * 3,
+        )
+    panel = kpi_study.control_panel(k, granularity="month")
+    for text in _all_text(k, panel):
+        assert not BAD.search(str(text)), (case, text)
+
+
+def test_report_text_on_the_hand_made_world(study):  # noqa: F811
+    for size in (10, 1):
+        study.params.analysis.min_group_size = size
+        for gran in ("day", "week", "month", "quarter"):
+            k = kpi.kpi_table(study, granularity=gran)
+            panel = kpi_study.study_panel(study, k, granularity=gran)
+            for text in _all_text(k, panel):
+                assert not BAD.search(str(text)), (size, gran, text)
