@@ -3,40 +3,85 @@
 :func:`retention_study` computes every number the retention report shows from
 the lifetimes table (one row per customer, see :func:`analysis.derive.lifetimes`)
 by calling the estimators of :mod:`analysis.stats`. It returns numbers and the
-structured facts the report's sentences need (groups left out, covariates
-skipped, why a step could not run); the sentences themselves are written by
-:mod:`analysis.report.retention`.
+structured facts the report's sentences need (groups pooled or left out,
+covariates not used, sections that could not be estimated); the sentences
+themselves are written by :mod:`analysis.report.retention`.
+
+Three rules hold whatever the data:
+
+- **Totals count everyone.** Groups too small to show are pooled into one
+  "other (small groups)" level (or, when even that is too small, left out of
+  the group comparisons only); the overall curves, medians, shares and the
+  headline numbers are computed on every customer of the frame.
+- **Any section that cannot be estimated is a** :class:`~analysis.studies.sections.Skipped`
+  (no churn events, one group, a singular design, a model that does not
+  converge ...); every other section stays.
+- **Survival statistics describe the customers they are about.** Under
+  inactivity churn a one-time buyer "leaves" on the day of the first purchase;
+  such buyers are reported as their own figure (:class:`OneTimeBuyers`) and the
+  tenure statistics describe the customers who bought again, with the
+  all-customer figures kept beside them (``everyone_median``,
+  ``everyone_survival_at``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.proportion import proportion_confint
 
-from analysis.errors import DataError, ParamsError
 from analysis.stats.competing_risks import cif_at, cumulative_incidence
 from analysis.stats.cox import CoxResult, _is_categorical, cox, cox_stratified_refit
 from analysis.stats.hazard import hazard_over_tenure
 from analysis.stats.survival import (
-    LogrankResult,
     at_risk_table,
+    holm,
     kaplan_meier,
     logrank,
     median_survival,
     rmst,
     survival_at,
 )
+from analysis.studies.sections import NotEstimable, Skipped, attempt, is_skipped
 
 __all__ = [
+    "ALL_CUSTOMERS",
+    "NOT_RECORDED",
+    "OTHER_GROUPS",
+    "OneTimeBuyers",
     "RetentionResult",
     "cif_at",  # re-exported for the notebook: read the cumulative incidence at tenures
     "cohort_matrix",
     "cohort_survival",
     "drop_small_groups",
+    "one_time_buyers",
+    "pool_small_groups",
     "retention_study",
 ]
+
+#: Label of the row that counts every customer of the frame.
+ALL_CUSTOMERS = "all customers"
+#: Level that pools the groups too small to show on their own.
+OTHER_GROUPS = "other (small groups)"
+#: Level of customers whose attribute is missing.
+NOT_RECORDED = "not recorded"
+
+DAYS_PER_MONTH = 30.4375  # as analysis.data.derive
+
+# Section names (shown on the index when a section is skipped)
+S_CURVES = "Retention curves"
+S_RMST = "Average tenure within the horizon"
+S_LOGRANK = "Group comparison (log-rank test)"
+S_HAZARD = "Churn rate over tenure"
+S_COX = "Who leaves sooner (Cox model)"
+S_PH = "Proportional-hazards check"
+S_CONCORDANCE = "Model discrimination (concordance)"
+S_CIF = "Reasons for leaving (competing risks)"
+S_RETURN = "Time to second purchase"
 
 
 def drop_small_groups(
@@ -62,6 +107,38 @@ def drop_small_groups(
     small = [g for g, n in sizes.items() if n < min_group_size]
     keep = ~df[group].isin(small)
     return df.loc[keep].copy(), small
+
+
+def pool_small_groups(values: pd.Series, *, min_group_size: int) -> tuple[pd.Series, list]:
+    """Pool the levels with fewer than ``min_group_size`` customers into one level.
+
+    Missing values become the level :data:`NOT_RECORDED` first, so customers
+    without the attribute stay in the analysis. The small levels become
+    :data:`OTHER_GROUPS`; when the pooled level is itself smaller than
+    ``min_group_size`` (or there is only one small level), its customers get a
+    missing value instead: they stay in every total but are in no group.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        A categorical attribute, one value per customer.
+    min_group_size : int
+        Smallest group that may be shown.
+
+    Returns
+    -------
+    (pandas.Series, list)
+        The pooled values (object dtype, NaN where the customer is in no shown
+        group) and the small levels, largest first.
+    """
+    v = values.astype(object).where(values.notna(), NOT_RECORDED)
+    sizes = v.value_counts()
+    small = [g for g, n in sizes.items() if n < min_group_size]
+    if not small:
+        return v, []
+    pooled_n = int(sizes[small].sum())
+    target = OTHER_GROUPS if pooled_n >= min_group_size and len(small) > 1 else np.nan
+    return v.where(~v.isin(small), target), small
 
 
 def cohort_survival(
@@ -101,10 +178,19 @@ def cohort_matrix(
     value: str = "retention_rate",
     min_group_size: int = 10,
     max_periods: int | None = None,
+    base_period: int | None = None,
+    observable_until=None,
+    period: str = "month",
 ) -> pd.DataFrame:
     """Pivot the cohort table (see :func:`analysis.derive.cohorts`) to cohort x periods since.
 
-    Cohorts smaller than ``min_group_size`` customers are dropped.
+    Cohorts smaller than ``min_group_size`` customers are dropped. With
+    ``base_period`` (e.g. 1), revenue retention is relative to that period
+    instead of period 0, which is a partial period (customers join during it);
+    cohorts without revenue in the base period are NaN. With
+    ``observable_until`` (a date: under inactivity churn, the as-of date less
+    the inactivity window), retention cells of periods ending after it are NaN:
+    churn in them cannot be seen yet (``period``: the cohort table's period).
 
     Returns
     -------
@@ -114,7 +200,181 @@ def cohort_matrix(
     c = cohorts[cohorts.cohort_size >= min_group_size]
     if max_periods is not None:
         c = c[c.periods_since <= max_periods]
+    if observable_until is not None and value == "retention_rate":
+        days = {"day": 1, "week": 7, "quarter": 3 * DAYS_PER_MONTH}.get(period, DAYS_PER_MONTH)
+        ends = pd.to_datetime(c["cohort"]) + pd.to_timedelta(
+            (c["periods_since"] + 1) * days, unit="D"
+        )
+        c = c.assign(
+            retention_rate=c["retention_rate"].where(ends <= pd.Timestamp(observable_until))
+        )
+    if base_period is not None and value == "revenue_retention" and "revenue" in c.columns:
+        base = c[c.periods_since == base_period].set_index("cohort")["revenue"]
+        base = base.where(base > 0)
+        c = c.assign(revenue_retention=c["revenue"] / c["cohort"].map(base).to_numpy())
+        c = c[c.periods_since >= base_period]  # the partial first period is left out
     return c.pivot_table(index="cohort", columns="periods_since", values=value, aggfunc="first")
+
+
+# ----------------------------------------------------------------------------
+# One-time buyers (inactivity churn)
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class OneTimeBuyers:
+    """New customers who never bought again, and how soon the others returned.
+
+    Counted: customers who started inside the data window and whose first
+    purchase (or signup, without purchase) lies more than ``inactivity_days``
+    before the as-of date (the window given to a second purchase; under
+    inactivity churn, exactly the customers whose churn at the first purchase
+    is decidable). Times in months.
+
+    Attributes
+    ----------
+    n_observable : int
+        Customers counted (the denominator).
+    n_one_time : int
+        Of them, customers with no purchase on a later day than their first.
+    share, ci_lower, ci_upper : float
+        ``n_one_time / n_observable`` with its Wilson 95% interval.
+    n_new, n_too_recent : int
+        New customers, and those too recent to tell (left out of the share).
+    inactivity_days : int
+    return_median, return_ci_lower, return_ci_upper : float
+        Median months from first to second purchase among customers who
+        returned, with a distribution-free 95% interval; NaN without
+        transactions.
+    n_returned : int
+        Customers with a second purchase (the median's base).
+    returned_by : pandas.DataFrame or Skipped or None
+        horizon (months), share, ci_lower, ci_upper, at_risk: cumulative share
+        of new customers who made a second purchase within that many months of
+        the first (Kaplan-Meier, recent customers censored at the as-of date).
+    """
+
+    n_observable: int
+    n_one_time: int
+    share: float
+    ci_lower: float
+    ci_upper: float
+    n_new: int
+    n_too_recent: int
+    inactivity_days: int
+    return_median: float = np.nan
+    return_ci_lower: float = np.nan
+    return_ci_upper: float = np.nan
+    n_returned: int = 0
+    returned_by: object = None
+
+
+def _median_ci(x: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Return the sample median and its distribution-free (order-statistic) interval."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    med = float(np.median(x))
+    j = int(sps.binom.ppf(alpha / 2, n, 0.5))  # x_(j) .. x_(n-j+1), 1-based
+    if j < 1:
+        return med, np.nan, np.nan
+    return med, float(x[j - 1]), float(x[n - j])
+
+
+def one_time_buyers(
+    lt: pd.DataFrame,
+    *,
+    as_of,
+    inactivity_days: int,
+    transactions: pd.DataFrame | None = None,
+    horizons=(3, 6, 12),
+    alpha: float = 0.05,
+) -> OneTimeBuyers:
+    """Count new customers who never bought again, and time how soon the others returned.
+
+    Parameters
+    ----------
+    lt : pandas.DataFrame
+        Lifetimes with start_date, entry_days, first_purchase, last_purchase
+        (and customer_id when ``transactions`` is given).
+    as_of : date-like
+        The as-of date of the data.
+    inactivity_days : int
+        Days without a purchase that define inactivity churn.
+    transactions : pandas.DataFrame, optional
+        customer_id and date of every purchase, for the time to the second purchase.
+    horizons : sequence of float
+        Months at which the cumulative share who returned is read.
+
+    Returns
+    -------
+    OneTimeBuyers
+    """
+    as_of = pd.Timestamp(as_of)
+    new = lt[lt["entry_days"] == 0] if "entry_days" in lt.columns else lt
+    first = pd.to_datetime(new["first_purchase"]).fillna(pd.to_datetime(new["start_date"]))
+    last = pd.to_datetime(new["last_purchase"]).fillna(first)
+    age_days = (as_of - first).dt.days
+    observable = age_days > inactivity_days
+    one_time = last.dt.normalize() <= first.dt.normalize()
+    n_obs = int(observable.sum())
+    k = int((observable & one_time).sum())
+    if n_obs:
+        lo, hi = proportion_confint(k, n_obs, alpha=alpha, method="wilson")
+        share = k / n_obs
+    else:
+        share = lo = hi = np.nan
+    out = OneTimeBuyers(
+        n_observable=n_obs,
+        n_one_time=k,
+        share=float(share),
+        ci_lower=float(lo),
+        ci_upper=float(hi),
+        n_new=int(len(new)),
+        n_too_recent=int((~observable).sum()),
+        inactivity_days=int(inactivity_days),
+    )
+    if transactions is None or "customer_id" not in new.columns or not len(new):
+        return out
+    tx = transactions[["customer_id", "date"]].copy()
+    tx["date"] = pd.to_datetime(tx["date"]).dt.normalize()
+    tx = tx[tx["customer_id"].isin(new["customer_id"])].drop_duplicates()
+    tx = tx.sort_values(["customer_id", "date"])
+    nth = tx.groupby("customer_id").cumcount()
+    second = tx.loc[nth == 1].set_index("customer_id")["date"]  # second purchase day
+    sec = pd.to_datetime(new["customer_id"].map(second))
+    returned = sec.notna().to_numpy()
+    gap = ((sec - first).dt.days / DAYS_PER_MONTH).to_numpy()
+    follow = (age_days / DAYS_PER_MONTH).to_numpy(dtype=float)
+    med, mlo, mhi = _median_ci(gap[returned], alpha)
+    out.return_median, out.return_ci_lower, out.return_ci_upper = med, mlo, mhi
+    out.n_returned = int(returned.sum())
+    frame = pd.DataFrame(
+        {"t": np.where(returned, gap, np.maximum(follow, 0.0)), "e": returned.astype(int)}
+    )
+    frame = frame[np.isfinite(frame["t"])]
+
+    def _returned_by():
+        if not frame["e"].sum():
+            raise NotEstimable(
+                "No new customer has made a second purchase yet, so the time to return cannot be "
+                "measured",
+                remedy="A longer history after the first purchases would allow it.",
+            )
+        sa = survival_at(frame, duration="t", event="e", times=list(horizons), alpha=alpha)
+        return pd.DataFrame(
+            {
+                "horizon": sa["horizon"],
+                "share": 1 - sa["survival"],
+                "ci_lower": 1 - sa["ci_upper"],
+                "ci_upper": 1 - sa["ci_lower"],
+                "at_risk": sa["at_risk"],
+            }
+        )
+
+    out.returned_by = attempt(S_RETURN, _returned_by)
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -127,27 +387,51 @@ class RetentionResult:
     """Everything the retention report shows (see :func:`retention_study`).
 
     Numbers and tables only; :mod:`analysis.report.retention` writes the
-    findings and notes from them. Fields after ``cif`` record the settings
-    and what the study left out, so the notes can say so.
+    findings and notes from them. A section that could not be estimated holds
+    a :class:`~analysis.studies.sections.Skipped` in place of its numbers.
 
     Attributes
     ----------
-    rmst_horizon, ph_alpha, min_group_size
-        The settings the numbers were computed with.
-    requested_group : str or None
-        The ``group`` argument as given (``group`` is None when it is not in
-        the data or no group is large enough).
-    group_missing : bool
-        The requested grouping column is not in the data.
+    n, n_events : int
+        Every customer of the lifetimes table, and those who left (churn definition).
+    population : str
+        Whom the tenure statistics describe: "customers", or under inactivity
+        churn "repeat customers" (customers who bought again; one-time buyers
+        are reported in ``one_time``).
+    n_population, n_population_events : int
+        Customers (and churn events) the tenure statistics describe.
+    n_active : int
+        Customers still active at the as-of date (not churned; everyone counted).
+    median, survival_at : pandas.DataFrame or Skipped
+        First row "all customers" (every customer of the population), then
+        one row per shown group.
+    everyone_median, everyone_survival_at : pandas.DataFrame or None
+        Under inactivity churn, the same numbers over every customer,
+        one-time buyers included (None when the population is everyone).
+    rmst_all : pandas.DataFrame or Skipped
+        Restricted mean tenure of the whole population.
+    rmst : pandas.DataFrame or Skipped or None
+        By group, with differences between groups (None without groups).
+    logrank, cox, concordance, ph_table, hazard, cif
+        The model sections, each a Skipped where it could not be estimated
+        (``logrank`` and ``cif`` are None where the data have no groups / no
+        churn reasons at all).
+    group : str or None
+        The column the group sections use (None when none is usable).
+    group_note : str or None
+        Why the requested group is not used: "missing" (not a column),
+        "empty" (no values), "single" (one group only).
+    suppressed_groups : list
+        Groups too small to show on their own (pooled or left out).
+    n_group_unshown : int
+        Customers in no shown group (their small groups pooled to fewer than
+        ``min_group_size``); they still count in every total.
     skipped_covariates : list of str
         Cox covariates not in the data.
+    cox_unusable : list of (str, str)
+        Covariates in the data but left out of the model: ("empty" | "constant").
     cox_dropped_levels : list of (str, list)
-        Per categorical Cox covariate with small levels: the covariate and the
-        levels left out of the model (fewer than ``min_group_size`` customers).
-    cox_error : str or None
-        First line of the error that stopped the Cox fit.
-    cause_missing : bool
-        A cause column was asked for but no churn reasons are recorded.
+        Categorical Cox covariates with small levels (pooled or left out).
     """
 
     n: int
@@ -156,19 +440,19 @@ class RetentionResult:
     group: str | None
     suppressed_groups: list
     horizons: list
-    km_all: pd.DataFrame
+    km_all: object
     km_group: pd.DataFrame | None
-    at_risk_all: pd.DataFrame
+    at_risk_all: object
     at_risk_group: pd.DataFrame | None
-    median: pd.DataFrame
-    survival_at: pd.DataFrame
-    rmst: pd.DataFrame
-    logrank: LogrankResult | None
-    cox: CoxResult | None
+    median: object
+    survival_at: object
+    rmst: object
+    logrank: object
+    cox: object
     cox_refit: CoxResult | None
     moved_to_strata: list
-    hazard: pd.DataFrame
-    cif: pd.DataFrame | None
+    hazard: object
+    cif: object
     rmst_horizon: float
     ph_alpha: float
     min_group_size: int
@@ -176,18 +460,217 @@ class RetentionResult:
     group_missing: bool
     skipped_covariates: list
     cox_dropped_levels: list
-    cox_error: str | None
     cause_missing: bool
+    definition: str = "contractual"
+    inactivity_days: int = 90
+    population: str = "customers"
+    n_population: int = 0
+    n_population_events: int = 0
+    n_active: int = 0
+    as_of: object = None
+    one_time: OneTimeBuyers | None = None
+    everyone_median: pd.DataFrame | None = None
+    everyone_survival_at: pd.DataFrame | None = None
+    rmst_all: object = None
+    ph_table: object = None
+    concordance: object = None
+    group_note: str | None = None
+    n_group_unshown: int = 0
+    cox_unusable: list = field(default_factory=list)
+    covariates_used: list = field(default_factory=list)
+    max_time: float = 36.0
+
+    @property
+    def observable_until(self):
+        """Under inactivity churn, the last date whose churn can be seen (as-of less the window)."""
+        if self.definition != "inactivity" or self.as_of is None:
+            return None
+        return self.as_of - dt.timedelta(days=int(self.inactivity_days))
+
+    @property
+    def cox_error(self) -> str | None:
+        """The plain reason the Cox model was not fitted (None when it was)."""
+        return self.cox.sentence() if is_skipped(self.cox) else None
+
+    @property
+    def cox_shown(self) -> CoxResult | None:
+        """The Cox fit whose hazard ratios the report shows (the stratified refit if any)."""
+        if is_skipped(self.cox) or self.cox is None:
+            return None
+        return self.cox_refit if self.cox_refit is not None else self.cox
 
 
-def _median_rows(lt, group, lt_groups=None, **kw):
-    # the "all customers" row counts every customer, including those of groups too small
-    # to show: suppressing a group hides the group, never its customers
-    overall = median_survival(lt, **kw).assign(**{group or "group": "all customers"})
+def _with_all(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
+    return frame.assign(**{group or "group": ALL_CUSTOMERS})
+
+
+def _curves(lt, lt_g, group, horizons, ticks, common):
+    """Kaplan-Meier, medians and shares still active: everyone first, then the shown groups."""
+    duration, entry = common["duration"], common["entry"]
+    km_all = kaplan_meier(lt, **common)
+    at_all = at_risk_table(lt, duration=duration, entry=entry, times=ticks)
+    med = _with_all(median_survival(lt, **common), group)
+    sa = _with_all(survival_at(lt, times=horizons, **common), group)
+    km_g = at_g = None
+    if group:
+        km_g = kaplan_meier(lt_g, group=group, **common)
+        at_g = at_risk_table(lt_g, duration=duration, entry=entry, group=group, times=ticks)
+        by = median_survival(lt_g, group=group, **common)
+        med = pd.concat([med, by], ignore_index=True)
+        sa = pd.concat(
+            [sa, survival_at(lt_g, times=horizons, group=group, **common)], ignore_index=True
+        )
+    gcol = group or "group"
+    med = med[[gcol] + [c for c in med.columns if c != gcol]]
+    return km_all, at_all, km_g, at_g, med, sa
+
+
+def _rmst(frame, horizon, group, common):
+    """Restricted mean tenure; NotEstimable when no group is followed up to the horizon."""
+    out = rmst(frame, horizon=horizon, group=group, **common)
+    est = out[out["kind"] == "estimate"]
+    if est["rmst"].isna().all():
+        longest = float(frame[common["duration"]].max())
+        raise NotEstimable(
+            f"Customers are followed for at most {longest:.1f} months, less than the "
+            f"{horizon:g}-month horizon of the average tenure",
+            remedy="A shorter horizon, or a longer history, would allow it.",
+        )
+    return out
+
+
+def _prepare_group(lt, group, min_group_size):
+    """Return (frame with pooled group, group or None, note, small levels, customers unshown)."""
     if not group:
-        return overall
-    by = median_survival(lt if lt_groups is None else lt_groups, group=group, **kw)
-    return pd.concat([overall, by], ignore_index=True)[[group] + list(overall.columns[:-1])]
+        return lt, None, None, [], 0
+    if group not in lt.columns:
+        return lt, None, "missing", [], 0
+    if lt[group].isna().all():
+        return lt, None, "empty", [], 0
+    pooled, small = pool_small_groups(lt[group], min_group_size=min_group_size)
+    shown = pooled.notna()
+    if pooled[shown].nunique() < 2:
+        return lt, None, "single", small, 0
+    lt_g = lt.assign(**{group: pooled}).loc[shown]
+    return lt_g, group, None, small, int((~shown).sum())
+
+
+def _cox_frame(lt, covariates, min_group_size):
+    """Prepare the Cox covariates: pool small levels, drop unusable columns.
+
+    Returns (frame, usable covariates, missing columns, [(col, reason)], [(col, small levels)]).
+    """
+    work = lt
+    used, missing, unusable, dropped = [], [], [], []
+    for c in dict.fromkeys(covariates or []):
+        if c not in lt.columns:
+            missing.append(c)
+            continue
+        s = lt[c]
+        if s.isna().all():
+            unusable.append((c, "empty"))
+            continue
+        if _is_categorical(s):
+            pooled, small = pool_small_groups(s, min_group_size=min_group_size)
+            if small:
+                dropped.append((c, small))
+            if pooled.dropna().nunique() < 2:
+                unusable.append((c, "constant"))
+                continue
+            work = work.assign(**{c: pooled})
+        elif s.dropna().nunique() < 2:
+            unusable.append((c, "constant"))
+            continue
+        used.append(c)
+    return work, used, missing, unusable, dropped
+
+
+def _ph_table(fit: CoxResult):
+    ph = fit.ph_test.copy()
+    terms = ph.index != "GLOBAL"
+    p = ph.loc[terms, "p_value"]
+    ph["p_holm"] = np.nan
+    if p.notna().any():
+        ph.loc[p.index[p.notna()], "p_holm"] = holm(p.dropna().to_numpy())
+    if ph["p_value"].isna().all():
+        raise NotEstimable(
+            "The check whether the hazard ratios change with tenure could not be computed on "
+            "this data",
+            remedy="More churn events at different tenures would allow it.",
+        )
+    return ph
+
+
+def _concordance(fit: CoxResult):
+    c = fit.concordance
+    if c is None or not np.isfinite(c):
+        raise NotEstimable(
+            "No pair of customers could be compared (it needs one who left while the other was "
+            "still a customer), so the model's discrimination is not measured",
+            remedy="More churn events would allow it.",
+        )
+    return float(c)
+
+
+def _fit_cox(lt_c, covs, strata, reference, common, ph_alpha):
+    if not int(lt_c[common["event"]].sum()):
+        raise NotEstimable(
+            "No customer left during the observed period, so there is nothing to compare whom "
+            "leaves sooner",
+            remedy="It needs churn events: a longer history, or a period in which some customers "
+            "leave.",
+        )
+    ref = {k: v for k, v in (reference or {}).items() if k in covs and v in set(lt_c[k].dropna())}
+    return cox(
+        lt_c,
+        duration=common["duration"],
+        event=common["event"],
+        entry=common["entry"],
+        covariates=covs,
+        strata=strata or None,
+        reference=ref,
+        alpha=common["alpha"],
+    )
+
+
+def _population(lt, definition, event, entry):
+    """Split the inactivity-churn frame: repeat customers vs one-time buyers.
+
+    Returns the rows the tenure statistics describe and their name.
+    """
+    if definition != "inactivity" or not {"first_purchase", "last_purchase"} <= set(lt.columns):
+        return lt, "customers"
+    first = pd.to_datetime(lt["first_purchase"])
+    if "start_date" in lt.columns:
+        first = first.fillna(pd.to_datetime(lt["start_date"]))
+    last = pd.to_datetime(lt["last_purchase"]).fillna(first)
+    repeat = (last.dt.normalize() > first.dt.normalize()).to_numpy()
+    late_entry = (lt[entry] > 0).to_numpy() if entry in lt.columns else np.zeros(len(lt), bool)
+    keep = repeat | late_entry
+    return lt.loc[keep], "repeat customers"
+
+
+def _censor_when_observable(lt, as_of, inactivity_days, duration, event, entry):
+    """Censor still-active customers where inactivity churn stops being observable.
+
+    Under inactivity churn a lapse at tenure t is only known ``inactivity_days``
+    later, so nobody can be seen to leave after ``as_of - inactivity_days``.
+    Censoring the still-active customers at the as-of date would count the
+    last ``inactivity_days`` as churn-free time and flatten the curve; they are
+    censored at ``as_of - inactivity_days`` instead (their last purchase shows
+    they were active then). Still-active customers with no observable time are dropped.
+    """
+    if as_of is None or "start_date" not in lt.columns or not len(lt):
+        return lt
+    cutoff = pd.Timestamp(as_of) - pd.Timedelta(days=int(inactivity_days))
+    start = pd.to_datetime(lt["start_date"])
+    observable = ((cutoff - start).dt.days / DAYS_PER_MONTH).to_numpy(dtype=float)
+    censored = (lt[event] == 0).to_numpy()
+    dur = lt[duration].to_numpy(dtype=float)
+    new = np.where(censored, np.minimum(dur, observable), dur)
+    en = lt[entry].to_numpy(dtype=float) if entry in lt.columns else np.zeros(len(lt))
+    keep = ~censored | (new > en)  # drop only the still-active with no observable time
+    return lt.assign(**{duration: new}).loc[keep]
 
 
 def retention_study(
@@ -207,14 +690,18 @@ def retention_study(
     entry: str = "entry_months",
     cause: str | None = "churn_reason",
     alpha: float = 0.05,
+    definition: str = "contractual",
+    inactivity_days: int = 90,
+    as_of=None,
+    transactions: pd.DataFrame | None = None,
 ) -> RetentionResult:
     """Compute the retention (survival) study from the lifetimes table.
 
     Groups (of ``group`` and of categorical Cox covariates) with fewer than
-    ``min_group_size`` customers are left out and recorded in the result
-    (``suppressed_groups``, ``cox_dropped_levels``). Steps that cannot be
-    computed on the data (e.g. a Cox model without events) leave their field
-    None and record why (``cox_error``, ``cause_missing``).
+    ``min_group_size`` customers are pooled into :data:`OTHER_GROUPS` (left
+    out of group comparisons when even the pool is too small); every total
+    counts every customer. Sections that cannot be estimated on the data are
+    :class:`~analysis.studies.sections.Skipped`; the others stay.
 
     Parameters
     ----------
@@ -228,102 +715,135 @@ def retention_study(
     rmst_horizon : float
         Horizon (months) of the restricted mean tenure.
     covariates, strata : list of str
-        Cox model terms and stratification columns (missing columns are skipped).
+        Cox model terms and stratification columns (columns that are missing,
+        empty or constant are left out and recorded).
+    definition : {"contractual", "inactivity"}
+        The churn definition of ``lt``. Under "inactivity", one-time buyers
+        "leave" at tenure 0: the tenure statistics then describe repeat
+        customers. One-time buyers are counted (``one_time``) under either
+        definition when ``lt`` has purchase dates.
+    inactivity_days : int
+        Days without purchase that define inactivity churn.
+    as_of : date-like, optional
+        As-of date (default: the latest ``end_date``).
+    transactions : pandas.DataFrame, optional
+        customer_id and date of purchases (time to the second purchase).
 
     Returns
     -------
     RetentionResult
     """
-    requested_group = group
-    group_missing = False
-    cox_dropped: list = []
-    cox_error = None
-    cause_missing = False
     common = {"duration": duration, "event": event, "entry": entry, "alpha": alpha}
-    if group and group not in lt.columns:
-        group_missing = True
-        group = None
-    suppressed: list = []
-    lt_g = lt
-    if group:
-        lt_g, suppressed = drop_small_groups(lt, group=group, min_group_size=min_group_size)
-        if lt_g[group].nunique() < 1:
-            group = None
-    n_lt = int((lt[entry] > 0).sum())
-    km_all = kaplan_meier(lt, **common)
-    ticks = [t for t in np.arange(0, max_months + 0.1, 6)]
-    at_all = at_risk_table(lt, duration=duration, entry=entry, times=ticks)
-    km_g = kaplan_meier(lt_g, group=group, **common) if group else None
-    at_g = (
-        at_risk_table(lt_g, duration=duration, entry=entry, group=group, times=ticks)
-        if group
-        else None
-    )
-    med = _median_rows(lt, group, lt_groups=lt_g if group else None, **common)
-    sa = survival_at(lt, times=horizons, **common).assign(**{group or "group": "all customers"})
-    if group:
-        sa = pd.concat(
-            [sa, survival_at(lt_g, times=horizons, group=group, **common)], ignore_index=True
+    horizons = [float(h) for h in horizons]
+    if as_of is None and "end_date" in lt.columns and len(lt):
+        as_of = pd.to_datetime(lt["end_date"]).max()
+    one_time = None
+    if {"first_purchase", "last_purchase"} <= set(lt.columns) and lt[
+        "first_purchase"
+    ].notna().any():
+        one_time = one_time_buyers(
+            lt,
+            as_of=as_of,
+            inactivity_days=inactivity_days,
+            transactions=transactions,
+            horizons=horizons[:3] or (3.0, 6.0, 12.0),
+            alpha=alpha,
         )
-    rm = rmst(lt_g if group else lt, horizon=rmst_horizon, group=group, **common)
+    pop, population = _population(lt, definition, event, entry)
+    if definition == "inactivity":
+        pop = _censor_when_observable(pop, as_of, inactivity_days, duration, event, entry)
+    lt_g, gcol, group_note, small, n_unshown = _prepare_group(pop, group, min_group_size)
+    follow = float(pop[duration].max()) if len(pop) and pop[duration].notna().any() else 0.0
+    plot_max = float(min(max_months, np.ceil(follow))) if follow > 0 else float(max_months)
+    ticks = list(_ticks(plot_max))
+    core = attempt(S_CURVES, _curves, pop, lt_g, gcol, horizons, ticks, common)
+    if is_skipped(core):
+        km_all = at_all = med = sa = core
+        km_g = at_g = None
+    else:
+        km_all, at_all, km_g, at_g, med, sa = core
+    everyone_med = everyone_sa = None
+    if population != "customers" and len(lt):
+        every = lt
+        if definition == "inactivity":  # same follow-up rule as the population's figures
+            every = _censor_when_observable(lt, as_of, inactivity_days, duration, event, entry)
+        everyone_med = attempt(S_CURVES, lambda: _with_all(median_survival(every, **common), None))
+        everyone_sa = attempt(
+            S_CURVES, lambda: _with_all(survival_at(every, times=horizons, **common), None)
+        )
+    rm_all = attempt(S_RMST, _rmst, pop, rmst_horizon, None, common)
+    rm = attempt(S_RMST, _rmst, lt_g, rmst_horizon, gcol, common) if gcol else None
     lr = None
-    if group and lt_g[group].nunique() >= 2 and lt_g[event].sum() > 0:
-        lr = logrank(lt_g, group=group, duration=duration, event=event, entry=entry)
-    # Cox: drop small levels of categorical covariates, skip missing columns
-    covs = [c for c in covariates if c in lt.columns]
-    strata = [c for c in (strata or []) if c in lt.columns]
-    skipped = [c for c in covariates if c not in lt.columns]
-    lt_c = lt
-    for c in covs:
-        if _is_categorical(lt_c[c]):
-            lt_c, small = drop_small_groups(lt_c, group=c, min_group_size=min_group_size)
-            if small:
-                cox_dropped.append((c, small))
-    fit = refit = None
-    moved: list = []
-    if covs:
-        try:
-            ref = {
-                k: v
-                for k, v in (reference or {}).items()
-                if k in covs and v in set(lt_c[k].dropna())
-            }
-            fit = cox(
-                lt_c,
-                duration=duration,
-                event=event,
-                entry=entry,
-                covariates=covs,
-                strata=strata or None,
-                reference=ref,
-                alpha=alpha,
+    if gcol:
+        if not int(lt_g[event].sum()):
+            lr = Skipped(
+                S_LOGRANK,
+                "No customer in the compared groups left during the observed period, so their "
+                "retention cannot be compared",
+                "It needs churn events in the groups.",
             )
-            refit, moved = cox_stratified_refit(lt_c, fit, alpha=ph_alpha)
+        else:
+            lr = attempt(
+                S_LOGRANK, logrank, lt_g, group=gcol, duration=duration, event=event, entry=entry
+            )
+    elif group and group_note == "single":
+        lr = Skipped(
+            S_LOGRANK,
+            "Only one group is large enough to show, so there is nothing to compare",
+            f"Groups of at least {min_group_size} customers each would allow it.",
+        )
+    # Cox: pool small levels, leave out columns that are missing, empty or constant
+    lt_c, covs, missing_covs, unusable, dropped = _cox_frame(pop, covariates, min_group_size)
+    strata = [c for c in (strata or []) if c in pop.columns and pop[c].notna().any()]
+    refit, moved = None, []
+    if not covs:
+        fit = Skipped(
+            S_COX,
+            "The data has no customer attribute that varies between customers (such as a "
+            "segment, region or channel), so there is nothing to compare who leaves sooner",
+            "Customer attributes in the customers table would allow it.",
+        )
+    else:
+        fit = attempt(S_COX, _fit_cox, lt_c, covs, strata, reference, common, ph_alpha)
+    if isinstance(fit, CoxResult):
+        out = attempt(S_COX, cox_stratified_refit, lt_c, fit, alpha=ph_alpha)
+        if not is_skipped(out):
+            refit, moved = out
             if not moved:
                 refit = None
-        except (DataError, ParamsError, np.linalg.LinAlgError) as err:
-            cox_error = str(err).splitlines()[0]
-            fit = None
-    haz = hazard_over_tenure(
-        lt,
+    if isinstance(fit, CoxResult):
+        ph = attempt(S_PH, _ph_table, fit)
+        conc = attempt(S_CONCORDANCE, _concordance, refit if refit is not None else fit)
+    else:  # the Cox section's own Skipped says why; no separate PH or concordance section
+        ph = conc = None
+    if len(pop) and pop[duration].notna().any():
+        hz_max = min(max_months, float(pop[duration].max()))
+    else:
+        hz_max = max_months
+    haz = attempt(
+        S_HAZARD,
+        hazard_over_tenure,
+        pop,
         duration=duration,
         event=event,
         entry=entry,
         alpha=alpha,
-        max_time=min(max_months, float(lt[duration].max())),
+        max_time=hz_max if hz_max > 0 else max_months,
     )
     cif = None
-    if cause and cause in lt.columns and lt.loc[lt[event] == 1, cause].notna().any():
-        cif = cumulative_incidence(lt, cause=cause, **common)
+    cause_missing = False
+    if cause and cause in pop.columns and pop.loc[pop[event] == 1, cause].notna().any():
+        cif = attempt(S_CIF, cumulative_incidence, pop, cause=cause, **common)
     elif cause:
         cause_missing = True
+    n_active = int((lt[event] == 0).sum()) if event in lt.columns else 0
     return RetentionResult(
         n=int(len(lt)),
-        n_events=int(lt[event].sum()),
-        n_left_truncated=n_lt,
-        group=group,
-        suppressed_groups=suppressed,
-        horizons=list(horizons),
+        n_events=int(lt[event].sum()) if event in lt.columns else 0,
+        n_left_truncated=int((lt[entry] > 0).sum()) if entry in lt.columns else 0,
+        group=gcol,
+        suppressed_groups=small,
+        horizons=horizons,
         km_all=km_all,
         km_group=km_g,
         at_risk_all=at_all,
@@ -337,13 +857,48 @@ def retention_study(
         moved_to_strata=moved,
         hazard=haz,
         cif=cif,
-        rmst_horizon=rmst_horizon,
+        rmst_horizon=float(rmst_horizon),
         ph_alpha=ph_alpha,
         min_group_size=min_group_size,
-        requested_group=requested_group,
-        group_missing=group_missing,
-        skipped_covariates=skipped,
-        cox_dropped_levels=cox_dropped,
-        cox_error=cox_error,
+        requested_group=group,
+        group_missing=group_note == "missing",
+        skipped_covariates=missing_covs,
+        cox_dropped_levels=dropped,
         cause_missing=cause_missing,
+        definition=definition,
+        inactivity_days=int(inactivity_days),
+        population=population,
+        n_population=int(len(pop)),
+        n_population_events=int(pop[event].sum()) if event in pop.columns else 0,
+        n_active=n_active,
+        as_of=_as_date(as_of),
+        one_time=one_time,
+        everyone_median=everyone_med,
+        everyone_survival_at=everyone_sa,
+        rmst_all=rm_all,
+        ph_table=ph,
+        concordance=conc,
+        group_note=group_note,
+        n_group_unshown=n_unshown,
+        cox_unusable=unusable,
+        covariates_used=covs,
+        max_time=plot_max,
     )
+
+
+def _ticks(max_months: float, n_max: int = 8):
+    """Return at-risk tenures on a step of 1, 2, 3, 6 or 12 months (at most ``n_max`` + 1 ticks)."""
+    for step in (1, 2, 3, 6, 12, 24):
+        if max_months / step <= n_max:
+            break
+    return np.arange(0, max_months + 1e-9, step, dtype=float)
+
+
+def _as_date(x):
+    if x is None:
+        return None
+    try:
+        ts = pd.Timestamp(x)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(ts) else ts.date() if isinstance(ts, pd.Timestamp) else dt.date(x)

@@ -12,9 +12,25 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
+from analysis.report.labels import label
+from analysis.report.labels import level_label as _level_label
+
+
+def level_label(column: str, level) -> str:
+    """Return "Account size: Small business" (data values with underscores in words)."""
+    shown = label(level) if isinstance(level, str) and "_" in level else level
+    return _level_label(column, shown)
+
+
 __all__ = ["plot_cif", "plot_cohort_heatmap", "plot_forest", "plot_hazard", "plot_km"]
 
 _PCT = PercentFormatter(xmax=1.0, decimals=0)
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
 
 
 def _groups(df: pd.DataFrame, group: str | None):
@@ -31,67 +47,106 @@ def plot_km(
     max_time: float | None = None,
     title: str = "Share of customers still active",
     xlabel: str = "Tenure (months)",
+    overall: pd.DataFrame | None = None,
+    overall_at_risk: pd.DataFrame | None = None,
+    overall_label: str = "All customers",
 ):
-    """Draw Kaplan-Meier curves with interval bands and an optional number-at-risk table.
+    """Draw Kaplan-Meier curves with interval bands and a number-at-risk table under the ticks.
+
+    The x-axis ticks are the tenures of the number-at-risk table, so every
+    count sits under its tick.
 
     Parameters
     ----------
     km : pandas.DataFrame
         Output of :func:`analysis.stats.survival.kaplan_meier`.
     group : str, optional
-        Grouping column of ``km``.
+        Grouping column of ``km`` (its label titles the legend).
     at_risk : pandas.DataFrame, optional
         Output of :func:`analysis.stats.survival.at_risk_table` (rows: groups, columns: times).
     max_time : float, optional
         Right end of the x-axis.
+    overall, overall_at_risk : pandas.DataFrame, optional
+        An ungrouped curve (and its at-risk row) drawn in black over the group curves.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    n_rows = 0 if at_risk is None else len(at_risk)
+    rows = []  # (label, at-risk row, colour)
+    curves = []
+    if overall is not None:
+        curves.append((overall_label, overall, "black"))
+        if overall_at_risk is not None and len(overall_at_risk):
+            rows.append((overall_label, overall_at_risk.iloc[0], "black"))
+    for i, (g, sub) in enumerate(_groups(km, group)):
+        name = str(g) if g is not None else overall_label
+        colour = _color(i) if (group or overall is not None) else _color(0)
+        curves.append((name, sub, colour))
+        if at_risk is not None:
+            key = g if g is not None else (at_risk.index[0] if len(at_risk) else None)
+            if key in at_risk.index:
+                rows.append((name, at_risk.loc[key], colour))
+    n_rows = len(rows)
     fig = plt.figure(figsize=(8, 4.6 + 0.28 * n_rows))
     grid = fig.add_gridspec(2, 1, height_ratios=[4.6, 0.28 * max(n_rows, 1) + 0.5], hspace=0.35)
     ax = fig.add_subplot(grid[0])
-    colors = {}
-    for g, sub in _groups(km, group):
+    for name, sub, colour in curves:
         t = np.concatenate([[0.0], sub["time"].to_numpy()])
         s = np.concatenate([[1.0], sub["survival"].to_numpy()])
         lo = np.concatenate([[1.0], sub["ci_lower"].to_numpy()])
         hi = np.concatenate([[1.0], sub["ci_upper"].to_numpy()])
         if max_time is not None:
+            keep = t <= max_time
+            t, s, lo, hi = t[keep], s[keep], lo[keep], hi[keep]
             t, s, lo, hi = (np.append(a, a[-1]) for a in (t, s, lo, hi))
-            t[-1] = max(max_time, t[-2])
-        (line,) = ax.step(t, s, where="post", label=str(g) if g is not None else "all customers")
-        colors[g] = line.get_color()
-        ax.fill_between(t, lo, hi, step="post", alpha=0.18, color=line.get_color(), linewidth=0)
+            t[-1] = min(max_time, max(float(sub["time"].max()), t[-2]))
+        width = 2.2 if colour == "black" and overall is not None else 1.6
+        ax.step(t, s, where="post", label=name, color=colour, linewidth=width)
+        ax.fill_between(t, lo, hi, step="post", alpha=0.15, color=colour, linewidth=0)
     ax.set_ylim(0, 1.02)
     right = max_time if max_time is not None else float(km["time"].max())
-    ax.set_xlim(-0.05 * right, right * 1.05)  # room for the at-risk counts at 0 and at the end
+    ax.set_xlim(-0.03 * right, right * 1.03)
+    ticks = [float(c) for c in (at_risk.columns if at_risk is not None else [])]
+    if not ticks and overall_at_risk is not None:
+        ticks = [float(c) for c in overall_at_risk.columns]
+    ticks = [t for t in ticks if t <= right + 1e-9]
+    if ticks:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_major_formatter(_PCT)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Still active")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=9)
-    if at_risk is not None:
+    if len(curves) > 1:
+        ax.legend(
+            frameon=False,
+            fontsize=9,
+            title=label(group) if group else None,
+            title_fontsize=9,
+            loc="lower left",
+        )
+    if rows:
         tab = fig.add_subplot(grid[1], sharex=ax)
-        tab.set_title("Number at risk", fontsize=9, loc="left")
-        for i, (g, row) in enumerate(at_risk.iterrows()):
-            y = len(at_risk) - 1 - i
+        tab.set_title("Number still observed (at risk)", fontsize=9, loc="left")
+        for i, (_name, row, colour) in enumerate(rows):
+            y = n_rows - 1 - i
             for t, v in row.items():
-                tab.text(
-                    float(t),
-                    y,
-                    f"{int(v):,}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color=colors.get(g, colors.get(None, "black")),
-                )
-        tab.set_yticks(range(len(at_risk)))
-        tab.set_yticklabels([str(g) for g in at_risk.index[::-1]], fontsize=8)
-        tab.set_ylim(-0.6, len(at_risk) - 0.4)
+                if float(t) in ticks or not ticks:
+                    tab.text(
+                        float(t),
+                        y,
+                        f"{int(v):,}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color=colour,
+                    )
+        tab.set_yticks(range(n_rows))
+        tab.set_yticklabels([r[0] for r in rows][::-1], fontsize=8)
+        tab.set_ylim(-0.6, n_rows - 0.4)
         tab.grid(False)
         tab.tick_params(axis="x", labelbottom=False, length=0)
         for side in ("top", "right", "bottom", "left"):
@@ -126,14 +181,21 @@ def plot_forest(
         y,
         xerr=[s["hazard_ratio"] - s["ci_lower"], s["ci_upper"] - s["hazard_ratio"]],
         fmt="o",
-        color="#1f4e79",
-        ecolor="#1f4e79",
+        color=PALETTE[0],
+        ecolor=PALETTE[0],
         capsize=3,
     )
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_yticks(y)
-    ax.set_yticklabels(s.index)
+    if {"covariate", "level"} <= set(s.columns):
+        names = [
+            label(c) if lev is None or lev != lev else level_label(c, lev)
+            for c, lev in zip(s["covariate"], s["level"], strict=True)
+        ]
+    else:
+        names = [label(t) for t in s.index]
+    ax.set_yticklabels(names)
     lo = min(s["ci_lower"].min(), 0.9)
     hi = max(s["ci_upper"].max(), 1.1)
     ax.set_xlim(lo / 1.15, hi * 1.15)
@@ -141,10 +203,12 @@ def plot_forest(
     ax.xaxis.set_major_locator(FixedLocator([v for v in nice if lo / 1.15 <= v <= hi * 1.15]))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    label = "Hazard ratio (< 1: leaves less often; 95% CI)"
+    label_text = "Hazard ratio (< 1: leaves less often; 95% CI)"
     if reference_levels:
-        label += "\nreference: " + ", ".join(f"{k} = {v}" for k, v in reference_levels.items())
-    ax.set_xlabel(label)
+        label_text += "\ncompared with: " + "; ".join(
+            level_label(k, v) for k, v in reference_levels.items()
+        )
+    ax.set_xlabel(label_text)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
@@ -170,9 +234,14 @@ def plot_hazard(
     matplotlib.figure.Figure
     """
     fig, ax = plt.subplots(figsize=(8, 4))
-    for g, sub in _groups(haz, group):
+    for i, (g, sub) in enumerate(_groups(haz, group)):
         mid = (sub["start"] + sub["end"]) / 2
-        (line,) = ax.plot(mid, sub["hazard_smooth"], label=str(g) if g is not None else "smoothed")
+        (line,) = ax.plot(
+            mid,
+            sub["hazard_smooth"],
+            label=str(g) if g is not None else "Three-month average",
+            color=_color(i),
+        )
         ax.fill_between(
             mid,
             sub["smooth_ci_lower"],
@@ -181,7 +250,15 @@ def plot_hazard(
             color=line.get_color(),
             linewidth=0,
         )
-        ax.plot(mid, sub["hazard"], "o", ms=3, alpha=0.5, color=line.get_color())
+        ax.plot(
+            mid,
+            sub["hazard"],
+            "o",
+            ms=3,
+            alpha=0.5,
+            color=line.get_color(),
+            label="Single month" if g is None else None,
+        )
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
     ax.set_ylim(bottom=0)
     ax.set_xlabel(xlabel)
@@ -212,12 +289,13 @@ def plot_cif(
     matplotlib.figure.Figure
     """
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    for cause, sub in cif.groupby("cause", sort=True):
+    for i, (cause, sub) in enumerate(cif.groupby("cause", sort=True)):
         t = np.concatenate([[0.0], sub["time"].to_numpy()])
         f = np.concatenate([[0.0], sub["cif"].to_numpy()])
         lo = np.concatenate([[0.0], sub["ci_lower"].to_numpy()])
         hi = np.concatenate([[0.0], sub["ci_upper"].to_numpy()])
-        (line,) = ax.step(t, f, where="post", label=str(cause))
+        name = label(cause) if isinstance(cause, str) and "_" in cause else str(cause)
+        (line,) = ax.step(t, f, where="post", label=name, color=_color(i))
         ax.fill_between(t, lo, hi, step="post", alpha=0.15, color=line.get_color(), linewidth=0)
     if max_time is not None:
         ax.set_xlim(0, max_time)
@@ -227,7 +305,7 @@ def plot_cif(
     ax.set_ylabel("Share of customers who left for this reason")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=9, ncol=2)
+    ax.legend(frameon=False, fontsize=9, ncol=2, title="Reason", title_fontsize=9)
     fig.tight_layout()
     return fig
 
