@@ -18,12 +18,15 @@ effect with who joins. The study therefore:
    study** (:func:`analysis.stats.event_study.event_study`) with a
    heterogeneity-robust estimator.
 
-:func:`programme_report` runs all of it and returns numbers; the sentences are in
+:func:`programme_report` runs all of it and returns numbers (a part this data cannot
+support becomes an :class:`analysis.studies.sections.Skipped` with a plain reason); the sentences are in
 :mod:`analysis.report.loyalty` and the plots in :mod:`analysis.report.plots.loyalty`.
 See docs/methods/loyalty.md for the assumptions and how to read the numbers.
 """
 
 from analysis.studies.loyalty.descriptive import (
+    level_counts,
+    level_sizes,
     member_profile,
     naive_churn_comparison,
     points_summary,
@@ -40,27 +43,35 @@ from analysis.studies.loyalty.frames import (
     trial_frame,
 )
 from analysis.studies.loyalty.study import (
+    SECTIONS,
     LandmarkResult,
     ProgrammeReport,
     SequentialResult,
+    attribute_columns,
     programme_report,
+    resolve_covariates,
 )
 
 __all__ = [
+    "SECTIONS",
     "DAYS_PER_MONTH",
     "DEFAULT_COVARIATES",
     "LandmarkResult",
     "ProgrammeReport",
     "SequentialResult",
+    "attribute_columns",
     "effect_table",
     "event_study_panel",
     "heterogeneity",
     "landmark_frame",
+    "level_counts",
+    "level_sizes",
     "member_profile",
     "naive_churn_comparison",
     "points_summary",
     "post_leaving",
     "programme_report",
+    "resolve_covariates",
     "trial_covariates",
     "trial_frame",
     "uptake",

@@ -6,7 +6,7 @@ the naive member vs non-member churn comparisons.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,8 @@ from analysis.studies.loyalty.frames import (
 )
 
 __all__ = [
+    "level_counts",
+    "level_sizes",
     "member_profile",
     "naive_churn_comparison",
     "points_summary",
@@ -291,3 +293,74 @@ def naive_churn_comparison(
             }
         )
     return pd.DataFrame(rows)
+
+
+def level_sizes(
+    frame: pd.DataFrame, columns: Iterable[str], *, id_col: str | None = None
+) -> pd.Series:
+    """Count the customers at each level of categorical columns, named ``column[level]``.
+
+    The names are those of :func:`analysis.stats.design.covariate_matrix`
+    (balance tables, love plots, model terms), so a table indexed by them can
+    hide the levels with too few customers. Numeric columns are skipped.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows the statistics were computed on.
+    columns : iterable of str
+        Columns to count (missing ones are skipped).
+    id_col : str, optional
+        Count distinct values of this column instead of rows (a customer appears
+        in several rows of a sequential-trial frame).
+
+    Returns
+    -------
+    pandas.Series
+        Customers per ``column[level]``.
+    """
+    out = {}
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        s = frame[c]
+        if not (
+            isinstance(s.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(s)
+            or pd.api.types.is_string_dtype(s)
+        ):
+            continue
+        if id_col is None:
+            counts = s.astype(str).value_counts()
+        else:
+            counts = frame.groupby(s.astype(str), observed=True)[id_col].nunique()
+        for level, n in counts.items():
+            out[f"{c}[{level}]"] = int(n)
+    return pd.Series(out, dtype="int64")
+
+
+def level_counts(
+    frame: pd.DataFrame, columns: Iterable[str], *, id_col: str | None = "customer_id"
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Count customers per level of each categorical column, in dummy-coding order.
+
+    Returns
+    -------
+    dict
+        Column -> (``column[level]`` names, customer counts); the first level is the
+        reference of :func:`analysis.stats.design.covariate_matrix` (no row of its own).
+    """
+    cols = [c for c in columns if c in frame.columns]
+    sizes = level_sizes(frame, cols, id_col=id_col if id_col in frame.columns else None)
+    out = {}
+    for c in cols:
+        s = frame[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = [lv for lv in s.cat.categories if (s == lv).any()]
+        elif pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            levels = sorted(s.dropna().astype(str).unique())
+        else:
+            continue
+        names = [f"{c}[{lv}]" for lv in levels]
+        out[c] = (names, np.array([float(sizes.get(n, 0)) for n in names]))
+    return out
