@@ -15,9 +15,8 @@ One engine serves every fixed-effects computation of the package:
   compiled alternating-projections kernel.
 * :func:`fit_fe` regresses an outcome on regressors with the effects
   absorbed and cluster-robust (CRV1) standard errors with the small-sample
-  factor of Stata ``reghdfe`` and R fixest. The experience study's
-  ``revenue_link`` adds the lag lookup on top of it (through ``_fe_fits``,
-  which shares one demeaning between models).
+  factor of Stata ``reghdfe`` and R fixest (``_fe_fits`` shares one
+  demeaning between several models on the same rows).
 """
 
 from __future__ import annotations
@@ -37,17 +36,18 @@ __all__ = ["FEResult", "TwoWayFE", "demean", "fit_fe"]
 
 
 def _require(df: pd.DataFrame, table: str, columns: Iterable[str]) -> None:
+    """Raise a :class:`DataError` naming the ``columns`` that ``df`` lacks."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(
-            f"The {table} table lacks columns the experience study needs.",
+            f"The {table} table lacks columns this regression needs.",
             [
                 Problem(
                     table,
                     c,
                     "missing_column",
                     f"column {c!r} is missing",
-                    fix=f"add {c!r} (see docs/data-contract.md) or map it in params",
+                    fix=f"add a column {c!r}",
                 )
                 for c in missing
             ],
@@ -139,26 +139,6 @@ def _nested_in(fe: np.ndarray, cl: np.ndarray) -> bool:
     seen = np.full(int(fe.max()) + 1, -1, dtype=np.int64)
     seen[fe] = cl  # the cluster of some row of each level
     return bool((seen[fe] == cl).all())
-
-
-def _check_fe_args(
-    panel: pd.DataFrame,
-    *,
-    outcome: str,
-    exposures: Sequence[str],
-    lags: Sequence[int],
-    fixed_effects: Sequence[str],
-    cluster: str,
-    customer: str,
-    period: str,
-    k_fixef: str,
-) -> None:
-    if k_fixef not in ("nonnested", "full"):
-        raise AnalysisError(f"k_fixef must be 'nonnested' or 'full', not {k_fixef!r}")
-    needed = {outcome, *exposures, *fixed_effects, cluster, customer, period}
-    _require(panel, "panel", sorted(needed))
-    if any(lag < 0 for lag in lags) or not lags:
-        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
 
 
 #: Largest number of levels of the smaller of two fixed effects solved directly.
@@ -511,15 +491,15 @@ def _fe_fits(
         if len(idx) <= len(cols) + 1:
             out.append(
                 AnalysisError(
-                    f"Only {len(idx)} usable panel rows for {names}: too few to estimate.",
+                    f"Only {len(idx)} usable rows for {names}: too few to estimate.",
                     [
                         Problem(
                             "panel",
                             outcome,
                             "too_few_rows",
-                            "rows with outcome and lagged exposures",
+                            "rows with the outcome and every regressor observed",
                             n_rows=len(idx),
-                            fix="use shorter lags or check missing exposures",
+                            fix="check the regressors' missing values",
                         )
                     ],
                 )
@@ -585,7 +565,7 @@ def _fe_fits(
         xtx = xd.T @ xd
         if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
             out[m] = AnalysisError(
-                f"The exposures {names} are collinear with each other or the fixed effects.",
+                f"The regressors {names} are collinear with each other or the fixed effects.",
                 [
                     Problem(
                         "panel",
@@ -593,7 +573,7 @@ def _fe_fits(
                         "collinear",
                         "design matrix is rank deficient",
                         examples=tuple(names),
-                        fix="drop an exposure or a lag",
+                        fix="drop a regressor",
                     )
                 ],
             )

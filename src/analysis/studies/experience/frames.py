@@ -14,19 +14,38 @@ Time on the churn clock is in days since the customer's ``start_date``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError, DataError, Problem, examples_of
-from analysis.stats.fixed_effects import _codes, _require
+from analysis.stats.fixed_effects import _codes
 
 #: NPS categories, best first; ``"none"`` marks "no answer recorded yet" in the churn model.
 NPS_LEVELS = ("promoter", "passive", "detractor")
 NO_SURVEY = "none"
 DAYS_PER_MONTH = 30.4375
+
+
+def _require(df: pd.DataFrame, table: str, columns: Iterable[str]) -> None:
+    """Raise a :class:`DataError` naming the ``columns`` of ``table`` the study needs and lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"The {table} table lacks columns the experience study needs.",
+            [
+                Problem(
+                    table,
+                    c,
+                    "missing_column",
+                    f"column {c!r} is missing",
+                    fix=f"add {c!r} (see docs/data-contract.md) or map it in params",
+                )
+                for c in missing
+            ],
+        )
 
 
 def _as_bool(s: pd.Series) -> np.ndarray:
@@ -217,7 +236,10 @@ def counting_process(
     window_periods = (
         max(1, round(window_days / period_days[period])) if period in period_days else 0
     )
-    lt = lifetimes[[customer, "start_date", "entry_days", "duration_days", "event", *keep]]
+    base_cols = [customer, "start_date", "entry_days", "duration_days", "event"]
+    # a column named twice (e.g. the strata column also among the adjustments) is copied once
+    keep = [c for c in dict.fromkeys(keep) if c not in base_cols]
+    lt = lifetimes[[*base_cols, *keep]]
     dup = lt[customer].duplicated()
     if dup.any():
         raise DataError(

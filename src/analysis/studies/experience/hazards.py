@@ -24,9 +24,10 @@ from scipy import stats
 
 from analysis.errors import AnalysisError, Problem, examples_of
 from analysis.stats.cox import fit_cox
-from analysis.stats.fixed_effects import _codes, _require
-from analysis.studies.experience.frames import DAYS_PER_MONTH, _as_bool
+from analysis.stats.fixed_effects import _codes
+from analysis.studies.experience.frames import DAYS_PER_MONTH, _as_bool, _require
 from analysis.studies.experience.metrics import fcr_rate
+from analysis.studies.sections import NotEstimable
 
 # --------------------------------------------------------------------------------------
 # Cox model on counting-process rows
@@ -169,7 +170,9 @@ def churn_hazards(
     HazardResult
         ``summary`` per term with coef, se, hazard_ratio, ci_lower, ci_upper, p_value.
     """
-    covariates = list(covariates)
+    # a covariate that is also the strata column is constant within every stratum: its
+    # effect is absorbed by the stratum's own baseline, so it is left out of the terms
+    covariates = [c for c in dict.fromkeys(covariates) if c != strata]
     _require(cp, "counting_process", [customer, "start", "stop", "event", *covariates])
     ref = {"nps_category": "promoter"}
     ref.update(reference or {})
@@ -194,7 +197,11 @@ def churn_hazards(
             d = d.iloc[np.argsort(sc, kind="stable")].reset_index(drop=True)
     x, names, design = _design(d, covariates, ref)
     if d["event"].sum() == 0:
-        raise AnalysisError("No churn events in the rows: a hazard model cannot be fitted.")
+        raise NotEstimable(
+            "No customer left during the time this model covers, so churn cannot be related "
+            "to the service experience",
+            remedy="It needs customers who left, with the date they left.",
+        )
     fit = fit_cox(
         d["stop"].to_numpy(dtype=float),
         d["event"].to_numpy(dtype=float),
@@ -205,7 +212,7 @@ def churn_hazards(
         ties="breslow",
     )
     beta, cov = fit.coef, fit.robust_cov
-    if not fit.converged:
+    if not fit.converged or not np.isfinite(beta).all() or not np.isfinite(np.diag(cov)).all():
         raise AnalysisError(
             f"The Cox model on {names} did not converge (a covariate may separate churners).",
             [
@@ -469,7 +476,7 @@ def revenue_at_stake(
     -------
     pandas.DataFrame
         One row: scenario, description, churners_prevented_per_year (+ ci),
-        revenue_at_stake (currency, + ci), assumptions.
+        revenue_at_stake (currency, + ci), customers_at_risk, assumptions.
     """
     need = [c for c in hazards.design]
     # masks rather than cp.dropna(): the rows can be tens of millions
@@ -509,6 +516,7 @@ def revenue_at_stake(
             "revenue_at_stake": [money],
             "revenue_ci_lower": [money - z * se_money],
             "revenue_ci_upper": [money + z * se_money],
+            "customers_at_risk": [int(customers_at_risk)],
             "assumptions": ["; ".join(assumptions)],
         }
     )
@@ -564,7 +572,10 @@ def moments_of_truth(
     )
     kind = experience["kind"].astype(str).str.lower()
     tk = experience[kind.eq("ticket").to_numpy()]
-    failed = (_as_bool(tk["first_contact_resolution"]) == 0) | (_as_bool(tk["sla_met"]) == 0)
+    failed = np.zeros(len(tk), dtype=bool)
+    for c in ("first_contact_resolution", "sla_met"):  # either may be absent from the data
+        if c in tk.columns:
+            failed |= _as_bool(tk[c]) == 0
     window_months = cp.attrs.get("window_days", 90) / DAYS_PER_MONTH
     rev = revenue_per_month[0]
     rows = []
@@ -600,14 +611,15 @@ def compensation_effect(
     strata: str | None = None,
     customer: str = "customer_id",
     alpha: float = 0.05,
+    severity: Sequence[str] = ("unresolved_window", "sla_breaches_window"),
 ) -> pd.DataFrame:
     """Compare churn after compensated and uncompensated failed tickets (observational).
 
-    The Cox model holds unresolved and SLA-breach counts (severity: what
-    went wrong, and how often), ``adjust`` (history: latest NPS category,
-    tickets in the window) and the count of compensated failed tickets. The
-    hazard ratio of the last term compares a compensated failure with an
-    uncompensated one of the same kind. Compensation is not randomised:
+    The Cox model holds the ``severity`` counts (unresolved tickets and SLA
+    breaches, where the data records them: what went wrong, and how often),
+    ``adjust`` (history: latest NPS category, tickets in the window) and the
+    count of compensated failed tickets. The hazard ratio of the last term
+    compares a compensated failure with an uncompensated one of the same kind. Compensation is not randomised:
     agents may compensate the angriest or the most valuable customers.
 
     Returns
@@ -616,7 +628,8 @@ def compensation_effect(
         One row: compensated_failures (rows' customers with one), hazard_ratio,
         ci_lower, ci_upper, p_value, label "observational".
     """
-    cov = ["unresolved_window", "sla_breaches_window", "compensated_failures_window", *adjust]
+    severity = list(severity)
+    cov = [*severity, "compensated_failures_window", *adjust]
     hz = churn_hazards(cp, covariates=cov, strata=strata, customer=customer, alpha=alpha)
     r = hz.summary.loc["compensated_failures_window"]
     n_comp = int(cp.loc[cp["compensated_failures_window"] > 0, customer].nunique())
@@ -629,7 +642,7 @@ def compensation_effect(
                 "ci_lower": r.ci_lower,
                 "ci_upper": r.ci_upper,
                 "p_value": r.p_value,
-                "adjusted_for": ", ".join(cov[:2] + list(adjust)),
+                "adjusted_for": ", ".join([*severity, *adjust]),
                 "label": "observational",
             }
         ]

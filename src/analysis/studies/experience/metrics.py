@@ -21,13 +21,14 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.stats.fixed_effects import FEResult, _codes, _require
+from analysis.stats.fixed_effects import FEResult, _codes
 from analysis.studies.experience.frames import (
     DAYS_PER_MONTH,
     NO_SURVEY,
     NPS_LEVELS,
     _as_bool,
     _period_floor,
+    _require,
     nps_categories,
 )
 

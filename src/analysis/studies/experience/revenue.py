@@ -19,9 +19,31 @@ import pandas as pd
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.stats.fixed_effects import FEResult, _check_fe_args, _codes, _fe_fit_all, _fe_fits
-from analysis.studies.experience.frames import _lag_index, _lagged
+from analysis.stats.fixed_effects import FEResult, _codes, _fe_fit_all, _fe_fits
+from analysis.studies.experience.frames import _lag_index, _lagged, _require
 from analysis.studies.experience.metrics import monthly_revenue
+
+
+def _check_fe_args(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    fixed_effects: Sequence[str],
+    cluster: str,
+    customer: str,
+    period: str,
+    k_fixef: str,
+) -> None:
+    """Check the revenue link's arguments: the columns it names and its lags."""
+    if k_fixef not in ("nonnested", "full"):
+        raise AnalysisError(f"k_fixef must be 'nonnested' or 'full', not {k_fixef!r}")
+    _require(
+        panel, "panel", sorted({outcome, *exposures, *fixed_effects, cluster, customer, period})
+    )
+    if any(lag < 0 for lag in lags) or not lags:
+        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
 
 
 def revenue_link(

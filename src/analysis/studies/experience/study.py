@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError, Problem
 from analysis.stats.fixed_effects import FEResult
 from analysis.studies.experience.frames import WINDOW_COUNTS, add_panel_columns, counting_process
 from analysis.studies.experience.hazards import (
     HazardResult,
+    Scenario,
     _varies,
     churn_hazards,
     compensation_effect,
@@ -39,6 +39,7 @@ from analysis.studies.experience.metrics import (
 )
 from analysis.studies.experience.revenue import _lag_fits, _lag_table, dose_response
 from analysis.studies.experience.tables import _study_frames
+from analysis.studies.sections import NotEstimable, Skipped, attempt, is_skipped
 
 
 @dataclass
@@ -48,44 +49,89 @@ class StudyResults:
     Numbers only: :mod:`analysis.report.experience` writes the findings, the
     notes (from ``caveats``), the hazard-table labels and the claims table.
 
+    A section this data cannot support holds a
+    :class:`~analysis.studies.sections.Skipped` (what could not be estimated,
+    why, and what data would allow it) in place of its result; every other
+    section is kept. :meth:`skipped` lists them.
+
     Attributes
     ----------
-    hazard_table : pandas.DataFrame
+    hazard_table : pandas.DataFrame or Skipped
         ``hazards.summary`` rows of the terms in :data:`HAZARD_TABLE_TERMS`.
+    overall : pandas.DataFrame or Skipped
+        :func:`experience_metrics` over the whole window (one row).
     claim_numbers : ClaimNumbers
         This data's numbers beside three common customer-experience claims.
+    scenarios_skipped : list of Skipped
+        Scenarios of the revenue-at-stake table this data cannot evaluate.
+    adjusted_for : list of str
+        Customer attributes in every churn model (besides the experience terms).
+    strata : str or None
+        Customer attribute with its own baseline hazard.
+    n_churn_events : int
+        Churns in the counting-process rows (customers who left while observed).
     caveats : list of dict
         What the study left out, in order, as records with a ``kind``:
         ``landmark_halfway`` (the window is shorter than the landmark),
         ``not_varying`` (``columns`` left out of the churn model),
-        ``no_revenue_link``, ``no_compensation``, ``scenario_skipped``
-        (``scenario``: its description).
+        ``adjust_missing`` (``columns`` asked for but absent from the data),
+        ``strata_not_adjusted`` (``column``: the strata column, not also a term),
+        ``lag_exposures_left_out`` (``columns`` without a revenue link at any lag).
     """
 
     currency: str
     min_group_size: int
     window_days: int
     update: str
-    trends: pd.DataFrame
+    trends: pd.DataFrame | Skipped
     by_segment: pd.DataFrame
-    by_nps: pd.DataFrame
-    drivers: pd.DataFrame
+    overall: pd.DataFrame | Skipped
+    by_nps: pd.DataFrame | Skipped
+    drivers: pd.DataFrame | Skipped
     landmark: str
-    km: pd.DataFrame
-    km_counts: pd.DataFrame
-    hazards: HazardResult
-    hazard_table: pd.DataFrame
-    revenue: FEResult | None
+    km: pd.DataFrame | Skipped
+    km_counts: pd.DataFrame | Skipped
+    hazards: HazardResult | Skipped
+    hazard_table: pd.DataFrame | Skipped
+    revenue: FEResult | Skipped
     revenue_term: str
-    lags: pd.DataFrame
-    dose: pd.DataFrame
-    moments: pd.DataFrame
-    compensation: pd.DataFrame
-    stakes: pd.DataFrame
+    lags: pd.DataFrame | Skipped
+    dose: pd.DataFrame | Skipped
+    moments: pd.DataFrame | Skipped
+    compensation: pd.DataFrame | Skipped
+    stakes: pd.DataFrame | Skipped
     claim_numbers: ClaimNumbers
     churn_rate: tuple[float, float, float]
     revenue_per_month: tuple[float, float]
     caveats: list[dict] = field(default_factory=list)
+    scenarios_skipped: list[Skipped] = field(default_factory=list)
+    adjusted_for: list[str] = field(default_factory=list)
+    strata: str | None = None
+    n_churn_events: int = 0
+    group: str | None = None
+    horizon_months: float = 12.0
+
+    def skipped(self) -> list[Skipped]:
+        """Return every section (and scenario) this data could not support, in report order."""
+        parts = [
+            self.trends,
+            self.drivers,
+            self.km,
+            self.hazards,
+            self.revenue,
+            self.lags,
+            self.dose,
+            self.moments,
+            self.compensation,
+            self.stakes,
+            *self.scenarios_skipped,
+        ]
+        out, seen = [], set()
+        for x in parts:
+            if is_skipped(x) and (x.section, x.reason) not in seen:
+                seen.add((x.section, x.reason))
+                out.append(x)
+        return out
 
 
 #: Churn-model terms the report's hazard table shows, in the model's order.
@@ -213,13 +259,113 @@ def run_study(
         )
 
 
+#: Fewest churn events a churn model of this report is fitted on.
+MIN_CHURN_EVENTS = 10
+
+#: Human names of the report's sections (what a Skipped says could not be estimated).
+SECTIONS = {
+    "trends": "Experience over time",
+    "drivers": "What drives the survey scores",
+    "km": "Retention by latest NPS answer",
+    "hazards": "Churn and the service experience",
+    "revenue": "Next-month revenue and satisfaction",
+    "lags": "Revenue in the months after an experience",
+    "dose": "Next-month revenue by satisfaction level",
+    "moments": "Touchpoints where a failed ticket costs most",
+    "compensation": "Compensation after a failed ticket",
+    "stakes": "Revenue at stake under scenarios",
+}
+
+#: Customer columns that are never adjusted for: keys, dates and an outcome (why they left).
+_NOT_ATTRIBUTES = ("customer_id", "signup_date", "churn_date", "churn_reason")
+
+
+def _attribute_columns(lt: pd.DataFrame, candidates: Sequence[str], max_levels: int = 12) -> list:
+    """Return the candidate columns usable as adjustments: 2 to ``max_levels`` values, not dates."""
+    out = []
+    for c in candidates:
+        if c not in lt.columns or pd.api.types.is_datetime64_any_dtype(lt[c]):
+            continue
+        if 2 <= lt[c].nunique(dropna=True) <= max_levels:
+            out.append(c)
+    return out
+
+
+def _churn_gate(n_events: int) -> None:
+    """Raise :class:`NotEstimable` when the rows hold too few churns for a churn model."""
+    if n_events == 0:
+        raise NotEstimable(
+            "No customer left during the time the data covers, so churn cannot be related to "
+            "the service experience",
+            remedy="It needs customers who left, with the date they left.",
+        )
+    if n_events < MIN_CHURN_EVENTS:
+        who = "customer" if n_events == 1 else "customers"
+        raise NotEstimable(
+            f"Only {n_events} {who} left during the time the data covers, too few to relate "
+            "churn to the service experience",
+            remedy=f"It needs at least {MIN_CHURN_EVENTS} customers who left.",
+        )
+
+
+def _section(key: str, fn, *args, **kwargs):
+    """Run one section through :func:`attempt` under its human name."""
+    return attempt(SECTIONS[key], fn, *args, **kwargs)
+
+
+def _skip(key: str, reason: str, remedy: str = "") -> Skipped:
+    return Skipped(SECTIONS[key], reason, remedy)
+
+
+def _scenario_gap(sc: Scenario, hz: HazardResult) -> str:
+    """Return why the fitted model cannot evaluate a scenario ('' when it can)."""
+    pos = set(hz.terms)
+    for ch in sc.changes:
+        if ch[0] == "shift":
+            _, col, lv_from, lv_to = ch
+            ref = hz.design.get(col, (None, None))[1]
+            if f"{col}[{lv_from}]" not in pos or (lv_to != ref and f"{col}[{lv_to}]" not in pos):
+                return (
+                    "The churn model has no NPS categories to compare (no NPS answers, or no "
+                    "detractors or passives among them)"
+                    if col == "nps_category"
+                    else f"The churn model has no {col} levels to compare"
+                )
+        elif ch[0] == "scale" and ch[1] not in pos:
+            return {
+                "unresolved_window": "First-contact resolution does not vary in this data, so "
+                "the churn model has no term for unresolved tickets",
+                "sla_breaches_window": "SLA outcomes do not vary in this data (or are not "
+                "recorded), so the churn model has no term for SLA breaches",
+            }.get(ch[1], "The churn model has no term this scenario changes")
+    return ""
+
+
+def _scenario_section(sc: Scenario) -> str:
+    d = sc.description
+    acronym = d[:2].isupper()  # "SLA breaches ..." keeps its capitals
+    return "Scenario: " + (d if acronym else d[:1].lower() + d[1:])
+
+
+def _fcr_gap(ex: pd.DataFrame) -> str:
+    """Return why the first-contact-resolution scenario cannot be built ('' when it can)."""
+    rate = fcr_rate(ex)
+    if np.isnan(rate):
+        return "The data records no first-contact resolution on tickets"
+    if rate >= 1:
+        return (
+            "Every ticket is already resolved at the first contact, so there is nothing to improve"
+        )
+    return ""
+
+
 def _run_study(
     study: Any,
     *,
     landmark_months: int | None,
     driver_window_days: int | None,
     update: str | None,
-    adjust: Sequence[str] | None,
+    adjust: Sequence[str] | str | None,
     strata: str | None,
     alpha: float,
 ) -> StudyResults:
@@ -227,30 +373,71 @@ def _run_study(
     landmark_months = landmark_months or p.km_landmark_months
     driver_window_days = driver_window_days or p.driver_window_days
     update = update or p.covariate_update
-    adjust = list(p.cox_covariates if adjust is None else adjust)
+    adjust = p.cox_covariates if adjust is None else adjust
+    auto = isinstance(adjust, str) and adjust == "auto"
+    adjust = [] if auto else ([adjust] if isinstance(adjust, str) else list(adjust))
     strata = p.cox_strata if strata == "" else strata
+    strata = strata or None
     period = study.params.analysis.period
     group = study.params.analysis.group
+    group = None if group == "auto" else group
+    cust_cols = list(study.source.table("customers").columns)
+    if auto:
+        adjust = [c for c in cust_cols if c not in _NOT_ATTRIBUTES]
     lt, ex, pn, cust = _study_frames(
         study,
         lifetime_columns=["start_date", "entry_days", "duration_days", "event", *adjust, strata],
         group=group,
     )
-    keep = [c for c in [*adjust, strata] if c and c in lt.columns]
+    caveats: list[dict] = []
+    missing = [c for c in adjust if c not in lt.columns]
+    if missing and not auto:
+        caveats.append({"kind": "adjust_missing", "columns": missing})
+    adjust = [c for c in dict.fromkeys(adjust) if c in lt.columns]
+    if auto:
+        adjust = _attribute_columns(lt, adjust)
+    strata = strata if strata in lt.columns else None
+    if strata and strata in adjust:
+        adjust = [c for c in adjust if c != strata]
+        if not auto:
+            caveats.append({"kind": "strata_not_adjusted", "column": strata})
+    keep = [c for c in dict.fromkeys([*adjust, strata]) if c]
     for c in keep:  # one byte per counting-process row instead of a string
         if not pd.api.types.is_numeric_dtype(lt[c]):
             lt[c] = lt[c].astype("category")
-    adjust = [c for c in adjust if c in lt.columns]
-    strata = strata if strata in lt.columns else None
-    caveats: list[dict] = []
 
-    trends = experience_metrics(ex, period=period, alpha=alpha)
+    trends = _section("trends", experience_metrics, ex, period=period, alpha=alpha)
+    if not is_skipped(trends) and not len(trends):
+        trends = _skip(
+            "trends",
+            "The experience table has no rows in the data window",
+            "It needs survey answers or tickets dated inside the window.",
+        )
+    overall = _section("trends", experience_metrics, ex, alpha=alpha)
+    if not is_skipped(overall) and not (len(overall) and overall["customers"].iloc[0] > 0):
+        overall = (
+            trends if is_skipped(trends) else _skip("trends", "The data has no experience rows")
+        )
     by_segment = (
-        experience_metrics(ex, by=group, customers=cust, alpha=alpha)
-        if group in cust.columns
+        attempt(SECTIONS["trends"], experience_metrics, ex, by=group, customers=cust, alpha=alpha)
+        if group and group in cust.columns
         else pd.DataFrame()
     )
-    drivers = driver_view(ex, window_days=driver_window_days, alpha=alpha)
+    if is_skipped(by_segment):
+        by_segment = pd.DataFrame()
+    drivers = _section("drivers", driver_view, ex, window_days=driver_window_days, alpha=alpha)
+    if not is_skipped(drivers) and not _drivers_informative(drivers):
+        kinds = set(ex["kind"].astype(str).str.lower()) if "kind" in ex.columns else set()
+        drivers = _skip(
+            "drivers",
+            "The data has no tickets, so survey scores cannot be compared by ticket outcome"
+            if "ticket" not in kinds
+            else "The data has no survey answers, so scores cannot be compared by ticket outcome"
+            if "survey" not in kinds
+            else "No survey answer in this data follows a ticket within "
+            f"{driver_window_days} days, so scores cannot be compared by ticket outcome",
+            "It needs both survey answers (CSAT or NPS) and tickets with their outcomes.",
+        )
 
     lm_date = pd.Timestamp(study.window_start) + pd.DateOffset(months=landmark_months)
     if lm_date >= pd.Timestamp(study.as_of):
@@ -259,17 +446,8 @@ def _run_study(
             + (pd.Timestamp(study.as_of) - pd.Timestamp(study.window_start)) / 2
         )
         caveats.append({"kind": "landmark_halfway"})
-    lm = nps_landmark(lt, ex, landmark=lm_date)
-    from analysis.stats import survival
-
-    km = survival.kaplan_meier(
-        lm, duration="months", event="event", group="nps_category", alpha=alpha
-    )
-    km_counts = (
-        lm.groupby("nps_category", observed=True)
-        .agg(customers=("event", "size"), churned=("event", "sum"))
-        .reset_index()
-    )
+    km_part = _section("km", _km_by_nps, lt, ex, lm_date, study.min_group_size, alpha)
+    km, km_counts = (km_part, km_part) if is_skipped(km_part) else km_part
 
     # Revenue side first, so the panel is gone before the counting-process rows are built
     # (at 1M customers each holds ~16M rows).
@@ -282,20 +460,108 @@ def _run_study(
     members = pn[["customer_id", "period", "member"]]
     del pn
     lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
-    try:
-        fits = _lag_fits(full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha)
-    except AnalysisError:
-        fits = {}
+    fits = _section(
+        "lags", _lag_fits, full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha
+    )
+    fits = {} if is_skipped(fits) else fits
+    has_csat = bool(full["csat_mean"].notna().any())
     fe = fits.get(("csat_mean", 1))  # = revenue_link(full, exposures=["csat_mean"], lags=(1,))
+    if fe is None:
+        fe = (
+            _skip(
+                "revenue",
+                "Too few customers gave a satisfaction (CSAT) answer in a month followed by a "
+                "whole month as a customer, so satisfaction cannot be related to next-month "
+                "revenue",
+                "More CSAT answers, or a longer history, would allow it.",
+            )
+            if has_csat
+            else _skip(
+                "revenue",
+                "The data has no satisfaction (CSAT) answers, so satisfaction cannot be "
+                "related to next-month revenue",
+                "It needs CSAT scores on survey answers.",
+            )
+        )
     lags = _lag_table(fits, lag_exposures, p.lags)
+    if len(lags):
+        left_out = [x for x in lag_exposures if x not in set(lags["exposure"])]
+        if left_out:
+            caveats.append({"kind": "lag_exposures_left_out", "columns": left_out})
+    else:
+        lags = _skip(
+            "lags",
+            "No service measure (satisfaction, unresolved tickets, SLA breaches) was recorded "
+            "often enough, in months followed by further months as a customer, to relate it to "
+            "later revenue",
+            "More survey answers or tickets, or a longer history, would allow it.",
+        )
     del fits
-    dose = dose_response(full, alpha=alpha)
+    dose = _section("dose", dose_response, full, alpha=alpha)
+    if not is_skipped(dose) and not len(dose):
+        dose = fe if is_skipped(fe) else _skip("dose", "The data has no CSAT answers")
+        dose = Skipped(SECTIONS["dose"], dose.reason, dose.remedy)
     del full
 
-    cp = _study_rows(
-        lt, ex, members, window_days=p.window_days, period=period, update=update, keep=keep
+    common = dict(
+        currency=study.currency,
+        min_group_size=study.min_group_size,
+        window_days=p.window_days,
+        update=update,
+        trends=trends,
+        by_segment=by_segment,
+        overall=overall,
+        by_nps=km_counts,
+        drivers=drivers,
+        landmark=str(lm_date.date()),
+        km=km,
+        km_counts=km_counts,
+        revenue=fe,
+        revenue_term="csat_mean_lag1",
+        lags=lags,
+        dose=dose,
+        revenue_per_month=rev,
+        caveats=caveats,
+        adjusted_for=list(adjust),
+        strata=strata,
+        group=group if group and group in cust.columns else None,
+        horizon_months=float(p.horizon_months),
+    )
+    cp = attempt(
+        SECTIONS["hazards"],
+        _study_rows,
+        lt,
+        ex,
+        members,
+        window_days=p.window_days,
+        period=period,
+        update=update,
+        keep=keep,
     )
     del members
+    if is_skipped(cp):  # every churn model needs these rows: each section says why not
+        churn = {
+            k: Skipped(SECTIONS[k], cp.reason, cp.remedy, cp.detail)
+            for k in ("hazards", "moments", "compensation", "stakes")
+        }
+        empty = pd.DataFrame({"start": [], "stop": [], "event": []})
+        return StudyResults(
+            **common,
+            hazards=churn["hazards"],
+            hazard_table=churn["hazards"],
+            moments=churn["moments"],
+            compensation=churn["compensation"],
+            stakes=churn["stakes"],
+            claim_numbers=claim_numbers(
+                revenue=None if is_skipped(fe) else fe,
+                term="csat_mean_lag1",
+                cp=empty,
+                experience=ex,
+                alpha=alpha,
+            ),
+            churn_rate=(float("nan"),) * 3,
+        )
+    n_events = int(cp["event"].sum())
     base = [
         "nps_category",
         "unresolved_window",
@@ -308,29 +574,20 @@ def _run_study(
     base = [c for c in base if c not in dropped]
     if dropped:
         caveats.append({"kind": "not_varying", "columns": dropped})
-    if not base:
-        raise AnalysisError(
-            "No experience covariate varies in this data, so the churn model cannot be fitted.",
-            [
-                Problem(
-                    "experience",
-                    None,
-                    "no_variation",
-                    "no NPS answers and no failed tickets",
-                    fix="check the experience table's nps, first_contact_resolution, sla_met",
-                )
-            ],
-        )
-    hz = churn_hazards(cp, covariates=base, strata=strata, alpha=alpha)
-    ht = hz.summary.loc[[t for t in hz.terms if t in HAZARD_TABLE_TERMS]].copy()
+    hz = _section("hazards", _fit_main_model, cp, base, strata, n_events, alpha)
+    ht = (
+        hz
+        if is_skipped(hz)
+        else hz.summary.loc[[t for t in hz.terms if t in HAZARD_TABLE_TERMS]].copy()
+    )
 
     h = monthly_churn(cp, alpha)
-    if fe is None:
-        caveats.append({"kind": "no_revenue_link"})
-
-    moments = moments_of_truth(
+    moments = _section(
+        "moments",
+        _moments,
         cp,
         ex,
+        n_events=n_events,
         monthly_churn_rate=h[0],
         revenue_per_month=rev,
         horizon_months=p.horizon_months,
@@ -338,61 +595,174 @@ def _run_study(
         strata=strata,
         alpha=alpha,
     )
-    comp_adjust = [
-        c for c in ["nps_category", "tickets_window", "member", *adjust] if _varies(cp, c)
-    ]
-    if all(
-        _varies(cp, c)
-        for c in ("compensated_failures_window", "unresolved_window", "sla_breaches_window")
-    ):
-        comp = compensation_effect(cp, adjust=comp_adjust, strata=strata, alpha=alpha)
-    else:
-        comp = pd.DataFrame()
-        caveats.append({"kind": "no_compensation"})
-    stake_rows = []
-    scenarios = scenarios_from_params(p, ex)
-    if not any(sc.name == "fcr_up" for sc in scenarios):
-        caveats.append({"kind": "fcr_scenario_no_data", "fcr_rate": fcr_rate(ex)})
-    for sc in scenarios:
-        try:
-            stake_rows.append(
-                revenue_at_stake(
-                    hz,
-                    cp,
-                    scenario=sc,
-                    monthly_revenue=rev,
-                    horizon_months=p.horizon_months,
-                    alpha=alpha,
-                )
-            )
-        except AnalysisError:
-            caveats.append({"kind": "scenario_skipped", "scenario": sc.description})
-    stakes = pd.concat(stake_rows, ignore_index=True) if stake_rows else pd.DataFrame()
-    claims = claim_numbers(revenue=fe, term="csat_mean_lag1", cp=cp, experience=ex, alpha=alpha)
-    by_nps = km_counts
+    comp = _section(
+        "compensation",
+        _compensation,
+        cp,
+        n_events=n_events,
+        adjust=[c for c in ["nps_category", "tickets_window", "member", *adjust] if _varies(cp, c)],
+        strata=strata,
+        alpha=alpha,
+    )
+    stakes, scen_skipped = _stakes(hz, cp, ex, p, rev, alpha)
+    claims = claim_numbers(
+        revenue=None if is_skipped(fe) else fe,
+        term="csat_mean_lag1",
+        cp=cp,
+        experience=ex,
+        alpha=alpha,
+    )
     return StudyResults(
-        currency=study.currency,
-        min_group_size=study.min_group_size,
-        window_days=p.window_days,
-        update=update,
-        trends=trends,
-        by_segment=by_segment,
-        by_nps=by_nps,
-        drivers=drivers,
-        landmark=str(lm_date.date()),
-        km=km,
-        km_counts=km_counts,
+        **common,
         hazards=hz,
         hazard_table=ht,
-        revenue=fe,
-        revenue_term="csat_mean_lag1",
-        lags=lags,
-        dose=dose,
         moments=moments,
         compensation=comp,
         stakes=stakes,
         claim_numbers=claims,
         churn_rate=h,
-        revenue_per_month=rev,
-        caveats=caveats,
+        scenarios_skipped=scen_skipped,
+        n_churn_events=n_events,
     )
+
+
+def _drivers_informative(drivers: pd.DataFrame) -> bool:
+    """Whether the driver view compares answers after some ticket outcome (not only 'none')."""
+    if not len(drivers):
+        return False
+    rows = drivers[(drivers["outcome"] != "none") & (drivers["answers"] > 0)]
+    return bool(len(rows)) and bool(rows[["csat_mean", "nps"]].notna().any().any())
+
+
+def _km_by_nps(
+    lt: pd.DataFrame, ex: pd.DataFrame, lm_date: pd.Timestamp, min_group: int, alpha: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Kaplan-Meier curves by latest NPS answer from the landmark date, and their counts."""
+    from analysis.stats import survival
+
+    lm = nps_landmark(lt, ex, landmark=lm_date)
+    if not len(lm):
+        raise NotEstimable(
+            "No customer was still a customer on the date the retention curves start from",
+            remedy="A longer history, or an earlier start of the curves, would allow it.",
+        )
+    answered = lm["nps_category"].astype(str) != "none"
+    if "nps" not in ex.columns or not ex["nps"].notna().any():
+        raise NotEstimable(
+            "The data has no NPS answers, so retention cannot be compared by NPS answer",
+            remedy="It needs NPS answers (0-10) on survey rows.",
+        )
+    if int(answered.sum()) < min_group:
+        raise NotEstimable(
+            "Too few customers gave an NPS answer before the date the retention curves start "
+            "from, so retention cannot be compared by NPS answer",
+            remedy="It needs NPS answers (0-10) on survey rows, from at least "
+            f"{min_group} customers.",
+        )
+    if int(lm["event"].sum()) == 0:
+        raise NotEstimable(
+            "No customer left after the date the retention curves start from, so retention "
+            "stays at 100% in every NPS group and there are no curves to compare",
+            remedy="It needs customers who left, with the date they left.",
+        )
+    km = survival.kaplan_meier(
+        lm, duration="months", event="event", group="nps_category", alpha=alpha
+    )
+    counts = (
+        lm.groupby("nps_category", observed=True)
+        .agg(customers=("event", "size"), churned=("event", "sum"))
+        .reset_index()
+    )
+    return km, counts
+
+
+def _fit_main_model(
+    cp: pd.DataFrame, base: list[str], strata: str | None, n_events: int, alpha: float
+) -> HazardResult:
+    _churn_gate(n_events)
+    if not any(c in base for c in ("nps_category", "unresolved_window", "sla_breaches_window")):
+        raise NotEstimable(
+            "Neither NPS answers nor ticket outcomes vary in this data, so churn cannot be "
+            "related to the service experience",
+            remedy="It needs NPS answers, or tickets with first-contact resolution or SLA "
+            "outcomes.",
+        )
+    return churn_hazards(cp, covariates=base, strata=strata, alpha=alpha)
+
+
+def _moments(cp: pd.DataFrame, ex: pd.DataFrame, *, n_events: int, **kw: Any) -> pd.DataFrame:
+    _churn_gate(n_events)
+    out = moments_of_truth(cp, ex, **kw)
+    if not len(out):
+        raise NotEstimable(
+            "The data records no failed tickets at named touchpoints, so touchpoints cannot "
+            "be ranked",
+            remedy="It needs tickets with a touchpoint and their first-contact resolution or SLA "
+            "outcome.",
+        )
+    return out
+
+
+def _compensation(cp: pd.DataFrame, *, n_events: int, **kw: Any) -> pd.DataFrame:
+    _churn_gate(n_events)
+    if not _varies(cp, "compensated_failures_window"):
+        raise NotEstimable(
+            "No failed ticket in this data was compensated (or compensation is not recorded), "
+            "so compensated and uncompensated failures cannot be compared",
+            remedy="It needs failed tickets that record whether the customer was compensated.",
+        )
+    severity = [c for c in ("unresolved_window", "sla_breaches_window") if _varies(cp, c)]
+    return compensation_effect(cp, severity=severity, **kw)
+
+
+def _stakes(
+    hz: HazardResult | Skipped,
+    cp: pd.DataFrame,
+    ex: pd.DataFrame,
+    p: Any,
+    rev: tuple[float, float],
+    alpha: float,
+) -> tuple[pd.DataFrame | Skipped, list[Skipped]]:
+    """Evaluate each scenario on the fitted churn model; the ones it cannot take are Skipped."""
+    if is_skipped(hz):
+        return Skipped(SECTIONS["stakes"], hz.reason, hz.remedy, hz.detail), []
+    skipped, rows = [], []
+    scenarios = scenarios_from_params(p, ex)
+    gap = _fcr_gap(ex)
+    if gap:
+        skipped.append(
+            Skipped(
+                f"Scenario: first-contact resolution up {float(p.fcr_improvement_points):g} points",
+                gap,
+                "It needs tickets that record first-contact resolution, some of them unresolved.",
+            )
+        )
+    for sc in scenarios:
+        why = _scenario_gap(sc, hz)
+        if why:
+            skipped.append(Skipped(_scenario_section(sc), why, ""))
+            continue
+        got = attempt(
+            _scenario_section(sc),
+            revenue_at_stake,
+            hz,
+            cp,
+            scenario=sc,
+            monthly_revenue=rev,
+            horizon_months=p.horizon_months,
+            alpha=alpha,
+        )
+        if is_skipped(got):
+            skipped.append(got)
+        else:
+            rows.append(got)
+    if not rows:
+        return (
+            Skipped(
+                SECTIONS["stakes"],
+                "None of the scenarios can be evaluated on this data",
+                "Each scenario's own note says what it needs.",
+            ),
+            skipped,
+        )
+    return pd.concat(rows, ignore_index=True), skipped
