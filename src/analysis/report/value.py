@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.report import format as fmt
+from analysis.report import labels, page, sentences
 from analysis.report.display import Suppression, suppression
 from analysis.report.outputs import atomic_path
+from analysis.studies.sections import is_skipped
 from analysis.studies.value.churn_risk import ChurnRiskResult
 from analysis.studies.value.study import ValueStudy, value_study
 
@@ -108,6 +111,8 @@ def study_findings(
     :func:`value_findings`).
     """
     months = vs.settings["horizon_months"]
+    if is_skipped(vs.ranked):
+        return [vs.ranked.sentence()]
     s = value_findings(
         vs.concentration,
         vs.ranked,
@@ -116,7 +121,11 @@ def study_findings(
         total_clv=vs.total_clv,
         min_group_size=min_group_size,
     )
-    e = vs.holdout_errors.set_index("model")
+    e = (
+        vs.holdout_errors.set_index("model")
+        if isinstance(vs.holdout_errors, pd.DataFrame)
+        else pd.DataFrame()
+    )
     if "BG/NBD" in e.index:
         r = e.loc["BG/NBD"]
         s.append(
@@ -124,7 +133,7 @@ def study_findings(
             f"the BG/NBD model predicted {r['predicted_total']:,.0f} repeat purchases against "
             f"{r['actual_total']:,.0f} observed ({r['total_error_pct']:+.1f}%)."
         )
-    if vs.churn is not None:
+    if isinstance(vs.churn, ChurnRiskResult):
         ch = vs.churn
         s.append(
             f"The churn-risk model ranks customers {_auc_word(ch.auc)} out of time: test AUC {ch.auc:.2f} "
@@ -149,12 +158,9 @@ _NOTES = {
     ),
     "no_purchases": "{customers:,} customers have no purchase in the data and cannot be scored.",
     "no_margin": "The data has no margin column, so CLV is expressed in revenue, not margin.",
-    "churn_model_failed": (
-        "The churn-risk model could not be fitted ({reason}); risk = 1 - P(alive) instead."
-    ),
     "no_churn_dates": (
-        "The data has no churn dates (non-contractual), so risk is the BG/NBD probability that the "
-        "customer has already lapsed, 1 - P(alive)."
+        "The data has no churn dates (non-contractual), so risk is the purchase model's "
+        "probability that the customer has already lapsed, 1 − P(alive)."
     ),
 }
 
@@ -181,6 +187,8 @@ def value_study_with_notes(study, **kwargs) -> ValueStudy:
 
 def protected_value_at_stake(vs: ValueStudy, *, min_group_size: int) -> float:
     """Return the value at stake of the customers to protect; NaN when they are too few to show."""
+    if is_skipped(vs.ranked):
+        return float("nan")
     protect = vs.ranked["protect"]
     n = int(protect.sum())
     if 0 < n < min_group_size:
@@ -236,6 +244,7 @@ def churn_summary_table(result: ChurnRiskResult) -> pd.DataFrame:
         ),
         ("Brier score", f"{result.brier:.4f}"),
     ]
+    rows = [(m[:1].upper() + m[1:], v.replace("-", "\u2212")) for m, v in rows]
     return pd.DataFrame(rows, columns=["measure", "value"])
 
 
@@ -309,3 +318,401 @@ def write_export(ranked: pd.DataFrame, path) -> Path:
     with atomic_path(p) as tmp:
         csv_safe(ranked).to_csv(tmp, index=False, float_format="%.4f")
     return p
+
+
+# ---------------------------------------------------------------------------
+# The stakeholder page (issue 15): labels, verdict, tiles, section findings, tables
+# ---------------------------------------------------------------------------
+
+labels.register(
+    {
+        "clv": "Expected value",
+        "clv_mean": "Mean expected value",
+        "clv_total": "Total expected value",
+        "clv_share": "Share of value",
+        "clv_tier": "Value tier",
+        "clv_purchase": "Value over the horizon (purchase models)",
+        "clv_contract": "Remaining-relationship value (contract model)",
+        "clv_contract_horizon": "Value over the horizon (contract model)",
+        "value_per_period": "Margin per period",
+        "value_at_stake": "Value at stake",
+        "to_protect": "To protect",
+        "strategic": "In strategic segments",
+        "mean_risk": "Mean risk of leaving",
+        "risk": "Risk of leaving",
+        "p_alive": "Chance still active",
+        "frequency": "Repeat purchases",
+        "recency": "Time to last purchase",
+        "T": "Time since first purchase",
+        "monetary_value": "Spend per repeat purchase",
+        "expected_purchases": "Expected purchases",
+        "expected_spend": "Expected spend per purchase",
+        "renewals": "Renewals made",
+        "frequency_group": "Repeat purchases in calibration",
+        "actual": "Actual",
+        "predicted": "Predicted (BG/NBD)",
+        "predicted_pareto_nbd": "Predicted (Pareto/NBD)",
+        "actual_total": "Actual repeat purchases",
+        "predicted_total": "Predicted repeat purchases",
+        "total_error_pct": "Error of the total (%)",
+        "mae": "Mean absolute error",
+        "rmse": "Root mean squared error",
+        "correlation": "Correlation",
+        "model": "Model",
+        "parameter": "Parameter",
+        "fitted_on": "Fitted on",
+        "measure": "Measure",
+        "retention": "Share renewing",
+        "model_retention": "Share renewing (model)",
+        "model_survival": "Share still active (model)",
+        "t": "Renewal",
+        "churned": "Left",
+        "churn_rate": "Share who left",
+        "lift": "Lift",
+        "cum_share_customers": "Share of customers (cumulative)",
+        "cum_share_churners": "Share of leavers reached (cumulative)",
+        "section": "Section",
+        "detail": "Technical message",
+        "value_tier_label": "Value tier",
+        # churn-risk model features
+        "tenure_days": "Tenure (days)",
+        "recency_days": "Days since last purchase",
+        "purchases_total": "Purchases to date",
+        "purchases_90d": "Purchases, last 90 days",
+        "purchases_365d": "Purchases, last 365 days",
+        "spend_90d": "Spend, last 90 days",
+        "spend_prev_90d": "Spend, the 90 days before",
+        "spend_365d": "Spend, last 365 days",
+        "tickets_90d": "Tickets, last 90 days",
+        "unresolved_90d": "Unresolved tickets, last 90 days",
+        "sla_breaches_90d": "SLA breaches, last 90 days",
+        "csat_mean_365d": "Mean CSAT, last 365 days",
+        "nps_category": "Latest NPS answer",
+    }
+)
+
+_TIER_WORDS = {"high": "High value", "medium": "Medium value", "low": "Low value"}
+
+
+def _money(x, currency: str, digits: int | None = 0) -> str:
+    return fmt.fmt_value(x, "money", currency=currency, digits=digits)
+
+
+def value_basis(vs: ValueStudy) -> str:
+    """Return what "value" means in this run, in words (model, horizon, margin or revenue)."""
+    st = vs.settings
+    what = "margin" if st["margin"] else "revenue"
+    if vs.value_source == "contractual":
+        return (
+            f"expected {what} over the rest of each active customer's contract, discounted at "
+            f"{st['discount_rate']:.0%} a year"
+        )
+    if vs.value_source == "purchase":
+        return (
+            f"expected {what} over the next {fmt.fmt_months(st['horizon_months'])}, discounted "
+            f"at {st['discount_rate']:.0%} a year"
+        )
+    return f"{what} of the last {fmt.fmt_months(st['horizon_months'])} (observed; no model fitted)"
+
+
+def base_value_sentence(vs: ValueStudy, *, currency: str) -> str:
+    """Return the sentence that says what the customer base is worth, with its interval."""
+    est, lo, hi = vs.total_clv
+    n = len(vs.scores)
+    head = fmt.fmt_est(est, lo, hi, kind="money", currency=currency, digits=0)
+    interval = "" if "(" not in head else " (95% interval from parameter uncertainty)"
+    return f"The {n:,} active customers are worth about {head}{interval}: {value_basis(vs)}."
+
+
+def verdict(vs: ValueStudy, *, currency: str, min_group_size: int) -> list[str]:
+    """Return the verdict: what the base is worth, and which valuable customers are slipping away."""
+    est, lo, hi = vs.total_clv
+    worth = fmt.fmt_est(est, lo, hi, kind="money", currency=currency, digits=0)
+    worth = worth.replace(" (", " (95% CI ", 1)
+    who = "active customers" if vs.value_source == "contractual" else "customers scored"
+    first = f"The {len(vs.scores):,} {who} are worth about {worth}, counting {value_basis(vs)}."
+    if is_skipped(vs.ranked):
+        reason = vs.ranked.reason
+        return [
+            first,
+            f"Who is slipping away cannot be told from this data: {reason[:1].lower()}{reason[1:]}.",
+        ]
+    r = vs.ranked
+    n_high = int((r["clv_tier"] == "high").sum())
+    n_protect = int(r["protect"].sum())
+    if n_protect == 0:
+        return [first, "None of the high-value customers is among those most likely to leave."]
+    lead = (
+        f"{n_protect:,} of the {n_high:,} high-value customers are among the most likely to leave"
+    )
+    if n_protect < min_group_size:
+        second = f"{lead} (too few to state their value); the CRM list names them."
+    else:
+        stake = float(r.loc[r["protect"], "value_at_stake"].sum())
+        second = (
+            f"{lead}, with {_money(stake, currency)} of value at stake; the CRM list names them "
+            "(a prediction of who may leave, not of what will keep them)."
+        )
+    return [first, second]
+
+
+def key_tiles(vs: ValueStudy, *, currency: str, min_group_size: int) -> list[dict]:
+    """Return the report's key-figure tiles (each is also an index headline)."""
+    est, lo, hi = vs.total_clv
+    c = vs.concentration
+    tiles = [
+        page.tile(
+            "Total expected customer value",
+            est,
+            kind="money",
+            lo=lo,
+            hi=hi,
+            digits=0,
+            currency=currency,
+            note=value_basis(vs)[:1].upper() + value_basis(vs)[1:],
+        ),
+        page.tile(
+            "Share of value in the top decile",
+            c["share"],
+            kind="pct",
+            lo=c["ci_lower"],
+            hi=c["ci_upper"],
+            digits=1,
+            note=f"Top {c['top']:.0%} of {c['n_customers']:,} customers",
+        ),
+    ]
+    if not is_skipped(vs.ranked):
+        n_protect = int(vs.ranked["protect"].sum())
+        tiles.append(
+            page.tile(
+                "High-value customers at risk",
+                n_protect,
+                kind="count",
+                note=f"High value tier and among the {vs.settings['risk_top_share']:.0%} most likely to leave",
+            )
+        )
+        stake = protected_value_at_stake(vs, min_group_size=min_group_size)
+        tiles.append(
+            page.tile(
+                "Value at stake among them",
+                stake if stake == stake else f"fewer than {min_group_size} customers",
+                kind="money",
+                digits=0,
+                currency=currency,
+                note="Value × risk of leaving",
+            )
+        )
+    if vs.value_source == "contractual":
+        mc, mlo, mhi = vs.contract.mean_churn
+        tiles.append(
+            page.tile(
+                f"Churn per {vs.contract.period} of a new customer",
+                mc,
+                kind="pct",
+                lo=mlo,
+                hi=mhi,
+                digits=1,
+                note="Falls with tenure: the loyal stay",
+            )
+        )
+    elif (
+        "p_alive" in vs.scores.columns
+        and vs.settings["mean_p_alive_repeaters"] == vs.settings["mean_p_alive_repeaters"]
+    ):
+        st = vs.settings
+        tiles.append(
+            page.tile(
+                "Repeat buyers probably still active",
+                st["mean_p_alive_repeaters"],
+                kind="pct",
+                digits=0,
+                note=f"Purchase model; {st['share_bought_recently_repeaters']:.0%} bought in the "
+                f"last {st['inactivity_days']} days",
+            )
+        )
+    return tiles
+
+
+def tier_finding(vs: ValueStudy) -> str:
+    """Return the finding of the value-concentration section."""
+    c = vs.concentration
+    lo, hi = c["ci_lower"], c["ci_upper"]
+    return (
+        f"The top {c['top']:.0%} of customers hold {fmt.fmt_est(c['share'], lo, hi, kind='pct', digits=0)} "
+        "of expected value; the high tier (top "
+        f"{1 - vs.settings['tier_quantiles'][1]:.0%}) is where retention effort pays most."
+    )
+
+
+def tier_table(vs: ValueStudy, *, currency: str) -> pd.DataFrame:
+    """Return the compact table by value tier: customers, share of value, mean value, mean risk."""
+    t = vs.rfm_by_tier
+    return pd.DataFrame(
+        {
+            "clv_tier": [_TIER_WORDS.get(x, x) for x in t["clv_tier"]],
+            "customers": t["customers"].astype(int),
+            "clv_share": [fmt.fmt_value(v, "pct", digits=0) for v in t["clv_share"]],
+            "clv_mean": [_money(v, currency, None) for v in t["clv"]],
+            "mean_risk": [fmt.fmt_value(v, "pct", digits=0) for v in t["risk"]],
+        }
+    )
+
+
+def segment_stakes(vs: ValueStudy) -> pd.DataFrame:
+    """Return customers, at risk, to protect and value at stake by segment (all tiers)."""
+    r = vs.ranked
+    g = r.groupby("segment", observed=True)
+    return g.agg(
+        customers=("customer_id", "size"),
+        to_protect=("protect", "sum"),
+        value_at_stake=("value_at_stake", "sum"),
+        value=("value", "sum"),
+    ).reset_index()
+
+
+def protect_finding(vs: ValueStudy, *, currency: str, min_group_size: int) -> str:
+    """Return the finding of the customers-to-protect section."""
+    r = vs.ranked
+    total_stake = float(r["value_at_stake"].sum())
+    share = total_stake / max(float(r["value"].sum()), 1e-12)
+    n_protect = int(r["protect"].sum())
+    who = (
+        f"fewer than {min_group_size} high-value customers"
+        if 0 < n_protect < min_group_size
+        else sentences.count_phrase(n_protect, "high-value customer")
+    )
+    return (
+        f"Across all {len(r):,} customers, {_money(total_stake, currency)} of value is at stake "
+        f"({share:.0%} of the total, value × risk of leaving); {who} combine high value with high "
+        "risk and come first in the CRM list."
+    )
+
+
+def contract_finding(vs: ValueStudy) -> str:
+    """Return the finding of the contract-length section (sBG)."""
+    c = vs.contract
+    mc, lo, hi = c.mean_churn
+    per = c.period
+    r1 = float(c.model.retention_rate(1.0))
+    r12 = float(c.model.retention_rate(13.0 if per == "month" else 5.0))
+    later = "13th" if per == "month" else "5th"
+    return (
+        f"A new customer leaves at a renewal with a chance of "
+        f"{fmt.fmt_est(mc, lo, hi, kind='pct', digits=1)} per {per}; because the customers "
+        f"likely to leave go first, the share who renew rises from {r1:.0%} at the first "
+        f"renewal to {r12:.0%} at the {later}."
+    )
+
+
+def tracking_finding(vs: ValueStudy) -> str:
+    """Return the finding of the purchase-model check (holdout)."""
+    e = vs.holdout_errors.set_index("model").loc["BG/NBD"]
+    diff = e["total_error_pct"] / 100
+    word = "over" if diff > 0 else "under"
+    return (
+        f"Fitted on purchases to {vs.settings['calibration_end']}, the purchase model predicted "
+        f"{e['predicted_total']:,.0f} repeat purchases in the holdout against "
+        f"{e['actual_total']:,.0f} observed ({abs(diff):.1%} {word})."
+    )
+
+
+def p_alive_finding(vs: ValueStudy) -> str:
+    """Return the P(alive) finding, reconciled with the inactivity definition of churn."""
+    st = vs.settings
+    days = st["inactivity_days"]
+    text = (
+        f"Among customers who bought more than once, the purchase model counts "
+        f"{st['mean_p_alive_repeaters']:.0%} as probably still active; "
+        f"{st['share_bought_recently_repeaters']:.0%} bought in the last {days} days, the "
+        "definition of an active customer in the KPI and retention reports."
+    )
+    if st["one_time_share"] > 0:
+        text += (
+            f" The {st['one_time_share']:.0%} who bought once count as active in the model by "
+            "construction (it learns a customer's lapse only from repeat buying)."
+        )
+    return text
+
+
+def churn_model_finding(vs: ValueStudy) -> str:
+    """Return the finding of the churn-risk model section."""
+    ch = vs.churn
+    return (
+        f"The churn-risk model ranks customers {_auc_word(ch.auc)} on a later period it was not "
+        f"trained on: {fmt.fmt_est(ch.auc, ch.auc_ci[0], ch.auc_ci[1], kind='number', digits=2)} "
+        "on a scale where 0.5 is chance and 1 is perfect."
+    )
+
+
+def parameter_appendix_table(vs: ValueStudy) -> pd.DataFrame:
+    """Return every model parameter (r, alpha, a, b, ...) with its interval, for the appendix."""
+    t = vs.parameters
+    return pd.DataFrame(
+        {
+            "model": t["model"],
+            "parameter": t["parameter"],
+            "estimate": [
+                fmt.fmt_est(e, lo, hi, kind="number", digits=4 if abs(e) < 10 else 2)
+                for e, lo, hi in zip(t["estimate"], t["ci_lower"], t["ci_upper"], strict=True)
+            ],
+            "se": [fmt.fmt_num(v, 4 if abs(v) < 10 else 2) for v in t["se"]],
+            "loglik": [fmt.fmt_num(v, 1) for v in t["loglik"]],
+            "fitted_on": t["fitted_on"],
+        }
+    )
+
+
+def skipped_appendix_table(vs: ValueStudy) -> pd.DataFrame:
+    """Return the sections not estimated with their technical messages, for the appendix."""
+    return pd.DataFrame(
+        {
+            "section": [s.section for s in vs.skipped],
+            "detail": [s.detail or "—" for s in vs.skipped],
+        }
+    )
+
+
+def method_notes(vs: ValueStudy, *, min_group_size: int) -> list[str]:
+    """Return the appendix's method notes, plain sentences built from the settings."""
+    st = vs.settings
+    notes = [
+        f"Data as of {st['as_of']} (window from {st['window_start']}). Value: {value_basis(vs)}.",
+        f"At risk: the {st['risk_top_share']:.0%} of scored customers most likely to leave. Value "
+        f"tiers: top {1 - st['tier_quantiles'][1]:.0%} high, next "
+        f"{st['tier_quantiles'][1] - st['tier_quantiles'][0]:.0%} medium, rest low. Groups "
+        f"under {min_group_size} customers are suppressed.",
+    ]
+    if vs.value_source == "contractual":
+        c = vs.contract
+        pop = (
+            "customers acquired inside the data window (each one's whole contract history is seen)"
+            if c.fit_population == "acquired_in_window"
+            else "all customers (too few were acquired inside the data window)"
+        )
+        notes.append(
+            f"Contract model: the shifted-beta-geometric model of Fader & Hardie (2007), fitted to "
+            f"the renewals of {c.n_fit:,} {pop}, {c.n_churned_fit:,} of whom left. Each customer "
+            "has a constant chance of leaving at each renewal; the chances vary between customers "
+            "(a beta distribution with parameters gamma and delta). A customer's value is their "
+            "margin per period (their payments in the window divided by the periods they paid "
+            "for) times the discounted expected number of payments still to come (Fader & Hardie "
+            "2010). Intervals: parametric bootstrap (parameters drawn from their estimated "
+            "sampling distribution), parameter uncertainty only."
+        )
+        if vs.total_purchase is not None:
+            e, lo, hi = vs.total_purchase
+            notes.append(
+                "For comparison, the purchase models (BG/NBD with Gamma-Gamma spend) value the same "
+                f"customers at {fmt.fmt_est(e, lo, hi, kind='money', digits=0)} over the next "
+                f"{fmt.fmt_months(st['horizon_months'])}; they ignore the churn dates, so the "
+                "contract model is used."
+            )
+    if vs.value_source != "contractual" and "p_alive" in vs.scores.columns:
+        notes.append(
+            "Purchase models: BG/NBD (Fader, Hardie & Lee 2005) for how often customers buy and "
+            "when they silently lapse, Pareto/NBD as a check, and Gamma-Gamma for spend per "
+            "purchase, which shrinks a customer's own average towards the population's when "
+            "they have bought only a few times. The interval of the total draws the parameters "
+            "from their estimated sampling distribution (parameter uncertainty only)."
+        )
+    return notes + study_notes(vs)

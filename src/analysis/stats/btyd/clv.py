@@ -477,7 +477,9 @@ def cumulative_tracking(
         One row per period (units of the summary's freq) from the cohort's first
         purchase to the observation end: ``period``, ``period_end`` (date),
         ``actual``/``expected`` (repeat transactions in the period), ``actual_cum``,
-        ``expected_cum``, ``calibration`` (True up to the calibration end).
+        ``expected_cum``, ``calibration`` (True up to the calibration end), ``days``
+        (days the period covers) and ``partial`` (a last period cut short by the
+        observation end: its counts cover fewer days, not fewer purchases per day).
     """
     end = _as_day(
         summary.attrs.get("observation_end") or summary.attrs["calibration_end"], "observation_end"
@@ -529,5 +531,8 @@ def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model) -> pd.DataFra
             "actual_cum": np.cumsum(actual),
             "expected_cum": exp_cum,
             "calibration": (start + ends_days - 1) <= cal_end,
+            # days the period covers: the last one may be cut by the observation end
+            "days": np.diff(np.r_[0, ends_days]).astype(int),
+            "partial": np.diff(np.r_[0, ends_days]) < unit,
         }
     )

@@ -102,6 +102,39 @@ class _MLE:
     iterations: int
 
 
+_EDGE = 11.5  # |log parameter| beyond which a fit counts as ending on the boundary
+_FAR = 6.0  # |log parameter| beyond which a fit is tested for running off to the boundary
+
+
+class BoundaryFit(AnalysisError):
+    """A likelihood whose maximum lies on the edge of the parameter space.
+
+    Raised when the optimiser runs a parameter towards 0 or infinity instead of
+    settling on an interior maximum: the data carry no information that would
+    keep it finite (for example no dropout visible in a purchase model's
+    calibration period, or no spread of spend between customers).
+
+    Attributes
+    ----------
+    model : str
+        Model name ("BG/NBD", "Pareto/NBD", "Gamma-Gamma").
+    log_params : pandas.Series
+        Log-parameters where the optimiser stopped.
+    at_edge : dict
+        Parameter name -> "zero" or "infinity" for each parameter on the boundary.
+    """
+
+    def __init__(self, message, problems, *, model: str, log_params: pd.Series, at_edge):
+        super().__init__(message, problems)
+        self.model = model
+        self.log_params = log_params
+        self.at_edge = {
+            k: ("infinity" if v > 0 else "zero")
+            for (k, v), e in zip(log_params.items(), at_edge, strict=True)
+            if e
+        }
+
+
 def _fit_mle(nll_mean, names, starts, n_total, model, grad_mean=None) -> _MLE:
     """Run :func:`_fit_mle_impl` with one BLAS/OpenMP thread.
 
@@ -139,8 +172,23 @@ def _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean=None) -> _M
             np.isfinite(res.fun)
             and res.fun < 1e99
             and np.max(np.abs(grad_at(res.x))) <= 1e-5
-            and np.all(np.abs(res.x) < 11.5)
+            and np.all(np.abs(res.x) < _EDGE)
         )
+
+    def edge_of(res) -> np.ndarray:
+        """Return a mask of the parameters that run off to 0 or infinity at ``res.x``.
+
+        At the bounds, or far out (|log p| > 6) with the likelihood no worse (or no
+        longer computable) half a log-unit further out: the supremum is on the edge.
+        """
+        x = res.x
+        far = np.abs(x) >= _EDGE - 0.5
+        big = (np.abs(x) > _FAR) & ~far
+        if big.any():
+            out = safe(x + np.where(big, 0.5 * np.sign(x), 0.0))
+            if out >= 1e99 or out <= res.fun + 1e-10 * max(abs(res.fun), 1.0):
+                far = far | big
+        return far
 
     best = None
     for s in starts:
@@ -155,7 +203,11 @@ def _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean=None) -> _M
                 bounds=[(-12.0, 12.0)] * len(names),
                 options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-10},
             )
-            if not converged(cand):
+            # A fit that ran to the bounds has its supremum at 0 or infinity: the
+            # polish below cannot bring it back (and on the Pareto/NBD, whose
+            # likelihood is expensive, it cost minutes; issue 14).
+            edge = np.zeros(len(names), bool) if converged(cand) else edge_of(cand)
+            if not converged(cand) and not edge.any():
                 res2 = optimize.minimize(
                     safe,
                     cand.x,
@@ -174,7 +226,7 @@ def _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean=None) -> _M
                 if res3.fun <= cand.fun:
                     cand = res3
         if best is None or cand.fun < best.fun:
-            best = cand
+            best, best_edge = cand, edge
         if converged(best):
             break
     theta = best.x
@@ -193,7 +245,32 @@ def _fit_mle_impl(nll_mean, names, starts, n_total, model, grad_mean=None) -> _M
             ],
         )
     grad = grad_at(theta)
-    if np.max(np.abs(grad)) > 1e-4 or np.any(np.abs(theta) > 11.5):
+    if not converged(best) and (best_edge.any() or np.any(np.abs(theta) >= _EDGE)):
+        best_edge = best_edge | (np.abs(theta) >= _EDGE)
+        lp = pd.Series(theta, index=names)
+        edge = [
+            f"{k} -> {'infinity' if v > 0 else '0'}"
+            for (k, v), e in zip(lp.items(), best_edge, strict=True)
+            if e
+        ]
+        raise BoundaryFit(
+            f"{model}: maximum likelihood did not converge: the maximum lies on the boundary "
+            f"({', '.join(edge)}; log-parameters {np.round(theta, 2).tolist()}).",
+            [
+                Problem(
+                    "summary",
+                    None,
+                    "boundary",
+                    "the likelihood keeps rising towards the edge of the parameter space",
+                    n_rows=int(n_total),
+                    fix="the data do not identify this model; use a model that fits them",
+                )
+            ],
+            model=model,
+            log_params=lp,
+            at_edge=best_edge,
+        )
+    if np.max(np.abs(grad)) > 1e-4:
         raise AnalysisError(
             f"{model}: maximum likelihood did not converge (max |gradient| = "
             f"{np.max(np.abs(grad)):.2g} per customer; log-parameters {np.round(theta, 2).tolist()}).",

@@ -350,6 +350,14 @@ def _derl_quadrature(g, b, d, rtol: float = 1e-13) -> np.ndarray:
     return est
 
 
+def _derl_within(g: float, d: float, m: np.ndarray, rate: float, horizon: int) -> np.ndarray:
+    """Return sum_{j<horizon} S(m + 1 + j) / S(m) / (1 + rate)^j for each m (direct sum)."""
+    m = np.atleast_1d(np.asarray(m, float))
+    j = np.arange(int(horizon), dtype=float)
+    ls = special.betaln(g, d + m[:, None] + 1 + j) - special.betaln(g, d + m[:, None])
+    return np.exp(ls - j * np.log1p(rate)).sum(axis=1)
+
+
 # ---------------------------------------------------------------------------
 # The fitted model
 # ---------------------------------------------------------------------------
@@ -610,6 +618,114 @@ class SBGResult:
         lo, hi = np.quantile(values, [a, 1 - a], axis=0, method="inverted_cdf")
         out["ci_lower"], out["ci_upper"] = lo, hi
         return out
+
+    def discounted_value_within(self, periods_survived, discount_rate, horizon: int):
+        """Return the discounted expected number of payments within the next ``horizon`` renewals.
+
+        The first ``horizon`` terms of :meth:`discounted_residual_lifetime`:
+        ``sum_{j=0}^{horizon-1} S(m + 1 + j) / S(m) / (1 + d)^j`` for a customer who
+        made ``m`` renewals (a finite-horizon DERL, for comparison with value over a
+        fixed horizon).
+
+        Parameters
+        ----------
+        periods_survived : int or array_like
+            Renewals made, ``m >= 0``.
+        discount_rate : float
+            Discount rate per renewal period, ``d >= 0``.
+        horizon : int
+            Number of future renewal opportunities counted (``>= 1``).
+
+        Returns
+        -------
+        float or numpy.ndarray
+        """
+        g, d = self._p()
+        m, m_scalar = _as_float(periods_survived, "periods_survived", 0.0)
+        rate, _ = _as_float(discount_rate, "discount_rate", 0.0)
+        h, _ = _as_float(horizon, "horizon", 1.0)
+        return _out(_derl_within(g, d, m, float(rate), int(h)), m_scalar)
+
+    def base_value(
+        self,
+        margin,
+        periods_survived,
+        *,
+        discount_rate: float,
+        horizon: int | None = None,
+        level: float = 0.95,
+        n_draws: int = 400,
+        seed: int | np.random.Generator = 0,
+    ) -> tuple[float, float, float]:
+        """Return the total residual value of many active customers with an interval.
+
+        ``sum_i margin_i * DERL(d | m_i)`` (or its first ``horizon`` renewals with
+        :meth:`discounted_value_within`), in currency. The interval is a parametric
+        bootstrap, as in :meth:`clv`: (log gamma, log delta) are drawn from their
+        asymptotic normal distribution and the total recomputed; it reflects
+        parameter uncertainty only (not which customers happen to leave).
+
+        Parameters
+        ----------
+        margin : array_like
+            Margin (or revenue) per renewal period of each customer, in currency.
+        periods_survived : array_like
+            Renewals made by each customer (same length as ``margin``).
+        discount_rate : float
+            Discount rate per renewal period (``>= 0``).
+        horizon : int, optional
+            Count only the next ``horizon`` renewals; default: the whole residual lifetime.
+        level : float
+            Confidence level of the percentile interval.
+        n_draws : int
+            Parameter draws.
+        seed : int or numpy.random.Generator
+            Seed of the draws.
+
+        Returns
+        -------
+        (float, float, float)
+            Total, lower and upper bound; the bounds are NaN without a covariance
+            (a model from :meth:`from_params`).
+        """
+        mg = np.asarray(margin, float).ravel()
+        m, _ = _as_float(periods_survived, "periods_survived", 0.0)
+        m = np.atleast_1d(m).ravel()
+        if mg.size != m.size or not np.all(np.isfinite(mg)):
+            raise AnalysisError("margin and periods_survived must be finite and of equal length.")
+        if not (0 < level < 1) or int(n_draws) < 2:
+            raise AnalysisError(
+                f"level={level!r} must lie in (0, 1) and n_draws={n_draws!r} be at least 2."
+            )
+        rate, _ = _as_float(discount_rate, "discount_rate", 0.0)
+        # customers with the same renewals share a DERL: sum margins per distinct m
+        um, inv = np.unique(m, return_inverse=True)
+        weight = np.bincount(inv, weights=mg, minlength=um.size)
+
+        def total(g, d):
+            if horizon is None:
+                v = _derl(g, d + um, float(rate))
+            else:
+                v = _derl_within(g, d, um, float(rate), int(horizon))
+            return float(np.dot(weight, v))
+
+        g, d = self._p()
+        est = total(g, d)
+        cov = self.cov.to_numpy(float)
+        if not np.all(np.isfinite(cov)):
+            return est, float("nan"), float("nan")
+        p = np.array([g, d])
+        rng = np.random.default_rng(seed)
+        with threadpool_limits(1):
+            z = rng.multivariate_normal(np.log(p), cov / np.outer(p, p), size=int(n_draws))
+        draws = np.exp(z)
+        if horizon is None:
+            vals = _derl(draws[:, [0]], draws[:, [1]] + um[None, :], float(rate)) @ weight
+        else:
+            vals = np.array([total(a, b) for a, b in draws])
+        a = (1 - level) / 2
+        lo, hi = np.quantile(vals, [a, 1 - a], method="inverted_cdf")
+        return est, float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------------

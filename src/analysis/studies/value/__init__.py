@@ -8,6 +8,9 @@
   :class:`ValueStudy` of numbers; :func:`value_tiers`,
   :func:`value_concentration`, :func:`customers_to_protect` and
   :func:`protect_summary` are its building blocks.
+* :func:`contractual_value` fits the contract-renewal (sBG) model where contracts
+  end with a churn date and values customers by their discounted expected residual
+  lifetime; :func:`contract_lifetimes` counts the renewals it is fitted to.
 
 Sentences, display tables and the CRM export are in :mod:`analysis.report.value`.
 """
@@ -18,16 +21,20 @@ from analysis.studies.value.churn_risk import (
     churn_risk_features,
     fit_churn_risk,
 )
-from analysis.studies.value.rfm import rfm_summary
-from analysis.studies.value.study import (
+from analysis.studies.value.contractual import (
+    ContractualValue,
+    contract_lifetimes,
+    contractual_value,
+)
+from analysis.studies.value.protect import (
     TIERS,
-    ValueStudy,
     customers_to_protect,
     protect_summary,
     value_concentration,
-    value_study,
     value_tiers,
 )
+from analysis.studies.value.rfm import rfm_summary
+from analysis.studies.value.study import ValueStudy, value_study
 
 __all__ = [
     "rfm_summary",
@@ -42,4 +49,7 @@ __all__ = [
     "value_concentration",
     "customers_to_protect",
     "protect_summary",
+    "ContractualValue",
+    "contract_lifetimes",
+    "contractual_value",
 ]

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from analysis.errors import AnalysisError, Problem, examples_of
 from analysis.stats.btyd.bgnbd import fit_bgnbd
@@ -29,8 +28,8 @@ from analysis.stats.btyd.clv import (
 from analysis.stats.btyd.gamma_gamma import fit_gamma_gamma
 from analysis.stats.btyd.pareto_nbd import fit_pareto_nbd
 from analysis.stats.btyd.units import _MONTH_DAYS, _as_day, _unit_days
+from analysis.studies.sections import Skipped, attempt
 from analysis.studies.value.churn_risk import (
-    ChurnRiskResult,
     _churn_features_coded,
     _CustomerCoder,
     _cutoff_days,
@@ -39,252 +38,16 @@ from analysis.studies.value.churn_risk import (
     churn_risk_cutoffs,
     fit_churn_risk,
 )
+from analysis.studies.value.contractual import _PERIOD_DAYS, contractual_value
+from analysis.studies.value.protect import (  # noqa: E402  (re-exported)
+    customers_to_protect,
+    protect_summary,
+    strategic_flags,
+    value_concentration,
+    value_tiers,
+)
+from analysis.studies.value.purchase import fit_section, fitted
 from analysis.studies.value.rfm import _rfm_from_codes
-
-# ---------------------------------------------------------------------------
-# Value tiers, concentration and customers to protect
-# ---------------------------------------------------------------------------
-
-
-TIERS = ("low", "medium", "high")
-
-
-def value_tiers(values: pd.Series, *, quantiles: tuple[float, float] = (0.5, 0.8)) -> pd.Series:
-    """Assign value tiers by rank: low below the first quantile, high from the second.
-
-    Parameters
-    ----------
-    values : pandas.Series
-        Value per customer (e.g. CLV in currency).
-    quantiles : (float, float)
-        Rank cut-points; (0.5, 0.8) makes the top 20% "high", the next 30% "medium".
-
-    Returns
-    -------
-    pandas.Series
-        Ordered categorical with levels low < medium < high, same index as ``values``.
-    """
-    lo, hi = quantiles
-    if not (0 < lo < hi < 1):
-        raise AnalysisError(
-            f"tier quantiles {quantiles!r} must satisfy 0 < low < high < 1.",
-            [
-                Problem(
-                    "params",
-                    "value.tier_quantiles",
-                    "bad_quantiles",
-                    "not increasing in (0, 1)",
-                    fix="e.g. [0.5, 0.8]",
-                )
-            ],
-        )
-    pct = values.rank(method="first", pct=True)
-    lab = np.where(pct > hi, "high", np.where(pct > lo, "medium", "low"))
-    return pd.Series(
-        pd.Categorical(lab, categories=list(TIERS), ordered=True),
-        index=values.index,
-        name="value_tier",
-    )
-
-
-def value_concentration(
-    values: pd.Series,
-    *,
-    top: float = 0.1,
-    n_boot: int = 200,
-    level: float = 0.95,
-    seed: int | np.random.Generator = 0,
-) -> dict:
-    """Return the share of total value held by the top ``top`` fraction of customers.
-
-    The interval resamples customers (bootstrap), so it describes how stable the
-    share is for a customer base like this one.
-
-    Returns
-    -------
-    dict
-        ``share`` (0-1), ``ci_lower``, ``ci_upper``, ``top`` and ``n_customers``.
-    """
-    v = np.sort(np.asarray(values, float))[::-1]
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n == 0 or v.sum() <= 0:
-        raise AnalysisError("value_concentration: no positive values to summarise.")
-    k = max(1, int(round(top * n)))
-    share = v[:k].sum() / v.sum()
-    rng = np.random.default_rng(seed)
-    # One BLAS thread: waking idle BLAS threads for each short dot costs more than the dot.
-    with threadpool_limits(1):
-        boots = [_top_share_resample(v, k, rng) for _ in range(n_boot)]
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boots, [a, 1 - a])
-    return {
-        "share": float(share),
-        "ci_lower": float(lo),
-        "ci_upper": float(hi),
-        "top": top,
-        "n_customers": int(n),
-    }
-
-
-def _top_share_resample(v: np.ndarray, k: int, rng) -> float:
-    """Return the top-k share of one bootstrap resample of the descending values ``v``."""
-    n = v.size
-    # A resample of the descending values is each value repeated by its draw count,
-    # already in order: the top-k sum needs counts, not a sort. (The draws are those
-    # of rng.choice(v, n), which calls rng.integers(0, n, n).)
-    cnt = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-    cum = np.cumsum(cnt)
-    j = int(np.searchsorted(cum, k))  # value at position k of the sorted resample
-    top_sum = np.dot(cnt[:j], v[:j]) + (k - (cum[j - 1] if j else 0)) * v[j]
-    return float(top_sum / np.dot(cnt, v))
-
-
-_TRUE_TEXT = {"true", "t", "1", "1.0", "yes", "y"}
-
-
-def strategic_flags(values: pd.Series) -> pd.Series:
-    """Read a true/false column as booleans, missing as False.
-
-    Text columns from CSV files hold words, not booleans: ``"false"`` and ``"no"``
-    are False (a plain ``astype(bool)`` would make every non-empty string True).
-    """
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        return pd.Series(
-            np.nan_to_num(pd.to_numeric(values, errors="coerce").astype(float).to_numpy()) != 0,
-            index=values.index,
-        )
-    text = values.astype("string").str.strip().str.lower()
-    return text.isin(_TRUE_TEXT).fillna(False).astype(bool)
-
-
-def customers_to_protect(
-    scores: pd.DataFrame,
-    *,
-    value: str = "clv",
-    risk: str = "risk",
-    customer_id: str = "customer_id",
-    segment: str | None = "segment",
-    tier_quantiles: tuple[float, float] = (0.5, 0.8),
-    risk_threshold: float | None = None,
-    risk_top_share: float = 0.2,
-    strategic_segments: list[str] | tuple[str, ...] = (),
-    strategic_column: str | None = None,
-) -> pd.DataFrame:
-    """Rank customers by value at stake and flag high-value customers at high risk.
-
-    Parameters
-    ----------
-    scores : pandas.DataFrame
-        One row per customer with a value column (currency) and a risk column
-        (probability 0-1 of being lost: churn probability from the churn-risk model,
-        or 1 - P(alive) from a BG/NBD or Pareto/NBD fit).
-    value, risk, customer_id, segment : str
-        Column names (``segment`` may be None).
-    tier_quantiles : (float, float)
-        Cut-points for :func:`value_tiers`.
-    risk_threshold : float, optional
-        Risk at or above which a customer counts as at risk. Default: relative, the
-        ``risk_top_share`` of customers with the highest risk.
-    risk_top_share : float
-        Share of customers counted as at risk when no absolute threshold is given.
-    strategic_segments : sequence of str
-        Segments flagged as strategic.
-    strategic_column : str, optional
-        Boolean column flagging strategic customers (combined with ``strategic_segments`` by OR).
-
-    Returns
-    -------
-    pandas.DataFrame
-        All customers sorted by ``value_at_stake`` (value x risk, currency),
-        descending: ``rank``, ``customer_id``, ``segment``, ``clv_tier`` (value tier),
-        ``strategic``, ``value``, ``risk``, ``at_risk``, ``value_at_stake``,
-        ``protect`` (high tier and at risk).
-    """
-    for c in [value, risk, customer_id] + ([segment] if segment else []):
-        if c not in scores.columns:
-            raise AnalysisError(f"customers_to_protect: column {c!r} not found in scores.")
-    r = scores[risk].astype(float)
-    if ((r < 0) | (r > 1)).any():
-        raise AnalysisError(f"Risk column {risk!r} must hold probabilities in [0, 1].")
-    out = pd.DataFrame(
-        {
-            "customer_id": scores[customer_id].to_numpy(),
-            "segment": scores[segment].astype(str).to_numpy() if segment else "all",
-            "value": scores[value].astype(float).to_numpy(),
-            "risk": r.to_numpy(),
-        }
-    )
-    out["clv_tier"] = value_tiers(out["value"], quantiles=tier_quantiles).to_numpy()
-    strategic = out["segment"].isin(list(strategic_segments)).to_numpy()
-    if strategic_column:
-        if strategic_column not in scores.columns:
-            raise AnalysisError(f"strategic column {strategic_column!r} not found in scores.")
-        strategic = strategic | strategic_flags(scores[strategic_column]).to_numpy()
-    out["strategic"] = strategic
-    if risk_threshold is None:
-        out["at_risk"] = out["risk"].rank(method="first", ascending=False) <= risk_top_share * len(
-            out
-        )
-    else:
-        out["at_risk"] = out["risk"] >= risk_threshold
-    out["value_at_stake"] = out["value"] * out["risk"]
-    out["protect"] = (out["clv_tier"] == "high") & out["at_risk"]
-    out = out.sort_values(
-        ["protect", "value_at_stake"], ascending=[False, False], kind="stable"
-    ).reset_index(drop=True)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out[
-        [
-            "rank",
-            "customer_id",
-            "segment",
-            "clv_tier",
-            "strategic",
-            "value",
-            "risk",
-            "at_risk",
-            "value_at_stake",
-            "protect",
-        ]
-    ]
-
-
-def protect_summary(
-    ranked: pd.DataFrame, *, by=("segment", "clv_tier"), min_group_size: int = 10
-) -> pd.DataFrame:
-    """Summarise a ranked list by group: customers, at risk, to protect, value and value at stake.
-
-    Groups with fewer than ``min_group_size`` customers keep their count (so a
-    report table can show "<N") but every other number is suppressed (NaN), and
-    ``suppressed`` is True.
-    """
-    by = list(by)
-    g = ranked.groupby(by, observed=True, sort=True)
-    out = g.agg(
-        customers=("customer_id", "size"),
-        at_risk=("at_risk", "sum"),
-        to_protect=("protect", "sum"),
-        strategic=("strategic", "sum"),
-        value=("value", "sum"),
-        value_at_stake=("value_at_stake", "sum"),
-        mean_risk=("risk", "mean"),
-    ).reset_index()
-    small = out["customers"] < min_group_size
-    num = [
-        "customers",
-        "at_risk",
-        "to_protect",
-        "strategic",
-        "value",
-        "value_at_stake",
-        "mean_risk",
-    ]
-    out[num] = out[num].astype(float)
-    out.loc[small, num] = np.nan
-    out["suppressed"] = small
-    return out
-
 
 # ---------------------------------------------------------------------------
 # Study: everything the 04_customer_value report shows
@@ -295,65 +58,84 @@ def protect_summary(
 class ValueStudy:
     """Results of :func:`value_study` (all money in the data's currency).
 
+    A part that this data cannot support holds a
+    :class:`~analysis.studies.sections.Skipped` in place of its result (and is
+    listed in ``skipped``); every other part is kept.
+
     Attributes
     ----------
     settings : dict
         Calibration end, observation end, unit, horizon (units and months), discount rate,
-        risk horizon, number of customers used and excluded, notes.
+        risk horizon, number of customers used and excluded, ``value_source``.
     calibration : pandas.DataFrame
         RFM summary of the calibration/holdout split (validation).
     models_calibration : dict
-        Fitted on the calibration period: "bgnbd", "pareto_nbd" (or None), "gamma_gamma".
-    holdout_by_frequency, holdout_errors, tracking : pandas.DataFrame
-        Validation tables (see :func:`holdout_by_frequency`, :func:`holdout_errors`,
-        :func:`cumulative_tracking`).
+        Fitted on the calibration period: "bgnbd", "pareto_nbd", "gamma_gamma" (model or Skipped).
+    holdout_by_frequency, holdout_errors, tracking : pandas.DataFrame or Skipped
+        Validation tables of the BG/NBD (see :func:`holdout_by_frequency`,
+        :func:`holdout_errors`, :func:`cumulative_tracking`).
     models : dict
-        Refitted on all data up to as_of: "bgnbd", "pareto_nbd" (or None), "gamma_gamma".
+        Refitted on all data up to as_of: "bgnbd", "gamma_gamma" (model or Skipped).
     parameters : pandas.DataFrame
-        Parameter tables of the as-of models (estimate, se, interval).
+        Parameter tables of every fitted model (estimate, se, interval, loglik, fitted_on).
     scores : pandas.DataFrame
-        One row per scored customer: RFM, P(alive), expected transactions and spend,
-        CLV, risk and its source.
+        One row per scored (active) customer: RFM, the purchase models' P(alive),
+        expected transactions and spend and ``clv_purchase`` (value over the horizon),
+        the contractual model's ``renewals``, ``value_per_period``, ``derl``,
+        ``clv_contract`` (residual lifetime value) and ``clv_contract_horizon``, and
+        ``clv``: the value the report uses (``value_source``), risk and its source.
+    value_source : str
+        "contractual" (sBG: value per period x discounted expected residual lifetime),
+        "purchase" (BG/NBD + Gamma-Gamma over ``horizon_months``) or "history" (margin of
+        the last ``horizon_months``, observed; no model could be fitted).
     total_clv : (float, float, float)
-        Total CLV with a parameter-uncertainty interval.
+        Total of ``clv`` with a 95% parameter-uncertainty interval (NaN bounds for "history").
+    total_purchase : tuple or None
+        Total of the purchase models' value over the horizon (when both fitted).
+    contract : ContractualValue, Skipped or None
+        The contractual (sBG) model; None for a non-contractual business.
     concentration : dict
         Share of value in the top ``top_share`` of customers, with a bootstrap interval.
-    ranked : pandas.DataFrame
+    ranked : pandas.DataFrame or Skipped
         Full ranked list of :func:`customers_to_protect` (for the CSV export only).
-    by_group : pandas.DataFrame
+    by_group : pandas.DataFrame or Skipped
         Customers, at risk, to protect and value at stake by segment and CLV tier.
     rfm_by_tier : pandas.DataFrame
         Mean RFM and value by CLV tier.
-    churn : ChurnRiskResult or None
+    churn : ChurnRiskResult, Skipped or None
         Contractual churn-risk model (None when the data has no churn dates).
+    skipped : list of Skipped
+        Every part that could not be estimated, in order.
     caveats : list of dict
-        Exclusions and models left out, in the order they arose, one record each:
-        ``kind`` ("left_truncated", "model_left_out", "churned_before_as_of",
-        "no_purchases", "no_margin", "churn_model_failed", "no_churn_dates") and its
-        numbers (customer counts, the as-of date, the error summary).
-        :func:`analysis.report.value.study_notes` writes them as sentences.
+        Exclusions, in the order they arose, one record each: ``kind``
+        ("left_truncated", "churned_before_as_of", "no_purchases", "no_margin",
+        "no_churn_dates") and its numbers. :func:`analysis.report.value.study_notes`
+        writes them as sentences.
     notes : list of str
         Those sentences. Empty here; filled by
-        :func:`analysis.report.value.value_study_with_notes` (which is the compatibility
-        function ``analysis.value.value_study``).
+        :func:`analysis.report.value.value_study_with_notes`.
     """
 
     settings: dict
     calibration: pd.DataFrame
     models_calibration: dict
-    holdout_by_frequency: pd.DataFrame
-    holdout_errors: pd.DataFrame
-    tracking: pd.DataFrame
+    holdout_by_frequency: object
+    holdout_errors: object
+    tracking: object
     models: dict
     parameters: pd.DataFrame
     scores: pd.DataFrame
     total_clv: tuple
     concentration: dict
-    ranked: pd.DataFrame
-    by_group: pd.DataFrame
+    ranked: object
+    by_group: object
     rfm_by_tier: pd.DataFrame
-    churn: ChurnRiskResult | None
+    churn: object
     caveats: list
+    value_source: str = "purchase"
+    total_purchase: tuple | None = None
+    contract: object = None
+    skipped: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
@@ -486,16 +268,6 @@ def _coded_table(study, name: str, columns, coder: _CustomerCoder) -> pd.DataFra
     return frame
 
 
-def _try_pareto(summary, caveats, label):
-    try:
-        return fit_pareto_nbd(summary)
-    except AnalysisError as exc:
-        caveats.append(
-            {"kind": "model_left_out", "model": "Pareto/NBD", "data": label, "reason": exc.summary}
-        )
-        return None
-
-
 def value_study(
     study,
     *,
@@ -603,26 +375,41 @@ def value_study(
         purchase_days=cal_pairs,
     )
     del rows
-    m_cal = {"bgnbd": fit_bgnbd(calib), "gamma_gamma": fit_gamma_gamma(calib)}
-    m_cal["pareto_nbd"] = _try_pareto(calib, caveats, "calibration")
-    hbf = holdout_by_frequency(calib, m_cal["bgnbd"])
-    if m_cal["pareto_nbd"] is not None:
-        hbf = hbf.merge(
-            holdout_by_frequency(calib, m_cal["pareto_nbd"])[
-                ["frequency_group", "predicted"]
-            ].rename(columns={"predicted": "predicted_pareto_nbd"}),
-            on="frequency_group",
+    cal_words = "calibration period"
+    m_cal = {
+        "bgnbd": fit_section("bgnbd", fit_bgnbd, calib, data=cal_words),
+        "gamma_gamma": fit_section("gamma_gamma", fit_gamma_gamma, calib, data=cal_words),
+        "pareto_nbd": fit_section("pareto_nbd", fit_pareto_nbd, calib, data=cal_words),
+    }
+    bg_cal = m_cal["bgnbd"]
+    if fitted(bg_cal):
+        hbf = holdout_by_frequency(calib, bg_cal)
+        if fitted(m_cal["pareto_nbd"]):
+            hbf = hbf.merge(
+                holdout_by_frequency(calib, m_cal["pareto_nbd"])[
+                    ["frequency_group", "predicted"]
+                ].rename(columns={"predicted": "predicted_pareto_nbd"}),
+                on="frequency_group",
+            )
+        herr = pd.DataFrame(
+            [holdout_errors(calib, m_cal[k]) for k in ("bgnbd", "pareto_nbd") if fitted(m_cal[k])]
         )
-    herr = pd.DataFrame(
-        [holdout_errors(calib, m) for k, m in m_cal.items() if k != "gamma_gamma" and m is not None]
-    )
-    first_by_code = np.full(n_codes, np.iinfo(np.int64).max)
-    first_by_code[cal_who] = (
-        calib["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    )
-    pair_cust, pair_day = cal_pairs
-    tracking = _tracking_table(pair_day[pair_day > first_by_code[pair_cust]], calib, m_cal["bgnbd"])
-    del cal_pairs, pair_cust, pair_day, first_by_code
+        first_by_code = np.full(n_codes, np.iinfo(np.int64).max)
+        first_by_code[cal_who] = (
+            calib["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+        )
+        pair_cust, pair_day = cal_pairs
+        tracking = _tracking_table(pair_day[pair_day > first_by_code[pair_cust]], calib, bg_cal)
+        del first_by_code, pair_cust, pair_day
+    else:
+        hbf = herr = tracking = Skipped(
+            "Holdout check of the purchase model",
+            "The purchase model could not be fitted on the calibration period, so its "
+            "predictions cannot be checked against the holdout",
+            bg_cal.remedy,
+            detail=bg_cal.detail,
+        )
+    del cal_pairs
 
     # (2) Refit on everything to as_of and score active customers.
     now, now_who = _rfm_from_codes(
@@ -636,7 +423,8 @@ def value_study(
         freq=freq,
     )
     gone_code = np.zeros(n_codes, bool)
-    if "churn_date" in customers.columns:
+    has_churn_col = "churn_date" in customers.columns
+    if has_churn_col:
         cd = pd.to_datetime(customers["churn_date"])
         gone_code[cust_codes[(cd.notna() & (cd <= as_of)).to_numpy()]] = True
     n_gone = int(gone_code.sum())
@@ -653,46 +441,44 @@ def value_study(
         caveats.append({"kind": "no_purchases", "customers": n_never})
     # The Pareto/NBD (slow: a hypergeometric function per customer) is fitted on the
     # calibration period only, to compare holdout accuracy with the BG/NBD.
-    models = {"bgnbd": fit_bgnbd(now), "gamma_gamma": fit_gamma_gamma(now)}
+    all_words = "whole history"
+    models = {
+        "bgnbd": fit_section("bgnbd", fit_bgnbd, now, data=all_words),
+        "gamma_gamma": fit_section("gamma_gamma", fit_gamma_gamma, now, data=all_words),
+    }
     del now
-    txa.margin = None
     margin = "margin_ratio" if margin_col else 1.0
     if not margin_col:
         caveats.append({"kind": "no_margin"})
     _check_freq(active, freq)
     rate = _per_unit_rate(discount_rate, freq)
-    clv_inputs = _ClvInputs(active, margin)
-    c = pd.DataFrame(
-        {
-            "customer_id": clv_inputs.customer_id,
-            **_clv_columns(
-                models["bgnbd"],
-                models["gamma_gamma"],
-                clv_inputs,
-                horizon=float(horizon),
-                rate=rate,
-                step=1.0,
-            ),
-        },
-        index=clv_inputs.index,
-    )
-    total = _clv_interval(
-        models["bgnbd"],
-        models["gamma_gamma"],
-        clv_inputs,
-        float(c["clv"].sum()),
-        horizon=float(horizon),
-        rate=rate,
-        freq=freq,
-        n_draws=n_draws,
-        level=0.95,
-        seed=seed,
-    )
-    del clv_inputs
     scores = active[
         ["customer_id", "frequency", "recency", "T", "monetary_value", "calibration_value"]
     ].copy()
-    scores = scores.join(c.drop(columns=["customer_id"]))
+    total_purchase = None
+    if fitted(models["bgnbd"]) and fitted(models["gamma_gamma"]):
+        clv_inputs = _ClvInputs(active, margin)
+        kw = dict(horizon=float(horizon), rate=rate)
+        c = _clv_columns(models["bgnbd"], models["gamma_gamma"], clv_inputs, step=1.0, **kw)
+        c["clv_purchase"] = c.pop("clv")
+        for k, v in c.items():
+            scores[k] = v
+        total_purchase = _clv_interval(
+            models["bgnbd"],
+            models["gamma_gamma"],
+            clv_inputs,
+            float(scores["clv_purchase"].sum()),
+            freq=freq,
+            n_draws=n_draws,
+            level=0.95,
+            seed=seed,
+            **kw,
+        )
+        del clv_inputs
+    elif fitted(models["bgnbd"]):
+        scores["p_alive"] = models["bgnbd"].p_alive(
+            active["frequency"], active["recency"], active["T"]
+        )
     if "segment" in customers.columns:
         seg_by_code = np.full(n_codes, None, dtype=object)
         seg_by_code[cust_codes] = customers["segment"].to_numpy(dtype=object)
@@ -701,117 +487,209 @@ def value_study(
         )
     else:
         scores["segment"] = "all"
-    scores["risk"] = 1.0 - scores["p_alive"]
-    scores["risk_source"] = "1 - P(alive), BG/NBD"
 
-    # (3) Contractual churn risk where churn dates exist.
-    churn = None
-    has_churn = "churn_date" in customers.columns and customers["churn_date"].notna().any()
-    if has_churn:
-        cuts = churn_risk_cutoffs(as_of, horizon_months=risk_horizon_months)
-        attrs = [
-            a
-            for a in ["segment", *getattr(study.source, "attributes", [])]
-            if a in customers.columns
-        ]
-        exp_cols = ["customer_id", "date", "kind", "first_contact_resolution", "sla_met"]
-        exp_cols += ["csat", "nps"]
-        kw = dict(
-            horizon_months=risk_horizon_months,
-            definition="contractual",
-            customer_id="customer_id",
-            signup="signup_date",
-            churn="churn_date",
-            attributes=attrs,
-            extra=None,
+    # (2b) Contractual value: the sBG where contracts end with a churn date.
+    contractual = (
+        study.params.analysis.churn_definition == "contractual"
+        and has_churn_col
+        and customers["churn_date"].notna().any()
+    )
+    contract = None
+    if contractual:
+        value_col = txa.margin if margin_col else txa.amount
+        in_window = np.bincount(txa.codes, weights=value_col, minlength=n_codes)
+        contract = attempt(
+            "Contract-renewal model (sBG)",
+            contractual_value,
+            customers[["customer_id", "signup_date", "churn_date"]],
+            pd.Series(in_window[cust_codes], index=customers["customer_id"].to_numpy()),
             as_of=as_of,
-            experience=_ExperienceArrays(
-                _coded_table(study, "experience", exp_cols, coder), "customer_id"
-            )
-            if study.has("experience")
-            else None,
-            loyalty=_coded_table(study, "loyalty", None, coder) if study.has("loyalty") else None,
+            window_start=window_start,
+            period=study.params.analysis.period,
+            discount_rate_annual=discount_rate,
+            horizon_months=horizon_months,
+            n_draws=max(n_draws, 200),
+            seed=seed,
         )
-        cust_cols = ["customer_id", "signup_date", "churn_date", *attrs]
-        coded_customers = coder.code_frame(customers[cust_cols], "customer_id")
-        bins = _TxBins(
-            txa.codes,
-            txa.days,
-            txa.amount,
+        if fitted(contract):
+            cs = contract.scores.set_index("customer_id").reindex(scores["customer_id"])
+            for k in ("renewals", "value_per_period", "residual_lifetime", "derl"):
+                scores[k] = cs[k].to_numpy()
+            scores["clv_contract"] = cs["clv"].to_numpy()
+            scores["clv_contract_horizon"] = cs["clv_horizon"].to_numpy()
+    if fitted(contract):
+        value_source, value_col_name, total = "contractual", "clv_contract", contract.total
+    elif total_purchase is not None:
+        value_source, value_col_name, total = "purchase", "clv_purchase", total_purchase
+    else:
+        # No model: the margin of the last horizon, observed (a description, not a forecast).
+        value_source, value_col_name = "history", "value_recent"
+        recent = txa.days >= _as_day(as_of, "as_of") - int(round(horizon_months * _MONTH_DAYS))
+        vals = txa.margin if margin_col else txa.amount
+        last = np.bincount(txa.codes[recent], weights=vals[recent], minlength=n_codes)
+        scores["value_recent"] = last[active_codes]
+        total = (float(scores["value_recent"].sum()), float("nan"), float("nan"))
+    scores["clv"] = scores[value_col_name].astype(float).fillna(0.0)
+
+    # (3) Risk: the churn-risk model where churn dates exist, else 1 - P(alive), else the
+    # contract model's chance of leaving within the risk horizon.
+    scores["risk"] = np.nan
+    scores["risk_source"] = ""
+    if "p_alive" in scores.columns:
+        scores["risk"] = 1.0 - scores["p_alive"]
+        scores["risk_source"] = "1 - P(alive), BG/NBD"
+    if fitted(contract):
+        risk_periods = max(
+            1, int(round(risk_horizon_months * _MONTH_DAYS / _PERIOD_DAYS[contract.period]))
+        )
+        m = scores["renewals"].to_numpy(float)
+        ok = np.isfinite(m)
+        mod = contract.model
+        lost = np.full(len(scores), np.nan)
+        lost[ok] = 1.0 - mod.survival(m[ok] + risk_periods) / mod.survival(m[ok])
+        scores.loc[ok, "risk"] = lost[ok]
+        scores.loc[ok, "risk_source"] = "contract-renewal model"
+    churn = None
+    has_churn = has_churn_col and customers["churn_date"].notna().any()
+    if has_churn:
+        churn = attempt(
+            "Churn-risk model",
+            _churn_risk,
+            study,
+            customers,
+            coder,
+            txa,
             n_codes,
-            [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
+            as_of=as_of,
+            risk_horizon_months=risk_horizon_months,
+            seed=seed,
         )
-        del txa  # the bins hold all the churn model needs from the transactions
-        args = (coded_customers, coder, bins)
-        try:
-            train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
-            test = _churn_features_coded(*args, cutoff=cuts["test"], **kw)
-            churn = fit_churn_risk(train, test, seed=seed)
-            del train, test
-            cur = _churn_features_coded(*args, cutoff=cuts["score"], **kw)
-            p = churn.predict(cur)
+        if fitted(churn):
+            model, cur = churn
+            churn = model
+            p = model.predict(cur)
             pmap = pd.Series(p.to_numpy(), index=cur["customer_id"].to_numpy())
             got = pmap.reindex(scores["customer_id"].to_numpy())
             ok = got.notna().to_numpy()
             scores.loc[ok, "risk"] = got.to_numpy()[ok]
             scores.loc[ok, "risk_source"] = f"churn-risk model, next {risk_horizon_months:g} months"
-        except AnalysisError as exc:
-            caveats.append({"kind": "churn_model_failed", "reason": exc.summary})
-            churn = None
     else:
         caveats.append({"kind": "no_churn_dates"})
+    del txa
 
     # (4) Tiers, concentration, customers to protect.
-    ranked = customers_to_protect(
-        scores,
-        value="clv",
-        risk="risk",
-        tier_quantiles=tier_quantiles,
-        risk_threshold=risk_threshold,
-        risk_top_share=risk_top_share,
-        strategic_segments=vp.strategic_segments,
-        strategic_column=None,
-    )
-    if vp.strategic_column and vp.strategic_column in customers.columns:
-        flag = strategic_flags(customers.set_index("customer_id")[vp.strategic_column])
-        ranked["strategic"] = (
-            ranked["strategic"] | flag.reindex(ranked["customer_id"]).fillna(False).to_numpy()
+    has_risk = scores["risk"].notna()
+    if not has_risk.all():
+        scores["risk"] = scores["risk"].fillna(
+            float(scores["risk"].median()) if has_risk.any() else 0.0
         )
-    scores = scores.merge(
-        ranked[["customer_id", "clv_tier", "strategic", "at_risk", "value_at_stake", "protect"]],
-        on="customer_id",
-    )
+    scores["clv_tier"] = value_tiers(scores["clv"], quantiles=tier_quantiles).to_numpy()
+    if has_risk.any():
+        ranked = customers_to_protect(
+            scores,
+            value="clv",
+            risk="risk",
+            tier_quantiles=tier_quantiles,
+            risk_threshold=risk_threshold,
+            risk_top_share=risk_top_share,
+            strategic_segments=vp.strategic_segments,
+            strategic_column=None,
+        )
+        if vp.strategic_column and vp.strategic_column in customers.columns:
+            flag = strategic_flags(customers.set_index("customer_id")[vp.strategic_column])
+            ranked["strategic"] = (
+                ranked["strategic"] | flag.reindex(ranked["customer_id"]).fillna(False).to_numpy()
+            )
+        scores = scores.drop(columns=["clv_tier"]).merge(
+            ranked[
+                ["customer_id", "clv_tier", "strategic", "at_risk", "value_at_stake", "protect"]
+            ],
+            on="customer_id",
+        )
+        by_group = protect_summary(
+            ranked, by=["segment", "clv_tier"], min_group_size=study.min_group_size
+        )
+    else:
+        ranked = by_group = Skipped(
+            "Customers to protect",
+            "No model of who is likely to leave could be fitted, so customers at risk cannot "
+            "be singled out",
+            "Churn dates, or purchase histories a purchase model fits, would allow it.",
+        )
     conc = value_concentration(scores["clv"], top=vp.top_share, seed=seed)
-    by_group = protect_summary(
-        ranked, by=["segment", "clv_tier"], min_group_size=study.min_group_size
-    )
     tier = scores.groupby("clv_tier", observed=True)
     total_clv_sum = scores["clv"].sum()
-    rfm_by_tier = tier.agg(
-        customers=("customer_id", "size"),
-        frequency=("frequency", "mean"),
-        recency=("recency", "mean"),
-        T=("T", "mean"),
-        monetary_value=("monetary_value", "mean"),
-        p_alive=("p_alive", "mean"),
-        clv=("clv", "mean"),
-        clv_total=("clv", "sum"),
-        risk=("risk", "mean"),
-    ).reset_index()
-    rfm_by_tier["clv_share"] = rfm_by_tier["clv_total"] / total_clv_sum
+    agg = {"customers": ("customer_id", "size")}
+    for col in (
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "p_alive",
+        "value_per_period",
+        "renewals",
+    ):
+        if col in scores.columns:
+            agg[col] = (col, "mean")
+    agg.update(clv=("clv", "mean"), clv_total=("clv", "sum"), risk=("risk", "mean"))
+    rfm_by_tier = tier.agg(**agg).reset_index()
+    rfm_by_tier["clv_share"] = rfm_by_tier["clv_total"] / total_clv_sum if total_clv_sum else np.nan
     rfm_by_tier["clv_tier"] = rfm_by_tier["clv_tier"].astype(str)
     order = {t: i for i, t in enumerate(("high", "medium", "low"))}
     rfm_by_tier = rfm_by_tier.sort_values("clv_tier", key=lambda c: c.map(order)).reset_index(
         drop=True
     )
-    tabs = [
-        parameter_table(models["bgnbd"]).assign(fitted_on=f"all data to {as_of.date()}"),
-        parameter_table(models["gamma_gamma"]).assign(fitted_on=f"all data to {as_of.date()}"),
-    ]
+    tabs = []
+    for key in ("bgnbd", "gamma_gamma"):
+        if fitted(models[key]):
+            tabs.append(
+                parameter_table(models[key]).assign(fitted_on=f"all data to {as_of.date()}")
+            )
     for key in ("bgnbd", "pareto_nbd", "gamma_gamma"):
-        if m_cal.get(key) is not None:
+        if fitted(m_cal.get(key)):
             tabs.append(parameter_table(m_cal[key]).assign(fitted_on=f"calibration to {cal_end}"))
-    params_tab = pd.concat(tabs, ignore_index=True)
+    if fitted(contract):
+        tabs.append(
+            parameter_table(contract.model).assign(fitted_on=f"contracts to {as_of.date()}")
+        )
+    params_tab = (
+        pd.concat(tabs, ignore_index=True)
+        if tabs
+        else pd.DataFrame(
+            columns=[
+                "model",
+                "parameter",
+                "estimate",
+                "se",
+                "ci_lower",
+                "ci_upper",
+                "loglik",
+                "n_customers",
+                "fitted_on",
+            ]
+        )
+    )
+    skipped = []
+    for x in (
+        *m_cal.values(),
+        hbf,
+        *models.values(),
+        contract,
+        churn,
+        ranked,
+    ):
+        if isinstance(x, Skipped) and x.section not in {k.section for k in skipped}:
+            skipped.append(x)
+    # The KPI and retention reports' inactivity framing, to set P(alive) beside it.
+    inactivity_days = int(study.params.analysis.inactivity_days)
+    days_since = (scores["T"] - scores["recency"]).to_numpy(float) * unit
+    recent_share = float(np.mean(days_since <= inactivity_days)) if len(scores) else float("nan")
+    rep = (scores["frequency"] > 0).to_numpy()
+    has_pa = "p_alive" in scores.columns
+    mean_p_alive = float(scores["p_alive"].mean()) if has_pa else float("nan")
+    # BG/NBD sets P(alive) = 1 for one-time buyers by construction: compare repeaters.
+    pa_rep = float(scores.loc[rep, "p_alive"].mean()) if has_pa and rep.any() else float("nan")
+    recent_rep = float(np.mean(days_since[rep] <= inactivity_days)) if rep.any() else float("nan")
     settings = {
         "as_of": str(as_of.date()),
         "window_start": str(window_start.date()),
@@ -829,6 +707,16 @@ def value_study(
         "n_calibration": len(calib),
         "n_scored": len(scores),
         "margin": bool(margin_col),
+        "value_source": value_source,
+        "contractual": bool(contractual),
+        "period": study.params.analysis.period,
+        "churn_definition": study.params.analysis.churn_definition,
+        "inactivity_days": inactivity_days,
+        "share_bought_recently": recent_share,
+        "mean_p_alive": mean_p_alive,
+        "one_time_share": float(1 - rep.mean()) if len(scores) else float("nan"),
+        "mean_p_alive_repeaters": pa_rep,
+        "share_bought_recently_repeaters": recent_rep,
     }
     return ValueStudy(
         settings=settings,
@@ -847,4 +735,49 @@ def value_study(
         rfm_by_tier=rfm_by_tier,
         churn=churn,
         caveats=caveats,
+        value_source=value_source,
+        total_purchase=total_purchase,
+        contract=contract,
+        skipped=skipped,
     )
+
+
+def _churn_risk(study, customers, coder, txa, n_codes, *, as_of, risk_horizon_months, seed):
+    """Fit the churn-risk model; return (model, features as of the score cutoff)."""
+    cuts = churn_risk_cutoffs(as_of, horizon_months=risk_horizon_months)
+    attrs = [
+        a for a in ["segment", *getattr(study.source, "attributes", [])] if a in customers.columns
+    ]
+    exp_cols = ["customer_id", "date", "kind", "first_contact_resolution", "sla_met"]
+    exp_cols += ["csat", "nps"]
+    kw = dict(
+        horizon_months=risk_horizon_months,
+        definition="contractual",
+        customer_id="customer_id",
+        signup="signup_date",
+        churn="churn_date",
+        attributes=attrs,
+        extra=None,
+        as_of=as_of,
+        experience=_ExperienceArrays(
+            _coded_table(study, "experience", exp_cols, coder), "customer_id"
+        )
+        if study.has("experience")
+        else None,
+        loyalty=_coded_table(study, "loyalty", None, coder) if study.has("loyalty") else None,
+    )
+    cust_cols = ["customer_id", "signup_date", "churn_date", *attrs]
+    coded_customers = coder.code_frame(customers[cust_cols], "customer_id")
+    bins = _TxBins(
+        txa.codes,
+        txa.days,
+        txa.amount,
+        n_codes,
+        [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
+    )
+    args = (coded_customers, coder, bins)
+    train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
+    test = _churn_features_coded(*args, cutoff=cuts["test"], **kw)
+    model = fit_churn_risk(train, test, seed=seed)
+    del train, test
+    return model, _churn_features_coded(*args, cutoff=cuts["score"], **kw)
