@@ -63,6 +63,23 @@ def medium_world(tmp_path_factory) -> World:
     return _make_world(tmp_path_factory.mktemp("medium_world"), n=20_000, seed=11)
 
 
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Return a started headless Chromium (tests/test_browser.py); FAIL, never skip, without it.
+
+    One per test process: Playwright's sync API allows one running instance per thread,
+    so the browser tests and the report lint share it.
+    """
+    from tests.test_browser import Browser
+
+    try:
+        b = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    except RuntimeError as exc:
+        pytest.fail(f"headless Chromium is required for the browser tests: {exc}", pytrace=False)
+    yield b
+    b.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_tool_state(tmp_path_factory):
     """Keep tool state that would be shared through the home folder inside this session.

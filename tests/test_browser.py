@@ -262,17 +262,6 @@ def _run_outcome(reports: Path) -> dict:
     return json.loads((reports.parent / "result.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Return a started headless Chromium; FAIL (not skip) when it cannot start."""
-    try:
-        b = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    except RuntimeError as exc:
-        pytest.fail(f"headless Chromium is required for the browser tests: {exc}", pytrace=False)
-    yield b
-    b.close()
-
-
 def _pages(reports: Path) -> list[Path]:
     pages = sorted(reports.glob("[0-9][0-9]_*.html"))
     return [reports / "index.html", *pages]

@@ -181,7 +181,7 @@ def test_formatters_never_print_python_tokens(kind, x):
 def test_labels_turn_codes_into_words():
     assert labels.label("ci_lower") == "Lower bound (95%)"
     assert labels.label("segment[business]") == "Segment: business"
-    assert labels.label("prior_nps_category[T.detractor]") == "Prior nps category: detractor"
+    assert labels.label("prior_widget_category[T.detractor]") == "Prior widget category: detractor"
     assert labels.label("value_tier") == "Value tier"
     assert labels.label("churners_prevented_per_year") == "Churners prevented per year"
     assert labels.label("Already words") == "Already words"
@@ -193,3 +193,17 @@ def test_labels_turn_codes_into_words():
         "p_holm",
         "smd_weighted",
     ]
+
+
+def test_every_report_module_agrees_on_its_labels():
+    """One name reads the same in every report, whatever was imported first."""
+    import importlib
+    import pkgutil
+
+    import analysis.report as report
+
+    for m in pkgutil.walk_packages(report.__path__, "analysis.report."):
+        importlib.import_module(m.name)  # register() raises on a clash
+    with pytest.raises(ValueError, match="different words"):
+        labels.register({"segment": "Something else"})
+    labels.register({"segment": labels.label("segment")})  # the same words again are fine

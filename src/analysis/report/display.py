@@ -578,6 +578,11 @@ def tiles(items: Iterable[Mapping[str, Any]]) -> None:
     _display_html(_page.tiles_html(items), text)
 
 
+def heading(title: str) -> None:
+    """Display a section heading from code, so that a section that is not shown has none."""
+    _display_html(f"<h2>{html.escape(str(title))}</h2>", str(title))
+
+
 def section_finding(text: str) -> None:
     """Display a section's opening finding (one sentence)."""
     _display_html(_page.finding_html(text), str(text))

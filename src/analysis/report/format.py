@@ -373,3 +373,11 @@ def fmt_est(
     b = _bound(hi, kind, digits, currency)
     sep = " to " if (float(lo) < 0 or float(hi) < 0) else "–"
     return f"{head} ({a}{sep}{b})"
+
+
+def fmt_date(d: Any, *, month: bool = False) -> str:
+    """Format a date as "30 Jun 1998" (``month``: "Jun 1998"; "n/a" when missing)."""
+    if d is None or _is_missing(d):
+        return "n/a"
+    ts = pd.Timestamp(d)
+    return f"{ts:%b %Y}" if month else f"{ts.day} {ts:%b %Y}"

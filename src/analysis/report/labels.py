@@ -105,7 +105,7 @@ LABELS: dict[str, str] = {
     "purchases": "Purchases",
     "orders": "Orders",
     "enrolled": "Enrolled",
-    "member": "Member",
+    "member": "Loyalty member",
     "members": "Members",
     "non_members": "Non-members",
     "nps": "NPS (0–10)",
@@ -134,14 +134,31 @@ _TERM = re.compile(r"^(?P<col>[^\[\]]+)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
 _SNAKE = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
 
 
-def register(mapping: Mapping[str, str]) -> None:
-    """Add or replace labels in the shared registry.
+def register(mapping: Mapping[str, str], *, replace: bool = False) -> None:
+    """Add labels to the shared registry (one set of words per name).
 
     Parameters
     ----------
     mapping : mapping of str to str
         Key (column, term, estimator, scenario or quantity name) to its human label.
+    replace : bool, default False
+        Replace existing labels on purpose (e.g. labels that name a look-back set in params).
+
+    Raises
+    ------
+    ValueError
+        When a key already has a different label: the registry is shared by every
+        report, so one name must read the same wherever it appears (the last
+        module imported would otherwise decide). Give a report-specific quantity a
+        name of its own, or pass table-only labels to :func:`relabel` (``extra``).
     """
+    clashes = {
+        str(k): (LABELS[str(k)], str(v))
+        for k, v in mapping.items()
+        if not replace and str(k) in LABELS and LABELS[str(k)] != str(v)
+    }
+    if clashes:
+        raise ValueError(f"labels registered twice with different words: {clashes}")
     for k, v in mapping.items():
         LABELS[str(k)] = str(v)
 
@@ -183,9 +200,20 @@ def label(key: Any) -> str:
     return key
 
 
+def value_label(value: Any) -> str:
+    """Return a data value in words: ``"small_business"`` -> ``"Small business"`` (others as text)."""
+    if isinstance(value, str) and "_" in value and " " not in value:
+        return humanize(value)
+    return "" if value is None else str(value)
+
+
 def level_label(column: str, level: Any) -> str:
-    """Return ``"Value tier: low"`` for column ``value_tier`` and level ``low``."""
-    return f"{label(column)}: {level}"
+    """Return ``"Value tier: low"`` for column ``value_tier`` and level ``low``.
+
+    Underscored values read as words: ``("industry", "small_business")`` gives
+    ``"Industry: Small business"``.
+    """
+    return f"{label(column)}: {value_label(level)}"
 
 
 def sentence_label(key: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.data.params_fit import NOT_ATTRIBUTES
 from analysis.stats.fixed_effects import FEResult
 from analysis.studies.experience.frames import WINDOW_COUNTS, add_panel_columns, counting_process
 from analysis.studies.experience.hazards import (
@@ -277,7 +278,7 @@ SECTIONS = {
 }
 
 #: Customer columns that are never adjusted for: keys, dates and an outcome (why they left).
-_NOT_ATTRIBUTES = ("customer_id", "signup_date", "churn_date", "churn_reason")
+_NOT_ATTRIBUTES = NOT_ATTRIBUTES
 
 
 def _attribute_columns(lt: pd.DataFrame, candidates: Sequence[str], max_levels: int = 12) -> list:

@@ -187,7 +187,9 @@ def landmark_frame(
         )
         if "tier" in act:
             tier = act.set_index("customer_id")["tier"].astype("object")
-            c["programme_tier"] = c["customer_id"].map(tier).astype(object).fillna("none").astype(str)
+            c["programme_tier"] = (
+                c["customer_id"].map(tier).astype(object).fillna("none").astype(str)
+            )
     c["member_months"] = (c["landmark_date"] - c["enrolled_date"]).dt.days / DAYS_PER_MONTH
 
     # transactions relative to the landmark month (integer positions: faster than merges)
