@@ -185,8 +185,8 @@ def test_labels_turn_codes_into_words():
     assert labels.label("value_tier") == "Value tier"
     assert labels.label("churners_prevented_per_year") == "Churners prevented per year"
     assert labels.label("Already words") == "Already words"
-    labels.register({"what_the_data_can_say": "What the data can say"})
-    assert labels.label("what_the_data_can_say") == "What the data can say"
+    labels.register({"what_the_numbers_say": "What the numbers say"})
+    assert labels.label("what_the_numbers_say") == "What the numbers say"
     assert labels.sentence_label("value_tier") == "value tier"
     assert labels.sentence_label("nps") == "NPS (0–10)"
     assert labels.snake_case_tokens("p_holm and smd_weighted, not plain words") == [

@@ -8,8 +8,9 @@ The DuckDB run of the same Parquet files is the reference: integer, text and dat
 columns must match exactly, floats to 1e-9 relative (sums may be added up in a
 different order).
 
-``data.source: spark`` is not yet accepted in params YAML (``DataParams.source`` lists
-folder/duckdb/postgres), so the tests set it on the loaded params object.
+The last test runs the whole report suite (every notebook, through the runner) on Spark
+from a params file with ``data.source: spark`` and compares every index headline with the
+DuckDB run of the same data (issue 16 §2).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -29,6 +31,7 @@ from analysis.data.validation import _count
 from analysis.errors import DataError
 
 RTOL = 1e-9
+ROOT = Path(__file__).resolve().parents[1]
 # pyspark 4.0's toPandas passes copy= to astype, which pandas 3 deprecates (harmless).
 # One xdist worker runs the whole module (with `--dist loadgroup`), so one Spark session
 # and one validation serve every test.
@@ -226,3 +229,57 @@ def test_catalog_tables_are_read_with_the_usual_mapping(spark, studies, tiny_wor
     assert float(src.tables["transactions"].amount.sum().to_pyarrow().as_py()) == pytest.approx(
         duck.table("transactions").amount.sum(), rel=RTOL
     )
+
+
+def _spark_submit_args(base) -> str:
+    """PYSPARK_SUBMIT_ARGS for the report kernels: the tests' small, quiet local session."""
+    conf = dict(
+        SPARK_CONF,
+        **{
+            "spark.sql.warehouse.dir": str(base / "warehouse"),
+            "spark.local.dir": str(base / "local"),
+            "spark.driver.extraJavaOptions": SPARK_CONF["spark.driver.extraJavaOptions"]
+            + f" -Djava.io.tmpdir={base / 'java-tmp'} -Dderby.system.home={base / 'derby'}",
+        },
+    )
+    master = conf.pop("spark.master")
+    memory = conf.pop("spark.driver.memory")
+    conf.pop("spark.app.name")
+    args = [f"--master {master}", f"--driver-memory {memory}"]
+    args += [f'--conf "{k}={v}"' for k, v in conf.items()]
+    return " ".join(args) + " pyspark-shell"
+
+
+def _headlines(result) -> dict[tuple[str, str], dict]:
+    return {(r.name, h["name"]): h for r in result.reports for h in r.headlines}
+
+
+def test_the_whole_suite_on_spark_gives_the_duckdb_numbers(
+    spark, tiny_world, tmp_path, monkeypatch
+):
+    """Every report on Spark (params file, source: spark) has the DuckDB run's headlines."""
+    from analysis.report import runner
+
+    for sub in ("warehouse", "local", "java-tmp", "derby"):
+        (tmp_path / "spark" / sub).mkdir(parents=True)
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", _spark_submit_args(tmp_path / "spark"))
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    runs = {}
+    for source in ("spark", "folder"):
+        params = tmp_path / f"{source}.yaml"
+        params.write_text(
+            f"data:\n  source: {source}\n  path: {tiny_world.data_dir}\n  format: parquet\n"
+            f"reports:\n  output_dir: {tmp_path / source}\n  jobs: 1\n  timeout_seconds: 1200\n"
+        )
+        runs[source] = runner.run(params, notebooks_dir=ROOT / "notebooks", kernel_name="python3")
+        bad = {r.name: r.error for r in runs[source].reports if r.status != "ok"}
+        assert bad == {}, f"{source}: {bad}"
+    got, want = _headlines(runs["spark"]), _headlines(runs["folder"])
+    assert len(want) >= 10 and got.keys() == want.keys()
+    for key, w in want.items():
+        g = got[key]
+        if isinstance(w["value"], (int, float)) and isinstance(g["value"], (int, float)):
+            # models fitted on the same rows: equal up to the order of floating-point sums
+            assert g["value"] == pytest.approx(w["value"], rel=1e-6, abs=1e-9, nan_ok=True), key
+        else:
+            assert g["value"] == w["value"], key
