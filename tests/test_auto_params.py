@@ -310,3 +310,39 @@ def test_validate_prints_tables_unmapped_files_and_auto_choices(world):
     assert "  value.strategic_column = is_strategic" in out
     assert "loyalty.covariates" not in out  # no loyalty table is read: nothing to choose
     assert "customer_name (300 distinct values" in out
+
+
+# --------------------------------------------------------------------------------------
+# The churn definition follows the data unless the params file sets it
+# --------------------------------------------------------------------------------------
+
+
+def _no_churn_dates(c: pd.DataFrame) -> pd.DataFrame:
+    return c.drop(columns=["churn_date", "churn_reason"])
+
+
+def test_without_churn_dates_the_default_definition_is_inactivity_and_said(world):
+    study = _study(world(_no_churn_dates))
+    assert study.params.analysis.churn_definition == "inactivity"
+    notes = study.auto_notes("survival")  # every report states what churn means
+    assert any("no churn dates" in n and "90 days without a purchase" in n for n in notes)
+    lt = study.lifetimes()
+    assert 0 < lt["event"].mean() < 1  # customers are lost, not all retained forever
+
+
+def test_with_churn_dates_the_default_stays_contractual_and_no_note(world):
+    study = _study(world())
+    assert study.params.analysis.churn_definition == "contractual"
+    assert not any("churn dates" in n for n in study.auto_notes())
+
+
+def test_contractual_set_in_the_file_without_churn_dates_is_refused(world):
+    p = world(_no_churn_dates, "analysis:\n  churn_definition: contractual\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis", "validate", "--params", str(p)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "churn_date" in text and "churn_definition: inactivity" in text

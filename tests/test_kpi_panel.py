@@ -372,3 +372,40 @@ def test_every_kpi_with_a_value_is_in_the_full_tables():
         assert len(t.columns) <= 6
         for c in t.columns:
             assert t[c].tolist() == wide[c].tolist()
+
+
+def test_member_share_is_a_share_when_members_join_after_their_last_purchase(tmp_path):
+    """Under inactivity churn, a membership that starts after the customer was lost never counts.
+
+    Reference: members at a month's end counted straight from the raw tables (enrolled by
+    then, and still active: last purchase within the inactivity window or not yet lapsed).
+    """
+    params, cust, tx = _inactivity_world(tmp_path)
+    last = tx.groupby("customer_id")["date"].max()
+    lost = last[(AS_OF - last).dt.days > 90]
+    # half of the lost customers "join" 120 days after their last purchase; some actives join too
+    late = lost.iloc[::2]
+    active_ids = last.index.difference(lost.index)[:40]
+    mem = pd.DataFrame(
+        {
+            "customer_id": [*late.index, *active_ids],
+            "enrolled_date": [
+                *(late + pd.Timedelta(days=120)).clip(upper=AS_OF),
+                *[pd.Timestamp("2023-06-15")] * len(active_ids),
+            ],
+        }
+    )
+    mem.to_csv(params.parent / "data" / "loyalty.csv", index=False, date_format="%Y-%m-%d")
+    study = data.load_study_data(params)
+    k = kpi.kpi_table(study, granularity="month").set_index("period")
+    share = k["member_share"].dropna()
+    assert len(share) and (share >= 0).all() and (share <= 1).all()
+    # at the end of June 2023: only the active customers who enrolled on 15 June are members
+    june = k.loc[pd.Timestamp("2023-06-01")]
+    end = june.period_end
+    enrolled = mem[pd.to_datetime(mem.enrolled_date) <= end].customer_id
+    gone_by_end = set(
+        last[(last + pd.Timedelta(days=90) <= end) & last.index.isin(lost.index)].index
+    )
+    want = sum(1 for c in enrolled if c not in gone_by_end and c not in set(late.index))
+    assert june.members == want

@@ -917,3 +917,51 @@ def test_strategic_flags_read_words_not_truthiness():
         False,
     ]
     assert strategic_flags(pd.Series([1.0, 0.0, np.nan])).tolist() == [True, False, False]
+
+
+def test_a_fit_whose_predictions_overflow_is_a_skipped_section_not_a_crash():
+    """A converged fit with extreme estimates (NaN per-customer predictions) values nobody."""
+    from analysis.studies.sections import is_skipped
+    from analysis.studies.value.purchase import fit_section
+
+    summary = pd.DataFrame({"frequency": [0, 1, 3], "recency": [0.0, 5.0, 20.0], "T": [30.0] * 3})
+
+    class Extreme:
+        params = pd.Series({"r": 0.3, "alpha": 5.0, "a": 34855.0, "b": 95568.0})
+
+        def p_alive(self, frequency, recency, T):
+            return np.array([1.0, np.nan, np.nan])
+
+        def conditional_expected_transactions(self, t, frequency, recency, T):
+            return np.array([0.1, np.nan, np.inf])
+
+    got = fit_section("bgnbd", lambda s: Extreme(), summary, data="whole history")
+    assert is_skipped(got)
+    assert "2 customers" in got.reason and "a = 3.486e+04" in got.detail
+
+    class Fine(Extreme):
+        def p_alive(self, frequency, recency, T):
+            return np.ones(3)
+
+        def conditional_expected_transactions(self, t, frequency, recency, T):
+            return np.full(3, 0.2)
+
+    assert not is_skipped(fit_section("bgnbd", lambda s: Fine(), summary, data="whole history"))
+
+
+@pytest.mark.parametrize(
+    ("auc", "ci", "never"),
+    [
+        (0.48, (0.39, 0.56), "better than chance"),  # an interval around chance: no claim
+        (0.45, (0.40, 0.49), "better than chance"),  # worse than chance
+        (0.55, (0.50, 0.60), "better than chance"),  # lower bound on chance
+        (0.75, (0.70, 0.80), "chance"),
+    ],
+)
+def test_ranking_words_never_contradict_the_interval(auc, ci, never):
+    from analysis.report.value import _auc_word
+
+    words = _auc_word(auc, ci)
+    assert never not in words.replace("no better than chance", "")
+    if ci[1] < 0.5:
+        assert "worse than chance" in words

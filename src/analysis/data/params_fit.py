@@ -429,8 +429,10 @@ def _analysis(params: Params, src: Source, window_days: int, span: str, problems
                 (ap.inactivity_days,),
             )
         )
-    if ap.churn_definition == "contractual" and "churn_date" not in src.present.get(
-        "customers", set()
+    if (
+        ap.churn_definition == "contractual"
+        and params.is_explicit("analysis.churn_definition")  # the default follows the data
+        and "churn_date" not in src.present.get("customers", set())
     ):
         problems.append(
             _problem(
@@ -778,6 +780,42 @@ def resolve_auto(
     - ``value.strategic_segments``: none. Which segments matter is a business
       decision no rule can read off the data.
     """
+    params, churn = _resolve_churn_definition(params, src)
+    params, notes = _resolve_columns(params, src, customers)
+    return params, churn + notes
+
+
+def _resolve_churn_definition(params: Params, src: Source) -> tuple[Params, list[AutoChoice]]:
+    """Churn by inactivity when the data has no churn dates and the params do not say.
+
+    The default ``contractual`` needs ``customers.churn_date``; without that column every
+    customer would look retained forever (0% churn, 100% still active), so a definition the
+    params file does not set follows the data. One that the file sets is kept (validation
+    refuses it with the fix).
+    """
+    ap = params.analysis
+    if (
+        ap.churn_definition != "contractual"
+        or params.is_explicit("analysis.churn_definition")
+        or "customers" not in src.tables
+        or "churn_date" in src.present.get("customers", set())
+    ):
+        return params, []
+    new = _with_values(params, {"analysis.churn_definition": "inactivity"})
+    note = AutoChoice(
+        "analysis.churn_definition",
+        "inactivity",
+        "The data has no churn dates, so a customer counts as lost after "
+        f"{ap.inactivity_days} days without a purchase (set analysis.churn_definition and "
+        "analysis.inactivity_days to choose otherwise).",
+    )
+    return new, [note]
+
+
+def _resolve_columns(
+    params: Params, src: Source, customers: ir.Table | None
+) -> tuple[Params, list[AutoChoice]]:
+    """The column settings of :func:`resolve_auto`."""
     keys = [k for k in AUTO_KEYS if _auto(_get(params, k))]
     if not keys or "customers" not in src.tables:
         return params, []

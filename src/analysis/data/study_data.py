@@ -64,6 +64,8 @@ class StudyData:
         """
 
         def wanted(key: str) -> bool:
+            if key == "analysis.churn_definition":  # what "churn" means: every report says it
+                return True
             return not sections or any(key == s or key.startswith(s + ".") for s in sections)
 
         picked = [c.sentence for c in self.auto if c.key != "columns" and wanted(c.key)]

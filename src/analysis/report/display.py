@@ -197,7 +197,8 @@ def absent_table_message(table_name: str) -> str:
     """Return the plain sentence shown when the data lacks an optional table."""
     return (
         f"This data has no {table_name} table, so this section is skipped. "
-        f"Add a {table_name} table to the data source to see it."
+        f"Add {'an' if str(table_name)[:1].lower() in 'aeiou' else 'a'} {table_name} table to the "
+        "data source to see it."
     )
 
 

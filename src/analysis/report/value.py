@@ -92,7 +92,13 @@ def value_findings(
     return s
 
 
-def _auc_word(auc: float) -> str:
+def _auc_word(auc: float, ci: tuple[float, float] | None = None) -> str:
+    """Words for a ranking quality (AUC, 0.5 = chance) that never contradict its interval."""
+    lo, hi = ci if ci is not None else (auc, auc)
+    if hi < 0.5:
+        return "worse than chance (its ranking should not be used)"
+    if lo <= 0.5 or auc <= 0.5:
+        return "no better than chance, as far as this data can tell"
     if auc < 0.6:
         return "only slightly better than chance"
     if auc < 0.7:
@@ -136,7 +142,8 @@ def study_findings(
     if isinstance(vs.churn, ChurnRiskResult):
         ch = vs.churn
         s.append(
-            f"The churn-risk model ranks customers {_auc_word(ch.auc)} out of time: test AUC {ch.auc:.2f} "
+            f"Out of time, the churn-risk model ranks customers {_auc_word(ch.auc, ch.auc_ci)}: "
+            f"test AUC {ch.auc:.2f} "
             f"(95% CI {ch.auc_ci[0]:.2f} to {ch.auc_ci[1]:.2f}; 0.5 = chance); calibration slope "
             f"{ch.calibration_slope:.2f} (95% CI {ch.calibration_ci['slope'][0]:.2f} to "
             f"{ch.calibration_ci['slope'][1]:.2f}; 1 = predicted risks neither too extreme nor too flat)."
@@ -537,6 +544,11 @@ def tier_finding(vs: ValueStudy) -> str:
     """Return the finding of the value-concentration section."""
     c = vs.concentration
     lo, hi = c["ci_lower"], c["ci_upper"]
+    if fmt._is_missing(c["share"]):
+        return (
+            "No customer has a positive expected value on this data, so how concentrated "
+            "value is cannot be measured."
+        )
     return (
         f"The top {c['top']:.0%} of customers hold {fmt.fmt_est(c['share'], lo, hi, kind='pct', digits=0)} "
         "of expected value; the high tier (top "
@@ -638,8 +650,9 @@ def churn_model_finding(vs: ValueStudy) -> str:
     """Return the finding of the churn-risk model section."""
     ch = vs.churn
     return (
-        f"The churn-risk model ranks customers {_auc_word(ch.auc)} on a later period it was not "
-        f"trained on: {fmt.fmt_est(ch.auc, ch.auc_ci[0], ch.auc_ci[1], kind='number', digits=2)} "
+        "On a later period it was not trained on, the churn-risk model ranks customers "
+        f"{_auc_word(ch.auc, ch.auc_ci)}: "
+        f"{fmt.fmt_est(ch.auc, ch.auc_ci[0], ch.auc_ci[1], kind='number', digits=2)} "
         "on a scale where 0.5 is chance and 1 is perfect."
     )
 

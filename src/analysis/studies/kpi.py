@@ -237,6 +237,11 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
         # Arrow's hash lookup: pandas' isin on Arrow strings builds Python objects (20 s at 1M)
         keep = pc.is_in(pa.array(m["customer_id"]), value_set=pa.array(lt["customer_id"]))
         m = m[keep.to_numpy(zero_copy_only=False)]
+        # A membership that ends on or before it starts never counted: under inactivity
+        # churn a customer who joined after their last purchase was already lost by then
+        # (counting its end without its start made the member count negative).
+        start = pd.to_datetime(m["enrolled_date"])
+        m = m[m["member_end"].isna() | (m["member_end"] > start)]
         out["members"] = member_counts(m, out)
         out["member_share"] = out["members"] / out["active"].where(out["active"] > 0)
     else:

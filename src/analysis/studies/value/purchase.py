@@ -10,6 +10,8 @@ rate, or every purchase having the same value (a fixed price).
 
 from __future__ import annotations
 
+import numpy as np
+
 from analysis.errors import AnalysisError
 from analysis.stats.btyd.mle import BoundaryFit
 from analysis.studies.sections import Skipped, skipped_from
@@ -73,7 +75,17 @@ def fit_section(key: str, fit, summary, *, data: str):
         Words for the data it is fitted on ("calibration period", "whole history").
     """
     try:
-        return fit(summary)
+        model = fit(summary)
+        bad = _unusable_predictions(model, summary)
+        if bad:
+            return Skipped(
+                SECTION[key],
+                f"The model's estimates ran to extreme values on the {data}, so its "
+                f"predictions for {bad:,} customers cannot be computed",
+                "More customers or a longer history usually allow it.",
+                detail=", ".join(f"{k} = {v:.4g}" for k, v in model.params.items()),
+            )
+        return model
     except MemoryError:
         raise
     except BoundaryFit as exc:
@@ -84,6 +96,29 @@ def fit_section(key: str, fit, summary, *, data: str):
         return Skipped(SECTION[key], sk.reason, sk.remedy, detail=exc.summary)
     except Exception as exc:  # noqa: BLE001 - one model must not fail the report
         return skipped_from(SECTION[key], exc)
+
+
+def _unusable_predictions(model, summary) -> int:
+    """Return how many customers a fitted purchase model gives no finite prediction (0: fine).
+
+    A fit whose estimates run to very large values (e.g. a BG/NBD with a and b in the tens of
+    thousands: dropout with no spread between customers) converges, but its per-customer
+    predictions overflow to NaN; it must not value anyone.
+    """
+    if not hasattr(model, "p_alive") or not {"frequency", "recency", "T"} <= set(summary.columns):
+        params = np.asarray(getattr(model, "params", []), dtype=float)
+        return 0 if np.isfinite(params).all() else len(summary)
+    with np.errstate(all="ignore"):
+        pa = np.asarray(
+            model.p_alive(summary["frequency"], summary["recency"], summary["T"]), dtype=float
+        )
+        ex = np.asarray(
+            model.conditional_expected_transactions(
+                1.0, summary["frequency"], summary["recency"], summary["T"]
+            ),
+            dtype=float,
+        )
+    return int((~np.isfinite(pa) | ~np.isfinite(ex)).sum())
 
 
 def fitted(x) -> bool:

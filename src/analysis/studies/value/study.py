@@ -616,7 +616,12 @@ def value_study(
             "be singled out",
             "Churn dates, or purchase histories a purchase model fits, would allow it.",
         )
-    conc = value_concentration(scores["clv"], top=vp.top_share, seed=seed)
+    if (scores["clv"].to_numpy(dtype=float) > 0).any():
+        conc = value_concentration(scores["clv"], top=vp.top_share, seed=seed)
+    else:  # nobody has a positive value (no model, no recent purchases): nothing to rank
+        nan = float("nan")
+        conc = {"share": nan, "ci_lower": nan, "ci_upper": nan, "top": vp.top_share}
+        conc["n_customers"] = len(scores)
     tier = scores.groupby("clv_tier", observed=True)
     total_clv_sum = scores["clv"].sum()
     agg = {"customers": ("customer_id", "size")}
