@@ -82,7 +82,9 @@ class DataParams:
 class AnalysisParams:
     """Definitions shared by every study."""
 
-    churn_definition: Literal["contractual", "inactivity"] = "contractual"  # what counts as churn
+    churn_definition: Literal["contractual", "inactivity"] = (
+        "contractual"  # what counts as churn; unset and no churn_date column: inactivity
+    )
     inactivity_days: int = 90  # days without purchase after which a customer counts as churned
     period: Literal["week", "month", "quarter"] = "month"  # panel / cohort period
     min_group_size: int = 10  # aggregates over fewer customers are suppressed
