@@ -404,3 +404,22 @@ def test_report_page_without_churn_is_ok_and_lint_clean(tiny_world, tmp_path):
     assert lint.lint_page(html, name="03") == []
     assert "Not estimated" in html and "No customer left" in html
     shutil.rmtree(out / "executed", ignore_errors=True)
+
+
+def test_tiny_levels_of_an_adjustment_column_are_pooled_not_one_term_each(tiny_world, tmp_path):
+    """An industry column with many 2-3 customer levels: the churn model still fits, on pooled levels."""
+    from analysis import data
+
+    def many_small(c):
+        big = np.where(np.arange(len(c)) % 2 == 0, "retail", "services")
+        tiny = np.array([f"niche {i // 3}" for i in range(len(c))], dtype=object)
+        return c.assign(industry=np.where(np.arange(len(c)) % 5 == 0, tiny, big))
+
+    params = _variant(tiny_world, tmp_path, "small_levels", customers=many_small)
+    params.write_text(params.read_text() + "experience:\n  cox_covariates: [industry]\n")
+    study = data.load_study_data(params)
+    res = X.run_study(study)
+    assert not is_skipped(res.hazards), res.hazards
+    terms = " ".join(map(str, res.hazards.summary.index))
+    assert "niche" not in terms  # no term per tiny level
+    assert "industry" in terms

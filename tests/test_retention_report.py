@@ -413,3 +413,41 @@ def test_concordance_without_comparable_pairs_is_a_skipped_section():
     fit.concordance = out["concordance"]
     with pytest.raises(study.NotEstimable, match="No pair of customers"):
         study._concordance(fit)
+
+
+def test_many_groups_with_no_real_difference_name_no_pair():
+    """15 groups drawn from one churn rate: the finding is the overall test, no cherry-picked pair."""
+    n = 3000
+    levels = [f"C{i:02d}" for i in range(15)]
+    lt = _contract_base(n, 11, segment=np.random.default_rng(1).choice(levels, n))
+    res = _run(lt)
+    assert res.logrank.p_value > 0.05  # planted: no difference
+    text = rt.section_findings(res)["groups"]
+    assert text.startswith("No clear evidence that retention differs")
+    assert "stay on average" not in text  # no pair singled out of 105
+
+
+def test_a_real_difference_is_stated_after_the_overall_test():
+    n = 3000
+    seg = np.where(np.arange(n) % 2 == 0, "slow", "fast")
+    rng = np.random.default_rng(5)
+    t = np.where(seg == "slow", rng.exponential(1 / 0.02, n), rng.exponential(1 / 0.08, n))
+    c = rng.uniform(6, 30, n)
+    lt = pd.DataFrame(
+        {
+            "duration_months": np.minimum(t, c),
+            "event": (t <= c).astype(int),
+            "entry_months": 0.0,
+            "churn_reason": None,
+            "segment": seg,
+        }
+    )
+    text = rt.section_findings(_run(lt))["groups"]
+    assert text.startswith("Retention differs between segment groups")
+    # fast vs slow: "shorter" carries the sign, so the interval is of the (positive) magnitude
+    m = re.search(
+        r"fast stay on average ([\d.]+) months shorter .*\(95% CI ([\d.]+)–([\d.]+)", text, re.I
+    )
+    assert m, text
+    est, lo, hi = map(float, m.groups())
+    assert 0 < lo <= est <= hi

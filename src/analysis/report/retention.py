@@ -262,6 +262,9 @@ def sentence_rmst_difference(row, *, group: str) -> str:
             f"and in {gb} stay (difference {fmt_num(diff, 1)} months, {ci[1:-1]})."
         )
     more = "longer" if diff > 0 else "shorter"
+    if diff < 0:  # "shorter" carries the sign: the interval is of the magnitude (never negative)
+        ci = fmt_est(-diff, -hi, -lo, kind="months", digits=1)
+        ci = ci[ci.index("(") :].replace("(", "(95% CI ", 1) if "(" in ci else ""
     return (
         f"{within}, customers in {ga} stay on average {fmt_months(abs(diff), 1)} {more} than those "
         f"in {gb} {ci}; an observed difference, not an effect of the group."
@@ -587,6 +590,38 @@ def _cox_top(result: RetentionResult, hidden=()):
     return fit, list(cat.sort_values("p_value").index)
 
 
+def _groups_finding(
+    result: RetentionResult, diffs: pd.DataFrame | None, alpha: float = 0.05
+) -> str:
+    """The group comparison in words: the overall test first, then a pair only if it stands.
+
+    With many groups the largest of many pairwise differences is a multiple-comparison
+    artefact unless it survives a Holm correction over every pair compared, and a pair is
+    never put forward when the overall log-rank test finds no difference.
+    """
+    overall = sentence_logrank(result.logrank, alpha=alpha) if _ok(result.logrank) else ""
+    if diffs is None or not len(diffs):
+        return overall
+    if len(diffs) > 1 or overall:
+        p = diffs["p_value"].to_numpy(dtype=float)
+        ok = np.isfinite(p)
+        adj = np.full(len(p), np.nan)
+        if ok.any():
+            adj[ok] = holm(p[ok])
+        significant = diffs[np.nan_to_num(adj, nan=1.0) < alpha]
+        overall_ok = not _ok(result.logrank) or (
+            _finite(result.logrank.p_value) and result.logrank.p_value < alpha
+        )
+        if significant.empty or not overall_ok:
+            return overall or sentence_rmst_difference(
+                diffs.loc[diffs.rmst.abs().idxmax()], group=result.group
+            )
+        diffs = significant
+    top = diffs.loc[diffs.rmst.abs().idxmax()]
+    pair = sentence_rmst_difference(top, group=result.group)
+    return f"{overall} {pair}".strip()
+
+
 def section_findings(result: RetentionResult, *, hidden=()) -> dict[str, str]:
     """Return the one-sentence finding of each body section that can be shown.
 
@@ -606,11 +641,7 @@ def section_findings(result: RetentionResult, *, hidden=()) -> dict[str, str]:
         if diffs is not None:
             diffs = diffs[diffs.rmst.notna() & (diffs.se > 0)]
             diffs = diffs[~diffs[result.group].isin(set(hidden))]
-        if diffs is not None and len(diffs):
-            top = diffs.loc[diffs.rmst.abs().idxmax()]
-            out["groups"] = sentence_rmst_difference(top, group=result.group)
-        elif _ok(result.logrank):
-            out["groups"] = sentence_logrank(result.logrank)
+        out["groups"] = _groups_finding(result, diffs)
     fit, terms = _cox_top(result, hidden)
     if fit is not None:
         out["cox"] = (

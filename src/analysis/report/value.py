@@ -467,9 +467,16 @@ def key_tiles(vs: ValueStudy, *, currency: str, min_group_size: int) -> list[dic
     """Return the report's key-figure tiles (each is also an index headline)."""
     est, lo, hi = vs.total_clv
     c = vs.concentration
+    # with no model fitted the figure is observed, not expected: the title says which
+    title = (
+        f"{'Margin' if vs.settings['margin'] else 'Revenue'} of the last "
+        f"{fmt.fmt_months(vs.settings['horizon_months'])} (observed)"
+        if vs.value_source == "history"
+        else "Total expected customer value"
+    )
     tiles = [
         page.tile(
-            "Total expected customer value",
+            title,
             est,
             kind="money",
             lo=lo,

@@ -309,6 +309,27 @@ def _churn_gate(n_events: int) -> None:
         )
 
 
+def _pool_small_levels(values: pd.Series, min_group_size: int) -> pd.Series:
+    """Pool the levels of an adjustment column held by fewer than ``min_group_size`` customers.
+
+    A Cox term per tiny level (an industry of 3 accounts) is estimated from a handful of
+    events, often not at all (the model fails or the term runs to infinity). The small
+    levels become :data:`OTHER_GROUPS`; when that pool is itself too small, its customers
+    are adjusted as members of the most common level. Missing values stay missing.
+    """
+    from analysis.studies.retention import OTHER_GROUPS
+
+    v = values.astype(object)
+    sizes = v.dropna().value_counts()
+    small = [g for g, n in sizes.items() if n < min_group_size]
+    if not small or len(small) == len(sizes):
+        return v
+    pooled = v.where(~v.isin(small), OTHER_GROUPS)
+    if int(sizes[small].sum()) < min_group_size:
+        pooled = pooled.where(pooled != OTHER_GROUPS, sizes.index[0])
+    return pooled
+
+
 def _section(key: str, fn, *args, **kwargs):
     """Run one section through :func:`attempt` under its human name."""
     return attempt(SECTIONS[key], fn, *args, **kwargs)
@@ -405,6 +426,8 @@ def _run_study(
     keep = [c for c in dict.fromkeys([*adjust, strata]) if c]
     for c in keep:  # one byte per counting-process row instead of a string
         if not pd.api.types.is_numeric_dtype(lt[c]):
+            if c in adjust:
+                lt[c] = _pool_small_levels(lt[c], study.min_group_size)
             lt[c] = lt[c].astype("category")
 
     trends = _section("trends", experience_metrics, ex, period=period, alpha=alpha)

@@ -37,15 +37,16 @@ def boundary_reason(exc: BoundaryFit, *, data: str) -> tuple[str, str]:
             "the chance of dropping out went to zero (a boundary), so it cannot say who has "
             "stopped buying. This is typical of subscriptions, where customers pay every period "
             "until they cancel",
-            "Customer value comes from the model that fits these data (the contract-renewal "
-            "model where contracts end with a churn date).",
+            "Customer value then comes from another model where one fits (the contract-renewal "
+            "model, where contracts end with a churn date), or else from observed revenue.",
         )
     if model in _DROPOUT and ("r" in edge or "alpha" in edge):
         return (
             f"The {model} model found that customers in the {data} all buy at much the same "
             "rate: its estimate of the spread of purchase rates went to a boundary, so it "
             "cannot be estimated. This is typical of regular billing (one charge a period)",
-            "Customer value comes from the model that fits these data.",
+            "Customer value then comes from another model where one fits, or else from "
+            "observed revenue.",
         )
     if model == "Gamma-Gamma":
         return (

@@ -479,9 +479,10 @@ def value_study(
         scores["p_alive"] = models["bgnbd"].p_alive(
             active["frequency"], active["recency"], active["T"]
         )
-    if "segment" in customers.columns:
+    group_col = _breakdown_column(study, customers)
+    if group_col is not None:
         seg_by_code = np.full(n_codes, None, dtype=object)
-        seg_by_code[cust_codes] = customers["segment"].to_numpy(dtype=object)
+        seg_by_code[cust_codes] = customers[group_col].to_numpy(dtype=object)
         scores["segment"] = (
             pd.Series(seg_by_code[active_codes]).fillna("unknown").astype(str).to_numpy()
         )
@@ -696,6 +697,7 @@ def value_study(
     pa_rep = float(scores.loc[rep, "p_alive"].mean()) if has_pa and rep.any() else float("nan")
     recent_rep = float(np.mean(days_since[rep] <= inactivity_days)) if rep.any() else float("nan")
     settings = {
+        "breakdown_column": group_col,
         "as_of": str(as_of.date()),
         "window_start": str(window_start.date()),
         "calibration_end": str(cal_end),
@@ -745,6 +747,20 @@ def value_study(
         contract=contract,
         skipped=skipped,
     )
+
+
+def _breakdown_column(study, customers: pd.DataFrame) -> str | None:
+    """The customers column the report's "segment" breakdown uses, or None (one group).
+
+    The breakdown column of the params (``analysis.group``, resolved from the data when
+    ``auto``) when the customers table has values in it; else ``segment`` when it has
+    values; else none. (An optional contract column the data lacks is all empty.)
+    """
+    group = study.params.analysis.group
+    for col in (group if isinstance(group, str) else None, "segment"):
+        if col and col in customers.columns and customers[col].notna().any():
+            return col
+    return None
 
 
 def _churn_risk(study, customers, coder, txa, n_codes, *, as_of, risk_horizon_months, seed):
