@@ -207,3 +207,22 @@ def test_every_report_module_agrees_on_its_labels():
     with pytest.raises(ValueError, match="different words"):
         labels.register({"segment": "Something else"})
     labels.register({"segment": labels.label("segment")})  # the same words again are fine
+
+
+def test_technical_text_reads_cleanly_in_the_appendix():
+    from analysis.report.lint import lint_page
+
+    raw = (
+        "analysis.errors.AnalysisError: The Cox model on ('failures_window', "
+        "'industry[Manufacturing]', 'segment[T.small]') did not converge; se = nan, [1, 2]"
+    )
+    got = labels.technical_text(raw)
+    assert got.startswith("The Cox model on (")
+    assert "industry: Manufacturing" in got and "segment: small" in got
+    assert not re.search(r"[\[\]'\"]|\bnan\b|analysis\.errors", got)
+    page = (
+        '<div class="verdict"><p>Verdict.</p></div><details class="appendix"><summary>For '
+        f'analysts</summary><div class="appendix-body"><p>{got}</p></div></details>'
+    )
+    assert not [p for p in lint_page(page, name="t") if "term" in p or "repr" in p]
+    assert len(labels.technical_text("x" * 1000)) == 300

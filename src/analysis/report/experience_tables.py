@@ -11,14 +11,13 @@ so ``display.show_table`` shows their labels. The sentences are in
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pandas as pd
 
 from analysis.report.experience import _ADJ, _term_label, hazard_table
 from analysis.report.format import _is_missing, fmt_est, fmt_p
-from analysis.report.labels import label
+from analysis.report.labels import label, technical_text
 from analysis.report.sentences import direction, join_words
 from analysis.studies.experience import StudyResults
 
@@ -340,6 +339,4 @@ def skipped_details(res: StudyResults) -> pd.DataFrame:
 
 
 def _clean(text: str) -> str:
-    text = re.sub(r"(?<![A-Za-z])(nan|NaN|NaT|inf|None)(?![A-Za-z])", "missing", str(text))
-    text = re.sub(r"\[([^\]]*)\]", r"(\1)", text)
-    return text[:300]
+    return technical_text(text)

@@ -253,3 +253,22 @@ def relabel(df: pd.DataFrame, extra: Mapping[str, str] | None = None) -> pd.Data
 def snake_case_tokens(text: str) -> list[str]:
     """Return the snake_case words in ``text`` (used by the report lint)."""
     return _SNAKE.findall(str(text))
+
+
+def technical_text(text: Any, *, limit: int = 300) -> str:
+    """Return a technical message fit for the analysts' appendix of a stakeholder page.
+
+    The exception's module path goes (``analysis.errors.AnalysisError: ...`` -> ``...``),
+    model terms read as words (``segment[T.business]`` -> ``segment: business``), Python
+    list and tuple brackets and quotes go, and missing-value words read "missing", so the
+    message neither looks like a broken page nor trips the report lint. Cut at ``limit``.
+    """
+    if text is None:
+        return ""
+    t = str(text).strip()
+    t = re.sub(r"^(?:[A-Za-z_][\w]*\.)+([A-Z]\w*(?:Error|Exception|Warning|Fit)):\s*", "", t)
+    t = re.sub(r"([A-Za-z_]\w*)\[(?:T\.)?([^\[\]]*)\]", r"\1: \2", t)
+    t = t.replace("[", "(").replace("]", ")").replace("'", "").replace('"', "")
+    t = re.sub(r"(?<![A-Za-z])(nan|NaN|NaT|inf|None)(?![A-Za-z])", "missing", t)
+    t = re.sub(r"\s+", " ", t)
+    return t if len(t) <= limit else t[: limit - 1].rstrip() + "…"

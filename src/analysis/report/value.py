@@ -687,7 +687,7 @@ def skipped_appendix_table(vs: ValueStudy) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "section": [s.section for s in vs.skipped],
-            "detail": [s.detail or "—" for s in vs.skipped],
+            "detail": [labels.technical_text(s.detail) or "—" for s in vs.skipped],
         }
     )
 
