@@ -423,3 +423,18 @@ def test_tiny_levels_of_an_adjustment_column_are_pooled_not_one_term_each(tiny_w
     terms = " ".join(map(str, res.hazards.summary.index))
     assert "niche" not in terms  # no term per tiny level
     assert "industry" in terms
+
+
+def test_claims_say_what_is_recorded_not_more():
+    """First-contact resolution without contacts-to-resolve is reported; no CSAT says 'no answers'."""
+    from analysis.studies.experience.metrics import ClaimNumbers
+
+    nan3 = (float("nan"),) * 3
+    t = text.claims_table(ClaimNumbers(None, nan3, nan3, (0.688, 0.65, 0.72), csat_answers=0))
+    fcr = t.our_number.iloc[2]
+    assert fcr.startswith("68.8% at the first contact") and "not recorded" in fcr
+    assert "Not measurable" not in fcr
+    assert t.our_number.iloc[0] == "Not measurable: the data has no CSAT answers"
+    t = text.claims_table(ClaimNumbers(None, nan3, nan3, nan3, csat_answers=12))
+    assert t.our_number.iloc[0].startswith("Not estimable: too few CSAT answers")
+    assert t.our_number.iloc[2].startswith("Not measurable")

@@ -451,3 +451,18 @@ def test_a_real_difference_is_stated_after_the_overall_test():
     assert m, text
     est, lo, hi = map(float, m.groups())
     assert 0 < lo <= est <= hi
+
+
+def test_no_one_time_buyer_figure_under_contracts():
+    """With churn dates, a customer billed once so far is a customer, not a one-time buyer."""
+    lt, tx = _inactivity_base(n_one_time=120, n_repeat=180, n_recent=40)
+    rep = _run(
+        lt,
+        definition="contractual",
+        inactivity_days=90,
+        as_of=AS_OF,
+        transactions=tx,
+        covariates=[],
+    )
+    assert rep.one_time is None
+    assert "never bought again" not in _all_text(rep)

@@ -219,3 +219,12 @@ def test_report_text_of_a_subscription_world(sub_study):
         assert not _BAD_WORD.search(t), t
     # the contract finding states the mean churn the tile shows
     assert f"{vs.contract.mean_churn[0]:.1%}" in value_text.contract_finding(vs)
+
+
+def test_risk_of_leaving_never_comes_from_p_alive_under_contracts(sub_study):
+    """Where churn dates exist, 1 - P(alive) (silent lapsing) is no risk of leaving."""
+    _, vs = sub_study
+    sources = set(vs.scores["risk_source"].unique())
+    assert not any("P(alive)" in s for s in sources), sources
+    scored = vs.scores["risk"].notna()
+    assert scored.any() and (vs.scores.loc[scored, "risk"].between(0, 1)).all()

@@ -663,6 +663,28 @@ def _fin(t: Sequence[float] | None) -> bool:
     return t is not None and all(not _is_missing(v) and math.isfinite(float(v)) for v in t)
 
 
+def _resolution_claim(two, one) -> str:
+    """Our share of tickets resolved within two contacts and at the first, as far as recorded."""
+    first = (
+        f"{fmt_pct(one[0])} at the first contact (95% CI {fmt_pct(one[1])} to {fmt_pct(one[2])})"
+    )
+    if _fin(two):
+        within = (
+            f"{fmt_pct(two[0])} of tickets resolved within two contacts "
+            f"(95% CI {fmt_pct(two[1])} to {fmt_pct(two[2])})"
+        )
+        return f"{within}; {fmt_pct(one[0])} at the first" if _fin(one) else within
+    if _fin(one):
+        return (
+            f"{first[:1].upper()}{first[1:]}; resolution within two contacts is not recorded "
+            "(the tickets have no number of contacts to resolve)"
+        )
+    return (
+        "Not measurable: the data records no ticket resolution "
+        "(contacts to resolve or first-contact resolution on tickets)"
+    )
+
+
 def claims_table(numbers: ClaimNumbers) -> pd.DataFrame:
     """Put this data's numbers beside three common customer-experience claims.
 
@@ -687,6 +709,8 @@ def claims_table(numbers: ClaimNumbers) -> pd.DataFrame:
             "same customers compared across months"
         )
         cx = cx[:1].upper() + cx[1:]
+    elif numbers.csat_answers == 0:
+        cx = "Not measurable: the data has no CSAT answers"
     else:
         cx = "Not estimable: too few CSAT answers in consecutive months"
     ret, two, one = numbers.retained_12m, numbers.within_two_contacts, numbers.first_contact
@@ -715,13 +739,7 @@ def claims_table(numbers: ClaimNumbers) -> pd.DataFrame:
             },
             {
                 "claim": "Up to 90% of incidents can be resolved at the first or second contact",
-                "our_number": (
-                    f"{fmt_pct(two[0])} of tickets resolved within two contacts "
-                    f"(95% CI {fmt_pct(two[1])} to {fmt_pct(two[2])}); {fmt_pct(one[0])} at the first"
-                    if _fin(two) and _fin(one)
-                    else "Not measurable: the data records no ticket resolution "
-                    "(contacts to resolve or first-contact resolution on tickets)"
-                ),
+                "our_number": _resolution_claim(two, one),
                 "what_the_data_can_say": (
                     "Directly measured on our tickets; what is achievable depends on the ticket "
                     "mix, which the claim does not state."

@@ -738,9 +738,13 @@ def retention_study(
     if as_of is None and "end_date" in lt.columns and len(lt):
         as_of = pd.to_datetime(lt["end_date"]).max()
     one_time = None
-    if {"first_purchase", "last_purchase"} <= set(lt.columns) and lt[
-        "first_purchase"
-    ].notna().any():
+    # Inactivity churn only: with contracts a customer billed once a year is not a
+    # "one-time buyer" before the year is out, and the churn date says who left.
+    if (
+        definition == "inactivity"
+        and {"first_purchase", "last_purchase"} <= set(lt.columns)
+        and lt["first_purchase"].notna().any()
+    ):
         one_time = one_time_buyers(
             lt,
             as_of=as_of,

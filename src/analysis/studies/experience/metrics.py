@@ -392,12 +392,15 @@ class ClaimNumbers:
         Share of tickets resolved within two contacts (Wilson interval).
     first_contact : tuple of float
         Share of tickets resolved at the first contact (Wilson interval).
+    csat_answers : int or None
+        CSAT answers in the experience table (None: not counted).
     """
 
     revenue_pct_per_csat: tuple[float, float, float] | None
     retained_12m: tuple[float, float, float]
     within_two_contacts: tuple[float, float, float]
     first_contact: tuple[float, float, float]
+    csat_answers: int | None = None
 
 
 def claim_numbers(
@@ -452,6 +455,15 @@ def claim_numbers(
         if "first_contact_resolution" in tk.columns and n_t
         else (float("nan"),) * 3
     )
+    csat = (
+        int(pd.to_numeric(experience["csat"], errors="coerce").notna().sum())
+        if "csat" in experience.columns
+        else 0
+    )
     return ClaimNumbers(
-        revenue_pct_per_csat=pct, retained_12m=ret, within_two_contacts=two, first_contact=one
+        revenue_pct_per_csat=pct,
+        retained_12m=ret,
+        within_two_contacts=two,
+        first_contact=one,
+        csat_answers=csat,
     )

@@ -536,7 +536,10 @@ def value_study(
     # contract model's chance of leaving within the risk horizon.
     scores["risk"] = np.nan
     scores["risk_source"] = ""
-    if "p_alive" in scores.columns:
+    # 1 - P(alive) describes silent lapsing; where contracts end with a churn date the
+    # purchase model knows nothing of them, so it is no risk of leaving there.
+    has_dates = has_churn_col and customers["churn_date"].notna().any()
+    if "p_alive" in scores.columns and not has_dates:
         scores["risk"] = 1.0 - scores["p_alive"]
         scores["risk_source"] = "1 - P(alive), BG/NBD"
     if fitted(contract):
