@@ -167,6 +167,14 @@ def test_index_headlines_are_the_reports_numbers(world, tmp_path_factory):
         problems += lint.lint_against_index(
             html_text, r.headlines, r.verdict, name=f"{world}/{page.stem}"
         )
+    # one name, one quantity: a figure named alike in two reports has the same unit
+    units: dict[str, set] = {}
+    for r in outcome["results"].values():
+        for h in r["headlines"]:
+            units.setdefault(h["name"], set()).add(h.get("unit", ""))
+    problems += [
+        f"{world}: headline {n!r} in units {sorted(u)}" for n, u in units.items() if len(u) > 1
+    ]
     assert problems == [], "\n".join(problems)
 
 

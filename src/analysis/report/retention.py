@@ -540,7 +540,17 @@ def tiles(result: RetentionResult, *, display) -> list[dict]:
     if repeat and result.n:
         days = f"the last {result.inactivity_days} days to {fmt_date(result.as_of)}"
         note = f"of all {result.n:,} customers: bought in {days}"
-        specs.append(("Active customers", result.n_active / result.n, "pct", None, None, 0, note))
+        specs.append(
+            (
+                "Share of customers still buying",
+                result.n_active / result.n,
+                "pct",
+                None,
+                None,
+                0,
+                note,
+            )
+        )
     elif _ok(result.rmst_all) and len(result.rmst_all):
         r = result.rmst_all.iloc[0]
         name = f"Average months retained in the first {_h(result.rmst_horizon)}"
