@@ -258,3 +258,9 @@ def test_caption_names_the_scrolling_table():
     assert f'<table class="analysis" aria-labelledby="{cap_id.group(1)}">' in html
     assert html.index("analysis-caption") < html.index('class="analysis-table-scroll"')
     assert "aria-labelledby" not in reporting.table_html(pd.DataFrame({"a": [1]}))
+
+
+def test_a_table_with_no_rows_is_not_shown_and_does_not_fail():
+    """No group the data can show (e.g. nobody bought twice): no table, no crash."""
+    assert reporting.table_html(pd.DataFrame()) == ""
+    assert reporting.table_html(pd.DataFrame(columns=["segment", "n"]), count_col="n") == ""

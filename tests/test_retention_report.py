@@ -466,3 +466,16 @@ def test_no_one_time_buyer_figure_under_contracts():
     )
     assert rep.one_time is None
     assert "never bought again" not in _all_text(rep)
+
+
+def test_nobody_ever_bought_twice_is_a_figure_not_a_crash():
+    """Every customer bought exactly once: 100% one-time buyers, time to return not estimable."""
+    lt, tx = _inactivity_base(n_one_time=200, n_repeat=0, n_recent=30)
+    rep = _run(
+        lt, definition="inactivity", inactivity_days=90, as_of=AS_OF, transactions=tx, covariates=[]
+    )
+    assert rep.one_time.n_one_time == 200 and rep.one_time.share == 1.0
+    assert rep.one_time.n_returned == 0
+    text = _all_text(rep)
+    _no_bad_tokens(text)
+    assert "never bought again" in text

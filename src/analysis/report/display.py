@@ -320,6 +320,8 @@ def table_html(
         else:
             raise TypeError(f"show_table expects a pandas DataFrame, got {type(df).__name__}")
     _refuse_identifiers(df)
+    if df.empty:  # no rows (e.g. no group the data can show): no table, not a crash
+        return ""
     if max_rows is not None and len(df) > max_rows:
         raise AnalysisError(
             f"refusing to display a table of {len(df):,} rows (limit {max_rows}): reports show "
@@ -468,6 +470,8 @@ def show_table(
         total_label=total_label,
         hide=hide,
     )
+    if not markup:  # an empty table is not shown (nor its caption)
+        return
     text = f"{caption}\n" if caption else ""
     _display_html(markup, text + f"[table: {len(df)} rows x {df.shape[1]} columns]")
 

@@ -10,14 +10,13 @@ question; the ``*_table`` functions shape the body's tables and the appendix's.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from analysis.report import labels
-from analysis.report.display import Suppression, suppression
+from analysis.report.display import Suppression, suppression  # noqa: F401 (re-exported)
 from analysis.report.format import (
     _is_missing,
     fmt_date,
@@ -28,6 +27,7 @@ from analysis.report.format import (
     fmt_value,
 )
 from analysis.report.labels import label, level_label, value_label
+from analysis.report.retention_privacy import group_suppression, hidden_labels, hide_groups
 from analysis.report.sentences import (
     count_phrase,
     direction,
@@ -942,64 +942,6 @@ def everyone_table(result: RetentionResult) -> pd.DataFrame:
         return pd.DataFrame()
     wide = survival_table(result, frame=result.everyone_survival_at)
     return median_table(result, frame=result.everyone_median).merge(wide).drop(columns=["group"])
-
-
-# ----------------------------------------------------------------------------
-# Small groups: totals over everyone, complementary suppression
-# ----------------------------------------------------------------------------
-
-
-def group_suppression(result: RetentionResult) -> Suppression | None:
-    """Decide which groups of the retention report to hide (None without groups).
-
-    The groups shown must not add up to the stated total less one small group:
-    further groups, the smallest first, are hidden until hidden customers cannot
-    be told apart (:func:`analysis.report.display.suppression`).
-    """
-    if not result.group or not _ok(result.median):
-        return None
-    med, gcol = result.median, result.group
-    return suppression(
-        med[med[gcol] != _ALL].reset_index(drop=True),
-        count_col="n",
-        min_group_size=result.min_group_size,
-        total=float(result.n_population),
-        group_col=gcol,
-    )
-
-
-def hidden_labels(result: RetentionResult, sup: Suppression | None) -> set:
-    """Return the row labels to hide in the report's tables: hidden groups and their comparisons.
-
-    A comparison row (``"a - b"`` in the restricted-mean table, ``"a vs b"`` as
-    shown) is hidden when either group is, since its count and difference
-    would give the hidden group back.
-    """
-    if sup is None or not result.group:
-        return set()
-    hidden = set(sup.hidden_groups)
-    out = set(hidden)
-    if _ok(result.rmst) and result.group in result.rmst.columns:
-        for lab in result.rmst[result.group].astype(str):
-            parts = lab.split(" - ", 1)
-            if len(parts) == 2 and (parts[0] in hidden or parts[1] in hidden):
-                out.add(lab)
-                out.add(lab.replace(" - ", " vs "))
-    return out
-
-
-def hide_groups(result: RetentionResult, sup: Suppression | None) -> RetentionResult:
-    """Return ``result`` without the hidden groups' curves and numbers at risk (for the plots)."""
-    if sup is None or result.km_group is None or not sup.hidden.any():
-        return result
-    hidden = sup.hidden_groups
-    km = result.km_group[~result.km_group[result.group].isin(hidden)]
-    at = result.at_risk_group
-    if at is not None:
-        at = at[~at.index.isin(list(hidden))]
-    if km.empty:
-        km, at = None, None
-    return dataclasses.replace(result, km_group=km, at_risk_group=at)
 
 
 # ----------------------------------------------------------------------------

@@ -343,7 +343,10 @@ def one_time_buyers(
     tx = tx.sort_values(["customer_id", "date"])
     nth = tx.groupby("customer_id").cumcount()
     second = tx.loc[nth == 1].set_index("customer_id")["date"]  # second purchase day
-    sec = pd.to_datetime(new["customer_id"].map(second))
+    if len(second):
+        sec = pd.to_datetime(new["customer_id"].map(second))
+    else:  # nobody bought twice (pandas cannot map through an empty datetime Series)
+        sec = pd.Series(pd.NaT, index=new.index, dtype="datetime64[ns]")
     returned = sec.notna().to_numpy()
     gap = ((sec - first).dt.days / DAYS_PER_MONTH).to_numpy()
     follow = (age_days / DAYS_PER_MONTH).to_numpy(dtype=float)
