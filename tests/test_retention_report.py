@@ -479,3 +479,17 @@ def test_nobody_ever_bought_twice_is_a_figure_not_a_crash():
     text = _all_text(rep)
     _no_bad_tokens(text)
     assert "never bought again" in text
+
+
+def test_model_counts_cannot_give_back_a_small_pool():
+    """Customers of tiny groups are left out of the Cox model; the fit table must not count them."""
+    n = 1200
+    seg = np.where(np.arange(n) % 2 == 0, "online", "store").astype(object)
+    seg[:3], seg[3:7] = "kiosk", "phone"  # two tiny groups: a pool of 7 < 10, so in no group
+    lt = _contract_base(n, 3, segment=seg)
+    rep = _run(lt, min_group_size=10)
+    fit = rt.model_fit_table(rep).set_index("quantity")["value"]
+    assert rep.cox_shown.n_dropped_missing == 7
+    assert fit["Customers in the model"] == "all but fewer than 10"
+    assert fit["Left out: in no group shown, or a factor not recorded"] == "fewer than 10"
+    assert not any(str(n - 7) in v for v in fit.to_numpy())

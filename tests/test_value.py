@@ -965,3 +965,32 @@ def test_ranking_words_never_contradict_the_interval(auc, ci, never):
     assert never not in words.replace("no better than chance", "")
     if ci[1] < 0.5:
         assert "worse than chance" in words
+
+
+def test_verdict_warns_when_the_at_risk_list_ranks_no_better_than_chance():
+    from types import SimpleNamespace
+
+    from analysis.report.value import verdict
+    from analysis.studies.value.churn_risk import ChurnRiskResult
+
+    ranked = pd.DataFrame(
+        {
+            "clv_tier": ["high"] * 20 + ["low"] * 80,
+            "protect": [True] * 12 + [False] * 88,
+            "value_at_stake": np.linspace(1, 100, 100),
+        }
+    )
+    ch = object.__new__(ChurnRiskResult)
+    vs = SimpleNamespace(
+        total_clv=(1000.0, 900.0, 1100.0),
+        scores=pd.DataFrame({"clv": np.ones(100)}),
+        value_source="purchase",
+        settings={"margin": False, "discount_rate": 0.1, "horizon_months": 12},
+        ranked=ranked,
+        churn=ch,
+    )
+    ch.auc, ch.auc_ci = 0.53, (0.47, 0.60)
+    text = " ".join(verdict(vs, currency="EUR", min_group_size=10))
+    assert "no better than chance" in text and "12 of the 20" in text
+    ch.auc, ch.auc_ci = 0.78, (0.74, 0.82)
+    assert "chance" not in " ".join(verdict(vs, currency="EUR", min_group_size=10))

@@ -228,3 +228,19 @@ def test_risk_of_leaving_never_comes_from_p_alive_under_contracts(sub_study):
     assert not any("P(alive)" in s for s in sources), sources
     scored = vs.scores["risk"].notna()
     assert scored.any() and (vs.scores.loc[scored, "risk"].between(0, 1)).all()
+
+
+def test_one_time_buyers_get_no_risk_from_the_bgnbd(tmp_path):
+    """BG/NBD P(alive) is 1 for anyone who bought once: that is no risk score (retail preset)."""
+    world = synth.generate_preset("retail", n_customers=1500, seed=4)
+    synth.write(world, tmp_path, format="parquet")
+    study = data.load_study_data(tmp_path / "params.yaml")
+    vs = value_study(study)
+    once = vs.scores["frequency"] == 0
+    assert once.any() and vs.scores.loc[once, "risk"].isna().all()
+    assert any(
+        c["kind"] == "one_time_risk" and c["customers"] == int(once.sum()) for c in vs.caveats
+    )
+    repeat = vs.scores.loc[~once, "risk"]
+    if "p_alive" in vs.scores.columns:
+        assert repeat.notna().all() and repeat.between(0, 1).all()

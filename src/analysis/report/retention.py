@@ -880,11 +880,23 @@ def model_fit_table(result: RetentionResult) -> pd.DataFrame:
     fit = result.cox_shown
     if fit is None:
         return pd.DataFrame()
+    k = result.min_group_size
+    left_out = int(fit.n_dropped_missing or 0)
+    # The customers left out are often a small group's pool (no shown group, so no level);
+    # with the total stated elsewhere, exact counts in and out would give it back.
+    few = 0 < left_out < k
+
+    def count(n: int) -> str:
+        return f"all but fewer than {k}" if few else fmt_num(n, 0)
+
     rows = [
-        ("Customers in the model", fmt_num(fit.n, 0)),
-        ("Churn events", fmt_num(fit.n_events, 0)),
+        ("Customers in the model", count(fit.n)),
+        ("Churn events", count(fit.n_events)),
         ("Entered late (signed up before the window)", fmt_num(fit.n_left_truncated, 0)),
-        ("Left out: a factor not recorded", fmt_num(fit.n_dropped_missing, 0)),
+        (
+            "Left out: in no group shown, or a factor not recorded",
+            f"fewer than {k}" if few else fmt_num(left_out, 0),
+        ),
         ("Factors", join_words([label(c) for c in fit.spec.get("covariates", [])])),
         (
             "Strata (own baseline per level)",

@@ -165,6 +165,11 @@ _NOTES = {
     ),
     "no_purchases": "{customers:,} customers have no purchase in the data and cannot be scored.",
     "no_margin": "The data has no margin column, so CLV is expressed in revenue, not margin.",
+    "one_time_risk": (
+        "{customers:,} customers bought only once: the purchase model cannot tell whether they "
+        "are still active (it assumes nobody stops before buying again), so they get no risk "
+        "score and are not in the list of customers at risk."
+    ),
     "no_churn_dates": (
         "The data has no churn dates (non-contractual), so risk is the purchase model's "
         "probability that the customer has already lapsed, 1 − P(alive)."
@@ -460,7 +465,18 @@ def verdict(vs: ValueStudy, *, currency: str, min_group_size: int) -> list[str]:
             f"{lead}, with {_money(stake, currency)} of value at stake; the CRM list names them "
             "(a prediction of who may leave, not of what will keep them)."
         )
+    ch = vs.churn
+    if isinstance(ch, ChurnRiskResult) and not (_finite_ci(ch.auc_ci) and ch.auc_ci[0] > 0.5):
+        # the list is only as good as its ranking: say so where the ranking is no better than chance
+        second = second.rstrip(".") + (
+            "; but on later data the risk model ranked customers no better than chance, so this "
+            "list is no better than a random pick."
+        )
     return [first, second]
+
+
+def _finite_ci(ci) -> bool:
+    return ci is not None and all(not fmt._is_missing(x) for x in ci)
 
 
 def key_tiles(vs: ValueStudy, *, currency: str, min_group_size: int) -> list[dict]:

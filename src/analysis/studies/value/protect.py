@@ -194,8 +194,9 @@ def customers_to_protect(
         strategic = strategic | strategic_flags(scores[strategic_column]).to_numpy()
     out["strategic"] = strategic
     if risk_threshold is None:
-        out["at_risk"] = out["risk"].rank(method="first", ascending=False) <= risk_top_share * len(
-            out
+        scored = int(out["risk"].notna().sum())  # customers without a risk are never at risk
+        out["at_risk"] = (
+            out["risk"].rank(method="first", ascending=False) <= risk_top_share * scored
         )
     else:
         out["at_risk"] = out["risk"] >= risk_threshold

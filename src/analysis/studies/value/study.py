@@ -542,6 +542,12 @@ def value_study(
     if "p_alive" in scores.columns and not has_dates:
         scores["risk"] = 1.0 - scores["p_alive"]
         scores["risk_source"] = "1 - P(alive), BG/NBD"
+        # The BG/NBD lets customers drop out only after a repeat purchase, so it says
+        # P(alive) = 1 for everyone who bought once: that is no evidence they stayed.
+        once = scores["frequency"].to_numpy() == 0
+        if once.any():
+            scores.loc[once, ["risk", "risk_source"]] = [np.nan, ""]
+            caveats.append({"kind": "one_time_risk", "customers": int(once.sum())})
     if fitted(contract):
         risk_periods = max(
             1, int(round(risk_horizon_months * _MONTH_DAYS / _PERIOD_DAYS[contract.period]))
@@ -582,11 +588,9 @@ def value_study(
     del txa
 
     # (4) Tiers, concentration, customers to protect.
+    # A customer no model can score keeps no risk (never an imputed one): they are not
+    # ranked as at risk, and averages of risk cover the scored customers only.
     has_risk = scores["risk"].notna()
-    if not has_risk.all():
-        scores["risk"] = scores["risk"].fillna(
-            float(scores["risk"].median()) if has_risk.any() else 0.0
-        )
     scores["clv_tier"] = value_tiers(scores["clv"], quantiles=tier_quantiles).to_numpy()
     if has_risk.any():
         ranked = customers_to_protect(
