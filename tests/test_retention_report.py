@@ -493,3 +493,11 @@ def test_model_counts_cannot_give_back_a_small_pool():
     assert fit["Customers in the model"] == "all but fewer than 10"
     assert fit["Left out: in no group shown, or a factor not recorded"] == "fewer than 10"
     assert not any(str(n - 7) in v for v in fit.to_numpy())
+
+
+def test_weekly_cohorts_are_named_by_their_week():
+    idx = pd.to_datetime(["2025-06-02", "2025-06-09", "2025-06-16"])
+    m = pd.DataFrame({6: [0.4, 0.7, 1.0]}, index=idx)
+    text = rt.sentence_cohorts(m, period=6, unit="week")
+    assert "(week of 2 Jun 2025)" in text and "(week of 16 Jun 2025)" in text
+    assert "(Jun 2025)" in rt.sentence_cohorts(m, period=6, unit="month")

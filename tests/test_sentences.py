@@ -226,3 +226,23 @@ def test_technical_text_reads_cleanly_in_the_appendix():
     )
     assert not [p for p in lint_page(page, name="t") if "term" in p or "repr" in p]
     assert len(labels.technical_text("x" * 1000)) == 300
+
+
+@pytest.mark.parametrize(
+    ("est", "lo", "hi", "kind"),
+    [
+        (0.183, -1.842, 2.207, "pp"),  # a difference of shares beyond ±100 points
+        (1.365, 0.0, 1.2e19, "ratio"),  # a ratio "interval" spanning 19 orders of magnitude
+        (0.9, -0.2, 3.0, "ratio"),  # a negative ratio bound
+    ],
+)
+def test_an_interval_no_such_quantity_can_have_is_not_printed(est, lo, hi, kind):
+    got = fmt.fmt_est(est, lo, hi, kind=kind)
+    assert got.endswith("(interval not estimable)")
+    assert "e+" not in got and "19" not in got.split("(")[1]
+
+
+def test_ordinary_intervals_are_printed():
+    assert fmt.fmt_est(1.44, 1.3, 1.6, kind="ratio") == "1.44× (1.30–1.60)"
+    assert fmt.fmt_est(0.031, 0.02, 0.042, kind="pp") == "+3.1 points (2.0–4.2)"
+    assert "not estimable" not in fmt.fmt_est(-1.0, -1.0, 0.5, kind="pp")  # at the bound: fine

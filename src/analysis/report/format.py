@@ -369,10 +369,29 @@ def fmt_est(
     head = fmt_value(est, kind, digits=digits, currency=currency)
     if lo is None or hi is None or _is_missing(lo) or _is_missing(hi):
         return head
+    if _impossible_interval(float(lo), float(hi), kind):
+        return f"{head} (interval not estimable)"
     a = _bound(lo, kind, digits, currency)
     b = _bound(hi, kind, digits, currency)
     sep = " to " if (float(lo) < 0 or float(hi) < 0) else "–"
     return f"{head} ({a}{sep}{b})"
+
+
+#: A ratio interval wider than this factor (upper / lower) says nothing: the model broke.
+MAX_RATIO_SPAN = 1e6
+
+
+def _impossible_interval(lo: float, hi: float, kind: str) -> bool:
+    """True for bounds no such quantity can have: the interval comes from a model that broke.
+
+    A difference of two shares ("pp") lies within ±100 points; a ratio is positive and an
+    interval spanning more than :data:`MAX_RATIO_SPAN` (e.g. 0.000 to 1.2e19) is no interval.
+    """
+    if kind == "pp":
+        return lo < -1.0 - 1e-9 or hi > 1.0 + 1e-9
+    if kind == "ratio":
+        return lo < 0 or (lo == 0 and hi > 0) or (lo > 0 and hi / lo > MAX_RATIO_SPAN)
+    return False
 
 
 def fmt_date(d: Any, *, month: bool = False) -> str:

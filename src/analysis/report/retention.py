@@ -403,9 +403,14 @@ def sentence_cohorts(matrix: pd.DataFrame, *, period: int = 6, unit: str = "mont
     lo, hi = col.idxmin(), col.idxmax()
     return (
         f"{period} {unit}s after acquisition, the {len(col)} cohorts keep between "
-        f"{fmt_value(col[lo], 'pct', digits=0)} ({fmt_date(lo, month=True)}) and "
-        f"{fmt_value(col[hi], 'pct', digits=0)} ({fmt_date(hi, month=True)}) of their customers."
+        f"{fmt_value(col[lo], 'pct', digits=0)} ({_cohort(lo, unit)}) and "
+        f"{fmt_value(col[hi], 'pct', digits=0)} ({_cohort(hi, unit)}) of their customers."
     )
+
+
+def _cohort(start, unit: str) -> str:
+    """A cohort by its period: "Jun 2025" for months (and longer), "week of 2 Jun 2025" for weeks."""
+    return f"week of {fmt_date(start)}" if unit == "week" else fmt_date(start, month=True)
 
 
 def sentence_left_truncation(n_left_truncated: int, n_total: int) -> str:

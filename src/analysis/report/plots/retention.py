@@ -334,7 +334,9 @@ def plot_cohort_heatmap(
     data = table.to_numpy(dtype=float)
     im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
     ax.set_yticks(range(len(table)))
-    labels = [str(c)[:7] for c in table.index]
+    labels = [str(c)[:7] for c in table.index]  # "2025-06" for monthly cohorts
+    if len(set(labels)) < len(labels):  # weekly or daily cohorts: the day tells them apart
+        labels = [str(c)[:10] for c in table.index]
     ax.set_yticklabels(labels, fontsize=7)
     step = max(1, len(table.columns) // 12)
     ax.set_xticks(range(0, len(table.columns), step))
