@@ -501,3 +501,28 @@ def test_weekly_cohorts_are_named_by_their_week():
     text = rt.sentence_cohorts(m, period=6, unit="week")
     assert "(week of 2 Jun 2025)" in text and "(week of 16 Jun 2025)" in text
     assert "(Jun 2025)" in rt.sentence_cohorts(m, period=6, unit="month")
+
+
+def test_repeat_buyers_too_recent_to_follow_are_counted_in_words():
+    """Counts on one page reconcile: repeat buyers = those followed + those too recent to follow."""
+    lt, tx = _inactivity_base(n_one_time=100, n_repeat=150, n_recent=0, seed=2)
+    # 20 repeat buyers whose purchases all fall in the last 90 days: still active, no observable time
+    recent = lt.iloc[:20].copy()
+    recent["customer_id"] = [f"r{i}" for i in range(20)]
+    first = pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
+    recent = recent.assign(
+        start_date=first,
+        first_purchase=first,
+        last_purchase=first + pd.Timedelta(days=20),
+        end_date=pd.Timestamp(AS_OF),
+        event=0,
+        duration_months=60 / 30.4375,
+    )
+    lt = pd.concat([lt, recent], ignore_index=True)
+    rep = _run(lt, definition="inactivity", inactivity_days=90, as_of=AS_OF, covariates=[])
+    first_all = pd.to_datetime(lt.first_purchase).dt.normalize()
+    repeat = int((pd.to_datetime(lt.last_purchase).dt.normalize() > first_all).sum())
+    assert rep.n_population_too_recent >= 20
+    assert rep.n_population + rep.n_population_too_recent == repeat
+    text = _all_text(rep)
+    assert f"{rep.n_population_too_recent:,} more started too recently to follow" in text

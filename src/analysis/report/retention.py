@@ -583,8 +583,14 @@ def frame_note(result: RetentionResult, *, window_start=None) -> str:
         if result.population == "repeat customers":
             parts.append(
                 f"Tenure figures describe the {result.n_population:,} customers who bought again"
-                " (one-time buyers \u201cleave\u201d on the day of their first purchase and are "
-                "reported separately)."
+                + (
+                    f" and can be followed; {result.n_population_too_recent:,} more started too "
+                    f"recently to follow (a lapse shows only after {result.inactivity_days} days)."
+                    if result.n_population_too_recent
+                    else "."
+                )
+                + " One-time buyers \u201cleave\u201d on the day of their first purchase and are "
+                "reported separately."
             )
     else:
         parts.append(

@@ -403,6 +403,9 @@ class RetentionResult:
         are reported in ``one_time``).
     n_population, n_population_events : int
         Customers (and churn events) the tenure statistics describe.
+    n_population_too_recent : int
+        Customers of the population left out because none of their time can be
+        followed yet (inactivity churn: still active, started too recently).
     n_active : int
         Customers still active at the as-of date (not churned; everyone counted).
     median, survival_at : pandas.DataFrame or Skipped
@@ -469,6 +472,7 @@ class RetentionResult:
     population: str = "customers"
     n_population: int = 0
     n_population_events: int = 0
+    n_population_too_recent: int = 0
     n_active: int = 0
     as_of: object = None
     one_time: OneTimeBuyers | None = None
@@ -757,8 +761,11 @@ def retention_study(
             alpha=alpha,
         )
     pop, population = _population(lt, definition, event, entry)
+    n_too_recent = 0
     if definition == "inactivity":
+        before = len(pop)
         pop = _censor_when_observable(pop, as_of, inactivity_days, duration, event, entry)
+        n_too_recent = before - len(pop)
     lt_g, gcol, group_note, small, n_unshown = _prepare_group(pop, group, min_group_size)
     follow = float(pop[duration].max()) if len(pop) and pop[duration].notna().any() else 0.0
     plot_max = float(min(max_months, np.ceil(follow))) if follow > 0 else float(max_months)
@@ -876,6 +883,7 @@ def retention_study(
         inactivity_days=int(inactivity_days),
         population=population,
         n_population=int(len(pop)),
+        n_population_too_recent=int(n_too_recent),
         n_population_events=int(pop[event].sum()) if event in pop.columns else 0,
         n_active=n_active,
         as_of=_as_date(as_of),
