@@ -438,3 +438,11 @@ def test_claims_say_what_is_recorded_not_more():
     t = text.claims_table(ClaimNumbers(None, nan3, nan3, nan3, csat_answers=12))
     assert t.our_number.iloc[0].startswith("Not estimable: too few CSAT answers")
     assert t.our_number.iloc[2].startswith("Not measurable")
+
+
+def test_customers_lost_per_100_failures_is_never_bounded_above_100():
+    r = _Res()
+    r.moments = _moments({"billing": (97.06, 22.13, 340.46)})
+    s = text.moments_finding(r)
+    assert "97.1 more customers leaving" in s
+    assert "340" not in s and "more than 100, which this data cannot narrow down" in s

@@ -557,11 +557,18 @@ def moments_finding(res: StudyResults) -> str:
     )
     r = clear.loc[clear.customers_lost_per_100.idxmax()]
     cost = fmt_money(r.revenue_lost_per_100, res.currency)
+    # 100 failed tickets can drive away at most 100 customers: an upper bound beyond that
+    # says the data cannot bound the effect, not that 340 customers leave
+    upper = (
+        "more than 100, which this data cannot narrow down"
+        if r.customers_lost_ci_upper > 100
+        else fmt_value(r.customers_lost_ci_upper, "number", digits=1)
+    )
     return (
         f"Failed tickets cost most at {top}: every 100 of them go with "
-        f"{fmt_value(r.customers_lost_per_100, 'number')} more customers leaving (95% CI "
-        f"{fmt_value(r.customers_lost_ci_lower, 'number')} to "
-        f"{fmt_value(r.customers_lost_ci_upper, 'number')}), about {cost} of revenue."
+        f"{fmt_value(r.customers_lost_per_100, 'number', digits=1)} more customers leaving (95% CI "
+        f"{fmt_value(r.customers_lost_ci_lower, 'number', digits=1)} to {upper}), about {cost} "
+        "of revenue."
     )
 
 

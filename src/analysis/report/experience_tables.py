@@ -242,7 +242,7 @@ def moments_full(res: StudyResults) -> pd.DataFrame:
                 m.customers_lost_per_100,
                 m.customers_lost_ci_lower,
                 m.customers_lost_ci_upper,
-                digits=2,
+                digits=1,
             ),
             "revenue_lost": _cells(
                 m.revenue_lost_per_100,
