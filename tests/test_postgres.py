@@ -46,6 +46,7 @@ import pytest
 
 from analysis import data, derive, kpi
 from analysis.config import load_params
+from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
 
 # Loopback server and role that .ci/services.sh creates (a throw-away test role on
 # 127.0.0.1 only; not a secret).
@@ -521,6 +522,17 @@ def test_week_panel_matches_duckdb(studies):
     got = derive.panel(pg.source, period="week").to_pandas()
     assert (pd.to_datetime(want.period).dt.day_of_week == 0).all()
     _assert_same_frame(got, want, ["customer_id", "period"], "panel[week]")
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_STATS_CASES))
+def test_customer_stats_match_duckdb(studies, case):
+    # The per-customer statistics of the value and retention studies, built on the engine.
+    pg, duck = studies
+    build = ENGINE_STATS_CASES[case]
+    want = build(duck.source, duck).to_pandas()
+    assert len(want) > 0, case
+    got = build(pg.source, pg).to_pandas()
+    _assert_same_frame(got, want, ENGINE_STATS_KEYS.get(case, ["customer_id"]), case)
 
 
 def test_kpi_table_matches_duckdb(studies):

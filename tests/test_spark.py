@@ -29,6 +29,7 @@ from analysis import data, kpi
 from analysis.config import load_params
 from analysis.data.validation import _count
 from analysis.errors import DataError
+from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
 
 RTOL = 1e-9
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +185,17 @@ def test_panel_and_cohorts_match_duckdb(studies):
     _assert_same_frame(
         sp.cohorts("month"), duck.cohorts("month"), ["cohort", "periods_since"], "cohorts[month]"
     )
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_STATS_CASES))
+def test_customer_stats_match_duckdb(studies, case):
+    # The per-customer statistics of the value and retention studies, built on the engine.
+    sp, duck = studies
+    build = ENGINE_STATS_CASES[case]
+    want = build(duck.source, duck).to_pandas()
+    assert len(want) > 0, case
+    got = build(sp.source, sp).to_pandas()
+    _assert_same_frame(got, want, ENGINE_STATS_KEYS.get(case, ["customer_id"]), case)
 
 
 def test_kpi_table_matches_duckdb(studies):

@@ -160,6 +160,18 @@ class StudyData:
             ).to_pandas()
         return self._cache[key]
 
+    def first_purchase_days(self, n: int = 2):
+        """Return each customer's first ``n`` distinct purchase days as pandas
+        (``customer_id``, ``date``), built on the engine: at most ``n`` rows per
+        customer, whatever the number of transactions."""
+        key = ("first_purchase_days", n)
+        if key not in self._cache:
+            from analysis.data import customer_stats
+
+            expr = customer_stats.first_purchase_days(self.source, n)
+            self._cache[key] = expr.to_pandas()
+        return self._cache[key]
+
     def table(self, name: str, columns: list[str] | None = None, *, id_codes: bool = False):
         """Return a validated contract table as pandas (optionally only ``columns``).
 

@@ -303,7 +303,9 @@ def one_time_buyers(
     inactivity_days : int
         Days without a purchase that define inactivity churn.
     transactions : pandas.DataFrame, optional
-        customer_id and date of every purchase, for the time to the second purchase.
+        customer_id and date of purchases, for the time to the second purchase: every
+        purchase, or only each customer's first two purchase days
+        (:meth:`analysis.data.StudyData.first_purchase_days`, built on the engine).
     horizons : sequence of float
         Months at which the cumulative share who returned is read.
 
@@ -734,7 +736,8 @@ def retention_study(
     as_of : date-like, optional
         As-of date (default: the latest ``end_date``).
     transactions : pandas.DataFrame, optional
-        customer_id and date of purchases (time to the second purchase).
+        customer_id and date of purchases (time to the second purchase); each
+        customer's first two purchase days are enough.
 
     Returns
     -------

@@ -498,8 +498,9 @@ def cumulative_tracking(
     return _tracking_table(rep, summary, model)
 
 
-def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model) -> pd.DataFrame:
-    """Return the :func:`cumulative_tracking` table from the repeat purchase days ``rep``."""
+def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model, weights=None) -> pd.DataFrame:
+    """Return the :func:`cumulative_tracking` table from the repeat purchase days ``rep``
+    (day numbers; with ``weights``, the number of repeat purchase days on each)."""
     freq = summary.attrs.get("freq", "W")
     unit = _unit_days(freq)
     cal_end = _as_day(summary.attrs["calibration_end"], "calibration_end")
@@ -510,7 +511,7 @@ def _tracking_table(rep: np.ndarray, summary: pd.DataFrame, model) -> pd.DataFra
     start = int(first.min())
     n_periods = int(np.ceil((end - start + 1) / unit))
     period = np.floor((rep - start) / unit).astype(int)
-    actual = np.bincount(period, minlength=n_periods)[:n_periods].astype(float)
+    actual = np.bincount(period, weights=weights, minlength=n_periods)[:n_periods].astype(float)
     # Expected: customers grouped by first purchase offset (in units).
     offs, counts = np.unique((first - start), return_counts=True)
     ends_days = np.minimum((np.arange(1, n_periods + 1)) * unit, end - start + 1)

@@ -73,7 +73,8 @@ def churn_risk_features(
     experience : pandas.DataFrame, optional
         Contract experience table; adds ``tickets_90d``, ``unresolved_90d``,
         ``sla_breaches_90d``, ``csat_mean_365d`` and ``nps_category`` (latest answered
-        NPS: detractor / passive / promoter / none).
+        NPS: detractor / passive / promoter / none; several answers on that day: their
+        mean).
     loyalty : pandas.DataFrame, optional
         Contract loyalty table; adds ``member`` (0/1 at the cutoff) and ``loyalty_tier``.
 
@@ -92,7 +93,7 @@ def churn_risk_features(
     tdays = _day_numbers(transactions[date], table="transactions", column=date)
     coder = _CustomerCoder.from_ids(transactions[customer_id], customers[customer_id])
     amt = pd.to_numeric(transactions[amount], errors="coerce").fillna(0.0).to_numpy(float)
-    bins = _TxBins(
+    bins = _TxBins.from_events(
         coder.codes_of(transactions[customer_id]),
         tdays,
         amt,
@@ -193,24 +194,69 @@ class _TxBins:
     window edges gives every window as a sum of a few bins.
     """
 
-    def __init__(self, codes, days, amount, n_codes: int, cutoffs):
+    def __init__(self, edges, count, amount, last_in, max_day):
+        self.edges = np.asarray(edges, dtype=np.int64)
+        self.count = count  # (customer code, bin) transaction rows
+        self.amount = amount  # (customer code, bin) total amount
+        self.last_in = last_in  # (customer code, bin) latest day, int64 min where none
+        self.max_day = max_day
+
+    @staticmethod
+    def edges_of(cutoffs) -> np.ndarray:
+        """The bin edges (day numbers) that the feature windows of ``cutoffs`` need."""
         edges = set()
         for cut, end in cutoffs:
             edges |= {cut - 365, cut - 180, cut - 90, cut, end}
-        self.edges = np.array(sorted(edges), dtype=np.int64)
-        nb = self.edges.size + 1
+        return np.array(sorted(edges), dtype=np.int64)
+
+    @classmethod
+    def from_events(cls, codes, days, amount, n_codes: int, cutoffs) -> _TxBins:
+        """Bin transaction rows (customer code, day number, amount) in one pass."""
+        edges = cls.edges_of(cutoffs)
+        nb = edges.size + 1
         ok = codes >= 0
         if not ok.all():
             codes, days, amount = codes[ok], days[ok], amount[ok]
         # bin k holds days in (edges[k-1], edges[k]]; the last bin days after every edge
-        key = codes.astype(np.int64) * nb + np.searchsorted(self.edges, days, side="left")
+        key = codes.astype(np.int64) * nb + np.searchsorted(edges, days, side="left")
         size = n_codes * nb
-        self.count = np.bincount(key, minlength=size).reshape(n_codes, nb)
-        self.amount = np.bincount(key, weights=amount, minlength=size).reshape(n_codes, nb)
+        count = np.bincount(key, minlength=size).reshape(n_codes, nb)
+        amt = np.bincount(key, weights=amount, minlength=size).reshape(n_codes, nb)
         last = np.full(size, np.iinfo(np.int64).min)
         np.maximum.at(last, key, days)
-        self.last_in = last.reshape(n_codes, nb)
-        self.max_day = int(days.max()) if days.size else None
+        max_day = int(days.max()) if days.size else None
+        return cls(edges, count, amt, last.reshape(n_codes, nb), max_day)
+
+    @classmethod
+    def from_table(cls, table, coder: _CustomerCoder, cutoffs) -> _TxBins:
+        """Build from the engine's per-(customer, bin) totals
+        (:func:`analysis.data.customer_stats.window_bins` over :meth:`edges_of`)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        edges = cls.edges_of(cutoffs)
+        nb = edges.size + 1
+        n_codes = len(coder.ids)
+        code = coder.codes_of(table.column("customer_id").to_numpy(zero_copy_only=False))
+        b = table.column("bin").to_numpy(zero_copy_only=False).astype(np.int64)
+        last = pc.cast(table.column("last"), pa.int32()).to_numpy(zero_copy_only=False)
+        ok = code >= 0
+        key = code[ok] * nb + b[ok]
+        size = n_codes * nb
+        count = np.zeros(size, np.int64)
+        count[key] = table.column("purchases").to_numpy(zero_copy_only=False)[ok]
+        amt = np.zeros(size)
+        amt[key] = table.column("amount").to_numpy(zero_copy_only=False).astype(float)[ok]
+        last_in = np.full(size, np.iinfo(np.int64).min)
+        last_in[key] = last[ok]
+        max_day = int(last.max()) if last.size else None
+        return cls(
+            edges,
+            count.reshape(n_codes, nb),
+            amt.reshape(n_codes, nb),
+            last_in.reshape(n_codes, nb),
+            max_day,
+        )
 
     def covers(self, cut: int, end: int) -> bool:
         return bool(np.isin([cut - 365, cut - 180, cut - 90, cut, end], self.edges).all())
@@ -329,7 +375,7 @@ def _churn_features_coded(
         base["churned"] = np.nan  # the label window is not fully observed
     base = base.drop(columns=[c for c in (signup, churn) if c in base.columns])
     if experience is not None:
-        if not isinstance(experience, _ExperienceArrays):
+        if not hasattr(experience, "features"):
             experience = _ExperienceArrays(experience, customer_id)
         base = base.reset_index(drop=True)
         bc = base[customer_id].to_numpy()
@@ -395,7 +441,8 @@ class _ExperienceArrays:
         """Return per-code arrays: ``tickets_90d``, ``unresolved_90d``, ``sla_breaches_90d``
         (counts of tickets in the 90 days to ``cut``), ``csat_mean_365d`` (mean CSAT over
         the 365 days, NaN without answers) and ``nps_category`` (latest answered NPS on
-        or before ``cut``: detractor / passive / promoter, "none" without answers)."""
+        or before ``cut``, the mean of that day's answers: detractor / passive / promoter,
+        "none" without answers)."""
         past = self.day <= cut
         code = self.code[past]
         age = cut - self.day[past]
@@ -418,25 +465,66 @@ class _ExperienceArrays:
                 out["csat_mean_365d"] = np.where(count > 0, total / count, np.nan)
         else:
             out["csat_mean_365d"] = np.full(n_codes, np.nan)
-        cat = np.full(n_codes, "none", dtype=object)
+        last = np.full(n_codes, np.nan)
         if self.nps is not None:
             nps = self.nps[past]
             rows = np.flatnonzero(~np.isnan(nps))
             if rows.size:
-                # Latest answer: the largest (day, row) per customer, as a stable sort by day.
-                key = (cut - age[rows]) * np.int64(nps.size) + rows
-                best = np.full(n_codes, -1, dtype=np.int64)
-                np.maximum.at(best, code[rows], key)
-                has = best >= 0
-                v = nps[best[has] % nps.size]
-                lab = np.select(
-                    [(v > -0.5) & (v <= 6.5), (v > 6.5) & (v <= 8.5), (v > 8.5) & (v <= 10.5)],
-                    ["detractor", "passive", "promoter"],
-                    default="none",
-                )
-                cat[has] = lab
-        out["nps_category"] = cat
+                # The latest day with an answer; several answers that day: their mean.
+                day = (cut - age)[rows]
+                latest = np.full(n_codes, np.iinfo(np.int64).min)
+                np.maximum.at(latest, code[rows], day)
+                on_last = day == latest[code[rows]]
+                c = code[rows][on_last]
+                total = np.bincount(c, weights=nps[rows][on_last], minlength=n_codes)
+                count = np.bincount(c, minlength=n_codes)
+                has = count > 0
+                last[has] = total[has] / count[has]
+        out["nps_category"] = _nps_category(last)
         return out
+
+
+def _nps_category(score: np.ndarray) -> np.ndarray:
+    """Detractor (0-6), passive (7-8), promoter (9-10) or "none" (no answer) per score."""
+    v = np.asarray(score, dtype=float)
+    return np.select(
+        [(v > -0.5) & (v <= 6.5), (v > 6.5) & (v <= 8.5), (v > 8.5) & (v <= 10.5)],
+        ["detractor", "passive", "promoter"],
+        default="none",
+    ).astype(object)
+
+
+class _EngineExperience:
+    """The features of :class:`_ExperienceArrays`, aggregated on the engine per cutoff
+    (:func:`analysis.data.customer_stats.experience_features`): only one row per
+    customer reaches Python."""
+
+    def __init__(self, source, coder: _CustomerCoder):
+        self.source = source
+        self.coder = coder
+
+    def features(self, cut: int, n_codes: int) -> dict:
+        from analysis.data import customer_stats
+
+        tab = customer_stats.experience_features(
+            self.source, cutoff=np.datetime64(int(cut), "D").item()
+        ).to_pyarrow()
+        code = self.coder.codes_of(tab.column("customer_id").to_numpy(zero_copy_only=False))
+        ok = code >= 0
+        code = code[ok]
+
+        def col(name, fill):
+            out = np.full(n_codes, fill, dtype=float)
+            v = tab.column(name).to_numpy(zero_copy_only=False).astype(float)[ok]
+            out[code] = v
+            return out
+
+        feats = {c: col(c, 0.0) for c in ("tickets_90d", "unresolved_90d", "sla_breaches_90d")}
+        s, n = col("csat_sum_365d", np.nan), col("csat_n_365d", 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            feats["csat_mean_365d"] = np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)
+        feats["nps_category"] = _nps_category(col("nps_last", np.nan))
+        return feats
 
 
 def _loyalty_features(loyalty: pd.DataFrame, cut: int, customer_id: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError, Problem, examples_of
+from analysis.errors import AnalysisError, Problem
 from analysis.stats.btyd.bgnbd import fit_bgnbd
 from analysis.stats.btyd.clv import (
     _check_freq,
@@ -29,12 +29,12 @@ from analysis.stats.btyd.gamma_gamma import fit_gamma_gamma
 from analysis.stats.btyd.pareto_nbd import fit_pareto_nbd
 from analysis.stats.btyd.units import _MONTH_DAYS, _as_day, _unit_days
 from analysis.studies.sections import Skipped, attempt
+from analysis.studies.value import inputs
 from analysis.studies.value.churn_risk import (
     _churn_features_coded,
     _CustomerCoder,
     _cutoff_days,
-    _ExperienceArrays,
-    _TxBins,
+    _EngineExperience,
     churn_risk_cutoffs,
     fit_churn_risk,
 )
@@ -47,7 +47,6 @@ from analysis.studies.value.protect import (  # noqa: E402  (re-exported)
     value_tiers,
 )
 from analysis.studies.value.purchase import fit_section, fitted
-from analysis.studies.value.rfm import _rfm_from_codes
 
 # ---------------------------------------------------------------------------
 # Study: everything the 04_customer_value report shows
@@ -168,92 +167,6 @@ def _split_dates(window_start, as_of, calibration_weeks: int, holdout_weeks: int
     return cal_end.date(), obs_end.date()
 
 
-@dataclass
-class _CodedTransactions:
-    """The transaction columns the value study needs, as arrays with integer customer codes."""
-
-    coder: _CustomerCoder
-    codes: np.ndarray  # int32 code per row (int32 halves the memory of 25M rows)
-    days: np.ndarray  # int32 day number per row
-    amount: np.ndarray  # float64 per row (currency)
-    margin: np.ndarray | None  # float64 per row, None when the data has no margins
-
-
-def _study_transactions(study, customer_ids) -> _CodedTransactions:
-    """Pull the transactions of ``study`` as compact arrays (Arrow, not pandas objects).
-
-    Only customer id, date, amount and margin are read; ids become int64 codes in
-    order of first appearance (see :class:`_CustomerCoder`), dates int64 day numbers.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    t = study.source.table("transactions").select("customer_id", "date", "amount", "margin")
-    tab = t.to_pyarrow()
-    n_missing = tab.column("customer_id").null_count
-    if n_missing:
-        raise AnalysisError(
-            f"{n_missing:,} transactions have no customer_id.",
-            [
-                Problem(
-                    "transactions",
-                    "customer_id",
-                    "missing_key",
-                    "missing customer ids",
-                    n_rows=n_missing,
-                    fix="drop these rows",
-                )
-            ],
-        )
-    coder, codes = _CustomerCoder.from_arrow(tab.column("customer_id"), customer_ids)
-    tab = tab.drop_columns(["customer_id"])  # free the id strings before the next copies
-    dates = tab.column("date")
-    if dates.null_count:
-        raise AnalysisError(
-            f"{dates.null_count:,} rows of transactions have no date.",
-            [
-                Problem(
-                    "transactions",
-                    "date",
-                    "missing_date",
-                    "missing dates",
-                    n_rows=dates.null_count,
-                    fix="drop or repair rows without a date before the value study",
-                )
-            ],
-        )
-    days = pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False)
-    del dates
-    tab = tab.drop_columns(["date"])
-    amount = tab.column("amount").to_numpy(zero_copy_only=False).astype(float, copy=False)
-    tab = tab.drop_columns(["amount"])
-    bad = np.isnan(amount)
-    if bad.any():
-        raise AnalysisError(
-            f"{int(bad.sum()):,} transactions have no numeric amount.",
-            [
-                Problem(
-                    "transactions",
-                    "amount",
-                    "missing_amount",
-                    "missing or non-numeric amounts",
-                    n_rows=int(bad.sum()),
-                    examples=examples_of(pd.Series(coder.ids[codes[bad]])),
-                    fix="repair or drop these rows",
-                )
-            ],
-        )
-    m = tab.column("margin")
-    margin = (
-        m.to_numpy(zero_copy_only=False).astype(float, copy=False)
-        if m.null_count < len(m)
-        else None
-    )
-    del m, tab
-    pa.default_memory_pool().release_unused()
-    return _CodedTransactions(coder, codes, days, amount, margin)
-
-
 def _coded_table(study, name: str, columns, coder: _CustomerCoder) -> pd.DataFrame:
     """Pull a contract table to pandas with customer ids as codes, bypassing the study cache.
 
@@ -341,13 +254,17 @@ def value_study(
     customers = study.table("customers")
     as_of = pd.Timestamp(study.as_of)
     window_start = pd.Timestamp(study.window_start)
-    # Transactions stay compact arrays with integer customer codes: at a million
-    # customers a pandas frame of string ids costs gigabytes and most of the run time.
-    txa = _study_transactions(study, customers["customer_id"])
-    coder = txa.coder
+    # Only per-customer statistics built on the engine reach Python (inputs.py): the
+    # transactions themselves stay where the data lives, whatever their number.
+    has_margin = inputs.check_transactions(study)
+    margin_col = "margin" if has_margin else None
+    as_of_day = _as_day(as_of, "calibration_end")
+    now_tab = inputs.rfm_table(study, cal_end=as_of_day, obs_end=None, margin=has_margin)
+    coder = _CustomerCoder.from_ids(
+        now_tab.column("customer_id").to_numpy(zero_copy_only=False), customers["customer_id"]
+    )
     n_codes = len(coder.ids)
     cust_codes = coder.codes_of(customers["customer_id"])
-    margin_col = "margin" if txa.margin is not None else None
 
     # (1) Calibration / holdout on the cohort acquired inside the window (its first
     # purchase is its true first purchase); left-truncated customers are scored later.
@@ -359,22 +276,16 @@ def value_study(
         caveats.append(
             {"kind": "left_truncated", "customers": n_truncated, "in_cohort": int(in_cohort.sum())}
         )
-    cohort_code = np.zeros(n_codes, bool)
-    cohort_code[cust_codes[in_cohort]] = True
-    rows = cohort_code[txa.codes]
-    cal_pairs: list = []
-    calib, cal_who = _rfm_from_codes(
-        txa.codes[rows],
-        coder.ids,
-        txa.days[rows],
-        txa.amount[rows],
-        None,
-        cal_end=_as_day(cal_end, "calibration_end"),
-        obs_end=_as_day(obs_end, "observation_end"),
+    cal_day, obs_day = _as_day(cal_end, "calibration_end"), _as_day(obs_end, "observation_end")
+    calib, cal_who = inputs.rfm_frame(
+        inputs.rfm_table(
+            study, cal_end=cal_day, obs_end=obs_day, margin=False, since_signup=window_start.date()
+        ),
+        coder,
+        cal_end=cal_day,
+        obs_end=obs_day,
         freq=freq,
-        purchase_days=cal_pairs,
     )
-    del rows
     cal_words = "calibration period"
     m_cal = {
         "bgnbd": fit_section("bgnbd", fit_bgnbd, calib, data=cal_words),
@@ -394,13 +305,10 @@ def value_study(
         herr = pd.DataFrame(
             [holdout_errors(calib, m_cal[k]) for k in ("bgnbd", "pareto_nbd") if fitted(m_cal[k])]
         )
-        first_by_code = np.full(n_codes, np.iinfo(np.int64).max)
-        first_by_code[cal_who] = (
-            calib["first_purchase"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+        rep_day, rep_n = inputs.repeat_days(
+            study, cal_end=cal_end, obs_end=obs_end, since_signup=window_start.date()
         )
-        pair_cust, pair_day = cal_pairs
-        tracking = _tracking_table(pair_day[pair_day > first_by_code[pair_cust]], calib, bg_cal)
-        del first_by_code, pair_cust, pair_day
+        tracking = _tracking_table(rep_day, calib, bg_cal, weights=rep_n)
     else:
         hbf = herr = tracking = Skipped(
             "Holdout check of the purchase model",
@@ -409,19 +317,10 @@ def value_study(
             bg_cal.remedy,
             detail=bg_cal.detail,
         )
-    del cal_pairs
 
     # (2) Refit on everything to as_of and score active customers.
-    now, now_who = _rfm_from_codes(
-        txa.codes,
-        coder.ids,
-        txa.days,
-        txa.amount,
-        txa.margin,
-        cal_end=_as_day(as_of, "calibration_end"),
-        obs_end=None,
-        freq=freq,
-    )
+    now, now_who = inputs.rfm_frame(now_tab, coder, cal_end=as_of_day, obs_end=None, freq=freq)
+    del now_tab
     gone_code = np.zeros(n_codes, bool)
     has_churn_col = "churn_date" in customers.columns
     if has_churn_col:
@@ -496,9 +395,14 @@ def value_study(
         and customers["churn_date"].notna().any()
     )
     contract = None
+    horizon_days = int(round(horizon_months * _MONTH_DAYS))
+    in_window, last = inputs.value_by_code(
+        study,
+        coder,
+        recent_since=(as_of - pd.Timedelta(days=horizon_days)).date(),
+        margin=has_margin,
+    )
     if contractual:
-        value_col = txa.margin if margin_col else txa.amount
-        in_window = np.bincount(txa.codes, weights=value_col, minlength=n_codes)
         contract = attempt(
             "Contract-renewal model (sBG)",
             contractual_value,
@@ -525,9 +429,6 @@ def value_study(
     else:
         # No model: the margin of the last horizon, observed (a description, not a forecast).
         value_source, value_col_name = "history", "value_recent"
-        recent = txa.days >= _as_day(as_of, "as_of") - int(round(horizon_months * _MONTH_DAYS))
-        vals = txa.margin if margin_col else txa.amount
-        last = np.bincount(txa.codes[recent], weights=vals[recent], minlength=n_codes)
         scores["value_recent"] = last[active_codes]
         total = (float(scores["value_recent"].sum()), float("nan"), float("nan"))
     scores["clv"] = scores[value_col_name].astype(float).fillna(0.0)
@@ -568,7 +469,6 @@ def value_study(
             study,
             customers,
             coder,
-            txa,
             n_codes,
             as_of=as_of,
             risk_horizon_months=risk_horizon_months,
@@ -585,7 +485,6 @@ def value_study(
             scores.loc[ok, "risk_source"] = f"churn-risk model, next {risk_horizon_months:g} months"
     else:
         caveats.append({"kind": "no_churn_dates"})
-    del txa
 
     # (4) Tiers, concentration, customers to protect.
     # A customer no model can score keeps no risk (never an imputed one): they are not
@@ -770,14 +669,12 @@ def _breakdown_column(study, customers: pd.DataFrame) -> str | None:
     return None
 
 
-def _churn_risk(study, customers, coder, txa, n_codes, *, as_of, risk_horizon_months, seed):
+def _churn_risk(study, customers, coder, n_codes, *, as_of, risk_horizon_months, seed):
     """Fit the churn-risk model; return (model, features as of the score cutoff)."""
     cuts = churn_risk_cutoffs(as_of, horizon_months=risk_horizon_months)
     attrs = [
         a for a in ["segment", *getattr(study.source, "attributes", [])] if a in customers.columns
     ]
-    exp_cols = ["customer_id", "date", "kind", "first_contact_resolution", "sla_met"]
-    exp_cols += ["csat", "nps"]
     kw = dict(
         horizon_months=risk_horizon_months,
         definition="contractual",
@@ -787,20 +684,14 @@ def _churn_risk(study, customers, coder, txa, n_codes, *, as_of, risk_horizon_mo
         attributes=attrs,
         extra=None,
         as_of=as_of,
-        experience=_ExperienceArrays(
-            _coded_table(study, "experience", exp_cols, coder), "customer_id"
-        )
-        if study.has("experience")
-        else None,
+        experience=_EngineExperience(study.source, coder) if study.has("experience") else None,
         loyalty=_coded_table(study, "loyalty", None, coder) if study.has("loyalty") else None,
     )
     cust_cols = ["customer_id", "signup_date", "churn_date", *attrs]
     coded_customers = coder.code_frame(customers[cust_cols], "customer_id")
-    bins = _TxBins(
-        txa.codes,
-        txa.days,
-        txa.amount,
-        n_codes,
+    bins = inputs.purchase_bins(
+        study,
+        coder,
         [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
     )
     args = (coded_customers, coder, bins)

@@ -1,0 +1,198 @@
+"""Per-customer sufficient statistics of the event tables, as Ibis expressions.
+
+The customer value study needs, from the transactions and experience tables, only
+a few numbers per customer: the RFM summary of the purchase models, purchase
+counts, spend and last purchase in a handful of windows, the repeat purchases per
+day of the tracking plot, and service counts before each churn-risk cutoff. These
+functions build them on the engine (DuckDB, Postgres or Spark), so what reaches
+Python is one row per customer (or per customer and window, or per day), whatever
+the number of events.
+
+Same-day purchases of one customer are merged into one transaction before
+anything is counted, as in Fader, Hardie & Lee (2005) and
+:func:`analysis.studies.value.rfm_summary`.
+
+Each function returns an expression; callers pull it (``.to_pyarrow()``). Rows come
+ordered by ``customer_id`` (or date), so every engine returns the same table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from analysis.data.sources import Source
+
+
+def _date(d: dt.date | str) -> ir.DateScalar:
+    return ibis.literal(dt.date.fromisoformat(str(d)[:10]), type="date")
+
+
+def _value_columns(t: ir.Table, margin: bool) -> dict:
+    """Amount and, with ``margin``, margin per row, missing values as 0."""
+    out = {"amount": t.amount.cast("float64").coalesce(0.0)}
+    if margin:
+        out["margin"] = t.margin.cast("float64").coalesce(0.0)
+    return out
+
+
+def input_gaps(source: Source) -> ir.Table:
+    """Return one row of counts over the transactions: ``no_id``, ``no_date`` and
+    ``no_amount`` (rows missing them) and ``margins`` (rows with a margin)."""
+    t = source.table("transactions")
+    return t.aggregate(
+        no_id=t.customer_id.isnull().sum(),
+        no_date=t.date.isnull().sum(),
+        no_amount=t.amount.isnull().sum(),
+        margins=t.margin.count(),
+    )
+
+
+def daily_purchases(source: Source, *, end, since_signup=None, margin: bool = False) -> ir.Table:
+    """Return one row per customer and purchase day up to ``end`` (inclusive).
+
+    Columns: ``customer_id``, ``date``, ``amount`` (the day's total) and, with
+    ``margin``, ``margin`` (missing values count as 0). With ``since_signup``, only customers who signed
+    up on or after that date (the cohort whose first purchase is in the data).
+    """
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull(), t.date.notnull(), t.date <= _date(end))
+    if since_signup is not None:
+        c = source.table("customers")
+        c = c.filter(c.signup_date >= _date(since_signup)).select("customer_id")
+        t = t.semi_join(c, "customer_id")
+    vals = _value_columns(t, margin)
+    return t.group_by(["customer_id", "date"]).aggregate(**{k: v.sum() for k, v in vals.items()})
+
+
+def rfm(
+    source: Source, *, calibration_end, observation_end=None, since_signup=None, margin=False
+) -> ir.Table:
+    """Return the RFM statistics, one row per customer with a purchase by ``calibration_end``.
+
+    Columns: ``customer_id``; ``first`` and ``last`` (first and last purchase day in
+    the calibration period); ``days`` (distinct purchase days in it); ``total`` and
+    ``first_value`` (value of all of them, of the first day's); with ``margin``,
+    ``margin_total``; with ``observation_end``: ``holdout_days`` and
+    ``holdout_value`` (purchase days and value after ``calibration_end`` up to it).
+    """
+    end = observation_end if observation_end is not None else calibration_end
+    d = daily_purchases(source, end=end, since_signup=since_signup, margin=margin)
+    d = d.mutate(_first=d.date.min().over(ibis.window(group_by="customer_id")))
+    cal = d.date <= _date(calibration_end)
+    aggs = {
+        "first": d.date.min(where=cal),
+        "last": d.date.max(where=cal),
+        "days": d.count(where=cal),
+        "total": d.amount.sum(where=cal),
+        "first_value": d.amount.sum(where=d.date == d._first),
+    }
+    if margin:
+        aggs["margin_total"] = d.margin.sum(where=cal)
+    if observation_end is not None:
+        aggs["holdout_days"] = d.count(where=~cal)
+        aggs["holdout_value"] = d.amount.sum(where=~cal).coalesce(0.0)
+    out = d.group_by("customer_id").aggregate(**aggs)
+    return out.filter(out.days > 0).order_by("customer_id")
+
+
+def repeat_purchases_by_day(
+    source: Source, *, calibration_end, observation_end, since_signup=None
+) -> ir.Table:
+    """Return the repeat purchase days per calendar day: ``date``, ``purchases``.
+
+    A repeat purchase day is a customer's purchase day after their first one, up to
+    ``observation_end``; customers whose first purchase is after ``calibration_end``
+    are left out (they are not in the calibration summary the plot compares with).
+    """
+    d = daily_purchases(source, end=observation_end, since_signup=since_signup)
+    d = d.mutate(_first=d.date.min().over(ibis.window(group_by="customer_id")))
+    d = d.filter(d.date > d._first, d._first <= _date(calibration_end))
+    return d.group_by("date").aggregate(purchases=d.count()).order_by("date")
+
+
+def window_bins(source: Source, edges) -> ir.Table:
+    """Return purchases per customer between fixed days: one row per customer and bin.
+
+    Bin k holds the transactions dated in (edges[k-1], edges[k]] (bin 0: on or before
+    edges[0]; the last bin: after every edge). Columns: ``customer_id``, ``bin``,
+    ``purchases`` (transaction rows), ``amount`` (their total, missing amounts as 0),
+    ``last`` (latest date in the bin). Windows ending at any edge are sums of bins.
+    """
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull(), t.date.notnull())
+    edges = sorted({dt.date.fromisoformat(str(e)[:10]) for e in edges})
+    b = ibis.literal(0, type="int32")
+    for e in edges:
+        b = b + ibis.ifelse(t.date > _date(e), 1, 0).cast("int32")
+    t = t.mutate(bin=b, _amount=_value_columns(t, False)["amount"])
+    out = t.group_by(["customer_id", "bin"]).aggregate(
+        purchases=t.count(), amount=t._amount.sum(), last=t.date.max()
+    )
+    return out.order_by(["customer_id", "bin"])
+
+
+def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Table:
+    """Return per customer: ``value`` (margin with ``margin``, else amount) of all
+    transactions, and ``recent_value``, of those dated on or after ``recent_since``."""
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull())
+    vals = _value_columns(t, margin)
+    v = vals["margin" if margin else "amount"]
+    t = t.mutate(_v=v)
+    out = t.group_by("customer_id").aggregate(
+        value=t._v.sum(), recent_value=t._v.sum(where=t.date >= _date(recent_since))
+    )
+    return out.mutate(recent_value=out.recent_value.coalesce(0.0)).order_by("customer_id")
+
+
+def experience_features(source: Source, *, cutoff) -> ir.Table:
+    """Return service features per customer as of ``cutoff`` (events on or before it).
+
+    Columns: ``tickets_90d``, ``unresolved_90d`` (first contact did not resolve),
+    ``sla_breaches_90d`` (tickets in the 90 days to the cutoff: dated after
+    cutoff - 90 days); ``csat_sum_365d`` and ``csat_n_365d`` (CSAT answers in the 365
+    days); ``nps_last`` (the latest day's NPS answer, the mean where one day has
+    several; null without answers). One row per customer with an event.
+    """
+    e = source.table("experience")
+    cut = dt.date.fromisoformat(str(cutoff)[:10])
+    e = e.filter(e.customer_id.notnull(), e.date.notnull(), e.date <= _date(cut))
+    ticket = (e.kind == "ticket").fill_null(False)
+    d90 = e.date > _date(cut - dt.timedelta(days=90))
+    d365 = e.date > _date(cut - dt.timedelta(days=365))
+    t90 = ticket & d90
+    csat = e.csat.cast("float64")
+    nps = e.nps.cast("float64")
+    e = e.mutate(
+        _t90=ibis.ifelse(t90, 1, 0),
+        _unres=ibis.ifelse(t90 & (e.first_contact_resolution == False).fill_null(False), 1, 0),  # noqa: E712
+        _breach=ibis.ifelse(t90 & (e.sla_met == False).fill_null(False), 1, 0),  # noqa: E712
+        _csat=ibis.ifelse(d365 & csat.notnull(), csat, ibis.null("float64")),
+        _nps=nps,
+        _nps_day=ibis.ifelse(nps.notnull(), e.date, ibis.null("date")),
+    )
+    e = e.mutate(_nps_last_day=e._nps_day.max().over(ibis.window(group_by="customer_id")))
+    out = e.group_by("customer_id").aggregate(
+        tickets_90d=e._t90.sum(),
+        unresolved_90d=e._unres.sum(),
+        sla_breaches_90d=e._breach.sum(),
+        csat_sum_365d=e._csat.sum(),
+        csat_n_365d=e._csat.count(),
+        nps_last=e._nps.mean(where=e._nps_day == e._nps_last_day),
+    )
+    return out.order_by("customer_id")
+
+
+def first_purchase_days(source: Source, n: int = 2) -> ir.Table:
+    """Return each customer's first ``n`` distinct purchase days: ``customer_id``, ``date``.
+
+    Enough for the time to the second purchase, at most ``n`` rows per customer.
+    """
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull(), t.date.notnull())
+    d = t.select("customer_id", "date").distinct()
+    d = d.mutate(_k=ibis.row_number().over(group_by="customer_id", order_by="date"))
+    return d.filter(d._k < n).select("customer_id", "date").order_by(["customer_id", "date"])
