@@ -196,3 +196,56 @@ def first_purchase_days(source: Source, n: int = 2) -> ir.Table:
     d = t.select("customer_id", "date").distinct()
     d = d.mutate(_k=ibis.row_number().over(group_by="customer_id", order_by="date"))
     return d.filter(d._k < n).select("customer_id", "date").order_by(["customer_id", "date"])
+
+
+def _month(date: ir.DateValue) -> ir.DateValue:
+    return ibis.date(date.year(), date.month(), 1)
+
+
+def monthly_purchases(source: Source) -> ir.Table:
+    """Return purchases per customer and calendar month: ``customer_id``, ``date`` (first
+    day of the month), ``amount`` (total) and ``purchases`` (rows), as
+    :func:`analysis.studies.loyalty.activity.monthly_purchases` computes them in pandas."""
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull(), t.date.notnull())
+    t = t.mutate(_m=_month(t.date))
+    out = t.group_by(["customer_id", "_m"]).aggregate(
+        amount=t.amount.cast("float64").sum(), purchases=t.count()
+    )
+    out = out.select("customer_id", date=out._m, amount=out.amount, purchases=out.purchases)
+    return out.order_by(["customer_id", "date"])
+
+
+def monthly_service(source: Source) -> ir.Table:
+    """Return service events per customer and calendar month, as
+    :func:`analysis.studies.loyalty.activity.monthly_service` computes them in pandas:
+    ``tickets``, ``unresolved``, ``sla_breaches``, ``nps_n``, ``nps_sum``, ``csat_n``,
+    ``csat_sum`` and ``nps_last`` (the mean answer of the month's latest answer day)."""
+    e = source.table("experience")
+    e = e.filter(e.customer_id.notnull(), e.date.notnull())
+    ticket = (e.kind == "ticket").fill_null(False)
+    nps, csat = e.nps.cast("float64"), e.csat.cast("float64")
+    e = e.mutate(
+        _m=_month(e.date),
+        _t=ibis.ifelse(ticket, 1, 0),
+        _u=ibis.ifelse(ticket & (e.first_contact_resolution == False).fill_null(False), 1, 0),  # noqa: E712
+        _b=ibis.ifelse(ticket & (e.sla_met == False).fill_null(False), 1, 0),  # noqa: E712
+        _nps=nps,
+        _csat=csat,
+        _nps_day=ibis.ifelse(nps.notnull(), e.date, ibis.null("date")),
+    )
+    e = e.mutate(_last=e._nps_day.max().over(ibis.window(group_by=["customer_id", "_m"])))
+    out = e.group_by(["customer_id", "_m"]).aggregate(
+        tickets=e._t.sum().cast("int64"),
+        unresolved=e._u.sum().cast("int64"),
+        sla_breaches=e._b.sum().cast("int64"),
+        nps_n=e._nps.count(),
+        nps_sum=e._nps.sum().coalesce(0.0),
+        csat_n=e._csat.count(),
+        csat_sum=e._csat.sum().coalesce(0.0),
+        nps_last=e._nps.mean(where=e._nps_day == e._last),
+    )
+    out = out.rename(date="_m")
+    cols = ["customer_id", "date", "tickets", "unresolved", "sla_breaches"]
+    cols += ["nps_n", "nps_sum", "csat_n", "csat_sum", "nps_last"]
+    return out.select(*cols).order_by(["customer_id", "date"])

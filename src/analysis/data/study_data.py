@@ -191,6 +191,11 @@ class StudyData:
             self._cache[key] = t.to_pandas()
         return self._cache[key]
 
+    def coded(self, t):
+        """Return the Ibis table ``t`` with ``customer_id`` replaced by the int32 code of
+        :meth:`table` (``id_codes=True``); the join runs on the engine."""
+        return self._coded(t)
+
     def _coded(self, t):
         import ibis
 

@@ -24,6 +24,7 @@ support becomes an :class:`analysis.studies.sections.Skipped` with a plain reaso
 See docs/methods/loyalty.md for the assumptions and how to read the numbers.
 """
 
+from analysis.studies.loyalty.activity import monthly_purchases, monthly_service, study_tables
 from analysis.studies.loyalty.descriptive import (
     level_counts,
     level_sizes,
@@ -67,11 +68,14 @@ __all__ = [
     "level_counts",
     "level_sizes",
     "member_profile",
+    "monthly_purchases",
+    "monthly_service",
     "naive_churn_comparison",
     "points_summary",
     "post_leaving",
     "programme_report",
     "resolve_covariates",
+    "study_tables",
     "trial_covariates",
     "trial_frame",
     "uptake",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.config import LOYALTY_COVARIATES
 from analysis.errors import DataError, Problem
+from analysis.studies.loyalty.activity import monthly_purchases, monthly_service
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -209,8 +210,11 @@ def landmark_frame(
         w = None if values is None else np.asarray(values, float)[mask]
         return np.bincount(pos[mask], weights=w, minlength=n)
 
-    tx, pos, rel = locate(transactions[["customer_id", "date", "amount"]])
+    # Events enter through monthly sums (activity.py): the landmark date is a month start, so
+    # "before the landmark" is "in an earlier month".
+    tx, pos, rel = locate(monthly_purchases(transactions))
     amount = tx["amount"].to_numpy(float)
+    bought = tx["purchases"].to_numpy(float)
     pre = (rel >= -lookback_months) & (rel < 0)
     post = (rel >= 0) & (rel < horizon_months)
     c["prior_spend"] = total(pos, pre, amount)
@@ -220,9 +224,9 @@ def landmark_frame(
     hist = (rel < 0) & (rel + lm_arr[pos] >= first_full[pos])
     n_hist = np.maximum(lm_arr - first_full, 1)
     c["history_spend_per_month"] = total(pos, hist, amount) / n_hist
-    c["prior_purchases"] = total(pos, pre).astype(int)
+    c["prior_purchases"] = total(pos, pre, bought).astype(int)
     c["spend"] = total(pos, post, amount)
-    c["purchases"] = total(pos, post).astype(int)
+    c["purchases"] = total(pos, post, bought).astype(int)
 
     # experience before the landmark
     c["prior_tickets"] = 0
@@ -234,41 +238,32 @@ def landmark_frame(
         c[f"history_{score}_mean"] = 0.0
         c[f"history_{score}_answered"] = 0
     if experience is not None and len(experience):
-        ex, pos, rel = locate(experience)
-        before = pd.to_datetime(ex["date"]).to_numpy() < c["landmark_date"].to_numpy()[pos]
-        ticket = (ex["kind"] == "ticket").to_numpy()
-        recent = ticket & (rel >= -lookback_months) & (rel < 0)
-        c["prior_tickets"] = total(pos, recent).astype(int)
-        c["history_tickets"] = total(pos, ticket & before).astype(int)
-        if "first_contact_resolution" in ex:
-            unres = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
-            c["prior_unresolved"] = total(pos, recent & unres.to_numpy(bool)).astype(int)
-        if "sla_met" in ex:
-            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
-            c["prior_sla_breaches"] = total(pos, recent & br.to_numpy(bool)).astype(int)
+        ex, pos, rel = locate(monthly_service(experience))
+        before = rel < 0
+        recent = (rel >= -lookback_months) & (rel < 0)
+        c["prior_tickets"] = total(pos, recent, ex["tickets"]).astype(int)
+        c["history_tickets"] = total(pos, before, ex["tickets"]).astype(int)
+        c["prior_unresolved"] = total(pos, recent, ex["unresolved"]).astype(int)
+        c["prior_sla_breaches"] = total(pos, recent, ex["sla_breaches"]).astype(int)
         for score in ("nps", "csat"):
-            if score in ex:
-                v = ex[score].to_numpy(float)
-                ok = before & ~np.isnan(v)
-                cnt = total(pos, ok)
-                sm = total(pos, ok, np.nan_to_num(v))
-                # 0 where never answered; the answered flag / "none" NPS category carry that
-                c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
-                c[f"history_{score}_answered"] = (cnt > 0).astype(int)
-        if "nps" in ex:
-            v = ex["nps"].to_numpy(float)
-            ok = before & ~np.isnan(v)
-            last = (
-                pd.DataFrame({"pos": pos[ok], "date": ex["date"].to_numpy()[ok], "nps": v[ok]})
-                .sort_values(["pos", "date"], kind="stable")
-                .drop_duplicates("pos", keep="last")
-            )
-            cat = np.where(
-                last["nps"] <= 6, "detractor", np.where(last["nps"] <= 8, "passive", "promoter")
-            )
-            labels = np.full(n, "none", dtype=object)
-            labels[last["pos"].to_numpy()] = cat
-            c["prior_nps_category"] = labels
+            cnt = total(pos, before, ex[f"{score}_n"])
+            sm = total(pos, before, ex[f"{score}_sum"])
+            # 0 where never answered; the answered flag / "none" NPS category carry that
+            c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
+            c[f"history_{score}_answered"] = (cnt > 0).astype(int)
+        v = ex["nps_last"].to_numpy(float)
+        ok = before & ~np.isnan(v)
+        last = (
+            pd.DataFrame({"pos": pos[ok], "date": ex["date"].to_numpy()[ok], "nps": v[ok]})
+            .sort_values(["pos", "date"], kind="stable")
+            .drop_duplicates("pos", keep="last")
+        )
+        cat = np.where(
+            last["nps"] <= 6, "detractor", np.where(last["nps"] <= 8, "passive", "promoter")
+        )
+        labels = np.full(n, "none", dtype=object)
+        labels[last["pos"].to_numpy()] = cat
+        c["prior_nps_category"] = labels
     c["prior_nps_category"] = pd.Categorical(
         c["prior_nps_category"], categories=["none", "detractor", "passive", "promoter"]
     )
@@ -413,27 +408,22 @@ def trial_frame(
     def csum(mat):
         return np.concatenate([np.zeros((n, 1)), np.cumsum(mat, axis=1)], axis=1)
 
-    tx = transactions
+    tx = monthly_purchases(transactions)
     spend_c = csum(monthly(tx, tx["amount"].to_numpy(float)))
-    npur_c = csum(monthly(tx))
+    npur_c = csum(monthly(tx, tx["purchases"].to_numpy(float)))
     zeros = np.zeros((n, nm + 2))
     tick_c, unres_c, sla_c, nps_n_c, nps_s_c = zeros, zeros, zeros, zeros, zeros
     last_cat = np.zeros((n, nm + 1), dtype=np.int8)  # latest NPS category up to column k
     if experience is not None and len(experience):
-        ex = experience
-        is_t = (ex["kind"] == "ticket").to_numpy() if "kind" in ex else np.zeros(len(ex), bool)
-        tick_c = csum(monthly(ex, is_t))
-        if "first_contact_resolution" in ex:
-            un = ex["first_contact_resolution"].astype("boolean").eq(False).fillna(False)
-            unres_c = csum(monthly(ex, is_t & un.to_numpy(bool)))
-        if "sla_met" in ex:
-            br = ex["sla_met"].astype("boolean").eq(False).fillna(False)
-            sla_c = csum(monthly(ex, is_t & br.to_numpy(bool)))
-        if "nps" in ex:
-            v = ex["nps"].to_numpy(float)
-            ans = ~np.isnan(v)
-            nps_n_c = csum(monthly(ex, ans))
-            nps_s_c = csum(monthly(ex, np.nan_to_num(v)))
+        ex = monthly_service(experience)
+        tick_c = csum(monthly(ex, ex["tickets"].to_numpy(float)))
+        unres_c = csum(monthly(ex, ex["unresolved"].to_numpy(float)))
+        sla_c = csum(monthly(ex, ex["sla_breaches"].to_numpy(float)))
+        nps_n_c = csum(monthly(ex, ex["nps_n"].to_numpy(float)))
+        nps_s_c = csum(monthly(ex, ex["nps_sum"].to_numpy(float)))
+        v = ex["nps_last"].to_numpy(float)
+        ans = ~np.isnan(v)
+        if ans.any():
             a = ex.loc[ans, ["customer_id", "date"]].assign(nps=v[ans])
             a["pos"] = key.get_indexer(a["customer_id"])
             a["col"] = np.clip(_month_index(a["date"], ws), -1, None) + 1
@@ -542,7 +532,8 @@ def event_study_panel(
         if col in c:
             panel[col] = pd.Categorical(c[col]).take(rows)
 
-    # each transaction's panel row, found arithmetically (rows are contiguous per customer)
+    # each month's purchases' panel row, found arithmetically (rows are contiguous per customer)
+    transactions = monthly_purchases(transactions)
     pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
     tper = _month_index(transactions["date"], ws)
     ok = pos >= 0
@@ -551,8 +542,9 @@ def event_study_panel(
     inside = (tp >= first[pos_ok]) & (tp <= stop[pos_ok])
     prow = (start[pos_ok] + tp - first[pos_ok])[inside].astype(np.int64)
     amt = transactions["amount"].to_numpy(float)[ok][inside]
+    bought = transactions["purchases"].to_numpy(float)[ok][inside]
     panel["revenue"] = np.bincount(prow, weights=amt, minlength=len(panel))
-    panel["purchases"] = np.bincount(prow, minlength=len(panel)).astype(np.int32)
+    panel["purchases"] = np.bincount(prow, weights=bought, minlength=len(panel)).astype(np.int32)
 
     cohort = np.full(len(c), np.nan)
     if loyalty is not None and len(loyalty):

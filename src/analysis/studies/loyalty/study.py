@@ -26,6 +26,7 @@ from analysis.stats.effects import Effect, balance, covariate_matrix, estimate_e
 from analysis.stats.evalue import EValue, e_value
 from analysis.stats.event_study import EventStudy, event_study
 from analysis.stats.weighted_survival import SurvivalContrast
+from analysis.studies.loyalty.activity import monthly_purchases, monthly_service
 from analysis.studies.loyalty.descriptive import (
     naive_churn_comparison,
     points_summary,
@@ -377,6 +378,10 @@ def programme_report(
     if "left_date" not in lo_t.columns:  # optional in the contract: nobody left
         lo_t = lo_t.assign(left_date=pd.NaT)
     cust, tx, ex = tables["customers"], tables["transactions"], tables.get("experience")
+    # The frames use events only through monthly sums: summarise once (a no-op for
+    # tables already summarised on the engine, activity.study_tables).
+    tx = monthly_purchases(tx)
+    ex = monthly_service(ex) if ex is not None else None
     rep = ProgrammeReport(
         available=True,
         currency=currency,
