@@ -33,10 +33,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_foundation import _world  # noqa: E402
 
 
-def _params(n: int, jobs: int, timeout: int, engine_memory: str | None = None) -> Path:
-    world = _world(n)
-    out = ROOT / "data" / "bench" / f"reports_{n}"
-    p = ROOT / "data" / "bench" / f"suite_{n}.yaml"
+def _params(
+    n: int, jobs: int, timeout: int, engine_memory: str | None = None, world: Path | None = None
+) -> Path:
+    world = world or _world(n)
+    tag = f"{n}" if world == _world(n) else f"{n}_{world.name}"
+    out = ROOT / "data" / "bench" / f"reports_{tag}"
+    p = ROOT / "data" / "bench" / f"suite_{tag}.yaml"
     p.write_text(
         f"# written by bench/bench_suite.py\ndata:\n  path: {world}\n"
         f"reports:\n  output_dir: {out}\n  jobs: {jobs}\n  timeout_seconds: {timeout}\n"
@@ -92,9 +95,12 @@ def _sample(proc: psutil.Process, stop: threading.Event, out: dict) -> None:
         time.sleep(0.2)
 
 
-def run_suite(n: int, jobs: int, timeout: int, engine_memory: str | None = None) -> dict:
-    """Run the whole suite on the world of ``n`` customers; return timings and memory."""
-    params = _params(n, jobs, timeout, engine_memory)
+def run_suite(
+    n: int, jobs: int, timeout: int, engine_memory: str | None = None, world: Path | None = None
+) -> dict:
+    """Run the whole suite on the world of ``n`` customers (or the folder ``world``);
+    return timings and memory."""
+    params = _params(n, jobs, timeout, engine_memory, world)
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "analysis", "run", "--params", str(params)],
@@ -118,7 +124,7 @@ def run_suite(n: int, jobs: int, timeout: int, engine_memory: str | None = None)
     wall = time.monotonic() - t0
     stop.set()
     th.join()
-    out_dir = ROOT / "data" / "bench" / f"reports_{n}"
+    out_dir = ROOT / "data" / "bench" / params.stem.replace("suite_", "reports_")
     last = json.loads((out_dir / "run-log.jsonl").read_text().strip().splitlines()[-1])
     return {
         "customers": n,

@@ -258,9 +258,9 @@ def test_first_purchase_days_give_the_same_return_times(study, tables):
 def _engine_monthly(study, build):
     from analysis.studies.loyalty import activity
 
-    frame = build(study.source).to_pandas()
+    frame = build(study.source).to_pandas().sort_values(["customer_id", "date"])
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-    return activity.mark(frame)
+    return activity.mark(frame.reset_index(drop=True))
 
 
 def _same_monthly(got, want):

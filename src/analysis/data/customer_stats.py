@@ -12,8 +12,10 @@ Same-day purchases of one customer are merged into one transaction before
 anything is counted, as in Fader, Hardie & Lee (2005) and
 :func:`analysis.studies.value.rfm_summary`.
 
-Each function returns an expression; callers pull it (``.to_pyarrow()``). Rows come
-ordered by ``customer_id`` (or date), so every engine returns the same table.
+Each function returns an expression; callers pull it (``.to_pyarrow()``). Only the RFM
+table (by ``customer_id``) and the repeat purchases (by date) come sorted, because their
+order decides an order downstream; the callers of the others place rows by key, and
+sorting tens of millions of rows on the engine would cost time for nothing.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def window_bins(source: Source, edges) -> ir.Table:
     out = t.group_by(["customer_id", "bin"]).aggregate(
         purchases=t.count(), amount=t._amount.sum(), last=t.date.max()
     )
-    return out.order_by(["customer_id", "bin"])
+    return out
 
 
 def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Table:
@@ -145,7 +147,7 @@ def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Ta
     out = t.group_by("customer_id").aggregate(
         value=t._v.sum(), recent_value=t._v.sum(where=t.date >= _date(recent_since))
     )
-    return out.mutate(recent_value=out.recent_value.coalesce(0.0)).order_by("customer_id")
+    return out.mutate(recent_value=out.recent_value.coalesce(0.0))
 
 
 def experience_features(source: Source, *, cutoff) -> ir.Table:
@@ -183,7 +185,7 @@ def experience_features(source: Source, *, cutoff) -> ir.Table:
         csat_n_365d=e._csat.count(),
         nps_last=e._nps.mean(where=e._nps_day == e._nps_last_day),
     )
-    return out.order_by("customer_id")
+    return out
 
 
 def first_purchase_days(source: Source, n: int = 2) -> ir.Table:
@@ -195,7 +197,7 @@ def first_purchase_days(source: Source, n: int = 2) -> ir.Table:
     t = t.filter(t.customer_id.notnull(), t.date.notnull())
     d = t.select("customer_id", "date").distinct()
     d = d.mutate(_k=ibis.row_number().over(group_by="customer_id", order_by="date"))
-    return d.filter(d._k < n).select("customer_id", "date").order_by(["customer_id", "date"])
+    return d.filter(d._k < n).select("customer_id", "date")
 
 
 def _month(date: ir.DateValue) -> ir.DateValue:
@@ -212,8 +214,7 @@ def monthly_purchases(source: Source) -> ir.Table:
     out = t.group_by(["customer_id", "_m"]).aggregate(
         amount=t.amount.cast("float64").sum(), purchases=t.count()
     )
-    out = out.select("customer_id", date=out._m, amount=out.amount, purchases=out.purchases)
-    return out.order_by(["customer_id", "date"])
+    return out.select("customer_id", date=out._m, amount=out.amount, purchases=out.purchases)
 
 
 def monthly_service(source: Source) -> ir.Table:
@@ -248,4 +249,4 @@ def monthly_service(source: Source) -> ir.Table:
     out = out.rename(date="_m")
     cols = ["customer_id", "date", "tickets", "unresolved", "sla_breaches"]
     cols += ["nps_n", "nps_sum", "csat_n", "csat_sum", "nps_last"]
-    return out.select(*cols).order_by(["customer_id", "date"])
+    return out.select(*cols)

@@ -191,5 +191,8 @@ def study_tables(study) -> dict:
         if study.has(name):
             frame = study.coded(build(study.source)).to_pandas()
             frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-            out[name] = mark(frame)
+            # The engine returns groups in any order: sort (integer keys, fast) so that sums
+            # downstream add up in the same order on every run and every engine.
+            order = np.lexsort((frame["date"].to_numpy(), frame["customer_id"].to_numpy()))
+            out[name] = mark(frame.take(order).reset_index(drop=True))
     return out
