@@ -21,6 +21,8 @@ ORDER = [
     "suite",
     "foundation",
     "synth",
+    "synth_stream",
+    "flat_memory",
     "survival",
     "causal",
     "experience",
@@ -37,6 +39,7 @@ SCRIPTS = {
     "experience": ["bench/bench_experience.py"],
     "value": ["bench/bench_value.py"],
     "suite": ["bench/bench_suite.py", "--engine-memory", "1GB"],
+    "flat_memory": ["bench/bench_flat_memory.py", "--engine-memory", "256MB"],
 }
 HEADER = """# Benchmarks
 

@@ -396,6 +396,7 @@ def _doubled_world(tiny_world, tmp_path):
 
 
 def _pulls(notebook: str, params_file, tmp_path) -> list[int]:
+    import json
     import os
     from pathlib import Path
 
@@ -424,7 +425,7 @@ def _pulls(notebook: str, params_file, tmp_path) -> list[int]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    rows = [__import__("json").loads(line)["rows"] for line in log.read_text().splitlines()]
+    rows = [json.loads(line)["rows"] for line in log.read_text().splitlines()]
     assert rows, f"{notebook}: no pull was logged (is the start-up file read?)"
     return sorted(rows)
 
@@ -439,3 +440,33 @@ def test_no_study_pulls_an_event_level_table(notebook, tiny_world, tmp_path):
     grew = sorted(set(twice) - set(once))
     assert twice == once, f"{notebook}: pulls of {grew} rows appear only with twice the events"
     assert max(once) < len(tx)  # and no pull is as long as the transactions table
+
+
+def test_each_process_spills_into_its_own_folder(tmp_path):
+    # Notebook kernels of one run share a working directory; DuckDB's default spill folder
+    # (.tmp there) made two kernels spilling at once corrupt each other's files.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from analysis import config; from analysis.data import sources\n"
+        "con = sources.connect(config.params_from_dict({'data': {'path': '.'}}))\n"
+        "d = con.raw_sql(\"SELECT current_setting('temp_directory')\").fetchone()[0]\n"
+        "print(d, os.path.isdir(d))\n"
+    )
+    env = {**os.environ, "ANALYSIS_ENGINE_TEMP": str(tmp_path / "spill")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    dirs = []
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+        d, existed = r.stdout.split()
+        assert existed == "True" and d.startswith(str(tmp_path / "spill"))
+        dirs.append(d)
+    assert dirs[0] != dirs[1]
+    assert not any(os.path.exists(d) for d in dirs)  # removed at exit

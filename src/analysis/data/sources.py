@@ -109,11 +109,36 @@ class Source:
 
 THREADS_ENV = "ANALYSIS_THREADS"
 MEMORY_ENV = "ANALYSIS_ENGINE_MEMORY"
+TEMP_ENV = "ANALYSIS_ENGINE_TEMP"
+_TEMP_DIR: str | None = None
+
+
+def _spill_dir() -> str:
+    """Return this process's own folder for DuckDB's spill files (made once, removed at exit).
+
+    DuckDB's default for an in-memory database is ``.tmp`` in the working directory, which
+    every notebook kernel of a run shares: two kernels spilling at once corrupt each other's
+    files ("Corrupt temporary file"). The folder is made under ``ANALYSIS_ENGINE_TEMP`` when
+    set (e.g. a large local disk), else under the system's temporary directory.
+    """
+    global _TEMP_DIR
+    if _TEMP_DIR is None or not os.path.isdir(_TEMP_DIR):
+        import atexit
+        import shutil
+        import tempfile
+
+        base = os.environ.get(TEMP_ENV, "").strip() or None
+        if base:
+            os.makedirs(base, exist_ok=True)
+        _TEMP_DIR = tempfile.mkdtemp(prefix=f"analysis-duckdb-{os.getpid()}-", dir=base)
+        atexit.register(shutil.rmtree, _TEMP_DIR, True)
+    return _TEMP_DIR
 
 
 def _duckdb_config() -> dict:
     """DuckDB settings from the environment: ``ANALYSIS_THREADS`` caps its worker threads,
-    ``ANALYSIS_ENGINE_MEMORY`` (e.g. ``2GB``) its memory (it spills to disk beyond).
+    ``ANALYSIS_ENGINE_MEMORY`` (e.g. ``2GB``) its memory (it spills to disk beyond, into
+    a folder of this process's own: :func:`_spill_dir`).
 
     The report runner sets it (and the BLAS/OpenMP thread variables) for each notebook to
     the machine's cores divided by the notebooks running at once, so parallel notebooks
@@ -126,6 +151,7 @@ def _duckdb_config() -> dict:
     mem = os.environ.get(MEMORY_ENV, "").strip()
     if mem:
         out["memory_limit"] = mem
+    out["temp_directory"] = _spill_dir()
     return out
 
 
