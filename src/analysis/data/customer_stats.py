@@ -82,14 +82,15 @@ def rfm(
     """
     end = observation_end if observation_end is not None else calibration_end
     d = daily_purchases(source, end=end, since_signup=since_signup, margin=margin)
-    d = d.mutate(_first=d.date.min().over(ibis.window(group_by="customer_id")))
     cal = d.date <= _date(calibration_end)
     aggs = {
         "first": d.date.min(where=cal),
         "last": d.date.max(where=cal),
         "days": d.count(where=cal),
         "total": d.amount.sum(where=cal),
-        "first_value": d.amount.sum(where=d.date == d._first),
+        # the first day's value (one row per day, so no ties); a customer kept has a
+        # calibration purchase, so their first day is in the calibration period
+        "first_value": d.amount.argmin(d.date),
     }
     if margin:
         aggs["margin_total"] = d.margin.sum(where=cal)
@@ -110,9 +111,11 @@ def repeat_purchases_by_day(
     are left out (they are not in the calibration summary the plot compares with).
     """
     d = daily_purchases(source, end=observation_end, since_signup=since_signup)
-    d = d.mutate(_first=d.date.min().over(ibis.window(group_by="customer_id")))
-    d = d.filter(d.date > d._first, d._first <= _date(calibration_end))
-    return d.group_by("date").aggregate(purchases=d.count()).order_by("date")
+    first = d.group_by("customer_id").aggregate(_first=d.date.min())
+    first = first.filter(first._first <= _date(calibration_end))
+    j = d.inner_join(first, "customer_id")
+    j = j.filter(j.date > j._first)
+    return j.group_by("date").aggregate(purchases=j.count()).order_by("date")
 
 
 def window_bins(source: Source, edges) -> ir.Table:
