@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis import data, value
-from analysis.data import customer_stats
+from analysis.data import customer_stats, experience_stats
 from analysis.stats.btyd.units import _as_day
 from analysis.studies.value import inputs
 from analysis.studies.value.churn_risk import (
@@ -60,6 +60,17 @@ ENGINE_STATS_CASES = {
     "first_purchase_days": lambda s, st: customer_stats.first_purchase_days(s, 2),
     "monthly_purchases": lambda s, st: customer_stats.monthly_purchases(s),
     "monthly_service": lambda s, st: customer_stats.monthly_service(s),
+    # the experience study (analysis.data.experience_stats; tests/test_experience_engine.py)
+    "experience_sums": lambda s, st: experience_stats.experience_sums(s),
+    "experience_sums_by_month": lambda s, st: experience_stats.experience_sums(s, period="month"),
+    "experience_sums_by_segment": lambda s, st: experience_stats.experience_sums(s, by="segment"),
+    "driver_sums": lambda s, st: experience_stats.driver_sums(s, window_days=30),
+    "latest_nps": lambda s, st: experience_stats.latest_nps(s, before=_split(st)[2]),
+    "touchpoint_sums": lambda s, st: experience_stats.touchpoint_sums(s),
+    "customer_periods": lambda s, st: experience_stats.customer_periods(
+        s, key="month", touchpoints=experience_stats.failed_touchpoints(s)
+    ),
+    "customer_days": lambda s, st: experience_stats.customer_periods(s, key="day"),
 }
 ENGINE_STATS_KEYS = {
     "repeat_purchases_by_day": ["date"],
@@ -67,6 +78,13 @@ ENGINE_STATS_KEYS = {
     "first_purchase_days": ["customer_id", "date"],
     "monthly_purchases": ["customer_id", "date"],
     "monthly_service": ["customer_id", "date"],
+    "experience_sums": ["customers"],
+    "experience_sums_by_month": ["period"],
+    "experience_sums_by_segment": ["segment"],
+    "driver_sums": ["g0_answers"],
+    "touchpoint_sums": ["touchpoint"],
+    "customer_periods": ["customer_id", "date"],
+    "customer_days": ["customer_id", "date"],
 }
 
 
@@ -366,13 +384,12 @@ for _cls in {_t.Expr, _t.Table, _t.Column}:
             _wrap(_cls, _name)
 """
 
-# The notebooks whose studies run on the engine: only per-customer (or per-period)
-# tables reach them. 03_experience_revenue still reads the experience events (issue 16,
-# section 1: not done yet).
+# Every report notebook: only per-customer (or per-period, per-group) tables reach them.
 ENGINE_NOTEBOOKS = [
     "00_kpi_dashboard",
     "01_retention_survival",
     "02_loyalty_programme",
+    "03_experience_revenue",
     "04_customer_value",
 ]
 

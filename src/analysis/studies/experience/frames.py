@@ -140,16 +140,21 @@ def _period_next(starts: np.ndarray, period: str) -> np.ndarray:
     return (starts.astype("datetime64[M]") + 3).astype("datetime64[D]")
 
 
-def _count_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
+def _count_at_or_before(
+    keys: np.ndarray, at: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """For sorted ``at``, count sorted ``keys`` <= each value (searchsorted 'right', inverted).
 
     Searching the (few) keys among the (many) rows instead of the other way
     round gives the same counts for a fraction of the work; the counts are
-    written run by run (``int32``) without a row-length scratch array.
+    written run by run (``int32``) without a row-length scratch array. With
+    ``weights`` (in the order of ``keys``) each key counts that many times.
     """
     pos = np.searchsorted(at, keys, side="left")  # first row whose value is >= the key
     runs = np.diff(np.r_[0, pos, len(at)])
-    return np.repeat(np.arange(len(keys) + 1, dtype=np.int32), runs)
+    if weights is None:
+        return np.repeat(np.arange(len(keys) + 1, dtype=np.int32), runs)
+    return np.repeat(np.r_[0, np.cumsum(weights)].astype(np.int32), runs)
 
 
 def _last_at_or_before(keys: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -223,6 +228,69 @@ def counting_process(
         per touchpoint, and the ``keep`` columns. ``attrs`` records
         ``window_days``, ``period`` and the number of customers dropped.
     """
+    prep = _prepare(lifetimes, customer, window_days, period, update, keep)
+    inputs = _raw_inputs(
+        experience,
+        prep["ids"],
+        prep["start_date"],
+        prep["dur"],
+        customer=customer,
+        update=update,
+        period=period,
+        window_days=window_days,
+        window_periods=prep["window_periods"],
+        touchpoints=touchpoints,
+    )
+    return _rows(prep, inputs, period, customer, window_days, update)
+
+
+def counting_process_from_sums(
+    lifetimes: pd.DataFrame,
+    sums: pd.DataFrame,
+    *,
+    touchpoints: Sequence[str] = (),
+    window_days: int = 90,
+    period: str | None = "month",
+    customer: str = "customer_id",
+    keep: Sequence[str] = (),
+    update: str = "period",
+) -> pd.DataFrame:
+    """:func:`counting_process` from experience sums instead of experience rows.
+
+    ``sums`` holds one row per customer and key, as
+    :func:`analysis.data.experience_stats.customer_periods` builds them on the
+    engine: the key (``date``) is the calendar ``period`` for
+    ``update="period"`` (an event then counts from the next period on, so the
+    day inside the period does not matter) and the day for ``update="event"``.
+    Its ``tp<i>`` columns count failed tickets at ``touchpoints[i]``. The rows
+    equal those :func:`counting_process` builds from the events
+    (``tests/test_experience_engine.py``).
+    """
+    prep = _prepare(lifetimes, customer, window_days, period, update, keep)
+    inputs = _sum_inputs(
+        sums,
+        prep["ids"],
+        prep["start_date"],
+        prep["dur"],
+        customer=customer,
+        update=update,
+        period=period,
+        window_days=window_days,
+        window_periods=prep["window_periods"],
+        touchpoints=touchpoints,
+    )
+    return _rows(prep, inputs, period, customer, window_days, update)
+
+
+def _prepare(
+    lifetimes: pd.DataFrame,
+    customer: str,
+    window_days: int,
+    period: str | None,
+    update: str,
+    keep: Sequence[str],
+) -> dict:
+    """Check the settings and the lifetimes; keep the customers with time at risk."""
     _require(
         lifetimes, "lifetimes", [customer, "start_date", "entry_days", "duration_days", "event"]
     )
@@ -264,106 +332,258 @@ def counting_process(
     entry, dur = entry[usable], dur[usable]
     ev_flag = lt["event"].to_numpy(dtype=np.int64)
     start_date = pd.to_datetime(lt["start_date"]).to_numpy().astype("datetime64[D]")
-    n = len(lt)
     ids = pd.Index(lt[customer])
 
-    # ---- experience events mapped to (customer code, day known, day forgotten) ------------
-    raw_streams: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    raw_surveys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    return {
+        "lt": lt,
+        "entry": entry,
+        "dur": dur,
+        "ev_flag": ev_flag,
+        "start_date": start_date,
+        "ids": ids,
+        "n_dropped": n_dropped,
+        "window_periods": window_periods,
+        "keep": keep,
+    }
+
+
+def _known_forgotten(
+    dates: np.ndarray,
+    start: np.ndarray,
+    *,
+    update: str,
+    period: str | None,
+    window_days: int,
+    window_periods: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the day (since start) from which an event dated ``dates`` counts, and the day
+    it is forgotten (both the day *before*: split points of ``(a, b]`` rows).
+
+    ``dates`` may be event days, or (``update="period"``) the start of the event's period:
+    both give the same days. An event before signup counts as known at signup.
+    """
+    day = np.maximum((dates - start).astype(np.int64), 0)
+    if update == "period":
+        # known from the start of the next period, forgotten `window_periods` periods later
+        nxt = _period_next(_period_floor(start + day.astype("timedelta64[D]"), period), period)
+        known = (nxt - start).astype(np.int64) - 1
+        gone = nxt
+        for _ in range(window_periods):
+            gone = _period_next(gone, period)
+        return known, (gone - start).astype(np.int64) - 1
+    return day, day + window_days
+
+
+def _latest_mean(
+    keys: np.ndarray, dates: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct key (sorted): the mean of the values of its latest date.
+
+    Answers that become known at the same split point: the latest one counts, and
+    answers of the same (latest) day count equally -- no row order is used.
+    """
+    if not len(keys):
+        return keys, values
+    order = np.lexsort((dates, keys))
+    k, d, v = keys[order], dates[order], values[order]
+    new = np.r_[True, k[1:] != k[:-1]]
+    grp = np.cumsum(new) - 1
+    last = np.r_[new[1:], True]
+    on = d == d[last][grp]
+    total = np.bincount(grp[on], weights=v[on], minlength=int(grp[-1]) + 1)
+    count = np.bincount(grp[on], minlength=int(grp[-1]) + 1)
+    return k[last], total / count
+
+
+def _raw_inputs(
+    experience: pd.DataFrame | None,
+    ids: pd.Index,
+    start_date: np.ndarray,
+    dur: np.ndarray,
+    *,
+    customer: str,
+    update: str,
+    period: str | None,
+    window_days: int,
+    window_periods: int,
+    touchpoints: Sequence[str] | None,
+) -> dict:
+    """Counting-process inputs from contract experience rows (see :func:`_rows`)."""
+    streams: dict[str, tuple] = {}
+    surveys: dict[str, tuple] = {}
     tp_names: list[str] = []
-    if experience is not None and len(experience):
-        _require(experience, "experience", [customer, "date", "kind"])
-        ex = experience
-        code = ids.get_indexer(ex[customer])
-        inside = code >= 0
-        code = code[inside]
-        ex = ex.loc[inside]
-        day = (
-            pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]") - start_date[code]
-        ).astype(np.int64)
-        day = np.maximum(day, 0)  # an event before signup counts as known at signup
-        # Nothing at or after the customer's end can enter any row.
-        live = day < dur[code]
-        code, day, ex = code[live], day[live], ex.loc[live]
-        if update == "period":
-            # known from the start of the next period (split point = day before it), forgotten
-            # `window_periods` periods later
-            ev_date = start_date[code] + day.astype("timedelta64[D]")
-            nxt = _period_next(_period_floor(ev_date, period), period)
-            known = (nxt - start_date[code]).astype(np.int64) - 1
-            gone = nxt
-            for _ in range(window_periods):
-                gone = _period_next(gone, period)
-            forgotten = (gone - start_date[code]).astype(np.int64) - 1
-        else:
-            known = day
-            forgotten = day + window_days
-        kcode, kinds = pd.factorize(ex["kind"])
-        kinds = [str(k).lower() for k in kinds]
-        is_ticket = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "ticket"])
-        is_survey = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "survey"])
-
-        def col(name: str) -> np.ndarray:
-            if name in ex.columns:
-                return _as_bool(ex[name])
-            return np.full(len(ex), np.nan)
-
-        fcr = col("first_contact_resolution")
-        sla = col("sla_met")
-        comp = col("compensated")
-        unresolved = is_ticket & (fcr == 0)
-        breach = is_ticket & (sla == 0)
-        failed = unresolved | breach
-        flags = {
-            "tickets_window": is_ticket,
-            "unresolved_window": unresolved,
-            "sla_breaches_window": breach,
-            "failures_window": failed,
-            "compensated_failures_window": failed & (comp == 1),
-            "uncompensated_failures_window": failed & (comp != 1),
-        }
-        if "touchpoint" in ex.columns:
-            tcode, tps = pd.factorize(ex["touchpoint"])
-            tps = [str(t) for t in tps]
-            tp_names = (
-                list(touchpoints)
-                if touchpoints is not None
-                else sorted({tps[c] for c in np.unique(tcode[failed]) if c >= 0})
-            )
-            for name in tp_names:
-                hit = [i for i, t in enumerate(tps) if t == name]
-                flags[f"failures_{name}_window"] = failed & np.isin(tcode, hit)
-        for name, mask in flags.items():
-            raw_streams[name] = (code[mask], known[mask], forgotten[mask])
-        for score in ("nps", "csat"):
-            if score in ex.columns:
-                val = pd.to_numeric(ex[score], errors="coerce").to_numpy(dtype=float)
-                ok = is_survey & ~np.isnan(val)
-                raw_surveys[score] = (code[ok], known[ok], val[ok])
-    else:
-        empty = np.empty(0, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    if experience is None or not len(experience):
         for name in WINDOW_COUNTS:
-            raw_streams[name] = (empty, empty, empty)
+            streams[name] = (empty, empty, empty, None)
+        return {"streams": streams, "surveys": surveys, "touchpoints": tp_names}
+    _require(experience, "experience", [customer, "date", "kind"])
+    ex = experience
+    code = ids.get_indexer(ex[customer])
+    inside = code >= 0
+    code = code[inside]
+    ex = ex.loc[inside]
+    ev_day = pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]")
+    known, forgotten = _known_forgotten(
+        ev_day,
+        start_date[code],
+        update=update,
+        period=period,
+        window_days=window_days,
+        window_periods=window_periods,
+    )
+    # Nothing known only at or after the customer's end can enter any row.
+    live = known < dur[code]
+    code, known, forgotten, ex, ev_day = (
+        code[live],
+        known[live],
+        forgotten[live],
+        ex.loc[live],
+        ev_day[live],
+    )
+    kcode, kinds = pd.factorize(ex["kind"])
+    kinds = [str(k).lower() for k in kinds]
+    is_ticket = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "ticket"])
+    is_survey = np.isin(kcode, [i for i, k in enumerate(kinds) if k == "survey"])
 
+    def col(name: str) -> np.ndarray:
+        if name in ex.columns:
+            return _as_bool(ex[name])
+        return np.full(len(ex), np.nan)
+
+    fcr = col("first_contact_resolution")
+    sla = col("sla_met")
+    comp = col("compensated")
+    unresolved = is_ticket & (fcr == 0)
+    breach = is_ticket & (sla == 0)
+    failed = unresolved | breach
+    flags = {
+        "tickets_window": is_ticket,
+        "unresolved_window": unresolved,
+        "sla_breaches_window": breach,
+        "failures_window": failed,
+        "compensated_failures_window": failed & (comp == 1),
+        "uncompensated_failures_window": failed & (comp != 1),
+    }
+    if "touchpoint" in ex.columns:
+        tcode, tps = pd.factorize(ex["touchpoint"])
+        tps = [str(t) for t in tps]
+        tp_names = (
+            list(touchpoints)
+            if touchpoints is not None
+            else sorted({tps[c] for c in np.unique(tcode[failed]) if c >= 0})
+        )
+        for name in tp_names:
+            hit = [i for i, t in enumerate(tps) if t == name]
+            flags[f"failures_{name}_window"] = failed & np.isin(tcode, hit)
+    for name, mask in flags.items():
+        streams[name] = (code[mask], known[mask], forgotten[mask], None)
+    day_no = ev_day.astype(np.int64)
+    for score in ("nps", "csat"):
+        if score in ex.columns:
+            val = pd.to_numeric(ex[score], errors="coerce").to_numpy(dtype=float)
+            ok = is_survey & ~np.isnan(val)
+            surveys[score] = (code[ok], known[ok], day_no[ok], val[ok])
+    return {"streams": streams, "surveys": surveys, "touchpoints": tp_names}
+
+
+def _sum_inputs(
+    sums: pd.DataFrame,
+    ids: pd.Index,
+    start_date: np.ndarray,
+    dur: np.ndarray,
+    *,
+    customer: str,
+    update: str,
+    period: str | None,
+    window_days: int,
+    window_periods: int,
+    touchpoints: Sequence[str],
+) -> dict:
+    """Counting-process inputs from per (customer, day or period) sums (see :func:`_rows`)."""
+    from analysis.data.experience_stats import STREAMS
+
+    code = ids.get_indexer(sums[customer])
+    inside = code >= 0
+    code = code[inside]
+    s = sums.loc[inside]
+    key_day = pd.to_datetime(s["date"]).to_numpy().astype("datetime64[D]")
+    known, forgotten = _known_forgotten(
+        key_day,
+        start_date[code],
+        update=update,
+        period=period,
+        window_days=window_days,
+        window_periods=window_periods,
+    )
+    live = known < dur[code]
+    code, known, forgotten, s, key_day = (
+        code[live],
+        known[live],
+        forgotten[live],
+        s.loc[live],
+        key_day[live],
+    )
+    streams: dict[str, tuple] = {}
+    for name in STREAMS:
+        w = s[name].to_numpy(dtype=np.int64)
+        on = w > 0
+        streams[f"{name}_window"] = (code[on], known[on], forgotten[on], w[on])
+    tp_names = []
+    for i, tp in sorted(enumerate(touchpoints), key=lambda x: x[1]):
+        w = s[f"tp{i}"].to_numpy(dtype=np.int64)
+        on = w > 0
+        if on.any():
+            tp_names.append(tp)
+            streams[f"failures_{tp}_window"] = (code[on], known[on], forgotten[on], w[on])
+    surveys = {}
+    day_no = key_day.astype(np.int64)
+    for score in ("nps", "csat"):
+        val = s[f"{score}_last"].to_numpy(dtype=float, na_value=np.nan)
+        ok = ~np.isnan(val)
+        surveys[score] = (code[ok], known[ok], day_no[ok], val[ok])
+    return {"streams": streams, "surveys": surveys, "touchpoints": tp_names}
+
+
+def _rows(
+    prep: dict,
+    inputs: dict,
+    period: str | None,
+    customer: str,
+    window_days: int,
+    update: str,
+) -> pd.DataFrame:
+    """Build the ``(start, stop]`` rows from the inputs of :func:`_raw_inputs` / :func:`_sum_inputs`.
+
+    ``inputs["streams"]``: name -> (customer code, day known, day forgotten, weight or None);
+    ``inputs["surveys"]``: score -> (customer code, day known, date, value).
+    """
+    lt, entry, dur, ev_flag = prep["lt"], prep["entry"], prep["dur"], prep["ev_flag"]
+    start_date, keep, n_dropped = prep["start_date"], prep["keep"], prep["n_dropped"]
+    n = len(lt)
+    raw_streams, tp_names = inputs["streams"], inputs["touchpoints"]
     max_day = int(dur.max()) if n else 0
-    for _, _, f in raw_streams.values():
+    for _, _, f, _ in raw_streams.values():
         if len(f):
             max_day = max(max_day, int(f.max()))
     big = np.int64(max_day + 2)  # key spacing: day offsets never cross customers
-    streams: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> sorted enter/exit keys
-    for name, (c, k_in, k_out) in raw_streams.items():
-        streams[name] = (np.sort(c * big + k_in), np.sort(c * big + k_out))
+    streams: dict[str, tuple] = {}  # name -> sorted enter/exit keys with their weights
+    for name, (c, k_in, k_out, w) in raw_streams.items():
+        a, b = c * big + k_in, c * big + k_out
+        if w is None:
+            streams[name] = (np.sort(a), None, np.sort(b), None)
+        else:
+            oa, ob = np.argsort(a, kind="stable"), np.argsort(b, kind="stable")
+            streams[name] = (a[oa], w[oa], b[ob], w[ob])
     survey_keys = {}
-    for score, (c, k_in, val) in raw_surveys.items():
-        k = c * big + k_in
-        order = np.argsort(k, kind="stable")  # same-day answers: the later row wins
-        survey_keys[score] = (k[order], val[order])
+    for score, (c, k_in, d, val) in inputs["surveys"].items():
+        survey_keys[score] = _latest_mean(c * big + k_in, d, val)
 
     # ---- breakpoints ---------------------------------------------------------------------
     codes = np.arange(n, dtype=np.int64)
     base = codes * big
     pieces = [base + entry, base + dur]
-    for k_in, k_out in streams.values():
+    for k_in, _, k_out, _ in streams.values():
         if len(k_in):
             pieces.append(k_in)
             pieces.append(k_out)
@@ -442,10 +662,10 @@ def counting_process(
     codes[v >= 9] = 0
     out["nps_category"] = pd.Categorical.from_codes(codes, categories=[*NPS_LEVELS, NO_SURVEY])
     del codes
-    for name, (k_in, k_out) in streams.items():
+    for name, (k_in, w_in, k_out, w_out) in streams.items():
         # an event known from day t and forgotten on day u counts on rows (a, b] with t <= a < u
-        cnt = _count_at_or_before(k_in, rkey)
-        cnt -= _count_at_or_before(k_out, rkey)
+        cnt = _count_at_or_before(k_in, rkey, w_in)
+        cnt -= _count_at_or_before(k_out, rkey, w_out)
         out[name] = cnt.astype(np.int16)
         del cnt
     del rkey, rstart, rstop, v

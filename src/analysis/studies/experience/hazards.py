@@ -570,25 +570,24 @@ def moments_of_truth(
     hz = churn_hazards(
         cp, covariates=[*cols, *adjust], strata=strata, customer=customer, alpha=alpha
     )
-    kind = experience["kind"].astype(str).str.lower()
-    tk = experience[kind.eq("ticket").to_numpy()]
-    failed = np.zeros(len(tk), dtype=bool)
-    for c in ("first_contact_resolution", "sla_met"):  # either may be absent from the data
-        if c in tk.columns:
-            failed |= _as_bool(tk[c]) == 0
+    per_tp = (
+        experience.set_index("touchpoint")
+        if "failed" in experience.columns
+        else touchpoint_counts(experience, customer=customer)
+    )
     window_months = cp.attrs.get("window_days", 90) / DAYS_PER_MONTH
     rev = revenue_per_month[0]
     rows = []
     for t, c in zip(tps, cols, strict=False):
-        is_tp = (tk["touchpoint"].astype(str) == t).to_numpy()
+        n = per_tp.loc[t] if t in per_tp.index else pd.Series({"customers": 0, "tickets": 0})
         hr, lo, hi = hz.hr(c)
         per = 100 * monthly_churn_rate * window_months
         rows.append(
             {
                 "touchpoint": t,
-                "customers": int(tk.loc[is_tp, customer].nunique()),
-                "tickets": int(is_tp.sum()),
-                "failure_rate": float(failed[is_tp].mean()) if is_tp.any() else np.nan,
+                "customers": int(n["customers"]),
+                "tickets": int(n["tickets"]),
+                "failure_rate": float(n["failed"]) / n["tickets"] if n["tickets"] else np.nan,
                 "hazard_ratio": hr,
                 "ci_lower": lo,
                 "ci_upper": hi,
@@ -602,6 +601,29 @@ def moments_of_truth(
         )
     out = pd.DataFrame(rows).sort_values("customers_lost_per_100", ascending=False)
     return out.reset_index(drop=True)
+
+
+def touchpoint_counts(experience: pd.DataFrame, *, customer: str = "customer_id") -> pd.DataFrame:
+    """Return per ticket touchpoint (the index): ``customers`` (distinct), ``tickets`` and
+    ``failed`` (not resolved at first contact or SLA missed), from contract rows; the
+    engine builds the same table (:func:`analysis.data.experience_stats.touchpoint_sums`)."""
+    kind = experience["kind"].astype(str).str.lower()
+    tk = experience[kind.eq("ticket").to_numpy()]
+    failed = np.zeros(len(tk), dtype=bool)
+    for c in ("first_contact_resolution", "sla_met"):  # either may be absent from the data
+        if c in tk.columns:
+            failed |= _as_bool(tk[c]) == 0
+    if "touchpoint" not in tk.columns:
+        return pd.DataFrame({"customers": [], "tickets": [], "failed": []})
+    tp = tk["touchpoint"]
+    has = tp.notna().to_numpy()
+    d = pd.DataFrame(
+        {"touchpoint": tp.astype(str).to_numpy()[has], "c": tk[customer].to_numpy()[has]}
+    )
+    d["failed"] = failed[has]
+    return d.groupby("touchpoint").agg(
+        customers=("c", "nunique"), tickets=("c", "size"), failed=("failed", "sum")
+    )
 
 
 def compensation_effect(

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +52,68 @@ def _prop_ci(k: float, n: float, z: float) -> tuple[float, float, float]:
 def _nps_score(nps: pd.Series, z: float) -> tuple[float, float, float, int]:
     """Return NPS (% promoters - % detractors) with a multinomial-variance interval."""
     v = pd.to_numeric(nps, errors="coerce").dropna().to_numpy()
-    n = len(v)
+    return _nps_from_counts(int((v >= 9).sum()), int((v <= 6).sum()), len(v), z)
+
+
+def _nps_from_counts(
+    promoters: float, detractors: float, n: float, z: float
+) -> tuple[float, float, float, int]:
+    """:func:`_nps_score` from the counts of promoters and detractors among ``n`` answers."""
+    n = int(n)
     if n == 0:
         return float("nan"), float("nan"), float("nan"), 0
-    pp, pd_ = (v >= 9).mean(), (v <= 6).mean()
+    pp, pd_ = promoters / n, detractors / n
     score = 100 * (pp - pd_)
     se = 100 * math.sqrt(max(pp + pd_ - (pp - pd_) ** 2, 0.0) / n)
     return score, score - z * se, score + z * se, n
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else float("nan")
+
+
+def metrics_from_sums(
+    sums: pd.DataFrame, keys: Sequence[str] = (), *, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Turn :func:`analysis.data.experience_stats.experience_sums` rows into the
+    :func:`experience_metrics` table (same columns, groups sorted by ``keys``).
+
+    The engine path of the study: counts and sums per group come from the
+    engine, the shares, means and intervals are computed here.
+    """
+    z = stats.norm.ppf(1 - alpha / 2)
+    keys = list(keys)
+    if keys:
+        sums = sums.sort_values(keys, na_position="last", kind="stable")
+    rows = []
+    for r in sums.to_dict("records"):
+        n = r["nps_n"]
+        score, lo, hi, n_nps = _nps_from_counts(r["promoters"], r["detractors"], n, z)
+        rows.append(
+            {
+                **{k: r[k] for k in keys},
+                "customers": int(r["customers"]),
+                "answers": int(r["answers"]),
+                "nps_answers": n_nps,
+                "nps": score,
+                "nps_ci_lower": lo,
+                "nps_ci_upper": hi,
+                "promoter_share": _ratio(r["promoters"], n),
+                "passive_share": _ratio(r["passives"], n),
+                "detractor_share": _ratio(r["detractors"], n),
+                "csat_mean": _ratio(r["csat_sum"], r["csat_n"]),
+                "ces_mean": _ratio(r["ces_sum"], r["ces_n"]),
+                "tickets": int(r["tickets"]),
+                "fcr_rate": _ratio(r["fcr_yes"], r["fcr_n"]),
+                "contacts_to_resolve": _ratio(r["contacts_sum"], r["contacts_n"]),
+                "sla_compliance": _ratio(r["sla_yes"], r["sla_n"]),
+                "compensated_share": _ratio(r["comp_yes"], r["comp_n"]),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if "period" in keys and len(out):
+        out["period"] = pd.to_datetime(out["period"]).astype("datetime64[ns]")
+    return out
 
 
 def experience_metrics(
@@ -181,7 +237,11 @@ def driver_view(
 
     Each survey answer is matched to the same customer's most recent ticket
     dated up to ``window_days`` days before it (same day included). Answers
-    with no such ticket form the comparison row.
+    with no such ticket form the comparison row. Several tickets of one day
+    count as one with the day's worst outcome (not resolved at first contact
+    if any was not, SLA missed if any was, the most contacts), compensated if
+    any was: the rule the engine path
+    (:func:`analysis.data.experience_stats.driver_sums`) follows too.
 
     Returns
     -------
@@ -204,7 +264,17 @@ def driver_view(
         if c in tk.columns
     ]
     sv = sv.drop(columns=tcols).sort_values("_d")
-    tk = tk.sort_values("_d")[[customer, "_d", *tcols]].rename(columns={"_d": "_td"})
+    # one ticket per customer and day, with the day's worst outcome (see experience_stats)
+    day = pd.DataFrame({customer: tk[customer].to_numpy(), "_td": tk["_d"].to_numpy()})
+    for c in tcols:
+        day[c] = (
+            pd.to_numeric(tk[c], errors="coerce").to_numpy(dtype=float)
+            if c == "contacts_to_resolve"
+            else _as_bool(tk[c])
+        )
+    worst = {c: "max" if c in ("contacts_to_resolve", "compensated") else "min" for c in tcols}
+    tk = day.groupby([customer, "_td"], sort=False).agg(worst).reset_index() if tcols else day
+    tk = tk.drop_duplicates([customer, "_td"]).sort_values("_td")
     m = pd.merge_asof(
         sv,
         tk,
@@ -220,13 +290,13 @@ def driver_view(
         ("ticket in the previous days", "none", ~has.to_numpy())
     ]
     if "first_contact_resolution" in m:
-        f = _as_bool(m["first_contact_resolution"])
+        f = m["first_contact_resolution"].to_numpy(dtype=float)
         groups += [
             ("first-contact resolution", "yes", has.to_numpy() & (f == 1)),
             ("first-contact resolution", "no", has.to_numpy() & (f == 0)),
         ]
     if "sla_met" in m:
-        s_ = _as_bool(m["sla_met"])
+        s_ = m["sla_met"].to_numpy(dtype=float)
         groups += [
             ("SLA", "met", has.to_numpy() & (s_ == 1)),
             ("SLA", "missed", has.to_numpy() & (s_ == 0)),
@@ -240,9 +310,10 @@ def driver_view(
         ]
     if "compensated" in m and "first_contact_resolution" in m and "sla_met" in m:
         failed = has.to_numpy() & (
-            (_as_bool(m["first_contact_resolution"]) == 0) | (_as_bool(m["sla_met"]) == 0)
+            (m["first_contact_resolution"].to_numpy(dtype=float) == 0)
+            | (m["sla_met"].to_numpy(dtype=float) == 0)
         )
-        comp = _as_bool(m["compensated"])
+        comp = m["compensated"].to_numpy(dtype=float)
         groups += [
             ("failed ticket compensated", "yes", failed & (comp == 1)),
             ("failed ticket compensated", "no", failed & (comp != 1)),
@@ -277,6 +348,47 @@ def driver_view(
     return out
 
 
+def drivers_from_sums(
+    sums: pd.DataFrame,
+    groups: Sequence[tuple[str, str]],
+    *,
+    window_days: int,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Turn the one wide row of :func:`analysis.data.experience_stats.driver_sums` into
+    the :func:`driver_view` table (``groups``: its (driver, outcome) pairs, in order)."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    r = sums.iloc[0]
+    rows = []
+    for i, (driver, outcome) in enumerate(groups):
+        g = {k: float(r[f"g{i}_{k}"]) for k in ("answers", "customers", "csat_n", "csat_sum")}
+        n, ss = g["csat_n"], float(r[f"g{i}_csat_ss"])
+        mean = _ratio(g["csat_sum"], n)
+        var = max((ss - n * mean * mean) / (n - 1), 0.0) if n > 1 else float("nan")
+        se = math.sqrt(var / n) if n > 1 else float("nan")
+        score, lo, hi, _ = _nps_from_counts(
+            r[f"g{i}_promoters"], r[f"g{i}_detractors"], r[f"g{i}_nps_n"], z
+        )
+        rows.append(
+            {
+                "driver": driver,
+                "outcome": outcome,
+                "answers": int(g["answers"]),
+                "customers": int(g["customers"]),
+                "csat_mean": mean,
+                "csat_ci_lower": mean - z * se,
+                "csat_ci_upper": mean + z * se,
+                "nps": score,
+                "nps_ci_lower": lo,
+                "nps_ci_upper": hi,
+                "ces_mean": _ratio(r[f"g{i}_ces_sum"], r[f"g{i}_ces_n"]),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out.attrs["window_days"] = window_days
+    return out
+
+
 def nps_landmark(
     lifetimes: pd.DataFrame,
     experience: pd.DataFrame,
@@ -286,6 +398,7 @@ def nps_landmark(
 ) -> pd.DataFrame:
     """Classify customers at risk on a landmark date by their latest NPS answer before it.
 
+    The latest answer is the mean of the answers of the latest day with one.
     Only answers dated before the landmark are used, and follow-up starts at
     the landmark, so the category cannot borrow from the future (no
     immortal-time bias).
@@ -301,29 +414,49 @@ def nps_landmark(
         lifetimes, "lifetimes", [customer, "start_date", "entry_days", "duration_days", "event"]
     )
     lm = np.datetime64(pd.Timestamp(landmark).date(), "D")
+    base = landmark_at_risk(lifetimes, landmark=landmark, customer=customer)
+    latest = None
+    if experience is not None and len(experience) and "nps" in experience.columns:
+        e = experience[[customer, "date", "nps"]].dropna(subset=["nps"])
+        day = pd.to_datetime(e["date"]).to_numpy().astype("datetime64[D]")
+        e = e.assign(_d=day)[day < lm]
+        # the latest day's answers, averaged (a database keeps no row order)
+        e = e[e["_d"].to_numpy() == e.groupby(customer)["_d"].transform("max").to_numpy()]
+        latest = pd.to_numeric(e["nps"], errors="coerce").groupby(e[customer].to_numpy()).mean()
+    return _landmark_categories(base, latest, customer)
+
+
+def _landmark_categories(
+    base: pd.DataFrame, latest: pd.Series | None, customer: str = "customer_id"
+) -> pd.DataFrame:
+    """Add ``nps_category`` to the landmark rows from each customer's latest answer
+    (``latest``: NPS indexed by customer; ``None``: no answers)."""
+    cat = pd.Series(NO_SURVEY, index=base.index, dtype=object)
+    if latest is not None and len(latest):
+        lastcat = pd.Series(nps_categories(latest).astype(object).to_numpy(), index=latest.index)
+        hit = base[customer].map(lastcat)
+        cat = hit.where(hit.notna(), NO_SURVEY)
+    base["nps_category"] = pd.Categorical(cat.to_numpy(), categories=[*NPS_LEVELS, NO_SURVEY])
+    return base
+
+
+def landmark_at_risk(
+    lifetimes: pd.DataFrame, *, landmark: Any, customer: str = "customer_id"
+) -> pd.DataFrame:
+    """The customers at risk on ``landmark`` with months to churn or censoring and event
+    (the rows of :func:`nps_landmark` before the NPS category is added)."""
+    lm = np.datetime64(pd.Timestamp(landmark).date(), "D")
     sd = pd.to_datetime(lifetimes["start_date"]).to_numpy().astype("datetime64[D]")
     entry = sd + lifetimes["entry_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
     end = sd + lifetimes["duration_days"].to_numpy(dtype=np.int64).astype("timedelta64[D]")
     at = (entry <= lm) & (end > lm)
-    base = pd.DataFrame(
+    return pd.DataFrame(
         {
             customer: lifetimes[customer].to_numpy()[at],
             "months": (end[at] - lm).astype(np.int64) / DAYS_PER_MONTH,
             "event": lifetimes["event"].to_numpy()[at].astype(int),
         }
     )
-    cat = pd.Series(NO_SURVEY, index=base.index, dtype=object)
-    if experience is not None and len(experience) and "nps" in experience.columns:
-        e = experience[[customer, "date", "nps"]].dropna(subset=["nps"])
-        e = e[pd.to_datetime(e["date"]).to_numpy().astype("datetime64[D]") < lm]
-        last = e.sort_values("date", kind="stable").groupby(customer, sort=False).tail(1)
-        lastcat = pd.Series(
-            nps_categories(last["nps"]).astype(object).to_numpy(), index=last[customer].to_numpy()
-        )
-        hit = base[customer].map(lastcat)
-        cat = hit.where(hit.notna(), NO_SURVEY)
-    base["nps_category"] = pd.Categorical(cat.to_numpy(), categories=[*NPS_LEVELS, NO_SURVEY])
-    return base
 
 
 # --------------------------------------------------------------------------------------
@@ -359,8 +492,14 @@ def monthly_revenue(
     return float(m), se
 
 
-def fcr_rate(experience: pd.DataFrame) -> float:
-    """Return the share of tickets resolved at the first contact (NaN when not recorded)."""
+def fcr_rate(experience: pd.DataFrame | pd.Series) -> float:
+    """Return the share of tickets resolved at the first contact (NaN when not recorded).
+
+    ``experience``: contract rows, or their overall counts (a row of
+    :func:`analysis.data.experience_stats.experience_sums`).
+    """
+    if isinstance(experience, pd.Series):
+        return _ratio(experience["fcr_yes"], experience["fcr_n"])
     if "first_contact_resolution" not in experience.columns or "kind" not in experience.columns:
         return float("nan")
     kind = experience["kind"].astype(str).str.lower()
@@ -421,8 +560,9 @@ def claim_numbers(
         The CSAT term of ``revenue`` (e.g. ``"csat_mean_lag1"``).
     cp : pandas.DataFrame
         Counting-process rows (the churn rate).
-    experience : pandas.DataFrame
-        Contract ``experience`` rows (the ticket outcomes).
+    experience : pandas.DataFrame or pandas.Series
+        Contract ``experience`` rows (the ticket outcomes), or their overall
+        counts: a row of :func:`analysis.data.experience_stats.experience_sums`.
     alpha : float
         1 - confidence level.
 
@@ -438,32 +578,39 @@ def claim_numbers(
         pct = (100 * r.coef / base, 100 * r.ci_lower / base, 100 * r.ci_upper / base)
     h, h_lo, h_hi = monthly_churn(cp, alpha)
     ret = (math.exp(-12 * h), math.exp(-12 * h_hi), math.exp(-12 * h_lo))
-    kind = experience["kind"].astype(str).str.lower()
-    tk = experience[kind.eq("ticket").to_numpy()]
-    n_t = len(tk)
-    if "contacts_to_resolve" in tk.columns and n_t:
-        c = pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").dropna()
-        two = _prop_ci(float((c <= 2).sum()), float(len(c)), z)
+    if isinstance(experience, pd.Series):  # one row of experience_sums (the engine path)
+        counts = experience
     else:
-        two = (float("nan"),) * 3
-    one = (
-        _prop_ci(
-            float(np.nansum(_as_bool(tk["first_contact_resolution"]) == 1)),
-            float(np.sum(~np.isnan(_as_bool(tk["first_contact_resolution"])))),
-            z,
+        kind = experience["kind"].astype(str).str.lower()
+        tk = experience[kind.eq("ticket").to_numpy()]
+        c = (
+            pd.to_numeric(tk["contacts_to_resolve"], errors="coerce").dropna()
+            if "contacts_to_resolve" in tk.columns
+            else pd.Series(dtype=float)
         )
-        if "first_contact_resolution" in tk.columns and n_t
-        else (float("nan"),) * 3
-    )
-    csat = (
-        int(pd.to_numeric(experience["csat"], errors="coerce").notna().sum())
-        if "csat" in experience.columns
-        else 0
-    )
+        f = (
+            _as_bool(tk["first_contact_resolution"])
+            if "first_contact_resolution" in tk.columns
+            else np.zeros(0)
+        )
+        counts = pd.Series(
+            {
+                "contacts_le2": float((c <= 2).sum()),
+                "contacts_n": float(len(c)),
+                "fcr_yes": float(np.nansum(f == 1)),
+                "fcr_n": float(np.sum(~np.isnan(f))),
+                "csat_any": int(pd.to_numeric(experience["csat"], errors="coerce").notna().sum())
+                if "csat" in experience.columns
+                else 0,
+            }
+        )
+    nan3 = (float("nan"),) * 3
+    two = _prop_ci(float(counts["contacts_le2"]), float(counts["contacts_n"]), z)
+    one = _prop_ci(float(counts["fcr_yes"]), float(counts["fcr_n"]), z)
     return ClaimNumbers(
         revenue_pct_per_csat=pct,
         retained_12m=ret,
-        within_two_contacts=two,
-        first_contact=one,
-        csat_answers=csat,
+        within_two_contacts=two if counts["contacts_n"] else nan3,
+        first_contact=one if counts["fcr_n"] else nan3,
+        csat_answers=int(counts["csat_any"]),
     )

@@ -17,7 +17,11 @@ import pandas as pd
 
 from analysis.data.params_fit import NOT_ATTRIBUTES
 from analysis.stats.fixed_effects import FEResult
-from analysis.studies.experience.frames import WINDOW_COUNTS, add_panel_columns, counting_process
+from analysis.studies.experience.frames import (
+    WINDOW_COUNTS,
+    add_panel_columns,
+    counting_process_from_sums,
+)
 from analysis.studies.experience.hazards import (
     HazardResult,
     Scenario,
@@ -30,16 +34,17 @@ from analysis.studies.experience.hazards import (
 )
 from analysis.studies.experience.metrics import (
     ClaimNumbers,
+    _landmark_categories,
     claim_numbers,
-    driver_view,
-    experience_metrics,
+    drivers_from_sums,
     fcr_rate,
+    landmark_at_risk,
+    metrics_from_sums,
     monthly_churn,
     monthly_revenue,
-    nps_landmark,
 )
 from analysis.studies.experience.revenue import _lag_fits, _lag_table, dose_response
-from analysis.studies.experience.tables import _study_frames
+from analysis.studies.experience.tables import EngineExperience, _study_frames
 from analysis.studies.sections import NotEstimable, Skipped, attempt, is_skipped
 
 
@@ -156,6 +161,7 @@ def _study_rows(
     ex: pd.DataFrame,
     pn: pd.DataFrame,
     *,
+    touchpoints: Sequence[str],
     window_days: int,
     period: str | None,
     update: str,
@@ -163,7 +169,10 @@ def _study_rows(
 ) -> pd.DataFrame:
     """Build the report's counting-process rows with ``member``, block by block of customers.
 
-    Equal to ``add_panel_columns(counting_process(lt, ex, ...), pn, ["member"])`` without
+    ``ex``: the experience sums per customer code and day or period
+    (:meth:`EngineExperience.customer_periods`), their ``tp<i>`` columns counting failed
+    tickets at ``touchpoints[i]``. Equal to
+    ``add_panel_columns(counting_process_from_sums(lt, ex, ...), pn, ["member"])`` without
     the columns the report does not use (period, nps_last, csat_last, failures_window,
     uncompensated_failures_window). Rows of one customer depend only on that customer's
     lifetime and events, so blocks of customers (integer codes, ``lt`` sorted by them) give
@@ -183,8 +192,14 @@ def _study_rows(
             pn_b = pn.iloc[a:b]
         else:
             ex_b, pn_b = ex, pn
-        cp = counting_process(
-            lt_b, ex_b, window_days=window_days, period=period, update=update, keep=keep
+        cp = counting_process_from_sums(
+            lt_b,
+            ex_b,
+            touchpoints=touchpoints,
+            window_days=window_days,
+            period=period,
+            update=update,
+            keep=keep,
         )
         cp = add_panel_columns(cp, pn_b, ["member"])
         dropped += cp.attrs["customers_dropped_no_time_at_risk"]
@@ -369,8 +384,11 @@ def _scenario_section(sc: Scenario) -> str:
     return "Scenario: " + (d if acronym else d[:1].lower() + d[1:])
 
 
-def _fcr_gap(ex: pd.DataFrame) -> str:
-    """Return why the first-contact-resolution scenario cannot be built ('' when it can)."""
+def _fcr_gap(ex: pd.DataFrame | pd.Series) -> str:
+    """Return why the first-contact-resolution scenario cannot be built ('' when it can).
+
+    ``ex``: experience rows or their overall counts (see :func:`fcr_rate`).
+    """
     rate = fcr_rate(ex)
     if np.isnan(rate):
         return "The data records no first-contact resolution on tickets"
@@ -406,7 +424,7 @@ def _run_study(
     cust_cols = list(study.source.table("customers").columns)
     if auto:
         adjust = [c for c in cust_cols if c not in _NOT_ATTRIBUTES]
-    lt, ex, pn, cust = _study_frames(
+    lt, exp, pn, cust = _study_frames(
         study,
         lifetime_columns=["start_date", "entry_days", "duration_days", "event", *adjust, strata],
         group=group,
@@ -430,34 +448,39 @@ def _run_study(
                 lt[c] = _pool_small_levels(lt[c], study.min_group_size)
             lt[c] = lt[c].astype("category")
 
-    trends = _section("trends", experience_metrics, ex, period=period, alpha=alpha)
+    counts = exp.overall()  # one row of counts over the whole experience table
+    trends = _section(
+        "trends", lambda: metrics_from_sums(exp.sums(period=period), ["period"], alpha=alpha)
+    )
     if not is_skipped(trends) and not len(trends):
         trends = _skip(
             "trends",
             "The experience table has no rows in the data window",
             "It needs survey answers or tickets dated inside the window.",
         )
-    overall = _section("trends", experience_metrics, ex, alpha=alpha)
+    overall = _section("trends", metrics_from_sums, exp.sums(), alpha=alpha)
     if not is_skipped(overall) and not (len(overall) and overall["customers"].iloc[0] > 0):
         overall = (
             trends if is_skipped(trends) else _skip("trends", "The data has no experience rows")
         )
     by_segment = (
-        attempt(SECTIONS["trends"], experience_metrics, ex, by=group, customers=cust, alpha=alpha)
+        attempt(
+            SECTIONS["trends"],
+            lambda: metrics_from_sums(exp.sums(by=group), [group], alpha=alpha),
+        )
         if group and group in cust.columns
         else pd.DataFrame()
     )
     if is_skipped(by_segment):
         by_segment = pd.DataFrame()
-    drivers = _section("drivers", driver_view, ex, window_days=driver_window_days, alpha=alpha)
+    drivers = _section("drivers", _drivers, exp, driver_window_days, alpha)
     if not is_skipped(drivers) and not _drivers_informative(drivers):
-        kinds = set(ex["kind"].astype(str).str.lower()) if "kind" in ex.columns else set()
         drivers = _skip(
             "drivers",
             "The data has no tickets, so survey scores cannot be compared by ticket outcome"
-            if "ticket" not in kinds
+            if not counts["tickets"]
             else "The data has no survey answers, so scores cannot be compared by ticket outcome"
-            if "survey" not in kinds
+            if not counts["answers"]
             else "No survey answer in this data follows a ticket within "
             f"{driver_window_days} days, so scores cannot be compared by ticket outcome",
             "It needs both survey answers (CSAT or NPS) and tickets with their outcomes.",
@@ -470,7 +493,7 @@ def _run_study(
             + (pd.Timestamp(study.as_of) - pd.Timestamp(study.window_start)) / 2
         )
         caveats.append({"kind": "landmark_halfway"})
-    km_part = _section("km", _km_by_nps, lt, ex, lm_date, study.min_group_size, alpha)
+    km_part = _section("km", _km_by_nps, lt, exp, lm_date, study.min_group_size, alpha)
     km, km_counts = (km_part, km_part) if is_skipped(km_part) else km_part
 
     # Revenue side first, so the panel is gone before the counting-process rows are built
@@ -551,11 +574,10 @@ def _run_study(
         group=group if group and group in cust.columns else None,
         horizon_months=float(p.horizon_months),
     )
+    key = period if update == "period" else "day"
     cp = attempt(
         SECTIONS["hazards"],
-        _study_rows,
-        lt,
-        ex,
+        lambda pn, **k: _study_rows(lt, pn=pn, **k, **_touchpoints_and_sums(exp, key)),
         members,
         window_days=p.window_days,
         period=period,
@@ -563,6 +585,7 @@ def _run_study(
         keep=keep,
     )
     del members
+    exp.forget(key)
     if is_skipped(cp):  # every churn model needs these rows: each section says why not
         churn = {
             k: Skipped(SECTIONS[k], cp.reason, cp.remedy, cp.detail)
@@ -580,7 +603,7 @@ def _run_study(
                 revenue=None if is_skipped(fe) else fe,
                 term="csat_mean_lag1",
                 cp=empty,
-                experience=ex,
+                experience=counts,
                 alpha=alpha,
             ),
             churn_rate=(float("nan"),) * 3,
@@ -610,7 +633,7 @@ def _run_study(
         "moments",
         _moments,
         cp,
-        ex,
+        exp.touchpoints(),
         n_events=n_events,
         monthly_churn_rate=h[0],
         revenue_per_month=rev,
@@ -628,12 +651,12 @@ def _run_study(
         strata=strata,
         alpha=alpha,
     )
-    stakes, scen_skipped = _stakes(hz, cp, ex, p, rev, alpha)
+    stakes, scen_skipped = _stakes(hz, cp, counts, p, rev, alpha)
     claims = claim_numbers(
         revenue=None if is_skipped(fe) else fe,
         term="csat_mean_lag1",
         cp=cp,
-        experience=ex,
+        experience=counts,
         alpha=alpha,
     )
     return StudyResults(
@@ -658,20 +681,42 @@ def _drivers_informative(drivers: pd.DataFrame) -> bool:
     return bool(len(rows)) and bool(rows[["csat_mean", "nps"]].notna().any().any())
 
 
+def _drivers(exp: EngineExperience, window_days: int, alpha: float) -> pd.DataFrame:
+    from analysis.data.experience_stats import driver_group_names
+
+    return drivers_from_sums(
+        exp.drivers(window_days), driver_group_names(), window_days=window_days, alpha=alpha
+    )
+
+
+def _touchpoints_and_sums(exp: EngineExperience, key: str) -> dict:
+    """The experience sums per customer and ``key`` for :func:`_study_rows`."""
+    from analysis.errors import AnalysisError
+
+    if key not in ("day", "week", "month", "quarter"):
+        raise AnalysisError(
+            "update='period' needs a calendar period (analysis.period: week, month or quarter)"
+        )
+    sums, tps = exp.customer_periods(key)
+    return {"ex": sums, "touchpoints": tps}
+
+
 def _km_by_nps(
-    lt: pd.DataFrame, ex: pd.DataFrame, lm_date: pd.Timestamp, min_group: int, alpha: float
+    lt: pd.DataFrame, exp: EngineExperience, lm_date: pd.Timestamp, min_group: int, alpha: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Kaplan-Meier curves by latest NPS answer from the landmark date, and their counts."""
     from analysis.stats import survival
 
-    lm = nps_landmark(lt, ex, landmark=lm_date)
+    lm = _landmark_categories(
+        landmark_at_risk(lt, landmark=lm_date), exp.latest_nps(lm_date.date())
+    )
     if not len(lm):
         raise NotEstimable(
             "No customer was still a customer on the date the retention curves start from",
             remedy="A longer history, or an earlier start of the curves, would allow it.",
         )
     answered = lm["nps_category"].astype(str) != "none"
-    if "nps" not in ex.columns or not ex["nps"].notna().any():
+    if not exp.overall()["nps_any"]:
         raise NotEstimable(
             "The data has no NPS answers, so retention cannot be compared by NPS answer",
             remedy="It needs NPS answers (0-10) on survey rows.",
@@ -715,6 +760,7 @@ def _fit_main_model(
 
 
 def _moments(cp: pd.DataFrame, ex: pd.DataFrame, *, n_events: int, **kw: Any) -> pd.DataFrame:
+    """Moments of truth; ``ex``: counts per touchpoint (:func:`touchpoint_sums`)."""
     _churn_gate(n_events)
     out = moments_of_truth(cp, ex, **kw)
     if not len(out):
@@ -742,7 +788,7 @@ def _compensation(cp: pd.DataFrame, *, n_events: int, **kw: Any) -> pd.DataFrame
 def _stakes(
     hz: HazardResult | Skipped,
     cp: pd.DataFrame,
-    ex: pd.DataFrame,
+    ex: pd.Series,
     p: Any,
     rev: tuple[float, float],
     alpha: float,

@@ -51,6 +51,75 @@ def _units_to_dates(u: np.ndarray, period: str) -> np.ndarray:
     return u.astype("datetime64[M]").astype("datetime64[s]")
 
 
+class EngineExperience:
+    """The experience table's sufficient statistics, built on the study's engine.
+
+    What reaches Python is counts and sums (per period, group, driver outcome
+    or touchpoint), each customer's latest NPS answer before a date, and one
+    row per customer and period with events (:mod:`analysis.data.experience_stats`);
+    customer ids arrive as the integer codes of :func:`_study_frames`.
+    """
+
+    def __init__(self, source: Any, keys: Any) -> None:
+        self.source, self.keys = source, keys
+        self._periods: dict[tuple, pd.DataFrame] = {}
+        self._sums: dict[tuple, pd.DataFrame] = {}
+
+    def _coded(self, expr: Any) -> pd.DataFrame:
+        k = self.keys
+        j = expr.join(k, expr.customer_id == k._cid)
+        cols = {c: j[c] for c in expr.columns if c != "customer_id"}
+        df = j.select(customer_id=j._code, **cols).to_pandas()
+        df["customer_id"] = df["customer_id"].astype(np.int32)
+        return df
+
+    def sums(self, *, period: str | None = None, by: str | None = None) -> pd.DataFrame:
+        """Counts and sums overall, per period and/or per customer group."""
+        from analysis.data import experience_stats
+
+        key = (period, by)
+        if key not in self._sums:
+            self._sums[key] = experience_stats.experience_sums(
+                self.source, period=period, by=by
+            ).to_pandas()
+        return self._sums[key]
+
+    def overall(self) -> pd.Series:
+        """The one row of :meth:`sums` over every experience row."""
+        return self.sums().iloc[0]
+
+    def drivers(self, window_days: int) -> pd.DataFrame:
+        from analysis.data import experience_stats
+
+        return experience_stats.driver_sums(self.source, window_days=window_days).to_pandas()
+
+    def latest_nps(self, before: Any) -> pd.Series:
+        """Each customer's latest NPS answer before ``before``, indexed by customer code."""
+        from analysis.data import experience_stats
+
+        df = self._coded(experience_stats.latest_nps(self.source, before=before))
+        return pd.Series(df["nps"].to_numpy(dtype=float), index=df["customer_id"].to_numpy())
+
+    def touchpoints(self) -> pd.DataFrame:
+        from analysis.data import experience_stats
+
+        return experience_stats.touchpoint_sums(self.source).to_pandas()
+
+    def customer_periods(self, key: str) -> tuple[pd.DataFrame, list[str]]:
+        """Rows per customer code and ``key`` (day or period), and the touchpoint names
+        of their ``tp<i>`` columns."""
+        from analysis.data import experience_stats
+
+        if key not in self._periods:
+            tps = experience_stats.failed_touchpoints(self.source)
+            expr = experience_stats.customer_periods(self.source, key=key, touchpoints=tps)
+            self._periods[key] = (self._coded(expr), tps)
+        return self._periods[key]
+
+    def forget(self, key: str) -> None:
+        self._periods.pop(key, None)
+
+
 def _study_panel(
     study: Any, lt: pd.DataFrame, ex: pd.DataFrame, ids: Any, keys: Any, period: str
 ) -> pd.DataFrame:
@@ -106,6 +175,7 @@ def _study_panel(
         has_left = ~np.isnat(left)
         l_left[has_left] = _period_units(left[has_left], period)[0]
 
+    # ex: experience counts per customer code and period (EngineExperience.customer_periods)
     e_day = pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]")
     e_u, _ = _period_units(e_day, period)
     ends = [u, r_u, e_u] + ([l_en, l_left[has_left]] if loy is not None else [])
@@ -141,25 +211,15 @@ def _study_panel(
 
     j = locate(ex["customer_id"].to_numpy().astype(np.int64), e_u)
     inside = j >= 0
-    csat = (
-        ex["csat"].to_numpy(dtype=float, na_value=np.nan)
-        if "csat" in ex
-        else np.full(len(ex), np.nan)
-    )
-    has_c = inside & ~np.isnan(csat)
-    c_sum = np.bincount(j[has_c], weights=csat[has_c], minlength=n)
-    c_n = np.bincount(j[has_c], minlength=n)
+
+    def placed(col: str, dtype: Any) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype)
+        out[j[inside]] = ex[col].to_numpy(dtype=dtype)[inside]
+        return out
+
+    c_n, c_sum = placed("csat_all_n", np.int64), placed("csat_all_sum", float)
     with np.errstate(invalid="ignore", divide="ignore"):
         csat_mean = np.where(c_n > 0, c_sum / np.maximum(c_n, 1), np.nan)
-    ticket = inside & (ex["kind"] == "ticket").to_numpy(dtype=bool, na_value=False)
-
-    def false_count(col: str) -> np.ndarray:
-        if col not in ex:
-            return np.zeros(n, dtype=np.int32)
-        f = (pd.array(ex[col], dtype="boolean") == False).to_numpy(  # noqa: E712
-            dtype=bool, na_value=False
-        )
-        return np.bincount(j[ticket & f], minlength=n).astype(np.int32)
 
     return pd.DataFrame(
         {
@@ -168,8 +228,8 @@ def _study_panel(
             "revenue": revenue,
             "member": member,
             "csat_mean": csat_mean,
-            "unresolved_tickets": false_count("first_contact_resolution"),
-            "sla_breaches": false_count("sla_met"),
+            "unresolved_tickets": placed("unresolved", np.int32),
+            "sla_breaches": placed("sla_breaches", np.int32),
             "churned": churned,
         },
         copy=False,
@@ -178,17 +238,15 @@ def _study_panel(
 
 def _study_frames(
     study: Any, *, lifetime_columns: Sequence[str], group: str | None
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Pull lifetimes, experience, panel and customers with integer customer keys.
+) -> tuple[pd.DataFrame, EngineExperience, pd.DataFrame, pd.DataFrame]:
+    """Pull lifetimes, panel and customers with integer customer keys, and the experience
+    table's engine statistics (:class:`EngineExperience`).
 
     Customer ids become their position in the sorted customers table
     (``customer_id`` then holds ``int32`` codes), so no string id is turned
     into Python objects, and only the columns the study uses are pulled. The
-    rows and their order are those of ``study.lifetimes()``,
-    ``study.table("experience")``, ``study.panel()`` and
-    ``study.table("customers")``; the panel is keyed on the engine (a join),
-    the others through Arrow, which keeps the experience table's own row order
-    (it decides which same-day answer is the latest).
+    rows and their order are those of ``study.lifetimes()``, ``study.panel()``
+    and ``study.table("customers")``. No experience row reaches Python.
     """
     import ibis
     import pyarrow as pa
@@ -204,20 +262,6 @@ def _study_frames(
     cols = list(dict.fromkeys(["customer_id", *lifetime_columns]))
     lt = _with_codes(lt_expr.select(*[c for c in cols if c in lt_expr.columns]).to_pandas(), ids)
     lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    ex_t = src.table("experience")
-    ex_a = ex_t.drop(*[c for c in ("response_hours",) if c in ex_t.columns]).to_pyarrow()
-    # Arrow to pandas directly: nullable booleans stay vectorised (not Python objects)
-    ex = ex_a.drop_columns(["customer_id"]).to_pandas(
-        types_mapper={pa.bool_(): pd.BooleanDtype()}.get, date_as_object=False
-    )
-    ex_id = ex_a.column("customer_id").combine_chunks()
-    del ex_a
-    ex_code = pc.index_in(ex_id, value_set=ids.cast(ex_id.type)).fill_null(-1)
-    ex.insert(0, "customer_id", ex_code.to_numpy(zero_copy_only=False).astype(np.int32))
-    del ex_id, ex_code
-    for c in ("kind", "touchpoint"):  # one byte per row instead of a string
-        if c in ex.columns:
-            ex[c] = ex[c].astype("category")
     cu = src.table("customers")
     cust = _with_codes(
         cu.select("customer_id", *([group] if group and group in cu.columns else [])).to_pandas(),
@@ -226,9 +270,11 @@ def _study_frames(
     keys = ibis.memtable(
         pa.table({"_cid": ids, "_code": pa.array(np.arange(len(ids), dtype=np.int32))})
     )
+    exp = EngineExperience(src, keys)
     period = study.params.analysis.period
     if period in ("month", "week", "quarter"):
-        return lt, ex, _study_panel(study, lt, ex, ids, keys, period), cust
+        per, _ = exp.customer_periods(period)
+        return lt, exp, _study_panel(study, lt, per, ids, keys, period), cust
     pn_expr = derive.panel(src, period=period, lifetimes_expr=study.lifetimes_expr())
     j = pn_expr.join(keys, pn_expr.customer_id == keys._cid)
     tbl = j.select(customer_id=j._code, **{c: j[c] for c in _PANEL_COLUMNS}).to_pyarrow()
@@ -250,4 +296,4 @@ def _study_frames(
         pn[c] = v[order]
         tbl = tbl.drop_columns([c])
         del col, v
-    return lt, ex, pd.DataFrame(pn, copy=False), cust
+    return lt, exp, pd.DataFrame(pn, copy=False), cust
