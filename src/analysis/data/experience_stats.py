@@ -41,9 +41,9 @@ def _int01(b: ir.BooleanValue) -> ir.IntegerValue:
     return ibis.ifelse(b.isnull(), ibis.null("int64"), ibis.ifelse(b, 1, 0).cast("int64"))
 
 
-def _count(pred: ir.BooleanValue) -> ir.IntegerScalar:
+def _count(pred: ir.BooleanValue, dtype: str = "int64") -> ir.IntegerScalar:
     """Rows where ``pred`` holds (null counts as not holding)."""
-    return ibis.ifelse(pred.fill_null(False), 1, 0).sum().coalesce(0).cast("int64")
+    return ibis.ifelse(pred.fill_null(False), 1, 0).sum().coalesce(0).cast(dtype)
 
 
 def events(source: Source) -> ir.Table:
@@ -289,20 +289,21 @@ def customer_periods(source: Source, *, key: str, touchpoints: list[str] | None 
     )
     e = e.mutate(_nps_day=e._nps_day.max().over(w), _csat_day=e._csat_day.max().over(w))
     t = e._ticket
+    # counts per customer and period fit in int32: half the memory of the pulled table
     cols = dict(
-        tickets=_count(t),
-        unresolved=_count(t & (e._fcr == 0)),
-        sla_breaches=_count(t & (e._sla == 0)),
-        failures=_count(e._failed),
-        compensated_failures=_count(e._failed & (e._comp == 1)),
-        uncompensated_failures=_count(e._failed & ~(e._comp == 1).fill_null(False)),
+        tickets=_count(t, "int32"),
+        unresolved=_count(t & (e._fcr == 0), "int32"),
+        sla_breaches=_count(t & (e._sla == 0), "int32"),
+        failures=_count(e._failed, "int32"),
+        compensated_failures=_count(e._failed & (e._comp == 1), "int32"),
+        uncompensated_failures=_count(e._failed & ~(e._comp == 1).fill_null(False), "int32"),
     )
     for i, tp in enumerate(touchpoints or []):
-        cols[f"tp{i}"] = _count(e._failed & (e.touchpoint.cast("string") == tp))
+        cols[f"tp{i}"] = _count(e._failed & (e.touchpoint.cast("string") == tp), "int32")
     cols.update(
         nps_last=e._nps.mean(where=e.date == e._nps_day),
         csat_last=e._csat.mean(where=e.date == e._csat_day),
-        csat_all_n=e.csat.count(),
+        csat_all_n=e.csat.count().cast("int32"),
         csat_all_sum=e.csat.cast("float64").sum().coalesce(0.0),
     )
     out = e.group_by(["customer_id", "_k"]).aggregate(**cols)
