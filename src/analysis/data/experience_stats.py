@@ -148,21 +148,37 @@ def experience_sums(
     return e.group_by(keys).aggregate(**cols) if keys else e.aggregate(**cols)
 
 
-#: The driver view's groups: (driver, outcome, predicate on the matched ticket).
-def _driver_groups(m: ir.Table) -> list[tuple[str, str, ir.BooleanValue]]:
+#: The driver view's groups, in order: (driver, outcome).
+DRIVER_GROUPS = (
+    ("ticket in the previous days", "none"),
+    ("first-contact resolution", "yes"),
+    ("first-contact resolution", "no"),
+    ("SLA", "met"),
+    ("SLA", "missed"),
+    ("contacts to resolve", "1"),
+    ("contacts to resolve", "2"),
+    ("contacts to resolve", "3 or more"),
+    ("failed ticket compensated", "yes"),
+    ("failed ticket compensated", "no"),
+)
+
+
+def _driver_predicates(m: ir.Table) -> list[ir.BooleanValue]:
+    """Which answers of ``m`` (answers with their matched ticket) fall in each of
+    :data:`DRIVER_GROUPS`, in its order."""
     has = m._td.notnull()
     failed = has & ((m.t_fcr == 0).fill_null(False) | (m.t_sla == 0).fill_null(False))
     return [
-        ("ticket in the previous days", "none", ~has),
-        ("first-contact resolution", "yes", has & (m.t_fcr == 1)),
-        ("first-contact resolution", "no", has & (m.t_fcr == 0)),
-        ("SLA", "met", has & (m.t_sla == 1)),
-        ("SLA", "missed", has & (m.t_sla == 0)),
-        ("contacts to resolve", "1", has & (m.t_contacts == 1)),
-        ("contacts to resolve", "2", has & (m.t_contacts == 2)),
-        ("contacts to resolve", "3 or more", has & (m.t_contacts >= 3)),
-        ("failed ticket compensated", "yes", failed & (m.t_comp == 1)),
-        ("failed ticket compensated", "no", failed & ~(m.t_comp == 1).fill_null(False)),
+        ~has,
+        has & (m.t_fcr == 1),
+        has & (m.t_fcr == 0),
+        has & (m.t_sla == 1),
+        has & (m.t_sla == 0),
+        has & (m.t_contacts == 1),
+        has & (m.t_contacts == 2),
+        has & (m.t_contacts >= 3),
+        failed & (m.t_comp == 1),
+        failed & ~(m.t_comp == 1).fill_null(False),
     ]
 
 
@@ -176,7 +192,7 @@ def driver_sums(source: Source, *, window_days: int) -> ir.Table:
     Each survey answer is matched to the same customer's latest ticket day up
     to ``window_days`` days before it (the same day included; the day's
     tickets count as one with the day's worst outcome). Group ``i`` is the
-    i-th of ``(driver, outcome)`` in :func:`driver_group_names`; the sums are
+    i-th of :data:`DRIVER_GROUPS`; the sums are
     :data:`DRIVER_SUMS` (``csat_ss``: sum of squares).
     """
     e = events(source)
@@ -199,7 +215,7 @@ def driver_sums(source: Source, *, window_days: int) -> ir.Table:
     td_r = td.rename(_rc="customer_id", _rd="date")
     m = m.left_join(td_r, [m.customer_id == td_r._rc, m._td == td_r._rd]).drop("_rc", "_rd")
     cols = {}
-    for i, (_, _, pred) in enumerate(_driver_groups(m)):
+    for i, pred in enumerate(_driver_predicates(m)):
         cs = ibis.ifelse(pred.fill_null(False), m._csat, ibis.null("float64"))
         ns = ibis.ifelse(pred.fill_null(False), m._nps, ibis.null("float64"))
         ce = ibis.ifelse(pred.fill_null(False), m._ces, ibis.null("float64"))
@@ -222,9 +238,7 @@ def driver_sums(source: Source, *, window_days: int) -> ir.Table:
 
 def driver_group_names() -> list[tuple[str, str]]:
     """The (driver, outcome) of each group of :func:`driver_sums`, in order."""
-    t = ibis.table({"_td": "date", "t_fcr": "int64", "t_sla": "int64"}, name="t")
-    t = t.mutate(t_contacts=ibis.literal(1.0), t_comp=ibis.literal(1))
-    return [(d, o) for d, o, _ in _driver_groups(t)]
+    return list(DRIVER_GROUPS)
 
 
 def latest_nps(source: Source, *, before: dt.date | str) -> ir.Table:

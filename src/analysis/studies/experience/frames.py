@@ -395,6 +395,31 @@ def _latest_mean(
     return k[last], total / count
 
 
+def _live(
+    frame: pd.DataFrame,
+    ids: pd.Index,
+    start_date: np.ndarray,
+    dur: np.ndarray,
+    *,
+    customer: str,
+    **timing: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+    """Place dated rows (events, or sums per day or period) on their customer's clock.
+
+    Returns the customer code, the days the row is known and forgotten
+    (:func:`_known_forgotten` with ``timing``), the rows themselves and their dates,
+    keeping only rows of customers in ``ids`` that become known before the customer's
+    end: nothing known only at or after the end can enter any row.
+    """
+    code = ids.get_indexer(frame[customer])
+    inside = code >= 0
+    code, frame = code[inside], frame.loc[inside]
+    day = pd.to_datetime(frame["date"]).to_numpy().astype("datetime64[D]")
+    known, forgotten = _known_forgotten(day, start_date[code], **timing)
+    live = known < dur[code]
+    return code[live], known[live], forgotten[live], frame.loc[live], day[live]
+
+
 def _raw_inputs(
     experience: pd.DataFrame | None,
     ids: pd.Index,
@@ -418,28 +443,16 @@ def _raw_inputs(
             streams[name] = (empty, empty, empty, None)
         return {"streams": streams, "surveys": surveys, "touchpoints": tp_names}
     _require(experience, "experience", [customer, "date", "kind"])
-    ex = experience
-    code = ids.get_indexer(ex[customer])
-    inside = code >= 0
-    code = code[inside]
-    ex = ex.loc[inside]
-    ev_day = pd.to_datetime(ex["date"]).to_numpy().astype("datetime64[D]")
-    known, forgotten = _known_forgotten(
-        ev_day,
-        start_date[code],
+    code, known, forgotten, ex, ev_day = _live(
+        experience,
+        ids,
+        start_date,
+        dur,
+        customer=customer,
         update=update,
         period=period,
         window_days=window_days,
         window_periods=window_periods,
-    )
-    # Nothing known only at or after the customer's end can enter any row.
-    live = known < dur[code]
-    code, known, forgotten, ex, ev_day = (
-        code[live],
-        known[live],
-        forgotten[live],
-        ex.loc[live],
-        ev_day[live],
     )
     kcode, kinds = pd.factorize(ex["kind"])
     kinds = [str(k).lower() for k in kinds]
@@ -503,26 +516,16 @@ def _sum_inputs(
     """Counting-process inputs from per (customer, day or period) sums (see :func:`_rows`)."""
     from analysis.data.experience_stats import STREAMS
 
-    code = ids.get_indexer(sums[customer])
-    inside = code >= 0
-    code = code[inside]
-    s = sums.loc[inside]
-    key_day = pd.to_datetime(s["date"]).to_numpy().astype("datetime64[D]")
-    known, forgotten = _known_forgotten(
-        key_day,
-        start_date[code],
+    code, known, forgotten, s, key_day = _live(
+        sums,
+        ids,
+        start_date,
+        dur,
+        customer=customer,
         update=update,
         period=period,
         window_days=window_days,
         window_periods=window_periods,
-    )
-    live = known < dur[code]
-    code, known, forgotten, s, key_day = (
-        code[live],
-        known[live],
-        forgotten[live],
-        s.loc[live],
-        key_day[live],
     )
     streams: dict[str, tuple] = {}
     for name in STREAMS:

@@ -325,24 +325,53 @@ def driver_view(
         n = len(cs)
         mean = cs.mean() if n else np.nan
         se = cs.std(ddof=1) / math.sqrt(n) if n > 1 else np.nan
-        score, lo, hi, _ = _nps_score(g["nps"] if "nps" in g else pd.Series(dtype=float), z)
         rows.append(
-            {
-                "driver": driver,
-                "outcome": outcome,
-                "answers": len(g),
-                "customers": g[customer].nunique(),
-                "csat_mean": mean,
-                "csat_ci_lower": mean - z * se,
-                "csat_ci_upper": mean + z * se,
-                "nps": score,
-                "nps_ci_lower": lo,
-                "nps_ci_upper": hi,
-                "ces_mean": pd.to_numeric(g.get("ces"), errors="coerce").mean()
+            _driver_row(
+                driver,
+                outcome,
+                answers=len(g),
+                customers=g[customer].nunique(),
+                csat=(mean, se),
+                nps=_nps_score(g["nps"] if "nps" in g else pd.Series(dtype=float), z),
+                ces_mean=pd.to_numeric(g.get("ces"), errors="coerce").mean()
                 if "ces" in g
                 else np.nan,
-            }
+                z=z,
+            )
         )
+    return _driver_table(rows, window_days)
+
+
+def _driver_row(
+    driver: str,
+    outcome: str,
+    *,
+    answers: int,
+    customers: int,
+    csat: tuple[float, float],
+    nps: tuple[float, float, float, int],
+    ces_mean: float,
+    z: float,
+) -> dict:
+    """One row of the driver table from its statistics (``csat``: mean and standard error;
+    ``nps``: score, interval and answers)."""
+    mean, se = csat
+    return {
+        "driver": driver,
+        "outcome": outcome,
+        "answers": int(answers),
+        "customers": int(customers),
+        "csat_mean": mean,
+        "csat_ci_lower": mean - z * se,
+        "csat_ci_upper": mean + z * se,
+        "nps": nps[0],
+        "nps_ci_lower": nps[1],
+        "nps_ci_upper": nps[2],
+        "ces_mean": ces_mean,
+    }
+
+
+def _driver_table(rows: list[dict], window_days: int) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out.attrs["window_days"] = window_days
     return out
@@ -366,27 +395,21 @@ def drivers_from_sums(
         mean = _ratio(g["csat_sum"], n)
         var = max((ss - n * mean * mean) / (n - 1), 0.0) if n > 1 else float("nan")
         se = math.sqrt(var / n) if n > 1 else float("nan")
-        score, lo, hi, _ = _nps_from_counts(
-            r[f"g{i}_promoters"], r[f"g{i}_detractors"], r[f"g{i}_nps_n"], z
-        )
         rows.append(
-            {
-                "driver": driver,
-                "outcome": outcome,
-                "answers": int(g["answers"]),
-                "customers": int(g["customers"]),
-                "csat_mean": mean,
-                "csat_ci_lower": mean - z * se,
-                "csat_ci_upper": mean + z * se,
-                "nps": score,
-                "nps_ci_lower": lo,
-                "nps_ci_upper": hi,
-                "ces_mean": _ratio(r[f"g{i}_ces_sum"], r[f"g{i}_ces_n"]),
-            }
+            _driver_row(
+                driver,
+                outcome,
+                answers=g["answers"],
+                customers=g["customers"],
+                csat=(mean, se),
+                nps=_nps_from_counts(
+                    r[f"g{i}_promoters"], r[f"g{i}_detractors"], r[f"g{i}_nps_n"], z
+                ),
+                ces_mean=_ratio(r[f"g{i}_ces_sum"], r[f"g{i}_ces_n"]),
+                z=z,
+            )
         )
-    out = pd.DataFrame(rows)
-    out.attrs["window_days"] = window_days
-    return out
+    return _driver_table(rows, window_days)
 
 
 def nps_landmark(

@@ -585,7 +585,7 @@ def _run_study(
         keep=keep,
     )
     del members
-    exp.forget(key)
+    exp.forget_periods()  # the panel's (update: event) and the churn rows' sums
     if is_skipped(cp):  # every churn model needs these rows: each section says why not
         churn = {
             k: Skipped(SECTIONS[k], cp.reason, cp.remedy, cp.detail)
@@ -691,9 +691,10 @@ def _drivers(exp: EngineExperience, window_days: int, alpha: float) -> pd.DataFr
 
 def _touchpoints_and_sums(exp: EngineExperience, key: str) -> dict:
     """The experience sums per customer and ``key`` for :func:`_study_rows`."""
+    from analysis.data.experience_stats import KEYS
     from analysis.errors import AnalysisError
 
-    if key not in ("day", "week", "month", "quarter"):
+    if key not in KEYS:
         raise AnalysisError(
             "update='period' needs a calendar period (analysis.period: week, month or quarter)"
         )

@@ -62,8 +62,9 @@ class EngineExperience:
 
     def __init__(self, source: Any, keys: Any) -> None:
         self.source, self.keys = source, keys
-        self._periods: dict[tuple, pd.DataFrame] = {}
+        self._periods: dict[str, tuple[pd.DataFrame, list[str]]] = {}
         self._sums: dict[tuple, pd.DataFrame] = {}
+        self._touchpoints: list[str] | None = None
 
     def _coded(self, expr: Any) -> pd.DataFrame:
         k = self.keys
@@ -111,13 +112,16 @@ class EngineExperience:
         from analysis.data import experience_stats
 
         if key not in self._periods:
-            tps = experience_stats.failed_touchpoints(self.source)
+            if self._touchpoints is None:
+                self._touchpoints = experience_stats.failed_touchpoints(self.source)
+            tps = self._touchpoints
             expr = experience_stats.customer_periods(self.source, key=key, touchpoints=tps)
             self._periods[key] = (self._coded(expr), tps)
         return self._periods[key]
 
-    def forget(self, key: str) -> None:
-        self._periods.pop(key, None)
+    def forget_periods(self) -> None:
+        """Drop the rows per customer and period kept for the panel and the churn rows."""
+        self._periods.clear()
 
 
 def _study_panel(
