@@ -43,6 +43,8 @@ SIZES = {
     "short": 1000,
     "minimal": 800,
 }
+#: Worlds whose per-customer models use a model sample of this many customers.
+SAMPLED = {"retail": 700}
 WIDTH = {"width": 1280, "height": 900}
 SCREENSHOTS = Path(os.environ.get("REPORT_SCREENSHOTS", ROOT / "reports" / "screenshots"))
 
@@ -84,6 +86,8 @@ def _make(world: str, base: Path) -> Path:
         head + f"data:\n  path: {data}\n"
         f"reports:\n  output_dir: {base / 'reports'}\n  jobs: 2\n  kernel_name: python3\n"
         "  title: Lint world\n"
+        # one world's models run on a sample, as large data's do (analysis.data.sample)
+        + (f"analysis:\n  model_max_customers: {SAMPLED[world]}\n" if world in SAMPLED else "")
     )
     return params
 
@@ -139,6 +143,27 @@ def test_every_report_is_ok_and_its_text_is_clean(world, tmp_path_factory):
     for page in _pages(outcome):
         problems += lint.lint_page(page.read_text(), name=f"{world}/{page.stem}")
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.xdist_group("lint-retail")
+def test_sampled_models_are_disclosed_in_the_reports_that_use_them(tmp_path_factory):
+    """Nothing samples silently: the reports whose models ran on the model sample say so, with
+    its size, in the body; the others do not claim a sample."""
+    import html as html_lib
+    import re
+
+    outcome = _rendered("retail", tmp_path_factory)
+    n = SIZES["retail"]
+    said = f"random sample of {SAMPLED['retail']:,} of the {n:,} customers"
+    for page in _pages(outcome):
+        body = html_lib.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+        body = re.sub(r"\s+", " ", body)
+        if page.stem.startswith(("00_", "01_")):  # no model sample there
+            assert said not in body, page.stem
+        elif page.stem.startswith(("02_", "03_")) or "How well risk is predicted" in body:
+            # before the appendix, beside the sections it concerns
+            assert said in body, page.stem
+            assert body.index(said) < body.index("For analysts: methods"), page.stem
 
 
 @pytest.mark.parametrize("world", WORLD_PARAMS)

@@ -91,6 +91,10 @@ class AnalysisParams:
     group: str | None = (
         "auto"  # breakdown column of every report; auto: chosen from the customers table's columns (docs/params.md); null: no breakdowns
     )
+    model_max_customers: int | None = (
+        250000  # models that need rows per customer (loyalty effects, experience churn and revenue models) use a stratified random sample of this many customers when there are more, and the report says so; empty: every customer
+    )
+    model_seed: int = 0  # seed of that sample
 
 
 @dataclass
@@ -293,6 +297,8 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Params) if f.name not in _NO
 _RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("analysis", "inactivity_days"): (1, None),
     ("analysis", "min_group_size"): (1, None),
+    ("analysis", "model_max_customers"): (100, None),
+    ("analysis", "model_seed"): (0, None),
     ("reports", "timeout_seconds"): (1, None),
     ("reports", "jobs"): (1, 64),
     ("kpi", "periods_shown"): (1, None),

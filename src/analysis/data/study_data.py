@@ -160,6 +160,28 @@ class StudyData:
             ).to_pandas()
         return self._cache[key]
 
+    def model_sample(self):
+        """Return the customers the per-customer models use, or None for every customer.
+
+        A :class:`analysis.data.sample.CustomerSample` of ``analysis.model_max_customers``
+        customers, stratified by the breakdown column (``analysis.group``) and seeded by
+        ``analysis.model_seed``, when the data has more customers than that; the same
+        sample for every study of this params file, on every engine. Reports that use it
+        say so with :meth:`CustomerSample.sentence`.
+        """
+        if "model_sample" not in self._cache:
+            from analysis.data.sample import customer_sample
+
+            ap = self.params.analysis
+            group = ap.group if ap.group not in (None, "auto") else None
+            self._cache["model_sample"] = customer_sample(
+                self.source,
+                max_customers=ap.model_max_customers,
+                strata=group,
+                seed=ap.model_seed,
+            )
+        return self._cache["model_sample"]
+
     def first_purchase_days(self, n: int = 2):
         """Return each customer's first ``n`` distinct purchase days as pandas
         (``customer_id``, ``date``), built on the engine: at most ``n`` rows per

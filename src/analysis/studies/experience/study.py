@@ -651,7 +651,13 @@ def _run_study(
         strata=strata,
         alpha=alpha,
     )
-    stakes, scen_skipped = _stakes(hz, cp, counts, p, rev, alpha)
+    at_risk = None
+    if study.model_sample() is not None:  # the yearly figures apply to every active customer
+        from analysis.data import derive
+
+        lt_all = derive.usable_lifetimes(study.lifetimes_expr())
+        at_risk = int(lt_all.filter(lt_all.event == 0).count().to_pyarrow().as_py())
+    stakes, scen_skipped = _stakes(hz, cp, counts, p, rev, alpha, at_risk)
     claims = claim_numbers(
         revenue=None if is_skipped(fe) else fe,
         term="csat_mean_lag1",
@@ -793,6 +799,7 @@ def _stakes(
     p: Any,
     rev: tuple[float, float],
     alpha: float,
+    customers_at_risk: int | None = None,
 ) -> tuple[pd.DataFrame | Skipped, list[Skipped]]:
     """Evaluate each scenario on the fitted churn model; the ones it cannot take are Skipped."""
     if is_skipped(hz):
@@ -820,6 +827,7 @@ def _stakes(
             cp,
             scenario=sc,
             monthly_revenue=rev,
+            customers_at_risk=customers_at_risk,
             horizon_months=p.horizon_months,
             alpha=alpha,
         )

@@ -250,7 +250,10 @@ def _study_frames(
     (``customer_id`` then holds ``int32`` codes), so no string id is turned
     into Python objects, and only the columns the study uses are pulled. The
     rows and their order are those of ``study.lifetimes()``, ``study.panel()``
-    and ``study.table("customers")``. No experience row reaches Python.
+    and ``study.table("customers")``. No experience row reaches Python. With a
+    model sample (:meth:`analysis.data.StudyData.model_sample`) the lifetimes, the
+    panel and every per-customer pull of :class:`EngineExperience` hold the sampled
+    customers only (their codes unchanged); its sums still cover every customer.
     """
     import ibis
     import pyarrow as pa
@@ -263,6 +266,9 @@ def _study_frames(
     ids = ids.take(pc.sort_indices(ids)).combine_chunks()
 
     lt_expr = derive.usable_lifetimes(study.lifetimes_expr())
+    sample = study.model_sample()
+    if sample is not None:  # the models' rows: the sampled customers only
+        lt_expr = lt_expr.semi_join(sample.table(), "customer_id")
     cols = list(dict.fromkeys(["customer_id", *lifetime_columns]))
     lt = _with_codes(lt_expr.select(*[c for c in cols if c in lt_expr.columns]).to_pandas(), ids)
     lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
@@ -271,9 +277,12 @@ def _study_frames(
         cu.select("customer_id", *([group] if group and group in cu.columns else [])).to_pandas(),
         ids,
     )
-    keys = ibis.memtable(
-        pa.table({"_cid": ids, "_code": pa.array(np.arange(len(ids), dtype=np.int32))})
-    )
+    codes = pa.array(np.arange(len(ids), dtype=np.int32))
+    if sample is not None:  # every per-customer pull joins these keys: sampled customers only
+        chosen = pa.array(sample.contains(ids))
+        keys = ibis.memtable(pa.table({"_cid": ids.filter(chosen), "_code": codes.filter(chosen)}))
+    else:
+        keys = ibis.memtable(pa.table({"_cid": ids, "_code": codes}))
     exp = EngineExperience(src, keys)
     period = study.params.analysis.period
     if period in ("month", "week", "quarter"):

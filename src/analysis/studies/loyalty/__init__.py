@@ -24,7 +24,12 @@ support becomes an :class:`analysis.studies.sections.Skipped` with a plain reaso
 See docs/methods/loyalty.md for the assumptions and how to read the numbers.
 """
 
-from analysis.studies.loyalty.activity import monthly_purchases, monthly_service, study_tables
+from analysis.studies.loyalty.activity import (
+    model_customers,
+    monthly_purchases,
+    monthly_service,
+    study_tables,
+)
 from analysis.studies.loyalty.descriptive import (
     level_counts,
     level_sizes,
@@ -68,6 +73,7 @@ __all__ = [
     "level_counts",
     "level_sizes",
     "member_profile",
+    "model_customers",
     "monthly_purchases",
     "monthly_service",
     "naive_churn_comparison",

@@ -175,6 +175,9 @@ def study_tables(study) -> dict:
     ``transactions`` and ``experience`` come as monthly activity tables built on the
     engine (:func:`analysis.data.customer_stats.monthly_purchases` and
     ``monthly_service``): one row per customer and active month, never the events.
+    When the study has a model sample (:meth:`analysis.data.StudyData.model_sample`),
+    those two hold only the sampled customers: pass :func:`model_customers` to
+    ``programme_report``, which restricts its models to them.
     """
     from analysis.data import customer_stats
 
@@ -187,12 +190,25 @@ def study_tables(study) -> dict:
         "transactions": customer_stats.monthly_purchases,
         "experience": customer_stats.monthly_service,
     }
+    sample = study.model_sample()
     for name, build in built.items():
         if study.has(name):
-            frame = study.coded(build(study.source)).to_pandas()
+            expr = build(study.source)
+            if sample is not None:  # only the model sample's customers use these tables
+                expr = expr.semi_join(sample.table(), "customer_id")
+            frame = study.coded(expr).to_pandas()
             frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
             # The engine returns groups in any order: sort (integer keys, fast) so that sums
             # downstream add up in the same order on every run and every engine.
             order = np.lexsort((frame["date"].to_numpy(), frame["customer_id"].to_numpy()))
             out[name] = mark(frame.take(order).reset_index(drop=True))
     return out
+
+
+def model_customers(study) -> np.ndarray | None:
+    """Integer codes (as in :func:`study_tables`) of the study's model sample; None: all."""
+    sample = study.model_sample()
+    if sample is None:
+        return None
+    codes = study.coded(sample.table()).to_pyarrow().column("customer_id")
+    return np.sort(codes.to_numpy(zero_copy_only=False).astype(np.int32))

@@ -169,6 +169,9 @@ class ProgrammeReport:
     covariates_missing: list = field(default_factory=list)
     covariates_constant: list = field(default_factory=list)
     lookback_months: int = 3
+    #: (customers in the model sample, customers in the data) when the landmark
+    #: analyses, sequential trials and event study used a sample; None: every customer
+    model_sample: tuple[int, int] | None = None
 
     def estimated_landmarks(self) -> dict:
         """Return ``{landmark: LandmarkResult}`` for the landmarks that were estimated."""
@@ -290,6 +293,7 @@ def programme_report(
     sequential: bool = True,
     trial_max_customers: int | None = 50_000,
     ate_trim: float | str | None = "crump",
+    model_customers: np.ndarray | None = None,
 ) -> ProgrammeReport:
     """Run the whole loyalty-programme study.
 
@@ -350,6 +354,12 @@ def programme_report(
         variance-minimising bound of Crump et al. (2009); the ATE is then the
         effect among customer-months with a real chance of enrolling, and the
         report says which share that is.
+    model_customers : array, optional
+        Customer ids (as in ``tables``) the landmark analyses, the sequential trials and
+        the event study are restricted to: the study's model sample
+        (:func:`analysis.studies.loyalty.model_customers`), for which ``transactions``
+        and ``experience`` may hold the only rows. Uptake, points, leaving and the
+        simple churn comparison use every customer. None: every customer.
 
     Returns
     -------
@@ -398,6 +408,11 @@ def programme_report(
     rep.post_leaving = attempt(SECTIONS["post_leaving"], post_leaving, cust, lo_t, **win)
     rep.naive_churn = attempt(SECTIONS["naive_churn"], naive_churn_comparison, cust, lo_t, **win)
 
+    if model_customers is not None:
+        n_all = int(cust["customer_id"].nunique())
+        cust = cust[cust["customer_id"].isin(model_customers)]
+        lo_t = lo_t[lo_t["customer_id"].isin(model_customers)]
+        rep.model_sample = (int(cust["customer_id"].nunique()), n_all)
     model = dict(propensity_model=propensity_model, trim=trim, seed=seed)
     for L in landmarks:
         L = int(L)

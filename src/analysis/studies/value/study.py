@@ -694,9 +694,16 @@ def _churn_risk(study, customers, coder, n_codes, *, as_of, risk_horizon_months,
         coder,
         [_cutoff_days(cuts[k], risk_horizon_months) for k in ("train", "test", "score")],
     )
-    args = (coded_customers, coder, bins)
-    train = _churn_features_coded(*args, cutoff=cuts["train"], **kw)
-    test = _churn_features_coded(*args, cutoff=cuts["test"], **kw)
+    fit_customers = coded_customers
+    sample = study.model_sample()
+    if sample is not None:  # fitted and tested on the model sample; every customer is scored
+        chosen = coder.codes_of(sample.ids.to_numpy(zero_copy_only=False))
+        keep = np.zeros(n_codes, bool)
+        keep[chosen[chosen >= 0]] = True
+        fit_customers = coded_customers[keep[coded_customers["customer_id"].to_numpy()]]
+    fit_args = (fit_customers, coder, bins)
+    train = _churn_features_coded(*fit_args, cutoff=cuts["train"], **kw)
+    test = _churn_features_coded(*fit_args, cutoff=cuts["test"], **kw)
     model = fit_churn_risk(train, test, seed=seed)
-    del train, test
-    return model, _churn_features_coded(*args, cutoff=cuts["score"], **kw)
+    del train, test, fit_customers
+    return model, _churn_features_coded(coded_customers, coder, bins, cutoff=cuts["score"], **kw)
