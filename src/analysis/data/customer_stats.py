@@ -52,13 +52,24 @@ def input_gaps(source: Source) -> ir.Table:
     )
 
 
-def daily_purchases(source: Source, *, end, since_signup=None, margin: bool = False) -> ir.Table:
-    """Return one row per customer and purchase day up to ``end`` (inclusive).
+def _with_codes(source: Source, t: ir.Table) -> ir.Table:
+    """``t`` with ``customer_id`` replaced by the int32 ``_code`` of
+    :meth:`analysis.data.Source.customer_keys` (an engine hash join)."""
+    k = source.customer_keys()
+    j = t.join(k, "customer_id")
+    return j.select(*[c for c in t.columns if c != "customer_id"], _code=j._code)
 
-    Columns: ``customer_id``, ``date``, ``amount`` (the day's total) and, with
-    ``margin``, ``margin`` (missing values count as 0). With ``since_signup``, only customers who signed
-    up on or after that date (the cohort whose first purchase is in the data).
-    """
+
+def _with_ids(source: Source, t: ir.Table) -> ir.Table:
+    """Undo :func:`_with_codes`: ``customer_id`` (first) back in place of ``_code``."""
+    k = source.customer_keys()
+    j = t.join(k, "_code")
+    return j.select("customer_id", *[c for c in t.columns if c != "_code"])
+
+
+def _daily(source: Source, *, end, since_signup=None, margin: bool = False) -> ir.Table:
+    """:func:`daily_purchases` keyed by the customer code ``_code``: the customer-day
+    group-by runs on integers, which the engine can spill (see ``Source.customer_keys``)."""
     t = source.table("transactions")
     t = t.filter(t.customer_id.notnull(), t.date.notnull(), t.date <= _date(end))
     if since_signup is not None:
@@ -66,7 +77,18 @@ def daily_purchases(source: Source, *, end, since_signup=None, margin: bool = Fa
         c = c.filter(c.signup_date >= _date(since_signup)).select("customer_id")
         t = t.semi_join(c, "customer_id")
     vals = _value_columns(t, margin)
-    return t.group_by(["customer_id", "date"]).aggregate(**{k: v.sum() for k, v in vals.items()})
+    t = _with_codes(source, t.select("customer_id", "date", **vals))
+    return t.group_by(["_code", "date"]).aggregate(**{k: t[k].sum() for k in vals})
+
+
+def daily_purchases(source: Source, *, end, since_signup=None, margin: bool = False) -> ir.Table:
+    """Return one row per customer and purchase day up to ``end`` (inclusive).
+
+    Columns: ``customer_id``, ``date``, ``amount`` (the day's total) and, with
+    ``margin``, ``margin`` (missing values count as 0). With ``since_signup``, only customers who signed
+    up on or after that date (the cohort whose first purchase is in the data).
+    """
+    return _with_ids(source, _daily(source, end=end, since_signup=since_signup, margin=margin))
 
 
 def rfm(
@@ -81,7 +103,7 @@ def rfm(
     ``holdout_value`` (purchase days and value after ``calibration_end`` up to it).
     """
     end = observation_end if observation_end is not None else calibration_end
-    d = daily_purchases(source, end=end, since_signup=since_signup, margin=margin)
+    d = _daily(source, end=end, since_signup=since_signup, margin=margin)
     cal = d.date <= _date(calibration_end)
     aggs = {
         "first": d.date.min(where=cal),
@@ -97,8 +119,9 @@ def rfm(
     if observation_end is not None:
         aggs["holdout_days"] = d.count(where=~cal)
         aggs["holdout_value"] = d.amount.sum(where=~cal).coalesce(0.0)
-    out = d.group_by("customer_id").aggregate(**aggs)
-    return out.filter(out.days > 0).order_by("customer_id")
+    out = d.group_by("_code").aggregate(**aggs)
+    out = _with_ids(source, out.filter(out.days > 0))
+    return out.order_by("customer_id")
 
 
 def repeat_purchases_by_day(
@@ -110,10 +133,10 @@ def repeat_purchases_by_day(
     ``observation_end``; customers whose first purchase is after ``calibration_end``
     are left out (they are not in the calibration summary the plot compares with).
     """
-    d = daily_purchases(source, end=observation_end, since_signup=since_signup)
-    first = d.group_by("customer_id").aggregate(_first=d.date.min())
+    d = _daily(source, end=observation_end, since_signup=since_signup)
+    first = d.group_by("_code").aggregate(_first=d.date.min())
     first = first.filter(first._first <= _date(calibration_end))
-    j = d.inner_join(first, "customer_id")
+    j = d.inner_join(first, "_code")
     j = j.filter(j.date > j._first)
     return j.group_by("date").aggregate(purchases=j.count()).order_by("date")
 
@@ -133,10 +156,11 @@ def window_bins(source: Source, edges) -> ir.Table:
     for e in edges:
         b = b + ibis.ifelse(t.date > _date(e), 1, 0).cast("int32")
     t = t.mutate(bin=b, _amount=_value_columns(t, False)["amount"])
-    out = t.group_by(["customer_id", "bin"]).aggregate(
+    t = _with_codes(source, t.select("customer_id", "date", "bin", "_amount"))
+    out = t.group_by(["_code", "bin"]).aggregate(
         purchases=t.count(), amount=t._amount.sum(), last=t.date.max()
     )
-    return out
+    return _with_ids(source, out)
 
 
 def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Table:
@@ -197,10 +221,18 @@ def first_purchase_days(source: Source, n: int = 2) -> ir.Table:
     Enough for the time to the second purchase, at most ``n`` rows per customer.
     """
     t = source.table("transactions")
-    t = t.filter(t.customer_id.notnull(), t.date.notnull())
-    d = t.select("customer_id", "date").distinct()
-    d = d.mutate(_k=ibis.row_number().over(group_by="customer_id", order_by="date"))
-    return d.filter(d._k < n).select("customer_id", "date")
+    t = t.filter(t.customer_id.notnull(), t.date.notnull()).select("customer_id", "date")
+    # k-th day = the earliest day after the (k-1)-th: n group-bys and joins, which an engine
+    # can spill to disk, instead of a window sorted per customer (at 10M customers and 250M
+    # rows, DuckDB ran out of its 1 GB with the window)
+    days = t.group_by("customer_id").aggregate(date=t.date.min())
+    out = days
+    for _ in range(1, n):
+        j = t.join(days.rename(_prev="date"), "customer_id")
+        j = j.filter(j.date > j._prev)
+        days = j.group_by("customer_id").aggregate(date=j.date.min())
+        out = out.union(days)
+    return out
 
 
 def _month(date: ir.DateValue) -> ir.DateValue:

@@ -221,7 +221,8 @@ def panel(
         contact), sla_breaches, compensated, churned (1 in the churn period),
         periods_since_entry, segment. With ``minimal``, only customer_id, period,
         revenue, margin, transactions, active, churned and segment (no loyalty
-        or experience joins: what the cohort table needs).
+        or experience joins: what the cohort table needs), and ``customer_id`` holds
+        the customer's int32 code (``Source.customer_keys``), not the identifier.
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
@@ -236,13 +237,25 @@ def panel(
     lt = usable_lifetimes(lt)
     cal = _calendar(window_start, as_of, period)
     base = lt.select("customer_id", "entry_date", "end_date", "event", "segment")
+    tx = source.table("transactions")
+    if minimal:
+        # The cohort table's panel keys customers by their integer code: the group-by per
+        # customer and period then spills to disk where needed (on string ids DuckDB ran
+        # out of its memory cap at 10M customers; Source.customer_keys)
+        keys = source.customer_keys()
+        base = base.join(keys, "customer_id")
+        base = base.select(
+            customer_id=base._code, entry_date=base.entry_date, end_date=base.end_date,
+            event=base.event, segment=base.segment,
+        )
+        tx = tx.join(keys, "customer_id")
+        tx = tx.select(customer_id=tx._code, date=tx.date, amount=tx.amount, margin=tx.margin)
     rows = base.join(cal, (cal.period <= base.end_date) & (cal.period_end > base.entry_date))
     rows = rows.mutate(
         churned=_flag(
             (rows.event == 1) & (rows.end_date >= rows.period) & (rows.end_date < rows.period_end)
         ),
     )
-    tx = source.table("transactions")
     tx = tx.mutate(period=period_start(tx.date, period))
     txa = tx.group_by(["customer_id", "period"]).aggregate(
         revenue=tx.amount.sum(), margin=tx.margin.sum(), transactions=tx.count()
@@ -388,6 +401,10 @@ def cohorts(
     members = lt.filter(lt.start_date >= ws).select(
         "customer_id", cohort=period_start(lt.start_date, period)
     )
+    if panel_expr is None:  # the minimal panel is keyed by customer codes
+        keys = source.customer_keys()
+        coded = members.join(keys, "customer_id")
+        members = coded.select(customer_id=coded._code, cohort=coded.cohort)
     j = pn.join(members, "customer_id")
     if period == "month":
         since = (j.period.year() - j.cohort.year()) * 12 + (j.period.month() - j.cohort.month())

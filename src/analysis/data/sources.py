@@ -101,6 +101,31 @@ class Source:
         """Return True if ``table`` exists and the data has ``column`` in it."""
         return table in self.tables and column in self.present.get(table, set())
 
+    def customer_keys(self) -> ir.Table:
+        """Return the customer codes as a two-column Ibis table: ``customer_id`` and ``_code``
+        (int32, the position in identifier order).
+
+        The identifiers are pulled and sorted once (one column) and the codes go back to
+        the engine as an in-memory table, joined by hash (an engine can spill that to disk;
+        a row number over every customer is a window over one partition, and ran DuckDB out
+        of its memory cap at 10M customers). Group-bys with many groups per customer, such
+        as customer and day, run on the codes: DuckDB 1.5 spills those with integer keys
+        but not with string keys (at 10M customers and 250M transactions the customer-day
+        group-by failed in 2 GB on string ids and ran in 1 GB on codes).
+        """
+        cache = self.__dict__.setdefault("_keys_cache", {})
+        if "keys" not in cache:
+            import ibis
+            import numpy as np
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            ids = self.table("customers").select("customer_id").to_pyarrow().column(0)
+            ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+            codes = pa.array(np.arange(len(ids), dtype=np.int32))
+            cache["keys"] = ibis.memtable(pa.table({"customer_id": ids, "_code": codes}))
+        return cache["keys"]
+
 
 # --------------------------------------------------------------------------------------
 # Opening sources

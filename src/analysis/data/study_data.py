@@ -123,16 +123,35 @@ class StudyData:
             lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
             if usable_only:
                 keep = (lt.entry_days == 0) | (lt.duration_days > lt.entry_days)
-                dropped = int((~keep).sum())
-                if dropped:
-                    self.notes.append(
-                        f"{dropped:,} left-truncated customers with no activity inside the data "
-                        "window were excluded from lifetime analyses."
-                    )
+                self._note_unusable(self._definition(definition), int((~keep).sum()))
                 lt = lt[keep].reset_index(drop=True)
             _ = derive  # keep import local for speed of `import analysis.data`
             self._cache[key] = lt
         return self._cache[key]
+
+    def _note_unusable(self, definition: str, dropped: int) -> None:
+        """Say once per churn definition how many lifetimes were left out as unusable."""
+        key = ("unusable_noted", definition)
+        if dropped and key not in self._cache:
+            self._cache[key] = True
+            self.notes.append(
+                f"{dropped:,} left-truncated customers with no activity inside the data "
+                "window were excluded from lifetime analyses."
+            )
+
+    def usable_lifetimes_expr(self, definition: str | None = None):
+        """Return the Ibis expression of the lifetimes :meth:`lifetimes` keeps (usable ones),
+        adding the same note on those left out (counted on the engine)."""
+        from analysis.data import derive
+
+        full = self.lifetimes_expr(definition)
+        usable = derive.usable_lifetimes(full)
+        key = ("unusable_count", self._definition(definition))
+        if key not in self._cache:
+            unusable = full.filter(~((full.entry_days == 0) | (full.duration_days > full.entry_days)))
+            self._cache[key] = int(unusable.count().to_pyarrow().as_py())
+        self._note_unusable(self._definition(definition), self._cache[key])
+        return usable
 
     def panel(self, period: str | None = None, definition: str | None = None):
         """Return the customer-period panel as pandas (see :func:`analysis.derive.panel`)."""
@@ -218,14 +237,13 @@ class StudyData:
         :meth:`table` (``id_codes=True``); the join runs on the engine."""
         return self._coded(t)
 
-    def _coded(self, t):
-        import ibis
+    def customer_keys(self):
+        """The customer codes of :meth:`analysis.data.Source.customer_keys` (``customer_id``,
+        ``_code``)."""
+        return self.source.customer_keys()
 
-        codes = (
-            self.source.table("customers")
-            .select("customer_id")
-            .mutate(_code=ibis.row_number().over(order_by="customer_id").cast("int32"))
-        )
+    def _coded(self, t):
+        codes = self.customer_keys()
         cols = list(t.columns)
         j = t.join(codes, "customer_id")
         return j.select(

@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from analysis.data.derive import PERIOD_STEP, period_start, period_starts
 
@@ -102,10 +100,41 @@ def _period_frame(window_start: dt.date, as_of: dt.date, granularity: str) -> pd
     )
 
 
-def _count_le(sorted_values: np.ndarray, points: np.ndarray, strict: bool) -> np.ndarray:
-    """Count values < point (strict) or <= point for each point; values sorted, NaT excluded."""
-    side = "left" if strict else "right"
-    return np.searchsorted(sorted_values, points, side=side)
+class DayCounts:
+    """How many customers (or memberships) have a date on each day: sorted distinct days
+    and the running total, so that "how many before this point" is one lookup. Built from
+    per-customer dates (:meth:`of`) or from counts per day made on the engine
+    (:meth:`from_counts`); both give the same numbers."""
+
+    def __init__(self, days: np.ndarray, counts: np.ndarray):
+        days = np.asarray(days, dtype="datetime64[ns]")
+        counts = np.asarray(counts, dtype=np.int64)
+        ok = ~np.isnat(days)
+        days, counts = days[ok], counts[ok]
+        order = np.argsort(days, kind="stable")
+        self.days, self.total = days[order], np.cumsum(counts[order])
+
+    @classmethod
+    def of(cls, dates) -> DayCounts:
+        d = pd.to_datetime(pd.Series(dates)).to_numpy("datetime64[ns]")
+        d = d[~np.isnat(d)]
+        days, n = np.unique(d, return_counts=True)
+        return cls(days, n)
+
+    @classmethod
+    def from_counts(cls, table) -> DayCounts:
+        """From an engine result with columns ``day`` and ``n``."""
+        df = table.to_pandas() if hasattr(table, "to_pandas") else table
+        return cls(pd.to_datetime(df["day"]).to_numpy("datetime64[ns]"), df["n"].to_numpy())
+
+    def before(self, points: np.ndarray, strict: bool = True) -> np.ndarray:
+        """Count dates < point (strict) or <= point, for each point."""
+        i = np.searchsorted(self.days, points, side="left" if strict else "right")
+        total = np.concatenate([[0], self.total])  # total[i]: dates in the first i days
+        return total[i]
+
+    def first(self):
+        return self.days[0] if len(self.days) else None
 
 
 def customer_counts(lifetimes: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
@@ -124,17 +153,25 @@ def customer_counts(lifetimes: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFr
     DataFrame
         periods with at_risk, active, new and churned added.
     """
-    entry = np.sort(pd.to_datetime(lifetimes["entry_date"]).to_numpy("datetime64[ns]"))
-    start = np.sort(pd.to_datetime(lifetimes["start_date"]).to_numpy("datetime64[ns]"))
-    churn = pd.to_datetime(lifetimes.loc[lifetimes["event"] == 1, "end_date"])
-    churn = np.sort(churn.to_numpy("datetime64[ns]"))
+    return customer_counts_from_days(
+        entry=DayCounts.of(lifetimes["entry_date"]),
+        start=DayCounts.of(lifetimes["start_date"]),
+        churn=DayCounts.of(lifetimes.loc[lifetimes["event"] == 1, "end_date"]),
+        periods=periods,
+    )
+
+
+def customer_counts_from_days(
+    *, entry: DayCounts, start: DayCounts, churn: DayCounts, periods: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`customer_counts` from counts per day of entry, start and churn dates."""
     ps = periods["period"].to_numpy("datetime64[ns]")
     pe = periods["period_end"].to_numpy("datetime64[ns]")
-    entered_before_end = _count_le(entry, pe, strict=True)
-    churned_before_start = _count_le(churn, ps, strict=True)
-    churned_before_end = _count_le(churn, pe, strict=True)
-    window_start = entry.min() if len(entry) else ps[0]
-    new = _count_le(start, pe, strict=True) - _count_le(start, np.maximum(ps, window_start), True)
+    entered_before_end = entry.before(pe)
+    churned_before_start = churn.before(ps)
+    churned_before_end = churn.before(pe)
+    window_start = entry.first() if entry.first() is not None else ps[0]
+    new = start.before(pe) - start.before(np.maximum(ps, window_start))
     out = periods.copy()
     out["at_risk"] = entered_before_end - churned_before_start
     out["active"] = entered_before_end - churned_before_end
@@ -149,13 +186,69 @@ def member_counts(memberships: pd.DataFrame, periods: pd.DataFrame) -> pd.Series
     ``memberships`` has ``enrolled_date`` and ``member_end`` (the earlier of
     leaving the programme and churning; NaT while still a member).
     """
-    enrolled = np.sort(pd.to_datetime(memberships["enrolled_date"]).to_numpy("datetime64[ns]"))
-    ended = pd.to_datetime(memberships["member_end"]).dropna()
-    ended = np.sort(ended.to_numpy("datetime64[ns]"))
-    pe = periods["period_end"].to_numpy("datetime64[ns]")
-    return pd.Series(
-        _count_le(enrolled, pe, True) - _count_le(ended, pe, True), index=periods.index
+    return member_counts_from_days(
+        DayCounts.of(memberships["enrolled_date"]), DayCounts.of(memberships["member_end"]), periods
     )
+
+
+def member_counts_from_days(
+    enrolled: DayCounts, ended: DayCounts, periods: pd.DataFrame
+) -> pd.Series:
+    """:func:`member_counts` from counts per day of enrolments and membership ends."""
+    pe = periods["period_end"].to_numpy("datetime64[ns]")
+    return pd.Series(enrolled.before(pe) - ended.before(pe), index=periods.index)
+
+
+def _per_day(expr, column: str):
+    """Engine: rows per non-null value of the date ``column`` (columns ``day``, ``n``)."""
+    t = expr.filter(expr[column].notnull())
+    return DayCounts.from_counts(
+        t.group_by(day=t[column]).aggregate(n=t.count()).to_pandas()
+    )
+
+
+def lifetime_day_counts(study) -> dict:
+    """Counts per day that the KPI customer counts need, built on the engine from the usable
+    lifetimes (the rows of ``study.lifetimes()``): ``entry``, ``start``, ``churn`` (end date
+    of churned customers), ``once`` (churned customers with at most one purchase) and, with
+    a loyalty table, ``enrolled`` and ``member_end`` of the memberships of those customers.
+    Nothing per customer reaches Python."""
+    import ibis
+
+    lt = study.usable_lifetimes_expr()
+    churned = lt.filter(lt.event == 1, lt.end_date.notnull())
+    # churns and one-time buyers' churns in one table per churn day
+    ends = (
+        churned.group_by(day=churned.end_date)
+        .aggregate(n=churned.count(), once=(churned.n_transactions <= 1).sum().cast("int64"))
+        .to_pandas()
+    )
+    out = {
+        "entry": _per_day(lt, "entry_date"),
+        "start": _per_day(lt, "start_date"),
+        "churn": DayCounts.from_counts(ends),
+        "once": DayCounts.from_counts(ends.assign(n=ends["once"].fillna(0))),
+    }
+    if study.has("loyalty"):
+        loy = study.source.table("loyalty").select("customer_id", "enrolled_date", "left_date")
+        ends = lt.select(
+            "customer_id",
+            churn_end=ibis.ifelse(lt.event == 1, lt.end_date, ibis.null(lt.end_date.type())),
+        )
+        m = loy.join(ends, "customer_id")  # memberships of customers in the lifetimes only
+        end = ibis.cases(
+            (m.left_date.isnull(), m.churn_end),
+            (m.churn_end.isnull(), m.left_date),
+            (m.left_date <= m.churn_end, m.left_date),
+            else_=m.churn_end,
+        )
+        m = m.select(enrolled_date=m.enrolled_date, member_end=end)
+        # A membership that ends on or before it starts never counted: under inactivity
+        # churn a customer who joined after their last purchase was already lost by then.
+        m = m.filter(m.member_end.isnull() | (m.member_end > m.enrolled_date))
+        out["enrolled"] = _per_day(m, "enrolled_date")
+        out["member_end"] = _per_day(m, "member_end")
+    return out
 
 
 def _ibis_by_period(study, granularity: str):
@@ -193,11 +286,7 @@ def _ibis_by_period(study, granularity: str):
         )
         # Boolean sums come back as 128-bit integers (Decimal objects) on some engines.
         exp = exp.astype({c: "float64" for c in exp.columns if c != "period"})
-    mem = None
-    if src.has("loyalty"):
-        loy = src.table("loyalty").select("customer_id", "enrolled_date", "left_date").to_pandas()
-        mem = loy
-    return rev, exp, mem
+    return rev, exp
 
 
 def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
@@ -218,31 +307,20 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
         that inactivity churn cannot show yet is NaN, never 0.
     """
     granularity = granularity or study.params.kpi.granularity
-    lt = study.lifetimes()
+    days = lifetime_day_counts(study)
     periods = _period_frame(study.window_start, study.as_of, granularity)
-    out = customer_counts(lt, periods)
-    rev, exp, mem = _ibis_by_period(study, granularity)
+    out = customer_counts_from_days(
+        entry=days["entry"], start=days["start"], churn=days["churn"], periods=periods
+    )
+    rev, exp = _ibis_by_period(study, granularity)
     rev["period"] = pd.to_datetime(rev["period"])
     out = out.merge(rev[["period", "revenue"]], on="period", how="left")
     out["revenue"] = out["revenue"].fillna(0.0)
     out["churn_rate"] = out["churned"] / out["at_risk"].where(out["at_risk"] > 0)
     out["retention_rate"] = 1 - out["churn_rate"]
     out["revenue_per_customer"] = out["revenue"] / out["at_risk"].where(out["at_risk"] > 0)
-    if mem is not None:
-        ends = lt.loc[lt["event"] == 1, ["customer_id", "end_date"]]
-        m = mem.merge(ends, on="customer_id", how="left")
-        m["member_end"] = pd.concat(
-            [pd.to_datetime(m["left_date"]), pd.to_datetime(m["end_date"])], axis=1
-        ).min(axis=1)
-        # Arrow's hash lookup: pandas' isin on Arrow strings builds Python objects (20 s at 1M)
-        keep = pc.is_in(pa.array(m["customer_id"]), value_set=pa.array(lt["customer_id"]))
-        m = m[keep.to_numpy(zero_copy_only=False)]
-        # A membership that ends on or before it starts never counted: under inactivity
-        # churn a customer who joined after their last purchase was already lost by then
-        # (counting its end without its start made the member count negative).
-        start = pd.to_datetime(m["enrolled_date"])
-        m = m[m["member_end"].isna() | (m["member_end"] > start)]
-        out["members"] = member_counts(m, out)
+    if "enrolled" in days:
+        out["members"] = member_counts_from_days(days["enrolled"], days["member_end"], out)
         out["member_share"] = out["members"] / out["active"].where(out["active"] > 0)
     else:
         out["members"] = np.nan
@@ -271,11 +349,9 @@ def kpi_table(study, *, granularity: str | None = None) -> pd.DataFrame:
     out["churned_one_time"] = np.nan
     if study.params.analysis.churn_definition == "inactivity":
         # a customer who bought once (or never) "leaves" on that day under inactivity churn
-        once = lt.loc[(lt["event"] == 1) & (lt["n_transactions"] <= 1), "end_date"]
-        once = np.sort(pd.to_datetime(once).to_numpy("datetime64[ns]"))
         ps = out["period"].to_numpy("datetime64[ns]")
         pe = out["period_end"].to_numpy("datetime64[ns]")
-        out["churned_one_time"] = _count_le(once, pe, True) - _count_le(once, ps, True)
+        out["churned_one_time"] = days["once"].before(pe) - days["once"].before(ps)
     out = _suppress(out, study.min_group_size)
     until = churn_observable_until(
         study.as_of,

@@ -488,6 +488,9 @@ class RetentionResult:
     cox_unusable: list = field(default_factory=list)
     covariates_used: list = field(default_factory=list)
     max_time: float = 36.0
+    #: (customers the Cox model used, customers in the population) when it was fitted on the
+    #: model sample; None: every customer
+    cox_sample: tuple[int, int] | None = None
 
     @property
     def observable_until(self):
@@ -703,6 +706,7 @@ def retention_study(
     inactivity_days: int = 90,
     as_of=None,
     transactions: pd.DataFrame | None = None,
+    cox_sample=None,
 ) -> RetentionResult:
     """Compute the retention (survival) study from the lifetimes table.
 
@@ -738,6 +742,11 @@ def retention_study(
     transactions : pandas.DataFrame, optional
         customer_id and date of purchases (time to the second purchase); each
         customer's first two purchase days are enough.
+    cox_sample : analysis.data.sample.CustomerSample, optional
+        The study's model sample (``StudyData.model_sample()``): the Cox model, its
+        proportional-hazards check and concordance are fitted on these customers only
+        (``lt`` needs ``customer_id``); curves, medians, RMST, log-rank, hazard over
+        tenure and cumulative incidence use every customer. None: every customer.
 
     Returns
     -------
@@ -810,7 +819,10 @@ def retention_study(
             f"Groups of at least {min_group_size} customers each would allow it.",
         )
     # Cox: pool small levels, leave out columns that are missing, empty or constant
-    lt_c, covs, missing_covs, unusable, dropped = _cox_frame(pop, covariates, min_group_size)
+    cox_pop = pop
+    if cox_sample is not None and "customer_id" in pop.columns:
+        cox_pop = pop.loc[cox_sample.contains(pop["customer_id"].array)]
+    lt_c, covs, missing_covs, unusable, dropped = _cox_frame(cox_pop, covariates, min_group_size)
     strata = [c for c in (strata or []) if c in pop.columns and pop[c].notna().any()]
     refit, moved = None, []
     if not covs:
@@ -901,6 +913,9 @@ def retention_study(
         cox_unusable=unusable,
         covariates_used=covs,
         max_time=plot_max,
+        cox_sample=(
+            (int(len(cox_pop)), int(len(pop))) if cox_pop is not pop else None
+        ),
     )
 
 
