@@ -208,3 +208,20 @@ def test_period_starts_cover_the_window():
 def test_config_overrides_reach_the_study(tmp_path, study):
     p = config.load_params(study.params.source_file, overrides={"analysis": {"period": "week"}})
     assert p.analysis.period == "week"
+
+
+@pytest.mark.parametrize("definition", ["contractual", "inactivity"])
+def test_cohort_table_from_counts_equals_the_panel_cohorts(tiny_world, definition):
+    """derive.cohort_table (counts per cohort summed on the engine; what StudyData.cohorts
+    uses) gives the table of derive.cohorts (a customer-period panel), period by period."""
+    from analysis.data import derive
+
+    st = data.load_study_data(
+        tiny_world.params_file, overrides={"analysis": {"churn_definition": definition}}
+    )
+    for period in ("week", "month", "quarter"):
+        lt = st.lifetimes_expr()
+        want = derive.cohorts(st.source, period=period, lifetimes_expr=lt).to_pandas()
+        got = derive.cohort_table(st.source, period=period, lifetimes_expr=lt)
+        want["cohort"] = pd.to_datetime(want["cohort"]).astype("datetime64[s]")
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), rtol=1e-12)

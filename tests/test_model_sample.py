@@ -164,3 +164,33 @@ def test_churn_risk_model_fitted_on_the_sample_scores_every_customer(medium_worl
     )
     assert both["risk_x"].corr(both["risk_y"], method="spearman") > 0.9
     assert abs(vs.churn.auc - full.churn.auc) < 0.05
+
+
+def test_retention_cox_on_the_sample_recovers_the_planted_hazard_ratios(
+    medium_world, sampled_study
+):
+    from analysis.studies import retention
+
+    st = sampled_study
+    truth = medium_world.truth["survival"]
+    lt = st.lifetimes()
+    kw = dict(
+        group="segment",
+        horizons=[6, 12],
+        rmst_horizon=12,
+        covariates=["segment", "value_tier"],
+        reference=truth["reference_levels"],
+        as_of=st.as_of,
+    )
+    rep = retention.retention_study(lt, cox_sample=st.model_sample(), **kw)
+    full = retention.retention_study(lt, **kw)
+    n_cox, n_pop = rep.cox_sample
+    assert n_pop == full.n_population and abs(n_cox / n_pop - 0.5) < 0.02
+    assert rep.cox.n < 0.55 * full.cox.n
+    for term, hr in truth["hazard_ratios"].items():
+        lo, hi = rep.cox.summary.loc[term, ["ci_lower", "ci_upper"]]
+        assert lo < hr < hi, (term, lo, hr, hi)
+    # curves, medians and the log-rank test use every customer
+    pd.testing.assert_frame_equal(rep.median, full.median)
+    assert rep.logrank.statistic == full.logrank.statistic
+    assert full.cox_sample is None

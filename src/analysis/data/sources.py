@@ -118,13 +118,33 @@ class Source:
             import ibis
             import numpy as np
             import pyarrow as pa
-            import pyarrow.compute as pc
 
-            ids = self.table("customers").select("customer_id").to_pyarrow().column(0)
-            ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+            ids = self.sorted_customer_ids()
             codes = pa.array(np.arange(len(ids), dtype=np.int32))
             cache["keys"] = ibis.memtable(pa.table({"customer_id": ids, "_code": codes}))
         return cache["keys"]
+
+    def sorted_customer_ids(self):
+        """The customers table's identifiers, sorted, as one Arrow array: the identifier of
+        customer code ``k`` (:meth:`customer_keys`) is element ``k``."""
+        cache = self.__dict__.setdefault("_keys_cache", {})
+        if "ids" not in cache:
+            import pyarrow.compute as pc
+
+            ids = self.table("customers").select("customer_id").to_pyarrow().column(0)
+            cache["ids"] = ids.take(pc.sort_indices(ids)).combine_chunks()
+        return cache["ids"]
+
+    def ids_of_codes(self, table):
+        """Return the Arrow ``table`` with its ``_code`` column replaced by ``customer_id``
+        (first), looked up in Python: a coded engine result needs no join back to the
+        identifiers, nor a sort on them (codes are in identifier order)."""
+        import pyarrow as pa
+
+        codes = table.column("_code").combine_chunks()
+        ids = self.sorted_customer_ids().take(codes.cast(pa.int64()))
+        rest = table.drop_columns(["_code"])
+        return pa.Table.from_arrays([ids, *rest.columns], names=["customer_id", *rest.column_names])
 
 
 # --------------------------------------------------------------------------------------

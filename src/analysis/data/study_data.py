@@ -174,9 +174,9 @@ class StudyData:
             from analysis.data import derive
 
             lt = self.lifetimes_expr(definition)
-            self._cache[key] = derive.cohorts(
-                self.source, period=period, lifetimes_expr=lt
-            ).to_pandas()
+            # from counts summed on the engine (derive.cohort_table), not a customer-period
+            # panel: same table as derive.cohorts
+            self._cache[key] = derive.cohort_table(self.source, period=period, lifetimes_expr=lt)
         return self._cache[key]
 
     def model_sample(self):

@@ -705,7 +705,7 @@ def retention_study(
     definition: str = "contractual",
     inactivity_days: int = 90,
     as_of=None,
-    transactions: pd.DataFrame | None = None,
+    transactions=None,
     cox_sample=None,
 ) -> RetentionResult:
     """Compute the retention (survival) study from the lifetimes table.
@@ -739,9 +739,11 @@ def retention_study(
         Days without purchase that define inactivity churn.
     as_of : date-like, optional
         As-of date (default: the latest ``end_date``).
-    transactions : pandas.DataFrame, optional
+    transactions : pandas.DataFrame or callable, optional
         customer_id and date of purchases (time to the second purchase); each
-        customer's first two purchase days are enough.
+        customer's first two purchase days are enough. A callable (such as
+        ``StudyData.first_purchase_days``) is called with ``2`` only when the time to
+        the second purchase is computed (inactivity churn), so other data never pulls it.
     cox_sample : analysis.data.sample.CustomerSample, optional
         The study's model sample (``StudyData.model_sample()``): the Cox model, its
         proportional-hazards check and concordance are fitted on these customers only
@@ -768,7 +770,7 @@ def retention_study(
             lt,
             as_of=as_of,
             inactivity_days=inactivity_days,
-            transactions=transactions,
+            transactions=transactions(2) if callable(transactions) else transactions,
             horizons=horizons[:3] or (3.0, 6.0, 12.0),
             alpha=alpha,
         )

@@ -81,13 +81,15 @@ def rfm_table(study, *, cal_end: int, obs_end, margin: bool, since_signup=None):
     def day(d):
         return None if d is None else np.datetime64(int(d), "D").item()
 
-    return customer_stats.rfm(
+    tab = customer_stats.rfm(
         study.source,
         calibration_end=day(cal_end),
         observation_end=day(obs_end),
         since_signup=since_signup,
         margin=margin,
+        coded=True,
     ).to_pyarrow()
+    return study.source.ids_of_codes(tab)
 
 
 def rfm_frame(tab, coder: _CustomerCoder, *, cal_end: int, obs_end, freq: str):
@@ -177,5 +179,7 @@ def purchase_bins(study, coder: _CustomerCoder, cutoffs) -> _TxBins:
     from analysis.data import customer_stats
 
     edges = [np.datetime64(int(e), "D").item() for e in _TxBins.edges_of(cutoffs)]
-    tab = customer_stats.window_bins(study.source, edges).to_pyarrow()
+    tab = study.source.ids_of_codes(
+        customer_stats.window_bins(study.source, edges, coded=True).to_pyarrow()
+    )
     return _TxBins.from_table(tab, coder, cutoffs)
