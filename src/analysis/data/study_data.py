@@ -117,15 +117,15 @@ class StudyData:
         """
         key = ("lifetimes", self._definition(definition), usable_only)
         if key not in self._cache:
-            from analysis.data import derive
-
-            lt = self.lifetimes_expr(definition).to_pandas()
-            lt = lt.sort_values("customer_id", kind="stable").reset_index(drop=True)
-            if usable_only:
-                keep = (lt.entry_days == 0) | (lt.duration_days > lt.entry_days)
-                self._note_unusable(self._definition(definition), int((~keep).sum()))
-                lt = lt[keep].reset_index(drop=True)
-            _ = derive  # keep import local for speed of `import analysis.data`
+            # usable rows chosen on the engine (the note counts the others there): two
+            # copies of the table in Python at most instead of three (pull, sort, filter)
+            expr = (
+                self.usable_lifetimes_expr(definition)
+                if usable_only
+                else self.lifetimes_expr(definition)
+            )
+            lt = expr.to_pandas()
+            lt.sort_values("customer_id", kind="stable", ignore_index=True, inplace=True)
             self._cache[key] = lt
         return self._cache[key]
 
