@@ -259,9 +259,7 @@ def test_report_text_on_the_hand_made_world(study):  # noqa: F811
 
 
 @pytest.mark.parametrize("definition", ["contractual", "inactivity"])
-def test_customer_and_member_counts_on_the_engine_equal_per_customer_counts(
-    tiny_world, definition
-):
+def test_customer_and_member_counts_on_the_engine_equal_per_customer_counts(tiny_world, definition):
     """The KPI counts come from counts per day built on the engine (issue 16: KPIs entirely on
     the engine); they equal the counts over the per-customer lifetimes in pandas."""
     from analysis import data
@@ -282,7 +280,9 @@ def test_customer_and_member_counts_on_the_engine_equal_per_customer_counts(
         # the earlier of leaving the programme and churning (written out per membership)
         loy = st.table("loyalty")
         ends = lt.loc[lt["event"] == 1, ["customer_id", "end_date"]]
-        m = loy[loy["customer_id"].isin(lt["customer_id"])].merge(ends, on="customer_id", how="left")
+        m = loy[loy["customer_id"].isin(lt["customer_id"])].merge(
+            ends, on="customer_id", how="left"
+        )
         m["member_end"] = pd.concat(
             [pd.to_datetime(m["left_date"]), pd.to_datetime(m["end_date"])], axis=1
         ).min(axis=1)
@@ -292,12 +292,14 @@ def test_customer_and_member_counts_on_the_engine_equal_per_customer_counts(
             int(((pd.to_datetime(m["enrolled_date"]) < e) & ~(m["member_end"] < e)).sum())
             for e in pe
         ]
-        got_members = kpi_study.member_counts_from_days(days["enrolled"], days["member_end"], periods)
+        got_members = kpi_study.member_counts_from_days(
+            days["enrolled"], days["member_end"], periods
+        )
         assert got_members.tolist() == want_members
         once = lt[(lt["event"] == 1) & (lt["n_transactions"] <= 1)]["end_date"]
         once = pd.to_datetime(once)
         ps = periods["period"].to_numpy()
-        want_once = [int(((once >= a) & (once < b)).sum()) for a, b in zip(ps, pe)]
+        want_once = [int(((once >= a) & (once < b)).sum()) for a, b in zip(ps, pe, strict=True)]
         assert (days["once"].before(pe) - days["once"].before(ps)).tolist() == want_once
     # the note on customers left out is made as by the per-customer path, once
     ov = {"analysis": {"churn_definition": definition}}

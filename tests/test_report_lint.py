@@ -87,7 +87,7 @@ def _make(world: str, base: Path) -> Path:
         f"reports:\n  output_dir: {base / 'reports'}\n  jobs: 2\n  kernel_name: python3\n"
         "  title: Lint world\n"
         # one world's models run on a sample, as large data's do (analysis.data.sample)
-        + (f"analysis:\n  model_max_customers: {SAMPLED[world]}\n" if world in SAMPLED else "")
+         + (f"analysis:\n  model_max_customers: {SAMPLED[world]}\n" if world in SAMPLED else "")
     )
     return params
 

@@ -222,8 +222,7 @@ def panel(
         contact), sla_breaches, compensated, churned (1 in the churn period),
         periods_since_entry, segment. With ``minimal``, only customer_id, period,
         revenue, margin, transactions, active, churned and segment (no loyalty
-        or experience joins: what the cohort table needs), and ``customer_id`` holds
-        the customer's int32 code (``Source.customer_keys``), not the identifier.
+        or experience joins: what the cohort table needs).
     """
     as_of = as_of or source.as_of
     window_start = window_start or source.window_start
@@ -238,25 +237,13 @@ def panel(
     lt = usable_lifetimes(lt)
     cal = _calendar(window_start, as_of, period)
     base = lt.select("customer_id", "entry_date", "end_date", "event", "segment")
-    tx = source.table("transactions")
-    if minimal:
-        # The cohort table's panel keys customers by their integer code: the group-by per
-        # customer and period then spills to disk where needed (on string ids DuckDB ran
-        # out of its memory cap at 10M customers; Source.customer_keys)
-        keys = source.customer_keys()
-        base = base.join(keys, "customer_id")
-        base = base.select(
-            customer_id=base._code, entry_date=base.entry_date, end_date=base.end_date,
-            event=base.event, segment=base.segment,
-        )
-        tx = tx.join(keys, "customer_id")
-        tx = tx.select(customer_id=tx._code, date=tx.date, amount=tx.amount, margin=tx.margin)
     rows = base.join(cal, (cal.period <= base.end_date) & (cal.period_end > base.entry_date))
     rows = rows.mutate(
         churned=_flag(
             (rows.event == 1) & (rows.end_date >= rows.period) & (rows.end_date < rows.period_end)
         ),
     )
+    tx = source.table("transactions")
     tx = tx.mutate(period=period_start(tx.date, period))
     txa = tx.group_by(["customer_id", "period"]).aggregate(
         revenue=tx.amount.sum(), margin=tx.margin.sum(), transactions=tx.count()
@@ -402,20 +389,8 @@ def cohorts(
     members = lt.filter(lt.start_date >= ws).select(
         "customer_id", cohort=period_start(lt.start_date, period)
     )
-    if panel_expr is None:  # the minimal panel is keyed by customer codes
-        keys = source.customer_keys()
-        coded = members.join(keys, "customer_id")
-        members = coded.select(customer_id=coded._code, cohort=coded.cohort)
     j = pn.join(members, "customer_id")
-    if period == "month":
-        since = (j.period.year() - j.cohort.year()) * 12 + (j.period.month() - j.cohort.month())
-    elif period == "quarter":
-        since = (j.period.year() - j.cohort.year()) * 4 + (j.period.quarter() - j.cohort.quarter())
-    elif period == "week":
-        since = j.period.delta(j.cohort, unit="day") // 7
-    else:
-        since = j.period.delta(j.cohort, unit="day")
-    j = j.mutate(periods_since=since.cast("int64"))
+    j = j.mutate(periods_since=_periods_since(j.period, j.cohort, period))
     g = j.group_by(["cohort", "periods_since"]).aggregate(
         customers_active=(1 - j.churned).sum(), revenue=j.revenue.sum()
     )
@@ -441,7 +416,7 @@ def cohorts(
 
 
 def _periods_since(period_date: ir.DateValue, cohort: ir.DateValue, period: str) -> ir.IntegerValue:
-    """Whole periods from ``cohort`` to ``period_date`` (both period starts), as in :func:`cohorts`."""
+    """Whole periods from ``cohort`` to ``period_date`` (both period starts)."""
     if period == "month":
         since = (period_date.year() - cohort.year()) * 12 + (period_date.month() - cohort.month())
     elif period == "quarter":
@@ -526,7 +501,11 @@ def cohort_table(
         keep = at_risk > 0
         rows.append(
             pd.DataFrame(
-                {"cohort": c, "periods_since": k[keep], "customers_active": (at_risk - churns)[keep]}
+                {
+                    "cohort": c,
+                    "periods_since": k[keep],
+                    "customers_active": (at_risk - churns)[keep],
+                }
             )
         )
     g = (
@@ -546,7 +525,9 @@ def cohort_table(
     out["revenue_retention"] = np.where(
         out["revenue0"] > 0, out["revenue"] / out["revenue0"].where(out["revenue0"] > 0), np.nan
     )
-    out = out.astype({"periods_since": "int64", "customers_active": "int64", "cohort_size": "int64"})
+    out = out.astype(
+        {"periods_since": "int64", "customers_active": "int64", "cohort_size": "int64"}
+    )
     out["cohort"] = pd.to_datetime(out["cohort"]).astype("datetime64[s]")
     cols = [
         "cohort",

@@ -148,7 +148,9 @@ class StudyData:
         usable = derive.usable_lifetimes(full)
         key = ("unusable_count", self._definition(definition))
         if key not in self._cache:
-            unusable = full.filter(~((full.entry_days == 0) | (full.duration_days > full.entry_days)))
+            unusable = full.filter(
+                ~((full.entry_days == 0) | (full.duration_days > full.entry_days))
+            )
             self._cache[key] = int(unusable.count().to_pyarrow().as_py())
         self._note_unusable(self._definition(definition), self._cache[key])
         return usable

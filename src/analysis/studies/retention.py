@@ -915,9 +915,7 @@ def retention_study(
         cox_unusable=unusable,
         covariates_used=covs,
         max_time=plot_max,
-        cox_sample=(
-            (int(len(cox_pop)), int(len(pop))) if cox_pop is not pop else None
-        ),
+        cox_sample=((int(len(cox_pop)), int(len(pop))) if cox_pop is not pop else None),
     )
 
 

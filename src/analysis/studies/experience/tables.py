@@ -262,8 +262,7 @@ def _study_frames(
     from analysis.data import derive
 
     src = study.source
-    ids = src.table("customers").select("customer_id").to_pyarrow().column(0)
-    ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+    ids = src.sorted_customer_ids()
 
     lt_expr = derive.usable_lifetimes(study.lifetimes_expr())
     sample = study.model_sample()
