@@ -31,6 +31,7 @@ import types
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import psutil
 import pytest
 import yaml
@@ -111,6 +112,7 @@ def _fake_modules() -> dict[str, types.ModuleType]:
     data.check = _fake_check
     data.fingerprint = _fake_fingerprint
     data.customer_ids = lambda params: set(IDS)
+    data.customer_id_array = lambda params: sorted(IDS)
     return {"config": config, "data": data}
 
 
@@ -486,6 +488,31 @@ def test_scan_for_identifiers_finds_whole_tokens():
 def test_identifiers_to_scan_skips_short_numbers():
     kept = runner.identifiers_to_scan(["C1", "C0000123", "23570", "123456789", None, 7])
     assert kept == {"C0000123", "123456789"}
+
+
+def test_identifier_set_from_arrow_equals_the_plain_set_rules(monkeypatch):
+    """The compact id set (Arrow ids ordered by hash) keeps exactly the ids the plain rules
+    keep, finds them as whole tokens with their own punctuation and unicode, and confirms
+    every hash hit against the id itself."""
+    import pyarrow as pa
+
+    from analysis.report import guard
+
+    raw = ["C0000123", " C0000124 ", "ab", "1234567", "12345678", None, "acct-77/x", "Zoë-0042"]
+    expected = {"C0000123", "C0000124", "12345678", "acct-77/x", "Zoë-0042"}
+    for given in (raw, pa.array(raw), pa.chunked_array([raw[:3], raw[3:]])):
+        kept = guard.identifiers_to_scan(given)
+        assert kept == expected and len(kept) == 5 and set(kept) == expected
+        assert "C0000123" in kept and "C000012" not in kept and 7 not in kept
+    kept = guard.identifiers_to_scan(pa.array(raw))
+    assert set(kept.alphabet) == {"-", "/", "ë"}
+    page = "<td>acct-77/x</td> <td>Zoë-0042.</td> <td>acct-77/xy</td> 12345678"
+    assert runner.scan_for_identifiers(page, kept) == ["12345678", "Zoë-0042", "acct-77/x"]
+    # a hash hit that is not the id is no match: force every hash to collide
+    forced = guard.IdentifierSet(["C0000123", "C0000124"])
+    forced._hashes = np.zeros(2, dtype=np.uint64)
+    monkeypatch.setattr(guard, "_hash_strings", lambda v: np.zeros(len(v), dtype=np.uint64))
+    assert list(forced.contains_many(["C0000124", "C0000125"])) == [True, False]
 
 
 def test_redact_identifiers():

@@ -295,6 +295,26 @@ def test_derl_hypergeometric_closed_form():
     assert_allclose(model.discounted_residual_lifetime(m, rate), closed, rtol=1e-10)
 
 
+def test_derl_of_many_customers_is_each_customers_derl():
+    """Customers share renewal counts; values computed once per distinct count are each
+    customer's own (direct sums as the second implementation), in the customers' order."""
+    g, d, rate = 0.668, 3.806, 0.10
+    m = np.array([3, 0, 3, 7, 0, 12, 7, 3])
+    model = SBGResult.from_params(g, d)
+    assert_allclose(
+        model.discounted_residual_lifetime(m, rate),
+        [_derl_sum(g, d, k, rate) for k in m],
+        rtol=1e-8,
+    )
+    within = model.discounted_value_within(m, rate, 4)
+    direct = [
+        sum(model.survival(k + 1 + j) / model.survival(k) / (1 + rate) ** j for j in range(4))
+        for k in m
+    ]
+    assert_allclose(within, direct, rtol=1e-10)
+    assert model.discounted_value_within(3, rate, 4) == pytest.approx(direct[0], rel=1e-10)
+
+
 def test_expected_residual_lifetime():
     m = np.array([0, 1, 4])
     model = SBGResult.from_params(2.5, 3.0)

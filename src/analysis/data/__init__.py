@@ -13,7 +13,7 @@ Public entry points
 - :func:`open_source` -> :class:`Source` with the raw (renamed, uncast) tables.
 - :func:`check` -> list of :class:`~analysis.errors.Problem` for a params file.
 - :func:`load` -> validated :class:`Source` (raises :class:`~analysis.errors.DataError`).
-- :func:`fingerprint`, :func:`customer_ids` for run provenance and privacy checks.
+- :func:`fingerprint`, :func:`customer_ids` (:func:`customer_id_array`) for run provenance and privacy checks.
 """
 
 from analysis.data.sources import MEMORY_ENV, THREADS_ENV, Source, connect, open_source
@@ -22,6 +22,7 @@ from analysis.data.validation import (
     EVENT_DATES,
     RECEIPT_ENV,
     check,
+    customer_id_array,
     customer_ids,
     fingerprint,
     load,
@@ -37,6 +38,7 @@ __all__ = [
     "StudyData",
     "check",
     "connect",
+    "customer_id_array",
     "customer_ids",
     "fingerprint",
     "load",

@@ -176,9 +176,12 @@ def window_bins(source: Source, edges, *, coded: bool = False) -> ir.Table:
     return out if coded else _with_ids(source, out)
 
 
-def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Table:
+def value_totals(
+    source: Source, *, recent_since, margin: bool = False, coded: bool = False
+) -> ir.Table:
     """Return per customer: ``value`` (margin with ``margin``, else amount) of all
-    transactions, and ``recent_value``, of those dated on or after ``recent_since``."""
+    transactions, and ``recent_value``, of those dated on or after ``recent_since``.
+    With ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`)."""
     t = source.table("transactions")
     t = t.filter(t.customer_id.notnull())
     vals = _value_columns(t, margin)
@@ -187,17 +190,19 @@ def value_totals(source: Source, *, recent_since, margin: bool = False) -> ir.Ta
     out = t.group_by("customer_id").aggregate(
         value=t._v.sum(), recent_value=t._v.sum(where=t.date >= _date(recent_since))
     )
-    return out.mutate(recent_value=out.recent_value.coalesce(0.0))
+    out = out.mutate(recent_value=out.recent_value.coalesce(0.0))
+    return _with_codes(source, out) if coded else out
 
 
-def experience_features(source: Source, *, cutoff) -> ir.Table:
+def experience_features(source: Source, *, cutoff, coded: bool = False) -> ir.Table:
     """Return service features per customer as of ``cutoff`` (events on or before it).
 
     Columns: ``tickets_90d``, ``unresolved_90d`` (first contact did not resolve),
     ``sla_breaches_90d`` (tickets in the 90 days to the cutoff: dated after
     cutoff - 90 days); ``csat_sum_365d`` and ``csat_n_365d`` (CSAT answers in the 365
     days); ``nps_last`` (the latest day's NPS answer, the mean where one day has
-    several; null without answers). One row per customer with an event.
+    several; null without answers). One row per customer with an event. With
+    ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`).
     """
     e = source.table("experience")
     cut = dt.date.fromisoformat(str(cutoff)[:10])
@@ -225,7 +230,7 @@ def experience_features(source: Source, *, cutoff) -> ir.Table:
         csat_n_365d=e._csat.count(),
         nps_last=e._nps.mean(where=e._nps_day == e._nps_last_day),
     )
-    return out
+    return _with_codes(source, out) if coded else out
 
 
 def first_purchase_days(source: Source, n: int = 2) -> ir.Table:

@@ -125,7 +125,7 @@ class StudyData:
                 else self.lifetimes_expr(definition)
             )
             lt = expr.to_pandas()
-            lt.sort_values("customer_id", kind="stable", ignore_index=True, inplace=True)
+            lt = lt.sort_values("customer_id", kind="stable", ignore_index=True)
             self._cache[key] = lt
         return self._cache[key]
 

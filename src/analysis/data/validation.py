@@ -771,10 +771,22 @@ def fingerprint(params: Params, source: Source | None = None, *, with_as_of: boo
     return out
 
 
-def customer_ids(params: Params, source: Source | None = None) -> set[str]:
-    """Return the set of customer ids in the customers table (for the HTML privacy guard)."""
+def customer_id_array(params: Params, source: Source | None = None):
+    """Return the customer ids of the customers table as one Arrow string array.
+
+    For the HTML privacy guard at any scale: ten million ids take about 130 MB
+    this way, against about 1.2 GB as a Python set (:func:`customer_ids`).
+    """
+    import pyarrow as pa
+
     src = source or open_source(params)
     if not src.has("customers"):
-        return set()
+        return pa.array([], type=pa.string())
     col = src.tables["customers"].select(cid=src.tables["customers"].customer_id.cast("string"))
-    return {v for v in col.to_pyarrow().column(0).to_pylist() if v is not None}
+    ids = col.to_pyarrow().column(0).combine_chunks()
+    return ids.drop_null()
+
+
+def customer_ids(params: Params, source: Source | None = None) -> set[str]:
+    """Return the set of customer ids in the customers table (for the HTML privacy guard)."""
+    return set(customer_id_array(params, source).to_pylist())

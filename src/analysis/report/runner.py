@@ -756,7 +756,7 @@ def _run_checked(
                 [problem_line(p) for p in errors],
             )
         fingerprint = dict(data.fingerprint(params))
-        ids = identifiers_to_scan(data.customer_ids(params))
+        ids = identifiers_to_scan(data.customer_id_array(params))
     except _Refused as exc:
         return _refuse(
             out_dir,

@@ -363,6 +363,14 @@ def _derl_within(g: float, d: float, m: np.ndarray, rate: float, horizon: int) -
 # ---------------------------------------------------------------------------
 
 
+def _per_distinct(f, m: np.ndarray) -> np.ndarray:
+    """Return ``f`` of each element of the array ``m``, evaluated once per distinct value
+    (customers share a few hundred renewal counts: ten million quadratures become a few
+    hundred)."""
+    u, inv = np.unique(m, return_inverse=True)
+    return np.asarray(f(u), float)[inv].reshape(m.shape)
+
+
 def _as_float(x, name: str, minimum: float) -> tuple[np.ndarray, bool]:
     arr = np.asarray(x, dtype=float)
     if not np.all(np.isfinite(arr)) or np.any(arr < minimum):
@@ -540,6 +548,8 @@ class SBGResult:
         g, d = self._p()
         m, m_scalar = _as_float(periods_survived, "periods_survived", 0.0)
         rate, r_scalar = _as_float(discount_rate, "discount_rate", 0.0)
+        if r_scalar and not m_scalar:  # one quadrature per distinct m, not per customer
+            return _per_distinct(lambda u: _derl(g, d + u, rate), m)
         return _out(_derl(g, d + m, rate), m_scalar and r_scalar)
 
     def clv(
@@ -644,7 +654,9 @@ class SBGResult:
         m, m_scalar = _as_float(periods_survived, "periods_survived", 0.0)
         rate, _ = _as_float(discount_rate, "discount_rate", 0.0)
         h, _ = _as_float(horizon, "horizon", 1.0)
-        return _out(_derl_within(g, d, m, float(rate), int(h)), m_scalar)
+        if not m_scalar:  # customers with the same renewals share the value
+            return _per_distinct(lambda u: _derl_within(g, d, u, float(rate), int(h)), m)
+        return float(_derl_within(g, d, m, float(rate), int(h))[0])
 
     def base_value(
         self,

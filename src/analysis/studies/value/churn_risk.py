@@ -125,17 +125,29 @@ def _cutoff_days(cutoff, horizon_months: float) -> tuple[int, int]:
 
 
 class _CustomerCoder:
-    """Integer codes for customer ids: transaction customers first (in order of first
-    purchase row), then customers without transactions (in table order).
+    """Integer codes for customer ids.
 
-    Grouping and joining on int64 codes is many times faster and leaner than on
+    Built from a data source (:meth:`from_source`), a code is the customer's position
+    in identifier order, the code of :meth:`analysis.data.Source.customer_keys`, so
+    engine results pulled with ``_code`` need no lookup at all and the ids stay one
+    Arrow array (no Python string per customer). Built from pandas rows
+    (:meth:`from_ids`): transaction customers first (in order of first purchase row),
+    then customers without transactions (in table order).
+
+    Grouping and joining on integer codes is many times faster and leaner than on
     string ids; ids are put back only in the outputs.
     """
 
-    def __init__(self, ids: np.ndarray, n_tx: int):
-        self.ids = ids  # object array: customer id of each code
-        self.n_tx = n_tx  # codes below n_tx have transactions
+    def __init__(self, ids, n_tx: int):
+        self.ids = ids  # customer id of each code: object array, or an Arrow array
+        self.n_tx = n_tx  # codes below n_tx have transactions (from_ids)
         self._index = None
+
+    @classmethod
+    def from_source(cls, source) -> _CustomerCoder:
+        """The codes of ``source.customer_keys()``: code k is the k-th id in sorted order."""
+        ids = source.sorted_customer_ids()
+        return cls(ids, len(ids))
 
     @classmethod
     def from_ids(cls, tx_ids, customer_ids) -> _CustomerCoder:
@@ -170,6 +182,10 @@ class _CustomerCoder:
         return cls(ids, len(uniq)), codes
 
     @property
+    def arrow(self) -> bool:
+        return not isinstance(self.ids, np.ndarray)
+
+    @property
     def index(self) -> pd.Index:
         if self._index is None:
             self._index = pd.Index(self.ids)
@@ -177,7 +193,30 @@ class _CustomerCoder:
 
     def codes_of(self, values) -> np.ndarray:
         """Return the int64 code of each id (-1 for ids the coder does not know)."""
+        if self.arrow:  # a hash lookup in Arrow: no Python object per id
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            if isinstance(values, pd.Series | pd.Index):
+                values = values.array
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            if not isinstance(values, pa.Array):
+                values = pa.array(values, from_pandas=True)
+            vals = pc.cast(values, self.ids.type)
+            pos = pc.fill_null(pc.index_in(vals, value_set=self.ids), -1)
+            return pos.to_numpy(zero_copy_only=False).astype(np.int64)
         return self.index.get_indexer(np.asarray(values, dtype=object)).astype(np.int64)
+
+    def ids_of(self, codes):
+        """Return the ids of ``codes`` (an array pandas can hold: Arrow-backed text when
+        the coder's ids are Arrow)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if self.arrow:
+            import pyarrow as pa
+
+            return self.ids.take(pa.array(codes)).to_pandas().array
+        return self.ids[codes]
 
     def code_frame(self, frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
         """Return ``frame`` with its id column replaced by int64 codes."""
@@ -237,7 +276,10 @@ class _TxBins:
         edges = cls.edges_of(cutoffs)
         nb = edges.size + 1
         n_codes = len(coder.ids)
-        code = coder.codes_of(table.column("customer_id").to_numpy(zero_copy_only=False))
+        if "_code" in table.column_names:  # coded on the engine (coder from the source)
+            code = table.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
+        else:
+            code = coder.codes_of(table.column("customer_id").to_numpy(zero_copy_only=False))
         b = table.column("bin").to_numpy(zero_copy_only=False).astype(np.int64)
         last = pc.cast(table.column("last"), pa.int32()).to_numpy(zero_copy_only=False)
         ok = code >= 0
@@ -292,8 +334,12 @@ def _churn_features_coded(
     as_of,
     experience,
     loyalty,
+    keep_codes: bool = False,
 ) -> pd.DataFrame:
     """:func:`churn_risk_features` on integer-coded tables (id columns hold codes of ``coder``).
+
+    With ``keep_codes`` the result's id column keeps the codes (the value study maps
+    them itself) instead of the customer ids.
 
     Transactions come binned by customer code (:class:`_TxBins`, built with this
     cutoff and label end among its cutoffs).
@@ -385,7 +431,8 @@ def _churn_features_coded(
         base = base.merge(_loyalty_features(loyalty, cut, customer_id), on=customer_id, how="left")
         base["member"] = base["member"].fillna(0.0)
         base["loyalty_tier"] = base["loyalty_tier"].fillna("none")
-    base[customer_id] = coder.ids[base[customer_id].to_numpy()]
+    if not keep_codes:
+        base[customer_id] = coder.ids_of(base[customer_id].to_numpy())
     if extra is not None:
         base = base.merge(extra, on=customer_id, how="left", validate="one_to_one")
     base = base.reset_index(drop=True)
@@ -507,9 +554,12 @@ class _EngineExperience:
         from analysis.data import customer_stats
 
         tab = customer_stats.experience_features(
-            self.source, cutoff=np.datetime64(int(cut), "D").item()
+            self.source, cutoff=np.datetime64(int(cut), "D").item(), coded=self.coder.arrow
         ).to_pyarrow()
-        code = self.coder.codes_of(tab.column("customer_id").to_numpy(zero_copy_only=False))
+        if "_code" in tab.column_names:  # the coder's codes are the source's
+            code = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
+        else:
+            code = self.coder.codes_of(tab.column("customer_id").to_numpy(zero_copy_only=False))
         ok = code >= 0
         code = code[ok]
 

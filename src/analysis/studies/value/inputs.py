@@ -75,7 +75,8 @@ def _days(col) -> np.ndarray:
 
 
 def rfm_table(study, *, cal_end: int, obs_end, margin: bool, since_signup=None):
-    """Pull :func:`analysis.data.customer_stats.rfm` (day numbers in, Arrow table out)."""
+    """Pull :func:`analysis.data.customer_stats.rfm` (day numbers in, Arrow table out),
+    keyed by ``_code``, the customer code of ``study.source.customer_keys()``."""
     from analysis.data import customer_stats
 
     def day(d):
@@ -89,18 +90,18 @@ def rfm_table(study, *, cal_end: int, obs_end, margin: bool, since_signup=None):
         margin=margin,
         coded=True,
     ).to_pyarrow()
-    return study.source.ids_of_codes(tab)
+    return tab
 
 
 def rfm_frame(tab, coder: _CustomerCoder, *, cal_end: int, obs_end, freq: str):
-    """Return (RFM summary frame, customer code of each row) from an engine RFM table.
+    """Return (RFM summary frame, customer code of each row) from an engine RFM table
+    (:func:`rfm_table`, keyed by ``_code``; ``coder`` from the same source).
 
     The frame has the columns and ``attrs`` of
     :func:`analysis.studies.value.rfm_summary`; rows come in ascending code order.
     """
     unit = _unit_days(freq)
-    ids = tab.column("customer_id").to_numpy(zero_copy_only=False).astype(object)
-    who = coder.codes_of(ids)
+    who = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.argsort(who, kind="stable")
     who = who[order]
 
@@ -115,7 +116,7 @@ def rfm_frame(tab, coder: _CustomerCoder, *, cal_end: int, obs_end, freq: str):
         mval = np.where(x > 0, (total - first_val) / np.maximum(x, 1), np.nan)
     out = pd.DataFrame(
         {
-            "customer_id": ids[order] if len(ids) else pd.Index([], dtype=object),
+            "customer_id": coder.ids_of(who) if len(who) else pd.Index([], dtype=object),
             "first_purchase": first.astype("datetime64[D]").astype("datetime64[s]"),
             "frequency": x.astype(np.int64),
             "recency": (last - first) / unit,
@@ -158,13 +159,14 @@ def repeat_days(study, *, cal_end, obs_end, since_signup) -> tuple[np.ndarray, n
 
 
 def value_by_code(study, coder: _CustomerCoder, *, recent_since, margin: bool):
-    """Return (value of all transactions, value since ``recent_since``) per customer code."""
+    """Return (value of all transactions, value since ``recent_since``) per customer code
+    (``coder`` from ``study.source``)."""
     from analysis.data import customer_stats
 
     tab = customer_stats.value_totals(
-        study.source, recent_since=recent_since, margin=margin
+        study.source, recent_since=recent_since, margin=margin, coded=True
     ).to_pyarrow()
-    code = coder.codes_of(tab.column("customer_id").to_numpy(zero_copy_only=False))
+    code = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
     ok = code >= 0
     n = len(coder.ids)
     total, recent = np.zeros(n), np.zeros(n)
@@ -179,7 +181,5 @@ def purchase_bins(study, coder: _CustomerCoder, cutoffs) -> _TxBins:
     from analysis.data import customer_stats
 
     edges = [np.datetime64(int(e), "D").item() for e in _TxBins.edges_of(cutoffs)]
-    tab = study.source.ids_of_codes(
-        customer_stats.window_bins(study.source, edges, coded=True).to_pyarrow()
-    )
+    tab = customer_stats.window_bins(study.source, edges, coded=True).to_pyarrow()
     return _TxBins.from_table(tab, coder, cutoffs)

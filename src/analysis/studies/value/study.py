@@ -260,9 +260,9 @@ def value_study(
     margin_col = "margin" if has_margin else None
     as_of_day = _as_day(as_of, "calibration_end")
     now_tab = inputs.rfm_table(study, cal_end=as_of_day, obs_end=None, margin=has_margin)
-    coder = _CustomerCoder.from_ids(
-        now_tab.column("customer_id").to_numpy(zero_copy_only=False), customers["customer_id"]
-    )
+    # codes of the source (identifier order): engine results come keyed by them, and the
+    # identifiers stay one Arrow array, put back only where a table shows customers
+    coder = _CustomerCoder.from_source(study.source)
     n_codes = len(coder.ids)
     cust_codes = coder.codes_of(customers["customer_id"])
 
@@ -403,11 +403,18 @@ def value_study(
         margin=has_margin,
     )
     if contractual:
+        # keyed by customer code (an integer lookup, not a join on ten million strings)
         contract = attempt(
             "Contract-renewal model (sBG)",
             contractual_value,
-            customers[["customer_id", "signup_date", "churn_date"]],
-            pd.Series(in_window[cust_codes], index=customers["customer_id"].to_numpy()),
+            pd.DataFrame(
+                {
+                    "customer_id": cust_codes,
+                    "signup_date": customers["signup_date"].to_numpy(),
+                    "churn_date": customers["churn_date"].to_numpy(),
+                }
+            ),
+            pd.Series(in_window[cust_codes], index=cust_codes),
             as_of=as_of,
             window_start=window_start,
             period=study.params.analysis.period,
@@ -417,11 +424,12 @@ def value_study(
             seed=seed,
         )
         if fitted(contract):
-            cs = contract.scores.set_index("customer_id").reindex(scores["customer_id"])
+            cs = contract.scores.set_index("customer_id").reindex(active_codes)
             for k in ("renewals", "value_per_period", "residual_lifetime", "derl"):
                 scores[k] = cs[k].to_numpy()
             scores["clv_contract"] = cs["clv"].to_numpy()
             scores["clv_contract_horizon"] = cs["clv_horizon"].to_numpy()
+            contract.scores["customer_id"] = coder.ids_of(contract.scores["customer_id"])
     if fitted(contract):
         value_source, value_col_name, total = "contractual", "clv_contract", contract.total
     elif total_purchase is not None:
@@ -477,11 +485,11 @@ def value_study(
         if fitted(churn):
             model, cur = churn
             churn = model
-            p = model.predict(cur)
-            pmap = pd.Series(p.to_numpy(), index=cur["customer_id"].to_numpy())
-            got = pmap.reindex(scores["customer_id"].to_numpy())
-            ok = got.notna().to_numpy()
-            scores.loc[ok, "risk"] = got.to_numpy()[ok]
+            p_by_code = np.full(n_codes, np.nan)  # the features keep customer codes
+            p_by_code[cur["customer_id"].to_numpy()] = model.predict(cur).to_numpy()
+            got = p_by_code[active_codes]
+            ok = ~np.isnan(got)
+            scores.loc[ok, "risk"] = got[ok]
             scores.loc[ok, "risk_source"] = f"churn-risk model, next {risk_horizon_months:g} months"
     else:
         caveats.append({"kind": "no_churn_dates"})
@@ -492,8 +500,9 @@ def value_study(
     has_risk = scores["risk"].notna()
     scores["clv_tier"] = value_tiers(scores["clv"], quantiles=tier_quantiles).to_numpy()
     if has_risk.any():
+        # ranked by customer code; the ids go back in once the ranking is done
         ranked = customers_to_protect(
-            scores,
+            scores.assign(customer_id=active_codes),
             value="clv",
             risk="risk",
             tier_quantiles=tier_quantiles,
@@ -502,17 +511,20 @@ def value_study(
             strategic_segments=vp.strategic_segments,
             strategic_column=None,
         )
+        ranked_codes = ranked["customer_id"].to_numpy()
         if vp.strategic_column and vp.strategic_column in customers.columns:
-            flag = strategic_flags(customers.set_index("customer_id")[vp.strategic_column])
-            ranked["strategic"] = (
-                ranked["strategic"] | flag.reindex(ranked["customer_id"]).fillna(False).to_numpy()
-            )
-        scores = scores.drop(columns=["clv_tier"]).merge(
-            ranked[
-                ["customer_id", "clv_tier", "strategic", "at_risk", "value_at_stake", "protect"]
-            ],
-            on="customer_id",
-        )
+            flag_by_code = np.zeros(n_codes, bool)
+            flag_by_code[cust_codes] = strategic_flags(customers[vp.strategic_column]).to_numpy()
+            ranked["strategic"] = ranked["strategic"].to_numpy() | flag_by_code[ranked_codes]
+        # each ranked row back to its scores row (ranked is a permutation of scores)
+        row_of_code = np.full(n_codes, -1, dtype=np.int64)
+        row_of_code[active_codes] = np.arange(len(active_codes))
+        scores = scores.drop(columns=["clv_tier"])  # back from the ranking, at the end
+        ranked_at = np.empty(len(scores), dtype=np.int64)  # ranked row of each scores row
+        ranked_at[row_of_code[ranked_codes]] = np.arange(len(ranked))
+        for col in ("clv_tier", "strategic", "at_risk", "value_at_stake", "protect"):
+            scores[col] = ranked[col].iloc[ranked_at].set_axis(scores.index)
+        ranked["customer_id"] = coder.ids_of(ranked_codes)
         by_group = protect_summary(
             ranked, by=["segment", "clv_tier"], min_group_size=study.min_group_size
         )
@@ -697,11 +709,12 @@ def _churn_risk(study, customers, coder, n_codes, *, as_of, risk_horizon_months,
     fit_customers = coded_customers
     sample = study.model_sample()
     if sample is not None:  # fitted and tested on the model sample; every customer is scored
-        chosen = coder.codes_of(sample.ids.to_numpy(zero_copy_only=False))
+        chosen = coder.codes_of(sample.ids)
         keep = np.zeros(n_codes, bool)
         keep[chosen[chosen >= 0]] = True
         fit_customers = coded_customers[keep[coded_customers["customer_id"].to_numpy()]]
     fit_args = (fit_customers, coder, bins)
+    kw["keep_codes"] = True  # customer codes, mapped to the scores by the caller
     train = _churn_features_coded(*fit_args, cutoff=cuts["train"], **kw)
     test = _churn_features_coded(*fit_args, cutoff=cuts["test"], **kw)
     model = fit_churn_risk(train, test, seed=seed)
