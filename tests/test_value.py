@@ -612,6 +612,10 @@ def test_fit_churn_risk_known_truth(model):
     assert len(res.gains) == 10 and res.gains["lift"].iloc[0] > 1.5
     p = res.predict(test)
     assert p.between(0, 1).all()
+    # scored in chunks: the same probabilities as one pass over every row (sklearn directly)
+    X = _code_categories(test[res.features], res.categories)
+    np.testing.assert_array_equal(p.to_numpy(), res.model.predict_proba(X)[:, 1])
+    pd.testing.assert_series_equal(res.predict(test, chunk_rows=77), p)
 
 
 def test_fit_churn_risk_rejects_single_class():

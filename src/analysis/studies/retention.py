@@ -645,6 +645,26 @@ def _fit_cox(lt_c, covs, strata, reference, common, ph_alpha):
     )
 
 
+_IN_SAMPLE = "_in_cox_sample"
+
+
+def _slim(lt: pd.DataFrame, columns, cox_sample):
+    """Return (``lt`` with only the ``columns`` the statistics read, ``cox_sample`` or None).
+
+    Each step of the study copies the rows it keeps (population, follow-up rule, pooled
+    groups): at ten million customers every column it does not read costs hundreds of
+    megabytes per copy. Membership of the Cox sample becomes one boolean column
+    (``customer_id`` is not carried on); without ``customer_id`` there is no sample.
+    """
+    keep = [c for c in dict.fromkeys(c for c in columns if c) if c in lt.columns]
+    out = lt[keep]
+    if cox_sample is not None and "customer_id" in lt.columns:
+        out = out.assign(**{_IN_SAMPLE: cox_sample.contains(lt["customer_id"].array)})
+    else:
+        cox_sample = None
+    return out, cox_sample
+
+
 def _population(lt, definition, event, entry):
     """Split the inactivity-churn frame: repeat customers vs one-time buyers.
 
@@ -774,6 +794,13 @@ def retention_study(
             horizons=horizons[:3] or (3.0, 6.0, 12.0),
             alpha=alpha,
         )
+    lt, cox_sample = _slim(
+        lt,
+        [duration, event, entry, "start_date", "first_purchase", "last_purchase", group, cause]
+        + list(covariates or [])
+        + list(strata or []),
+        cox_sample,
+    )
     pop, population = _population(lt, definition, event, entry)
     n_too_recent = 0
     if definition == "inactivity":
@@ -822,8 +849,8 @@ def retention_study(
         )
     # Cox: pool small levels, leave out columns that are missing, empty or constant
     cox_pop = pop
-    if cox_sample is not None and "customer_id" in pop.columns:
-        cox_pop = pop.loc[cox_sample.contains(pop["customer_id"].array)]
+    if cox_sample is not None:
+        cox_pop = pop.loc[pop[_IN_SAMPLE].to_numpy()]
     lt_c, covs, missing_covs, unusable, dropped = _cox_frame(cox_pop, covariates, min_group_size)
     strata = [c for c in (strata or []) if c in pop.columns and pop[c].notna().any()]
     refit, moved = None, []
