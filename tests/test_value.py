@@ -972,3 +972,27 @@ def test_verdict_warns_when_the_at_risk_list_ranks_no_better_than_chance():
     assert "no better than chance" in text and "12 of the 20" in text
     ch.auc, ch.auc_ci = 0.78, (0.74, 0.82)
     assert "chance" not in " ".join(verdict(vs, currency="EUR", min_group_size=10))
+
+
+def test_value_curve_draws_exact_points_of_the_curve():
+    """The Lorenz-type value curve is drawn through at most about 2,000 of its exact points
+    (a million vertices would take most of a report's drawing time), first and last kept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.report.plots import value as value_plots
+
+    rng = np.random.default_rng(3)
+    for n in (7, 100_000):
+        v = rng.gamma(0.5, 100.0, size=n)
+        fig = value_plots.plot_value_curve(pd.Series(v), top=0.2)
+        x, y = fig.axes[0].lines[0].get_data()
+        s = np.sort(v)[::-1]
+        exact_x = np.arange(1, n + 1) / n
+        exact_y = np.cumsum(s) / s.sum()
+        assert len(x) == min(n, 2001) and x[0] == exact_x[0] and x[-1] == 1.0
+        k = np.rint(np.asarray(x) * n).astype(int) - 1  # the customer count at each point
+        np.testing.assert_allclose(y, exact_y[k], rtol=1e-12)
+        plt.close(fig)

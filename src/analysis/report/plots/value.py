@@ -101,7 +101,10 @@ def plot_value_curve(values: pd.Series, *, top: float | None = None):
     share_c = np.arange(1, v.size + 1) / v.size
     share_v = np.cumsum(v) / v.sum()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(share_c, share_v, color=_BLUE)
+    # the curve's exact points at most 2,000 customer shares apart: the same picture, where
+    # ten million vertices would take most of the report's drawing time
+    at = np.unique(np.linspace(0, v.size - 1, min(v.size, 2001)).round().astype(np.int64))
+    ax.plot(share_c[at], share_v[at], color=_BLUE)
     ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", label="Equal value")
     if top:
         k = max(1, int(round(top * v.size)))
