@@ -108,9 +108,9 @@ def rfm(
     ``margin_total``; with ``observation_end``: ``holdout_days`` and
     ``holdout_value`` (purchase days and value after ``calibration_end`` up to it).
     With ``coded``, ``_code`` (the customer code of ``Source.customer_keys``, ascending)
-    instead of ``customer_id``: ``Source.ids_of_codes`` puts the identifiers back in
-    Python, where joining them back on the engine ran DuckDB out of a 1 GB cap at 10M
-    customers.
+    instead of ``customer_id``: code k is element k of ``Source.sorted_customer_ids()``,
+    so the identifiers go back in Python where needed (joining them back on the engine
+    ran DuckDB out of a 1 GB cap at 10M customers).
     """
     end = observation_end if observation_end is not None else calibration_end
     d = _daily(source, end=end, since_signup=since_signup, margin=margin)

@@ -135,17 +135,6 @@ class Source:
             cache["ids"] = ids.take(pc.sort_indices(ids)).combine_chunks()
         return cache["ids"]
 
-    def ids_of_codes(self, table):
-        """Return the Arrow ``table`` with its ``_code`` column replaced by ``customer_id``
-        (first), looked up in Python: a coded engine result needs no join back to the
-        identifiers, nor a sort on them (codes are in identifier order)."""
-        import pyarrow as pa
-
-        codes = table.column("_code").combine_chunks()
-        ids = self.sorted_customer_ids().take(codes.cast(pa.int64()))
-        rest = table.drop_columns(["_code"])
-        return pa.Table.from_arrays([ids, *rest.columns], names=["customer_id", *rest.column_names])
-
 
 # --------------------------------------------------------------------------------------
 # Opening sources

@@ -54,10 +54,6 @@ class IdentifierSet(AbstractSet):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if isinstance(ids, IdentifierSet):
-            self._ids, self._hashes = ids._ids, ids._hashes
-            self._alphabet = ids._alphabet
-            return
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
         if not isinstance(ids, pa.Array):

@@ -138,16 +138,14 @@ class _CustomerCoder:
     string ids; ids are put back only in the outputs.
     """
 
-    def __init__(self, ids, n_tx: int):
+    def __init__(self, ids):
         self.ids = ids  # customer id of each code: object array, or an Arrow array
-        self.n_tx = n_tx  # codes below n_tx have transactions (from_ids)
         self._index = None
 
     @classmethod
     def from_source(cls, source) -> _CustomerCoder:
         """The codes of ``source.customer_keys()``: code k is the k-th id in sorted order."""
-        ids = source.sorted_customer_ids()
-        return cls(ids, len(ids))
+        return cls(source.sorted_customer_ids())
 
     @classmethod
     def from_ids(cls, tx_ids, customer_ids) -> _CustomerCoder:
@@ -157,7 +155,7 @@ class _CustomerCoder:
         cust = np.asarray(customer_ids, dtype=object)
         pos = pd.Index(tx_uniques).get_indexer(cust)
         extra = pd.unique(cust[pos < 0])
-        return cls(np.concatenate([tx_uniques, np.asarray(extra, dtype=object)]), len(tx_uniques))
+        return cls(np.concatenate([tx_uniques, np.asarray(extra, dtype=object)]))
 
     @classmethod
     def from_arrow(cls, tx_ids, customer_ids) -> tuple[_CustomerCoder, np.ndarray]:
@@ -179,7 +177,7 @@ class _CustomerCoder:
         ids = np.concatenate(
             [uniq.to_numpy(zero_copy_only=False).astype(object), np.asarray(extra, dtype=object)]
         )
-        return cls(ids, len(uniq)), codes
+        return cls(ids), codes
 
     @property
     def arrow(self) -> bool:
@@ -207,6 +205,14 @@ class _CustomerCoder:
             pos = pc.fill_null(pc.index_in(vals, value_set=self.ids), -1)
             return pos.to_numpy(zero_copy_only=False).astype(np.int64)
         return self.index.get_indexer(np.asarray(values, dtype=object)).astype(np.int64)
+
+    def codes_in(self, table) -> np.ndarray:
+        """Return the int64 code of each row of an Arrow ``table``: its ``_code`` column
+        (coded on the engine; the coder must come from the same source), else its
+        ``customer_id`` looked up (-1 for unknown ids)."""
+        if "_code" in table.column_names:
+            return table.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
+        return self.codes_of(table.column("customer_id").to_numpy(zero_copy_only=False))
 
     def ids_of(self, codes):
         """Return the ids of ``codes`` (an array pandas can hold: Arrow-backed text when
@@ -276,10 +282,7 @@ class _TxBins:
         edges = cls.edges_of(cutoffs)
         nb = edges.size + 1
         n_codes = len(coder.ids)
-        if "_code" in table.column_names:  # coded on the engine (coder from the source)
-            code = table.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
-        else:
-            code = coder.codes_of(table.column("customer_id").to_numpy(zero_copy_only=False))
+        code = coder.codes_in(table)
         b = table.column("bin").to_numpy(zero_copy_only=False).astype(np.int64)
         last = pc.cast(table.column("last"), pa.int32()).to_numpy(zero_copy_only=False)
         ok = code >= 0
@@ -567,10 +570,7 @@ class _EngineExperience:
         tab = customer_stats.experience_features(
             self.source, cutoff=np.datetime64(int(cut), "D").item(), coded=self.coder.arrow
         ).to_pyarrow()
-        if "_code" in tab.column_names:  # the coder's codes are the source's
-            code = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
-        else:
-            code = self.coder.codes_of(tab.column("customer_id").to_numpy(zero_copy_only=False))
+        code = self.coder.codes_in(tab)
         ok = code >= 0
         code = code[ok]
 

@@ -101,7 +101,7 @@ def rfm_frame(tab, coder: _CustomerCoder, *, cal_end: int, obs_end, freq: str):
     :func:`analysis.studies.value.rfm_summary`; rows come in ascending code order.
     """
     unit = _unit_days(freq)
-    who = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
+    who = coder.codes_in(tab)
     order = np.argsort(who, kind="stable")
     who = who[order]
 
@@ -166,7 +166,7 @@ def value_by_code(study, coder: _CustomerCoder, *, recent_since, margin: bool):
     tab = customer_stats.value_totals(
         study.source, recent_since=recent_since, margin=margin, coded=True
     ).to_pyarrow()
-    code = tab.column("_code").to_numpy(zero_copy_only=False).astype(np.int64)
+    code = coder.codes_in(tab)
     ok = code >= 0
     n = len(coder.ids)
     total, recent = np.zeros(n), np.zeros(n)
