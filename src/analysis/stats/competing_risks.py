@@ -24,6 +24,7 @@ def cumulative_incidence(
     entry: str | None = None,
     alpha: float = 0.05,
     unknown_label: str = "unknown",
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the cumulative incidence of churn by reason (Aalen-Johansen).
 
@@ -41,6 +42,9 @@ def cumulative_incidence(
     cause : str
         Column with the churn reason of churned customers; missing reasons of
         churned customers are labelled ``unknown_label``.
+    weights : str, optional
+        Column with the number of customers each row stands for (see
+        :func:`analysis.stats.survival.kaplan_meier`).
 
     Returns
     -------
@@ -49,7 +53,15 @@ def cumulative_incidence(
         and distinct churn time).
     """
     z = _z(alpha)
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group, extra=(cause,))
+    work, _ = _prepare(
+        df,
+        duration=duration,
+        event=event,
+        entry=entry,
+        group=group,
+        extra=(cause,),
+        weights=weights,
+    )
     reason = work[cause].astype(object)
     reason = reason.where(reason.notna(), unknown_label)
     work = work.assign(_c=np.where(work["_e"] == 1, reason, None))
@@ -58,10 +70,11 @@ def cumulative_incidence(
         t = sub["_t"].to_numpy()
         e = sub["_e"].to_numpy().astype(float)
         en = sub["_entry"].to_numpy()
+        w = sub["_w"].to_numpy() if weights else None
         if e.sum() == 0:
             continue
         u = np.unique(t[e == 1])
-        n, d = _risk_counts(t, e, en, u)
+        n, d = _risk_counts(t, e, en, u, w)
         with np.errstate(divide="ignore", invalid="ignore"):
             haz = np.where(n > 0, d / n, 0.0)
         s = np.cumprod(1 - haz)
@@ -70,9 +83,8 @@ def cumulative_incidence(
         with np.errstate(divide="ignore", invalid="ignore"):
             ra_all = np.where(n > d, d / (n * (n - d)), 0.0)
         for c in causes:
-            tc = np.sort(t[(e == 1) & (sub["_c"].to_numpy() == c)])
-            dk = np.searchsorted(tc, u, side="right") - np.searchsorted(tc, u, side="left")
-            dk = dk.astype(float)
+            of_c = (e == 1) & (sub["_c"].to_numpy() == c)
+            _, dk = _risk_counts(t[of_c], e[of_c], en[of_c], u, None if w is None else w[of_c])
             with np.errstate(divide="ignore", invalid="ignore"):
                 sp0 = np.where(n > 0, s_prev / n, 0.0)
             f = np.cumsum(sp0 * dk)

@@ -34,6 +34,7 @@ def hazard_over_tenure(
     max_time: float | None = None,
     smooth: int = 3,
     alpha: float = 0.05,
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the churn rate per unit of tenure (life-table hazard) with intervals.
 
@@ -70,6 +71,9 @@ def hazard_over_tenure(
         Intervals in the centred smoothing window (1: no smoothing); at least 1.
     alpha : float
         1 - confidence level of the intervals.
+    weights : str, optional
+        Column with the number of customers each row stands for (see
+        :func:`analysis.stats.survival.kaplan_meier`).
 
     Returns
     -------
@@ -102,7 +106,9 @@ def hazard_over_tenure(
                 )
             ],
         )
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     top = float(max_time if max_time is not None else work["_t"].max())
     edges = np.arange(0.0, top + width * 0.999, width)
     if len(edges) < 2:
@@ -112,13 +118,16 @@ def hazard_over_tenure(
         t = sub["_t"].to_numpy()
         e = sub["_e"].to_numpy()
         en = sub["_entry"].to_numpy()
-        ev_t = np.sort(t[e == 1])
+        w = sub["_w"].to_numpy()
+        o = np.argsort(t[e == 1], kind="stable")
+        ev_t = t[e == 1][o]
+        ev_w = np.concatenate([[0.0], np.cumsum(w[e == 1][o])])  # customers up to each event
         rows = []
         for a, b in zip(edges[:-1], edges[1:], strict=True):
-            expo = np.clip(np.minimum(t, b) - np.maximum(en, a), 0, None).sum()
+            expo = (np.clip(np.minimum(t, b) - np.maximum(en, a), 0, None) * w).sum()
             lo_side = np.searchsorted(ev_t, a, side="right") if a > 0 else 0
-            ev = np.searchsorted(ev_t, b, side="right") - lo_side
-            risk = int(((en <= a) & (t > a)).sum())
+            ev = int(ev_w[np.searchsorted(ev_t, b, side="right")] - ev_w[lo_side])
+            risk = int(w[(en <= a) & (t > a)].sum())
             rows.append((a, b, risk, expo, ev))
         fr = pd.DataFrame(rows, columns=["start", "end", "at_risk_start", "exposure", "events"])
         with np.errstate(divide="ignore", invalid="ignore"):

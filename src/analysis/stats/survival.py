@@ -71,12 +71,15 @@ def _prepare(
     entry: str | None = None,
     group: str | None = None,
     extra: tuple[str, ...] = (),
+    weights: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Return a clean working frame with columns _t, _e, _entry, _g (+ extra) and notes.
+    """Return a clean working frame with columns _t, _e, _entry, _g, _w (+ extra) and notes.
 
-    Rows with entry == duration are dropped: they are never at risk.
+    ``_w`` is the row's frequency weight: the number of customers the row stands for
+    (column ``weights``), 1 without one. Rows with entry == duration are dropped: they
+    are never at risk.
     """
-    needed = [duration, event] + [c for c in (entry, group) if c] + list(extra)
+    needed = [duration, event] + [c for c in (entry, group, weights) if c] + list(extra)
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
         raise DataError(
@@ -183,9 +186,25 @@ def _prepare(
             )
     else:
         en = np.zeros(len(df))
+    w = np.ones(len(df))
+    if weights:
+        w = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
+        bad_w = ~np.isfinite(w) | (w < 0) | (w != np.round(w))
+        if bad_w.any():
+            problems.append(
+                Problem(
+                    TABLE,
+                    weights,
+                    "bad_weight",
+                    "the number of customers of a row is missing, negative or not whole",
+                    int(bad_w.sum()),
+                    examples_of(df[weights][bad_w]),
+                    fix="give each row the whole number of customers it stands for",
+                )
+            )
     if problems:
         raise DataError(f"{TABLE}: {len(problems)} problem(s) in the survival input", problems)
-    work = pd.DataFrame({"_t": t, "_e": ev.astype(np.int8), "_entry": en}, index=df.index)
+    work = pd.DataFrame({"_t": t, "_e": ev.astype(np.int8), "_entry": en, "_w": w}, index=df.index)
     if group:
         g = df[group]
         work["_g"] = g.astype(object).where(g.notna(), "(missing)")
@@ -195,9 +214,9 @@ def _prepare(
         work[c] = df[c]
     never = (work["_entry"] > 0) & (work["_entry"] >= work["_t"])
     info = {
-        "n_input": int(len(work)),
-        "n_never_at_risk": int(never.sum()),
-        "n_left_truncated": int(((work["_entry"] > 0) & ~never).sum()),
+        "n_input": int(w.sum()),
+        "n_never_at_risk": int(w[never.to_numpy()].sum()),
+        "n_left_truncated": int(w[((work["_entry"] > 0) & ~never).to_numpy()].sum()),
     }
     return work.loc[~never], info
 
@@ -236,12 +255,19 @@ def _entry_eff(entry):
     return np.where(entry > 0, entry, -1.0)
 
 
-def _km_core(t, e, entry):
-    """Return event times, at-risk, events, S, var(log S) for one group."""
-    if e.sum() == 0:
+def _weights_of(sub: pd.DataFrame, weights) -> np.ndarray | None:
+    """The frequency weights of a working frame's rows, or None when every row is one
+    customer (the unweighted computation, as before weights existed)."""
+    return sub["_w"].to_numpy() if weights else None
+
+
+def _km_core(t, e, entry, w=None):
+    """Return event times, at-risk, events, S, var(log S) for one group
+    (``w``: frequency weights, customers per row; None: one each)."""
+    if (e.sum() if w is None else (e * w).sum()) == 0:
         return (np.array([]),) * 5
     use = entry is not None and np.any(np.asarray(entry) > 0)
-    sf = SurvfuncRight(t, e, entry=_entry_eff(entry) if use else None)
+    sf = SurvfuncRight(t, e, entry=_entry_eff(entry) if use else None, freq_weights=w)
     s = np.asarray(sf.surv_prob, dtype=float)
     n = np.asarray(sf.n_risk, dtype=float)
     d = np.asarray(sf.n_events, dtype=float)
@@ -294,6 +320,7 @@ def kaplan_meier(
     entry: str | None = None,
     alpha: float = 0.05,
     conf_type: str = "log-log",
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate Kaplan-Meier survival (retention) curves with pointwise intervals.
 
@@ -315,6 +342,10 @@ def kaplan_meier(
     conf_type : {"log-log", "log", "plain"}
         Interval transform; log-log (the default) stays within [0, 1]. R's
         ``survfit`` default is ``"log"``.
+    weights : str, optional
+        Column with the number of customers each row stands for (frequency weights:
+        rows of customers with the same values, counted on the engine); the result
+        equals that of one row per customer.
 
     Returns
     -------
@@ -324,11 +355,16 @@ def kaplan_meier(
         ci_lower, ci_upper.
     """
     z = _z(alpha)
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     parts = []
     for lev, sub in _iter_groups(work):
         tt, n, d, s, varlog = _km_core(
-            sub["_t"].to_numpy(), sub["_e"].to_numpy(), sub["_entry"].to_numpy() if entry else None
+            sub["_t"].to_numpy(),
+            sub["_e"].to_numpy(),
+            sub["_entry"].to_numpy() if entry else None,
+            _weights_of(sub, weights),
         )
         lo, hi = _ci(s, varlog, z, conf_type)
         frame = pd.DataFrame(
@@ -369,12 +405,13 @@ def survival_at(
     entry: str | None = None,
     alpha: float = 0.05,
     conf_type: str = "log-log",
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the share of customers still active at given tenures, with intervals.
 
     Parameters
     ----------
-    df, duration, event, group, entry, alpha, conf_type
+    df, duration, event, group, entry, alpha, conf_type, weights
         As in :func:`kaplan_meier`.
     times : sequence of float
         Tenures (duration unit) at which to read the curve.
@@ -387,20 +424,25 @@ def survival_at(
         longest follow-up of the group.
     """
     z = _z(alpha)
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     parts = []
     for lev, sub in _iter_groups(work):
         t = sub["_t"].to_numpy()
         tt, n, d, s, varlog = _km_core(
-            t, sub["_e"].to_numpy(), sub["_entry"].to_numpy() if entry else None
+            t,
+            sub["_e"].to_numpy(),
+            sub["_entry"].to_numpy() if entry else None,
+            _weights_of(sub, weights),
         )
         lo, hi = _ci(s, varlog, z, conf_type)
         km = pd.DataFrame(
             {"time": tt, "survival": s, "se": s * np.sqrt(varlog), "ci_lower": lo, "ci_upper": hi}
         )
         vals = _step_lookup(km, times, float(t.max()))
-        en = sub["_entry"].to_numpy()
-        risk = [int(((t >= h) & (en <= h)).sum()) for h in np.asarray(times, dtype=float)]
+        en, w = sub["_entry"].to_numpy(), sub["_w"].to_numpy()
+        risk = [int(w[(t >= h) & (en <= h)].sum()) for h in np.asarray(times, dtype=float)]
         frame = pd.DataFrame({"horizon": np.asarray(times, dtype=float)})
         frame = pd.concat([frame, vals], axis=1)
         frame["at_risk"] = risk
@@ -432,6 +474,7 @@ def median_survival(
     entry: str | None = None,
     alpha: float = 0.05,
     conf_type: str = "log-log",
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the median tenure (time by which half have churned) with an interval.
 
@@ -440,7 +483,7 @@ def median_survival(
 
     Parameters
     ----------
-    df, duration, event, group, entry, alpha, conf_type
+    df, duration, event, group, entry, alpha, conf_type, weights
         As in :func:`kaplan_meier` (``alpha``: 1 - confidence level of the
         median's interval).
 
@@ -452,18 +495,23 @@ def median_survival(
         reached within follow-up), max_time (longest follow-up, duration unit).
     """
     z = _z(alpha)
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     rows = []
     for lev, sub in _iter_groups(work):
         tt, n, d, s, varlog = _km_core(
-            sub["_t"].to_numpy(), sub["_e"].to_numpy(), sub["_entry"].to_numpy() if entry else None
+            sub["_t"].to_numpy(),
+            sub["_e"].to_numpy(),
+            sub["_entry"].to_numpy() if entry else None,
+            _weights_of(sub, weights),
         )
         lo, hi = _ci(s, varlog, z, conf_type)
         lo_f = np.where(np.isnan(lo), 0.0, lo)  # undefined lower band after S hits 0
         hi_f = np.where(np.isnan(hi), np.inf, hi)
         row = {
-            "n": int(len(sub)),
-            "events": int(sub["_e"].sum()),
+            "n": int(sub["_w"].sum()),
+            "events": int((sub["_e"] * sub["_w"]).sum()),
             "median": _first_crossing(tt, s) if len(tt) else np.nan,
             "ci_lower": _first_crossing(tt, lo_f) if len(tt) else np.nan,
             "ci_upper": _first_crossing(tt, hi_f) if len(tt) else np.nan,
@@ -480,8 +528,8 @@ def median_survival(
 # ----------------------------------------------------------------------------
 
 
-def _rmst_one(t, e, entry, horizon):
-    tt, n, d, s, _ = _km_core(t, e, entry)
+def _rmst_one(t, e, entry, horizon, w=None):
+    tt, n, d, s, _ = _km_core(t, e, entry, w)
     keep = tt <= horizon
     tt, n, d, s = tt[keep], n[keep], d[keep], s[keep]
     # step function: S = 1 on [0, t1), s[k] on [t_k, t_{k+1}), last to horizon
@@ -525,6 +573,7 @@ def rmst(
     group: str | None = None,
     entry: str | None = None,
     alpha: float = 0.05,
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Estimate the restricted mean survival time: average tenure within the first ``horizon``.
 
@@ -543,7 +592,7 @@ def rmst(
 
     Parameters
     ----------
-    df, duration, event, group, entry, alpha
+    df, duration, event, group, entry, alpha, weights
         As in :func:`kaplan_meier`.
     horizon : float
         Restriction time, in the duration unit (e.g. 24 months); positive.
@@ -575,21 +624,22 @@ def rmst(
                 )
             ],
         )
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     rows = []
     for lev, sub in _iter_groups(work):
         t = sub["_t"].to_numpy()
         e_sub = sub["_e"].to_numpy()
+        en_sub = sub["_entry"].to_numpy() if entry else None
+        w_sub = _weights_of(sub, weights)
         reaches_zero = (
-            bool(e_sub[t == t.max()].any())
-            and _km_core(t, e_sub, sub["_entry"].to_numpy() if entry else None)[3][-1] == 0
+            bool(e_sub[t == t.max()].any()) and _km_core(t, e_sub, en_sub, w_sub)[3][-1] == 0
         )
         if t.max() < horizon and not reaches_zero:
             est, se = np.nan, np.nan
         else:
-            est, se = _rmst_one(
-                t, sub["_e"].to_numpy(), sub["_entry"].to_numpy() if entry else None, horizon
-            )
+            est, se = _rmst_one(t, e_sub, en_sub, horizon, w_sub)
         rows.append(
             {
                 "kind": "estimate",
@@ -599,8 +649,8 @@ def rmst(
                 "se": se,
                 "ci_lower": est - z * se,
                 "ci_upper": est + z * se,
-                "n": int(len(sub)),
-                "events": int(sub["_e"].sum()),
+                "n": int(sub["_w"].sum()),
+                "events": int((sub["_e"] * sub["_w"]).sum()),
                 "p_value": np.nan,
                 "rmtl": horizon - est,
                 "rmtl_ci_lower": horizon - (est + z * se),
@@ -666,15 +716,66 @@ def holm(pvalues) -> np.ndarray:
     return adj
 
 
-def _risk_counts(t, e, entry, utimes):
-    """Return at-risk counts and event counts at ``utimes`` (risk set: entry < u <= t)."""
-    ts = np.sort(t)
-    n_time = len(t) - np.searchsorted(ts, utimes, side="left")  # t >= u
-    es = np.sort(_entry_eff(entry))
-    n_entry = len(entry) - np.searchsorted(es, utimes, side="left")  # entry >= u
-    ev = np.sort(t[e == 1])
-    d = np.searchsorted(ev, utimes, side="right") - np.searchsorted(ev, utimes, side="left")
-    return (n_time - n_entry).astype(float), d.astype(float)
+def _risk_counts(t, e, entry, utimes, w=None):
+    """Return at-risk counts and event counts at ``utimes`` (risk set: entry < u <= t);
+    ``w``: frequency weights (customers per row), None for one each."""
+    if w is None:
+        ts = np.sort(t)
+        n_time = len(t) - np.searchsorted(ts, utimes, side="left")  # t >= u
+        es = np.sort(_entry_eff(entry))
+        n_entry = len(entry) - np.searchsorted(es, utimes, side="left")  # entry >= u
+        ev = np.sort(t[e == 1])
+        d = np.searchsorted(ev, utimes, side="right") - np.searchsorted(ev, utimes, side="left")
+        return (n_time - n_entry).astype(float), d.astype(float)
+
+    def above(x, wx, side):  # weight of rows with x >= u (side "left") or x > u ("right")
+        o = np.argsort(x, kind="stable")
+        cw = np.concatenate([[0.0], np.cumsum(wx[o])])
+        return cw[-1] - cw[np.searchsorted(x[o], utimes, side=side)]
+
+    w = np.asarray(w, dtype=float)
+    n = above(t, w, "left") - above(_entry_eff(entry), w, "left")
+    ev = e == 1
+    d = above(t[ev], w[ev], "left") - above(t[ev], w[ev], "right")
+    return n, d
+
+
+def _logrank_weighted(t, e, codes, entry, w, k: int):
+    """(O - E) of groups 1..k-1 and their covariance, summed over event times with more
+    than one customer at risk: :func:`statsmodels.duration.survfunc.survdiff` (log-rank
+    weights) on rows that stand for ``w`` customers each."""
+    u = np.unique(t[(e == 1) & (w > 0)])
+    en = entry if entry is not None else np.zeros(len(t))
+    n_g, d_g = zip(
+        *(
+            _risk_counts(t[codes == g], e[codes == g], en[codes == g], u, w[codes == g])
+            for g in range(k)
+        ),
+        strict=True,
+    )
+    n_g, d_g = np.vstack(n_g), np.vstack(d_g)
+    n, d = n_g.sum(axis=0), d_g.sum(axis=0)
+    keep = n > 1
+    n_g, d_g, n, d = n_g[:, keep], d_g[:, keep], n[keep], d[keep]
+    r = n_g / n
+    oe = (d_g - r * d)[1:].sum(axis=1)
+    scale = d * (n - d) / np.clip(n - 1, 1e-10, None)
+    var = np.empty((k - 1, k - 1))
+    for i in range(1, k):
+        for j in range(1, k):
+            var[i - 1, j - 1] = np.sum(scale * r[i] * ((i == j) - r[j]))
+    return oe, var
+
+
+def _survdiff(t, e, codes, entry, w):
+    """Log-rank chi-square and p-value: statsmodels' ``survdiff`` without weights, the
+    same test from weighted counts with them."""
+    if w is None:
+        return survdiff(t, e, codes, entry=entry)
+    k = len(np.unique(codes))
+    oe, var = _logrank_weighted(t, e, np.unique(codes, return_inverse=True)[1], entry, w, k)
+    chisq = float(oe.dot(np.linalg.solve(var, oe)))
+    return chisq, float(1 - stats.chi2.cdf(chisq, k - 1))
 
 
 @dataclass
@@ -709,12 +810,13 @@ def logrank(
     event: str,
     group: str,
     entry: str | None = None,
+    weights: str | None = None,
 ) -> LogrankResult:
     """Test whether retention curves differ between groups (log-rank test).
 
     Parameters
     ----------
-    df, duration, event, entry
+    df, duration, event, entry, weights
         As in :func:`kaplan_meier`.
     group : str
         Column with two or more groups.
@@ -725,7 +827,9 @@ def logrank(
         Overall k-group test, observed/expected table and all pairwise tests
         with Holm-adjusted p-values.
     """
-    work, _ = _prepare(df, duration=duration, event=event, entry=entry, group=group)
+    work, _ = _prepare(
+        df, duration=duration, event=event, entry=entry, group=group, weights=weights
+    )
     levels = _group_levels(work)
     if len(levels) < 2:
         raise DataError(
@@ -745,22 +849,31 @@ def logrank(
     e = work["_e"].to_numpy().astype(float)
     en = work["_entry"].to_numpy()
     g = work["_g"].to_numpy()
+    w = _weights_of(work, weights)
+    wn = work["_w"].to_numpy()
     codes = pd.Categorical(g, categories=levels).codes
-    use_entry = en if (entry and np.any(en > 0)) else None
+    # entry 0 as -1: customers observed from signup are at risk at tenure 0, as in the
+    # curves (statsmodels' risk set is entry < t, which would leave out churn on day 0)
+    use_entry = _entry_eff(en) if (entry and np.any(en > 0)) else None
     try:
-        chisq, p = survdiff(t, e, codes, entry=use_entry)
+        chisq, p = _survdiff(t, e, codes, use_entry, w)
     except np.linalg.LinAlgError:  # no events, or no information to compare
         chisq, p = np.nan, np.nan
     utimes = np.unique(t[e == 1])
-    n_all, d_all = _risk_counts(t, e, en, utimes)
+    n_all, d_all = _risk_counts(t, e, en, utimes, w)
     tab = []
     for k, lev in enumerate(levels):
         m = codes == k
-        n_g, d_g = _risk_counts(t[m], e[m], en[m], utimes)
+        n_g, d_g = _risk_counts(t[m], e[m], en[m], utimes, None if w is None else w[m])
         with np.errstate(divide="ignore", invalid="ignore"):
             exp_g = np.nansum(np.where(n_all > 0, d_all * n_g / n_all, 0.0))
         tab.append(
-            {"group": lev, "n": int(m.sum()), "observed": int(d_g.sum()), "expected": float(exp_g)}
+            {
+                "group": lev,
+                "n": int(wn[m].sum()),
+                "observed": int(d_g.sum()),
+                "expected": float(exp_g),
+            }
         )
     pairs = []
     for i in range(len(levels)):
@@ -770,8 +883,12 @@ def logrank(
                 stat_ij, p_ij = np.nan, np.nan
             else:
                 try:
-                    stat_ij, p_ij = survdiff(
-                        t[m], e[m], codes[m], entry=en[m] if use_entry is not None else None
+                    stat_ij, p_ij = _survdiff(
+                        t[m],
+                        e[m],
+                        codes[m],
+                        use_entry[m] if use_entry is not None else None,
+                        None if w is None else w[m],
                     )
                 except np.linalg.LinAlgError:
                     stat_ij, p_ij = np.nan, np.nan
@@ -803,6 +920,7 @@ def at_risk_table(
     times,
     entry: str | None = None,
     group: str | None = None,
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Count customers under observation at given tenures (for the table under a KM plot).
 
@@ -814,7 +932,7 @@ def at_risk_table(
     ----------
     df : pandas.DataFrame
         One row per customer.
-    duration, entry, group
+    duration, entry, group, weights
         As in :func:`kaplan_meier`.
     times : sequence of float
         Tenures (duration unit) at which to count.
@@ -825,7 +943,7 @@ def at_risk_table(
         Customer counts (int): one row per group (index named ``group``, or
         "group" with the single row "all" when ungrouped), one column per time.
     """
-    cols = [duration] + ([entry] if entry else []) + ([group] if group else [])
+    cols = [duration] + [c for c in (entry, group, weights) if c]
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise DataError(
@@ -834,11 +952,12 @@ def at_risk_table(
         )
     t = df[duration].to_numpy(dtype=float)
     en = df[entry].to_numpy(dtype=float) if entry else np.zeros(len(df))
+    w = df[weights].to_numpy(dtype=float) if weights else np.ones(len(df))
     g = df[group].astype(object).fillna("(missing)") if group else pd.Series(ALL, index=df.index)
     out = {}
     for lev in sorted(pd.unique(g), key=str):
         m = (g == lev).to_numpy()
-        out[lev] = [int(((en[m] <= h) & (t[m] >= h)).sum()) for h in times]
+        out[lev] = [int(w[m][(en[m] <= h) & (t[m] >= h)].sum()) for h in times]
     tab = pd.DataFrame.from_dict(out, orient="index", columns=list(times))
     tab.index.name = group or "group"
     return tab
