@@ -194,6 +194,23 @@ def test_window_bins_on_the_engine_equal_the_one_pass_bins(study, tables):
     assert got.max_day == want.max_day
 
 
+def test_window_bins_of_some_customers_equal_their_rows_of_everyone(study, tables):
+    """The churn-risk model's training windows are binned for the model sample only."""
+    coder = _coder(study, tables)
+    cuts = [_cutoff_days(_split(study)[2], 3)]
+    full = inputs.purchase_bins(study, coder, cuts)
+    some = np.arange(0, len(coder.ids), 3)  # every third customer, with and without purchases
+    part = inputs.purchase_bins(study, coder, cuts, codes=some[::-1])
+    np.testing.assert_array_equal(part.rows, some)
+    np.testing.assert_array_equal(part.count, full.count[some])
+    np.testing.assert_array_equal(part.amount, full.amount[some])
+    np.testing.assert_array_equal(part.last_in, full.last_in[some])
+    np.testing.assert_array_equal(part.rows_of(some[[4, 1]]), [4, 1])
+    assert (full.count[some].sum(axis=1) == 0).any() and (full.count[some].sum(axis=1) > 0).any()
+    with pytest.raises(Exception, match="missing from the transaction bins"):
+        part.rows_of([1])
+
+
 def _as_day_series(s):
     return pd.to_datetime(s).to_numpy().astype("datetime64[D]").astype(np.int64)
 

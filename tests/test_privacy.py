@@ -319,6 +319,10 @@ def test_csv_safe_handles_categorical_text():
     df = pd.DataFrame({"tier": pd.Categorical(["=a", "b"]), "n": [1, -2]})
     out = csv_safe(df)
     assert out["tier"].tolist() == ["'=a", "b"] and out["n"].tolist() == [1, -2]
+    assert df["tier"].tolist() == ["=a", "b"]  # the input is not changed
+    # a neutralised category that equals another one ("=x" and "'=x") still comes out right
+    clash = pd.DataFrame({"s": pd.Categorical(["=x", "'=x", "@y", "=x"])})
+    assert csv_safe(clash)["s"].tolist() == ["'=x", "'=x", "'@y", "'=x"]
 
 
 # --------------------------------------------------------------------------------------

@@ -153,14 +153,15 @@ def repeat_purchases_by_day(
     return j.group_by("date").aggregate(purchases=j.count()).order_by("date")
 
 
-def window_bins(source: Source, edges, *, coded: bool = False) -> ir.Table:
+def window_bins(source: Source, edges, *, coded: bool = False, codes=None) -> ir.Table:
     """Return purchases per customer between fixed days: one row per customer and bin.
 
     Bin k holds the transactions dated in (edges[k-1], edges[k]] (bin 0: on or before
     edges[0]; the last bin: after every edge). Columns: ``customer_id``, ``bin``,
     ``purchases`` (transaction rows), ``amount`` (their total, missing amounts as 0),
     ``last`` (latest date in the bin). Windows ending at any edge are sums of bins.
-    With ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`).
+    With ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`). ``codes``
+    (customer codes): only those customers' transactions (a semi-join on the engine).
     """
     t = source.table("transactions")
     t = t.filter(t.customer_id.notnull(), t.date.notnull())
@@ -170,6 +171,12 @@ def window_bins(source: Source, edges, *, coded: bool = False) -> ir.Table:
         b = b + ibis.ifelse(t.date > _date(e), 1, 0).cast("int32")
     t = t.mutate(bin=b, _amount=_value_columns(t, False)["amount"])
     t = _with_codes(source, t.select("customer_id", "date", "bin", "_amount"))
+    if codes is not None:
+        import numpy as np
+        import pyarrow as pa
+
+        keep = pa.table({"_code": pa.array(np.unique(np.asarray(codes, dtype=np.int32)))})
+        t = t.semi_join(ibis.memtable(keep), "_code")
     out = t.group_by(["_code", "bin"]).aggregate(
         purchases=t.count(), amount=t._amount.sum(), last=t.date.max()
     )

@@ -127,6 +127,44 @@ class StudyData:
             self._cache[key] = _sorted_frame(expr, "customer_id")
         return self._cache[key]
 
+    def lifetime_counts(self, columns, definition: str | None = None):
+        """Return the usable lifetimes summed on the engine: one row per distinct value of
+        ``columns`` (those the lifetimes have), with ``customers``, the number of customers
+        it stands for.
+
+        Only this table, whose size is bounded by the distinct tenures, entries and groups
+        rather than by the customers, reaches Python; the survival estimators take it
+        with ``weights="customers"`` (see :func:`analysis.studies.retention.count_columns`).
+        ``second_purchase`` among ``columns`` adds each customer's second purchase day
+        (missing for none), joined on the engine. Rows come sorted by ``columns``.
+        """
+        import ibis
+
+        key = ("lifetime_counts", self._definition(definition), tuple(columns))
+        if key not in self._cache:
+            expr = self.usable_lifetimes_expr(definition)
+            if "second_purchase" in columns:
+                expr = _with_second_purchase(expr, self.source)
+            cols = [c for c in dict.fromkeys(columns) if c in expr.columns]
+            out = expr.group_by(cols).aggregate(customers=ibis._.count()).to_pandas()
+            self._cache[key] = out.sort_values(cols, kind="stable").reset_index(drop=True)
+        return self._cache[key]
+
+    def model_lifetimes(self, definition: str | None = None):
+        """Return the usable lifetimes, one row per customer, of the model sample
+        (:meth:`model_sample`, chosen on the engine), or of every customer when the data
+        has no more customers than ``analysis.model_max_customers``: the rows a
+        per-customer model such as the Cox model is fitted on."""
+        sample = self.model_sample()
+        if sample is None:
+            return self.lifetimes(definition)
+        key = ("model_lifetimes", self._definition(definition))
+        if key not in self._cache:
+            expr = self.usable_lifetimes_expr(definition)
+            expr = expr.semi_join(sample.table(), "customer_id")
+            self._cache[key] = _sorted_frame(expr, "customer_id")
+        return self._cache[key]
+
     def _note_unusable(self, definition: str, dropped: int) -> None:
         """Say once per churn definition how many lifetimes were left out as unusable."""
         key = ("unusable_noted", definition)
@@ -249,6 +287,20 @@ class StudyData:
         return j.select(
             *[j["_code"].name("customer_id") if c == "customer_id" else j[c] for c in cols]
         )
+
+
+def _with_second_purchase(lifetimes, source):
+    """``lifetimes`` with ``second_purchase``: the customer's second distinct purchase day
+    (null for none), from :func:`analysis.data.customer_stats.first_purchase_days`."""
+    from analysis.data import customer_stats
+
+    days = customer_stats.first_purchase_days(source, 2)
+    second = days.group_by("customer_id").aggregate(
+        second_purchase=days.date.max(), _n=days.count()
+    )
+    second = second.filter(second._n == 2).select("customer_id", "second_purchase")
+    j = lifetimes.left_join(second, "customer_id")
+    return j.select(*lifetimes.columns, second_purchase=j.second_purchase)
 
 
 def _sorted_frame(expr, column: str):

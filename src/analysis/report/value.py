@@ -223,6 +223,7 @@ def segment_suppression(vs: ValueStudy, *, min_group_size: int) -> Suppression:
         .rename("customers")
         .reset_index()
     )
+    counts["segment"] = counts["segment"].astype(str)
     return suppression(
         counts,
         count_col="customers",
@@ -305,14 +306,18 @@ def csv_safe(frame: pd.DataFrame, *, keep: tuple[str, ...] = EXPORT_KEYS) -> pd.
             return "'" + value
         return value
 
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy on write: replacing a column leaves ``frame`` as it is
     for c in out.columns:
         col = out[c]
-        if c in keep or not (
-            pd.api.types.is_object_dtype(col)
-            or pd.api.types.is_string_dtype(col)
-            or isinstance(col.dtype, pd.CategoricalDtype)
-        ):
+        if c in keep:
+            continue
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            # the categories, not every row (ten million rows, a few segments)
+            cats = [safe(v) for v in col.cat.categories]
+            if len(set(cats)) == len(cats):
+                out[c] = col.cat.rename_categories(cats)
+                continue
+        elif not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
             continue
         out[c] = col.astype(object).map(safe)
     return out
@@ -597,12 +602,13 @@ def segment_stakes(vs: ValueStudy) -> pd.DataFrame:
     """Return customers, at risk, to protect and value at stake by segment (all tiers)."""
     r = vs.ranked
     g = r.groupby("segment", observed=True)
-    return g.agg(
+    out = g.agg(
         customers=("customer_id", "size"),
         to_protect=("protect", "sum"),
         value_at_stake=("value_at_stake", "sum"),
         value=("value", "sum"),
     ).reset_index()
+    return out.assign(segment=out["segment"].astype(str))
 
 
 def protect_finding(vs: ValueStudy, *, currency: str, min_group_size: int) -> str:

@@ -109,7 +109,9 @@ def drop_small_groups(
     return df.loc[keep].copy(), small
 
 
-def pool_small_groups(values: pd.Series, *, min_group_size: int) -> tuple[pd.Series, list]:
+def pool_small_groups(
+    values: pd.Series, *, min_group_size: int, weights: pd.Series | None = None
+) -> tuple[pd.Series, list]:
     """Pool the levels with fewer than ``min_group_size`` customers into one level.
 
     Missing values become the level :data:`NOT_RECORDED` first, so customers
@@ -124,6 +126,8 @@ def pool_small_groups(values: pd.Series, *, min_group_size: int) -> tuple[pd.Ser
         A categorical attribute, one value per customer.
     min_group_size : int
         Smallest group that may be shown.
+    weights : pandas.Series, optional
+        Customers per row (rows of counts); None: one customer per row.
 
     Returns
     -------
@@ -132,7 +136,11 @@ def pool_small_groups(values: pd.Series, *, min_group_size: int) -> tuple[pd.Ser
         group) and the small levels, largest first.
     """
     v = values.astype(object).where(values.notna(), NOT_RECORDED)
-    sizes = v.value_counts()
+    if weights is None:
+        sizes = v.value_counts()
+    else:
+        sizes = pd.Series(np.asarray(weights, dtype=float), index=v.index).groupby(v).sum()
+        sizes = sizes.sort_values(ascending=False, kind="stable")
     small = [g for g, n in sizes.items() if n < min_group_size]
     if not small:
         return v, []
@@ -269,17 +277,25 @@ class OneTimeBuyers:
     returned_by: object = None
 
 
-def _median_ci(x: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Return the sample median and its distribution-free (order-statistic) interval."""
-    x = np.sort(np.asarray(x, dtype=float))
-    n = len(x)
+def _median_ci(x: np.ndarray, alpha: float = 0.05, w=None) -> tuple[float, float, float]:
+    """Return the sample median and its distribution-free (order-statistic) interval
+    (``w``: customers per value, for values of rows of counts; None: one each)."""
+    x = np.asarray(x, dtype=float)
+    w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
+    o = np.argsort(x, kind="stable")
+    x, cum = x[o], np.cumsum(w[o])
+    n = int(cum[-1]) if len(cum) else 0
     if n == 0:
         return np.nan, np.nan, np.nan
-    med = float(np.median(x))
+
+    def order_stat(k: int) -> float:  # the k-th smallest value, 1-based
+        return float(x[np.searchsorted(cum, k, side="left")])
+
+    med = order_stat(n // 2 + 1) if n % 2 else 0.5 * (order_stat(n // 2) + order_stat(n // 2 + 1))
     j = int(sps.binom.ppf(alpha / 2, n, 0.5))  # x_(j) .. x_(n-j+1), 1-based
     if j < 1:
         return med, np.nan, np.nan
-    return med, float(x[j - 1]), float(x[n - j])
+    return med, order_stat(j), order_stat(n - j + 1)
 
 
 def one_time_buyers(
@@ -290,6 +306,7 @@ def one_time_buyers(
     transactions: pd.DataFrame | None = None,
     horizons=(3, 6, 12),
     alpha: float = 0.05,
+    weights: str | None = None,
 ) -> OneTimeBuyers:
     """Count new customers who never bought again, and time how soon the others returned.
 
@@ -308,6 +325,10 @@ def one_time_buyers(
         (:meth:`analysis.data.StudyData.first_purchase_days`, built on the engine).
     horizons : sequence of float
         Months at which the cumulative share who returned is read.
+    weights : str, optional
+        Column of ``lt`` with the customers each row stands for (rows of counts, built on
+        the engine); the second purchase then comes from the column ``second_purchase``
+        (the day of the second purchase, missing for none) instead of ``transactions``.
 
     Returns
     -------
@@ -315,13 +336,14 @@ def one_time_buyers(
     """
     as_of = pd.Timestamp(as_of)
     new = lt[lt["entry_days"] == 0] if "entry_days" in lt.columns else lt
+    w = new[weights].to_numpy(dtype=float) if weights else np.ones(len(new))
     first = pd.to_datetime(new["first_purchase"]).fillna(pd.to_datetime(new["start_date"]))
     last = pd.to_datetime(new["last_purchase"]).fillna(first)
     age_days = (as_of - first).dt.days
     observable = age_days > inactivity_days
     one_time = last.dt.normalize() <= first.dt.normalize()
-    n_obs = int(observable.sum())
-    k = int((observable & one_time).sum())
+    n_obs = int(w[observable.to_numpy()].sum())
+    k = int(w[(observable & one_time).to_numpy()].sum())
     if n_obs:
         lo, hi = proportion_confint(k, n_obs, alpha=alpha, method="wilson")
         share = k / n_obs
@@ -333,30 +355,39 @@ def one_time_buyers(
         share=float(share),
         ci_lower=float(lo),
         ci_upper=float(hi),
-        n_new=int(len(new)),
-        n_too_recent=int((~observable).sum()),
+        n_new=int(w.sum()),
+        n_too_recent=int(w[(~observable).to_numpy()].sum()),
         inactivity_days=int(inactivity_days),
     )
-    if transactions is None or "customer_id" not in new.columns or not len(new):
+    if not len(new):
         return out
-    tx = transactions[["customer_id", "date"]].copy()
-    tx["date"] = pd.to_datetime(tx["date"]).dt.normalize()
-    tx = tx[tx["customer_id"].isin(new["customer_id"])].drop_duplicates()
-    tx = tx.sort_values(["customer_id", "date"])
-    nth = tx.groupby("customer_id").cumcount()
-    second = tx.loc[nth == 1].set_index("customer_id")["date"]  # second purchase day
-    if len(second):
-        sec = pd.to_datetime(new["customer_id"].map(second))
-    else:  # nobody bought twice (pandas cannot map through an empty datetime Series)
-        sec = pd.Series(pd.NaT, index=new.index, dtype="datetime64[ns]")
+    if "second_purchase" in new.columns:
+        sec = pd.to_datetime(new["second_purchase"]).dt.normalize()
+    elif transactions is None or "customer_id" not in new.columns:
+        return out
+    else:
+        tx = transactions[["customer_id", "date"]].copy()
+        tx["date"] = pd.to_datetime(tx["date"]).dt.normalize()
+        tx = tx[tx["customer_id"].isin(new["customer_id"])].drop_duplicates()
+        tx = tx.sort_values(["customer_id", "date"])
+        nth = tx.groupby("customer_id").cumcount()
+        second = tx.loc[nth == 1].set_index("customer_id")["date"]  # second purchase day
+        if len(second):
+            sec = pd.to_datetime(new["customer_id"].map(second))
+        else:  # nobody bought twice (pandas cannot map through an empty datetime Series)
+            sec = pd.Series(pd.NaT, index=new.index, dtype="datetime64[ns]")
     returned = sec.notna().to_numpy()
     gap = ((sec - first).dt.days / DAYS_PER_MONTH).to_numpy()
     follow = (age_days / DAYS_PER_MONTH).to_numpy(dtype=float)
-    med, mlo, mhi = _median_ci(gap[returned], alpha)
+    med, mlo, mhi = _median_ci(gap[returned], alpha, w[returned])
     out.return_median, out.return_ci_lower, out.return_ci_upper = med, mlo, mhi
-    out.n_returned = int(returned.sum())
+    out.n_returned = int(w[returned].sum())
     frame = pd.DataFrame(
-        {"t": np.where(returned, gap, np.maximum(follow, 0.0)), "e": returned.astype(int)}
+        {
+            "t": np.where(returned, gap, np.maximum(follow, 0.0)),
+            "e": returned.astype(int),
+            "_w": w,
+        }
     )
     frame = frame[np.isfinite(frame["t"])]
 
@@ -367,7 +398,9 @@ def one_time_buyers(
                 "measured",
                 remedy="A longer history after the first purchases would allow it.",
             )
-        sa = survival_at(frame, duration="t", event="e", times=list(horizons), alpha=alpha)
+        sa = survival_at(
+            frame, duration="t", event="e", times=list(horizons), alpha=alpha, weights="_w"
+        )
         return pd.DataFrame(
             {
                 "horizon": sa["horizon"],
@@ -518,15 +551,17 @@ def _with_all(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
 
 def _curves(lt, lt_g, group, horizons, ticks, common):
     """Kaplan-Meier, medians and shares still active: everyone first, then the shown groups."""
-    duration, entry = common["duration"], common["entry"]
+    duration, entry, weights = common["duration"], common["entry"], common["weights"]
     km_all = kaplan_meier(lt, **common)
-    at_all = at_risk_table(lt, duration=duration, entry=entry, times=ticks)
+    at_all = at_risk_table(lt, duration=duration, entry=entry, times=ticks, weights=weights)
     med = _with_all(median_survival(lt, **common), group)
     sa = _with_all(survival_at(lt, times=horizons, **common), group)
     km_g = at_g = None
     if group:
         km_g = kaplan_meier(lt_g, group=group, **common)
-        at_g = at_risk_table(lt_g, duration=duration, entry=entry, group=group, times=ticks)
+        at_g = at_risk_table(
+            lt_g, duration=duration, entry=entry, group=group, times=ticks, weights=weights
+        )
         by = median_survival(lt_g, group=group, **common)
         med = pd.concat([med, by], ignore_index=True)
         sa = pd.concat(
@@ -551,7 +586,7 @@ def _rmst(frame, horizon, group, common):
     return out
 
 
-def _prepare_group(lt, group, min_group_size):
+def _prepare_group(lt, group, min_group_size, weights=None):
     """Return (frame with pooled group, group or None, note, small levels, customers unshown)."""
     if not group:
         return lt, None, None, [], 0
@@ -559,12 +594,13 @@ def _prepare_group(lt, group, min_group_size):
         return lt, None, "missing", [], 0
     if lt[group].isna().all():
         return lt, None, "empty", [], 0
-    pooled, small = pool_small_groups(lt[group], min_group_size=min_group_size)
+    w = lt[weights] if weights else None
+    pooled, small = pool_small_groups(lt[group], min_group_size=min_group_size, weights=w)
     shown = pooled.notna()
     if pooled[shown].nunique() < 2:
         return lt, None, "single", small, 0
     lt_g = lt.assign(**{group: pooled}).loc[shown]
-    return lt_g, group, None, small, int((~shown).sum())
+    return lt_g, group, None, small, _count(lt.loc[~shown], weights)
 
 
 def _cox_frame(lt, covariates, min_group_size):
@@ -648,6 +684,36 @@ def _fit_cox(lt_c, covs, strata, reference, common, ph_alpha):
 _IN_SAMPLE = "_in_cox_sample"
 
 
+def count_columns(
+    definition: str,
+    group: str | None,
+    *,
+    duration: str = "duration_months",
+    event: str = "event",
+    entry: str = "entry_months",
+    cause: str | None = "churn_reason",
+) -> list[str]:
+    """The lifetimes columns :func:`retention_study` reads besides the Cox covariates:
+    the keys of the rows of counts (:meth:`analysis.data.StudyData.lifetime_counts`).
+
+    Tenure, churn, entry, the group and the reason always; under inactivity churn also
+    the dates that decide who bought again and how long churn is observable, and the
+    second purchase day (the time to return).
+    """
+    cols = [duration, event, entry, group, cause]
+    if definition == "inactivity":
+        cols += ["entry_days", "start_date", "first_purchase", "last_purchase"]
+        cols += ["second_purchase"]
+    return [c for c in dict.fromkeys(cols) if c]
+
+
+def _count(frame: pd.DataFrame, weights: str | None, mask=None) -> int:
+    """Customers in ``frame`` (rows where ``mask``): rows, or the sum of ``weights``."""
+    if mask is not None:
+        frame = frame.loc[np.asarray(mask, dtype=bool)]
+    return int(frame[weights].sum()) if weights else int(len(frame))
+
+
 def _slim(lt: pd.DataFrame, columns, cox_sample):
     """Return (``lt`` with only the ``columns`` the statistics read, ``cox_sample`` or None).
 
@@ -727,6 +793,8 @@ def retention_study(
     as_of=None,
     transactions=None,
     cox_sample=None,
+    weights: str | None = None,
+    cox_rows: pd.DataFrame | None = None,
 ) -> RetentionResult:
     """Compute the retention (survival) study from the lifetimes table.
 
@@ -769,12 +837,28 @@ def retention_study(
         proportional-hazards check and concordance are fitted on these customers only
         (``lt`` needs ``customer_id``); curves, medians, RMST, log-rank, hazard over
         tenure and cumulative incidence use every customer. None: every customer.
+    weights : str, optional
+        Column of ``lt`` with the customers each row stands for: ``lt`` then holds rows
+        of counts (:meth:`analysis.data.StudyData.lifetime_counts`, summed on the engine)
+        instead of one row per customer, and every number equals the per-customer one.
+        Under inactivity churn a ``second_purchase`` column replaces ``transactions``.
+    cox_rows : pandas.DataFrame, optional
+        One row per customer for the Cox model (the model sample's customers, or every
+        customer), with the columns of ``lt`` and the covariates; needed with
+        ``weights`` (without it the Cox model uses the rows of counts with their weights
+        expanded). With ``cox_sample``, the sentence names its size.
 
     Returns
     -------
     RetentionResult
     """
-    common = {"duration": duration, "event": event, "entry": entry, "alpha": alpha}
+    common = {
+        "duration": duration,
+        "event": event,
+        "entry": entry,
+        "alpha": alpha,
+        "weights": weights,
+    }
     horizons = [float(h) for h in horizons]
     if as_of is None and "end_date" in lt.columns and len(lt):
         as_of = pd.to_datetime(lt["end_date"]).max()
@@ -790,24 +874,34 @@ def retention_study(
             lt,
             as_of=as_of,
             inactivity_days=inactivity_days,
-            transactions=transactions(2) if callable(transactions) else transactions,
+            transactions=(
+                None if weights else transactions(2) if callable(transactions) else transactions
+            ),
             horizons=horizons[:3] or (3.0, 6.0, 12.0),
             alpha=alpha,
+            weights=weights,
         )
-    lt, cox_sample = _slim(
-        lt,
+    slim_cols = (
         [duration, event, entry, "start_date", "first_purchase", "last_purchase", group, cause]
         + list(covariates or [])
-        + list(strata or []),
-        cox_sample,
+        + list(strata or [])
     )
+    if weights:
+        if cox_rows is None:  # one row per customer for the Cox model
+            cox_rows = lt.loc[lt.index.repeat(lt[weights].to_numpy(np.int64))]
+        cox_rows, _ = _slim(cox_rows, slim_cols, None)
+        cox_sample_sizes = cox_sample is not None
+        lt, cox_sample = _slim(lt, [*slim_cols, weights], None)
+    else:
+        cox_sample_sizes = False
+        lt, cox_sample = _slim(lt, slim_cols, cox_sample)
     pop, population = _population(lt, definition, event, entry)
     n_too_recent = 0
     if definition == "inactivity":
-        before = len(pop)
+        before = _count(pop, weights)
         pop = _censor_when_observable(pop, as_of, inactivity_days, duration, event, entry)
-        n_too_recent = before - len(pop)
-    lt_g, gcol, group_note, small, n_unshown = _prepare_group(pop, group, min_group_size)
+        n_too_recent = before - _count(pop, weights)
+    lt_g, gcol, group_note, small, n_unshown = _prepare_group(pop, group, min_group_size, weights)
     follow = float(pop[duration].max()) if len(pop) and pop[duration].notna().any() else 0.0
     plot_max = float(min(max_months, np.ceil(follow))) if follow > 0 else float(max_months)
     ticks = list(_ticks(plot_max))
@@ -839,7 +933,14 @@ def retention_study(
             )
         else:
             lr = attempt(
-                S_LOGRANK, logrank, lt_g, group=gcol, duration=duration, event=event, entry=entry
+                S_LOGRANK,
+                logrank,
+                lt_g,
+                group=gcol,
+                duration=duration,
+                event=event,
+                entry=entry,
+                weights=weights,
             )
     elif group and group_note == "single":
         lr = Skipped(
@@ -849,7 +950,13 @@ def retention_study(
         )
     # Cox: pool small levels, leave out columns that are missing, empty or constant
     cox_pop = pop
-    if cox_sample is not None:
+    if weights:  # the per-customer rows, through the same population and follow-up rules
+        cox_pop, _ = _population(cox_rows, definition, event, entry)
+        if definition == "inactivity":
+            cox_pop = _censor_when_observable(
+                cox_pop, as_of, inactivity_days, duration, event, entry
+            )
+    elif cox_sample is not None:
         cox_pop = pop.loc[pop[_IN_SAMPLE].to_numpy()]
     lt_c, covs, missing_covs, unusable, dropped = _cox_frame(cox_pop, covariates, min_group_size)
     strata = [c for c in (strata or []) if c in pop.columns and pop[c].notna().any()]
@@ -887,6 +994,7 @@ def retention_study(
         entry=entry,
         alpha=alpha,
         max_time=hz_max if hz_max > 0 else max_months,
+        weights=weights,
     )
     cif = None
     cause_missing = False
@@ -894,11 +1002,12 @@ def retention_study(
         cif = attempt(S_CIF, cumulative_incidence, pop, cause=cause, **common)
     elif cause:
         cause_missing = True
-    n_active = int((lt[event] == 0).sum()) if event in lt.columns else 0
+    has_event = event in lt.columns
+    n_active = _count(lt, weights, lt[event] == 0) if has_event else 0
     return RetentionResult(
-        n=int(len(lt)),
-        n_events=int(lt[event].sum()) if event in lt.columns else 0,
-        n_left_truncated=int((lt[entry] > 0).sum()) if entry in lt.columns else 0,
+        n=_count(lt, weights),
+        n_events=_count(lt, weights, lt[event] == 1) if has_event else 0,
+        n_left_truncated=_count(lt, weights, lt[entry] > 0) if entry in lt.columns else 0,
         group=gcol,
         suppressed_groups=small,
         horizons=horizons,
@@ -926,9 +1035,9 @@ def retention_study(
         definition=definition,
         inactivity_days=int(inactivity_days),
         population=population,
-        n_population=int(len(pop)),
+        n_population=_count(pop, weights),
         n_population_too_recent=int(n_too_recent),
-        n_population_events=int(pop[event].sum()) if event in pop.columns else 0,
+        n_population_events=_count(pop, weights, pop[event] == 1) if event in pop.columns else 0,
         n_active=n_active,
         as_of=_as_date(as_of),
         one_time=one_time,
@@ -942,7 +1051,11 @@ def retention_study(
         cox_unusable=unusable,
         covariates_used=covs,
         max_time=plot_max,
-        cox_sample=((int(len(cox_pop)), int(len(pop))) if cox_pop is not pop else None),
+        cox_sample=(
+            (int(len(cox_pop)), _count(pop, weights))
+            if (cox_pop is not pop and (not weights or cox_sample_sizes))
+            else None
+        ),
     )
 
 

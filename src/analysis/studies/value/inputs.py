@@ -175,11 +175,15 @@ def value_by_code(study, coder: _CustomerCoder, *, recent_since, margin: bool):
     return total, recent
 
 
-def purchase_bins(study, coder: _CustomerCoder, cutoffs) -> _TxBins:
+def purchase_bins(study, coder: _CustomerCoder, cutoffs, codes=None) -> _TxBins:
     """Return the churn-risk feature windows of ``cutoffs`` (pairs of day numbers) as
-    :class:`_TxBins`, summed per customer and window on the engine."""
+    :class:`_TxBins`, summed per customer and window on the engine.
+
+    ``codes``: the customer codes to bin (the engine keeps only their transactions),
+    or None for every customer.
+    """
     from analysis.data import customer_stats
 
     edges = [np.datetime64(int(e), "D").item() for e in _TxBins.edges_of(cutoffs)]
-    tab = customer_stats.window_bins(study.source, edges, coded=True).to_pyarrow()
-    return _TxBins.from_table(tab, coder, cutoffs)
+    tab = customer_stats.window_bins(study.source, edges, coded=True, codes=codes).to_pyarrow()
+    return _TxBins.from_table(tab, coder, cutoffs, rows=codes)

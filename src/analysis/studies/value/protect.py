@@ -50,9 +50,10 @@ def value_tiers(values: pd.Series, *, quantiles: tuple[float, float] = (0.5, 0.8
             ],
         )
     pct = values.rank(method="first", pct=True)
-    lab = np.where(pct > hi, "high", np.where(pct > lo, "medium", "low"))
+    pos = {t: i for i, t in enumerate(TIERS)}
+    code = np.where(pct > hi, pos["high"], np.where(pct > lo, pos["medium"], pos["low"]))
     return pd.Series(
-        pd.Categorical(lab, categories=list(TIERS), ordered=True),
+        pd.Categorical.from_codes(code.astype(np.int8), categories=list(TIERS), ordered=True),
         index=values.index,
         name="value_tier",
     )
@@ -181,7 +182,7 @@ def customers_to_protect(
     out = pd.DataFrame(
         {
             "customer_id": scores[customer_id].to_numpy(),
-            "segment": scores[segment].astype(str).to_numpy() if segment else "all",
+            "segment": _text_or_categorical(scores[segment]) if segment else "all",
             "value": scores[value].astype(float).to_numpy(),
             "risk": r.to_numpy(),
         }
@@ -222,6 +223,16 @@ def customers_to_protect(
     ]
 
 
+def _text_or_categorical(values: pd.Series):
+    """A group column as text, or left categorical (one small code per customer instead of
+    a string each: the value study's segments at ten million customers)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in values.cat.categories]
+        if len(set(cats)) == len(cats):
+            return values.cat.rename_categories(cats).array
+    return values.astype(str).to_numpy()
+
+
 def protect_summary(
     ranked: pd.DataFrame, *, by=("segment", "clv_tier"), min_group_size: int = 10
 ) -> pd.DataFrame:
@@ -242,6 +253,9 @@ def protect_summary(
         value_at_stake=("value_at_stake", "sum"),
         mean_risk=("risk", "mean"),
     ).reset_index()
+    for c in by:  # group labels as text (a categorical column keeps no room for a total)
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(str)
     small = out["customers"] < min_group_size
     num = [
         "customers",
