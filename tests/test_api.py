@@ -17,14 +17,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC_API = [
-    "survival.kaplan_meier(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log') -> 'pd.DataFrame'",
-    "survival.logrank(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str', entry: 'str | None' = None) -> 'LogrankResult'",
+    "survival.kaplan_meier(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log', weights: 'str | None' = None) -> 'pd.DataFrame'",
+    "survival.logrank(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str', entry: 'str | None' = None, weights: 'str | None' = None) -> 'LogrankResult'",
     "survival.cox(df: 'pd.DataFrame', *, duration: 'str', event: 'str', covariates, strata=None, entry: 'str | None' = None, ties: 'str' = 'efron', reference: 'dict | None' = None, alpha: 'float' = 0.05, ph_transform: 'str' = 'km') -> 'CoxResult'",
-    "survival.rmst(df: 'pd.DataFrame', *, duration: 'str', event: 'str', horizon: 'float', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05) -> 'pd.DataFrame'",
+    "survival.rmst(df: 'pd.DataFrame', *, duration: 'str', event: 'str', horizon: 'float', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, weights: 'str | None' = None) -> 'pd.DataFrame'",
     "survival.ph_test(time, event, x, beta, *, entry=None, strata=None, transform='km', names=None, ties='efron') -> 'pd.DataFrame'",
-    "survival.cumulative_incidence(df: 'pd.DataFrame', *, duration: 'str', event: 'str', cause: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, unknown_label: 'str' = 'unknown') -> 'pd.DataFrame'",
-    "survival.median_survival(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log') -> 'pd.DataFrame'",
-    "survival.survival_at(df: 'pd.DataFrame', *, duration: 'str', event: 'str', times, group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log') -> 'pd.DataFrame'",
+    "survival.cumulative_incidence(df: 'pd.DataFrame', *, duration: 'str', event: 'str', cause: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, unknown_label: 'str' = 'unknown', weights: 'str | None' = None) -> 'pd.DataFrame'",
+    "survival.median_survival(df: 'pd.DataFrame', *, duration: 'str', event: 'str', group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log', weights: 'str | None' = None) -> 'pd.DataFrame'",
+    "survival.survival_at(df: 'pd.DataFrame', *, duration: 'str', event: 'str', times, group: 'str | None' = None, entry: 'str | None' = None, alpha: 'float' = 0.05, conf_type: 'str' = 'log-log', weights: 'str | None' = None) -> 'pd.DataFrame'",
     "causal.estimate_effect(df: 'pd.DataFrame', *, treatment: 'str', outcome: 'str', covariates: 'Sequence[str]', method: 'str' = 'aipw', estimand: 'str' = 'ATE', propensity_model: 'str' = 'logit', outcome_model: 'str' = 'linear', trim: 'float | tuple[float, float] | str | None' = None, seed: 'int' = 0, alpha: 'float' = 0.05, interactions: 'Sequence[str] | None' = None, folds: 'int' = 5, cluster: 'str | None' = None, se_method: 'str' = 'auto', jackknife_groups: 'int' = 40) -> 'Effect'",
     "causal.balance(df: 'pd.DataFrame', *, treatment: 'str', covariates: 'Sequence[str]', weights: 'pd.Series | np.ndarray | str | None' = None) -> 'pd.DataFrame'",
     "causal.e_value(estimate: 'float', ci_lower: 'float | None' = None, ci_upper: 'float | None' = None, *, scale: 'str' = 'RR', rare: 'bool' = True) -> 'EValue'",

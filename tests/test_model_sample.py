@@ -194,3 +194,23 @@ def test_retention_cox_on_the_sample_recovers_the_planted_hazard_ratios(
     pd.testing.assert_frame_equal(rep.median, full.median)
     assert rep.logrank.statistic == full.logrank.statistic
     assert full.cox_sample is None
+
+
+def test_churn_risk_scored_in_chunks_equals_one_pass(tiny_world):
+    """Customers are scored a chunk at a time (their features built, scored and dropped);
+    each customer's risk is the one a single pass over everyone gives."""
+    from analysis import data
+    from analysis.studies.value import study as vstudy
+    from analysis.studies.value.churn_risk import _CustomerCoder
+
+    st = data.load_study_data(tiny_world.params_file)
+    customers = vstudy._customers(st)
+    coder = _CustomerCoder.from_source(st.source)
+    kw = dict(as_of=pd.Timestamp(st.as_of), risk_horizon_months=3.0, seed=0)
+    args = (st, customers, coder, len(coder.ids))
+    _, one = vstudy._churn_risk(*args, **kw)
+    _, chunked = vstudy._churn_risk(*args, chunk_customers=37, **kw)
+    assert np.isfinite(one).sum() > 100 and np.isnan(one).any()  # scored, and not everyone
+    # equal up to the last bit of a matrix product over a differently sized block
+    np.testing.assert_array_equal(np.isnan(chunked), np.isnan(one))
+    np.testing.assert_allclose(chunked, one, rtol=1e-12, atol=0)

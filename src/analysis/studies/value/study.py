@@ -476,16 +476,16 @@ def value_study(
             seed=seed,
         )
         if fitted(churn):
-            model, cur = churn
-            churn = model
-            p_by_code = np.full(n_codes, np.nan)  # the features keep customer codes
-            p_by_code[cur["customer_id"].to_numpy()] = model.predict(cur).to_numpy()
+            churn, p_by_code = churn  # (model, risk of each customer code; NaN: not scored)
             got = p_by_code[active_codes]
             ok = ~np.isnan(got)
             scores.loc[ok, "risk"] = got[ok]
             scores.loc[ok, "risk_source"] = f"churn-risk model, next {risk_horizon_months:g} months"
     else:
         caveats.append({"kind": "no_churn_dates"})
+
+    # every row says one of a few sources: a categorical, not a string per customer
+    scores["risk_source"] = scores["risk_source"].astype("category")
 
     # (4) Tiers, concentration, customers to protect.
     # A customer no model can score keeps no risk (never an imputed one): they are not
@@ -681,7 +681,11 @@ def _customers(study) -> pd.DataFrame:
         *getattr(study.source, "attributes", []),
     ]
     cols = list(dict.fromkeys(c for c in wanted if c and c in t.columns))
-    return study.coded(t.select(*cols)).to_pandas()
+    out = study.coded(t.select(*cols)).to_pandas()
+    for c in cols[1:]:  # text attributes as categoricals: one small code per customer
+        if pd.api.types.is_string_dtype(out[c]) or pd.api.types.is_object_dtype(out[c]):
+            out[c] = out[c].astype("category")
+    return out
 
 
 def _segments(customers, group_col, cust_codes, n_codes: int, active_codes) -> pd.Categorical:
@@ -719,8 +723,36 @@ def _breakdown_column(study, customers: pd.DataFrame) -> str | None:
     return None
 
 
-def _churn_risk(study, customers, coder, n_codes, *, as_of, risk_horizon_months, seed):
-    """Fit the churn-risk model; return (model, features as of the score cutoff)."""
+class _Fixed:
+    """Features computed once, handed to every chunk of customers (the engine query of
+    :class:`_EngineExperience` runs once per cutoff, not once per chunk)."""
+
+    def __init__(self, feats: dict):
+        self.feats = feats
+
+    def features(self, cut: int, n_codes: int) -> dict:
+        return self.feats
+
+
+def _churn_risk(
+    study,
+    customers,
+    coder,
+    n_codes,
+    *,
+    as_of,
+    risk_horizon_months,
+    seed,
+    chunk_customers: int = 1_000_000,
+):
+    """Fit the churn-risk model; return (model, churn probability of each customer code,
+    NaN where the customer is not scored).
+
+    Customers are scored ``chunk_customers`` at a time: the features of one chunk are
+    built, scored and dropped before the next (at ten million customers the features of
+    everyone at once took about 2 GB). Each customer's features depend on that customer
+    only, so the chunks change nothing.
+    """
     cuts = churn_risk_cutoffs(as_of, horizon_months=risk_horizon_months)
     attrs = [
         a for a in ["segment", *getattr(study.source, "attributes", [])] if a in customers.columns
@@ -757,4 +789,13 @@ def _churn_risk(study, customers, coder, n_codes, *, as_of, risk_horizon_months,
     model = fit_churn_risk(train, test, seed=seed)
     del train, test, fit_customers
     bins = inputs.purchase_bins(study, coder, [days["score"]])
-    return model, _churn_features_coded(coded_customers, coder, bins, cutoff=cuts["score"], **kw)
+    if kw["experience"] is not None:
+        kw["experience"] = _Fixed(kw["experience"].features(days["score"][0], n_codes))
+    p_by_code = np.full(n_codes, np.nan)
+    for start in range(0, len(coded_customers), chunk_customers):
+        part = coded_customers.iloc[start : start + chunk_customers]
+        cur = _churn_features_coded(part, coder, bins, cutoff=cuts["score"], **kw)
+        if len(cur):
+            p_by_code[cur["customer_id"].to_numpy()] = model.predict(cur).to_numpy()
+        del cur
+    return model, p_by_code
