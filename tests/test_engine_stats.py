@@ -211,6 +211,21 @@ def test_window_bins_of_some_customers_equal_their_rows_of_everyone(study, table
         part.rows_of([1])
 
 
+def test_service_features_of_some_customers_equal_their_values_of_everyone(study, tables):
+    """The churn-risk model's training features query the model sample's service only."""
+    from analysis.studies.value.churn_risk import _EngineExperience
+
+    coder = _coder(study, tables)
+    n = len(coder.ids)
+    cut = _cutoff_days(study.as_of, 3)[0]
+    full = _EngineExperience(study.source, coder).features(cut, n)
+    some = np.arange(1, n, 4)
+    part = _EngineExperience(study.source, coder, codes=some).features(cut, n)
+    assert full["tickets_90d"][some].sum() > 0
+    for name, values in full.items():
+        np.testing.assert_array_equal(np.asarray(part[name])[some], np.asarray(values)[some])
+
+
 def _as_day_series(s):
     return pd.to_datetime(s).to_numpy().astype("datetime64[D]").astype(np.int64)
 

@@ -60,6 +60,16 @@ def _with_codes(source: Source, t: ir.Table) -> ir.Table:
     return j.select(*[c for c in t.columns if c != "customer_id"], _code=j._code)
 
 
+def _only_codes(t: ir.Table, codes) -> ir.Table:
+    """The rows of ``t`` (keyed by ``_code``) of the customer codes ``codes`` (a semi-join
+    with an in-memory table of them)."""
+    import numpy as np
+    import pyarrow as pa
+
+    keep = pa.table({"_code": pa.array(np.unique(np.asarray(codes, dtype=np.int32)))})
+    return t.semi_join(ibis.memtable(keep), "_code")
+
+
 def _with_ids(source: Source, t: ir.Table) -> ir.Table:
     """Undo :func:`_with_codes`: ``customer_id`` (first) back in place of ``_code``."""
     k = source.customer_keys()
@@ -172,11 +182,7 @@ def window_bins(source: Source, edges, *, coded: bool = False, codes=None) -> ir
     t = t.mutate(bin=b, _amount=_value_columns(t, False)["amount"])
     t = _with_codes(source, t.select("customer_id", "date", "bin", "_amount"))
     if codes is not None:
-        import numpy as np
-        import pyarrow as pa
-
-        keep = pa.table({"_code": pa.array(np.unique(np.asarray(codes, dtype=np.int32)))})
-        t = t.semi_join(ibis.memtable(keep), "_code")
+        t = _only_codes(t, codes)
     out = t.group_by(["_code", "bin"]).aggregate(
         purchases=t.count(), amount=t._amount.sum(), last=t.date.max()
     )
@@ -201,7 +207,7 @@ def value_totals(
     return _with_codes(source, out) if coded else out
 
 
-def experience_features(source: Source, *, cutoff, coded: bool = False) -> ir.Table:
+def experience_features(source: Source, *, cutoff, coded: bool = False, codes=None) -> ir.Table:
     """Return service features per customer as of ``cutoff`` (events on or before it).
 
     Columns: ``tickets_90d``, ``unresolved_90d`` (first contact did not resolve),
@@ -209,7 +215,8 @@ def experience_features(source: Source, *, cutoff, coded: bool = False) -> ir.Ta
     cutoff - 90 days); ``csat_sum_365d`` and ``csat_n_365d`` (CSAT answers in the 365
     days); ``nps_last`` (the latest day's NPS answer, the mean where one day has
     several; null without answers). One row per customer with an event. With
-    ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`).
+    ``coded``, ``_code`` instead of ``customer_id`` (see :func:`rfm`); with ``codes`` as
+    well, only those customers (see :func:`window_bins`).
     """
     e = source.table("experience")
     cut = dt.date.fromisoformat(str(cutoff)[:10])
@@ -237,7 +244,10 @@ def experience_features(source: Source, *, cutoff, coded: bool = False) -> ir.Ta
         csat_n_365d=e._csat.count(),
         nps_last=e._nps.mean(where=e._nps_day == e._nps_last_day),
     )
-    return _with_codes(source, out) if coded else out
+    if not coded:
+        return out
+    out = _with_codes(source, out)
+    return out if codes is None else _only_codes(out, codes)
 
 
 def first_purchase_days(source: Source, n: int = 2) -> ir.Table:

@@ -783,9 +783,12 @@ def _churn_risk(
     # The training and test windows are binned for the customers the model is fitted on,
     # the score windows for everyone: one customer x window array of each size at a time.
     bins = inputs.purchase_bins(study, coder, [days["train"], days["test"]], codes=fit_codes)
-    train = _churn_features_coded(fit_customers, coder, bins, cutoff=cuts["train"], **kw)
-    test = _churn_features_coded(fit_customers, coder, bins, cutoff=cuts["test"], **kw)
-    del bins
+    fit_kw = dict(kw)
+    if kw["experience"] is not None and fit_codes is not None:  # service of the sample only
+        fit_kw["experience"] = _EngineExperience(study.source, coder, codes=fit_codes)
+    train = _churn_features_coded(fit_customers, coder, bins, cutoff=cuts["train"], **fit_kw)
+    test = _churn_features_coded(fit_customers, coder, bins, cutoff=cuts["test"], **fit_kw)
+    del bins, fit_kw
     model = fit_churn_risk(train, test, seed=seed)
     del train, test, fit_customers
     bins = inputs.purchase_bins(study, coder, [days["score"]])
