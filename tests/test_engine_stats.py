@@ -266,7 +266,15 @@ def _tie_world(tiny_world, tmp_path):
     return data.load_study_data(params), ex
 
 
-def test_experience_features_on_the_engine_equal_the_event_arrays(tiny_world, tmp_path):
+@pytest.mark.parametrize("batch_rows", [1_000_000, 7])
+def test_experience_features_on_the_engine_equal_the_event_arrays(
+    tiny_world, tmp_path, monkeypatch, batch_rows
+):
+    """Equal to the per-event second implementation whether the engine's rows arrive in
+    one batch or in many (7 rows each)."""
+    from analysis.studies.value import churn_risk
+
+    monkeypatch.setattr(churn_risk, "_FEATURE_BATCH_ROWS", batch_rows)
     study, ex = _tie_world(tiny_world, tmp_path)
     cust = study.table("customers")
     coder = _CustomerCoder.from_ids(cust.customer_id, cust.customer_id)

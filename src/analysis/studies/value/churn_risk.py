@@ -7,6 +7,7 @@ importance (:mod:`analysis.stats.classification`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -598,6 +599,9 @@ def _nps_category(score: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(code, categories=_NPS_LEVELS)
 
 
+_FEATURE_BATCH_ROWS = 1_000_000  # rows of the engine's per-customer result per batch
+
+
 class _EngineExperience:
     """The features of :class:`_ExperienceArrays`, aggregated on the engine per cutoff
     (:func:`analysis.data.customer_stats.experience_features`): only one row per
@@ -611,29 +615,35 @@ class _EngineExperience:
     def features(self, cut: int, n_codes: int) -> dict:
         from analysis.data import customer_stats
 
-        tab = customer_stats.experience_features(
+        expr = customer_stats.experience_features(
             self.source,
             cutoff=np.datetime64(int(cut), "D").item(),
             coded=self.coder.arrow,
             codes=self.codes if self.coder.arrow else None,
-        ).to_pyarrow()
-        code = self.coder.codes_in(tab)
-        ok = code >= 0
-        every = bool(ok.all())
-        code = code if every else code[ok]
-
-        def col(name, fill):  # no float copy of the column first: the assignment converts
-            out = np.full(n_codes, fill, dtype=float)
-            v = tab.column(name).to_numpy(zero_copy_only=False)
-            out[code] = v if every else v[ok]
-            return out
-
-        feats = {c: col(c, 0.0) for c in ("tickets_90d", "unresolved_90d", "sla_breaches_90d")}
-        s, n = col("csat_sum_365d", np.nan), col("csat_n_365d", 0.0)
+        )
+        counts = ("tickets_90d", "unresolved_90d", "sla_breaches_90d", "csat_n_365d")
+        feats = {c: np.zeros(n_codes) for c in counts}
+        csat = np.full(n_codes, np.nan)  # the sum, then the mean
+        nps = np.full(n_codes, np.nan)
+        # filled batch by batch: the engine's result (a row per customer with service
+        # events, ten million at 10M customers) is never held whole beside the arrays
+        with warnings.catch_warnings():  # Ibis calls DuckDB's older name for its reader
+            warnings.filterwarnings("ignore", "fetch_record_batch", DeprecationWarning)
+            for batch in expr.to_pyarrow_batches(chunk_size=_FEATURE_BATCH_ROWS):
+                code = self.coder.codes_in(batch)
+                ok = code >= 0
+                every = bool(ok.all())
+                code = code if every else code[ok]
+                for name, out in (*feats.items(), ("csat_sum_365d", csat), ("nps_last", nps)):
+                    v = batch.column(name).to_numpy(zero_copy_only=False)
+                    out[code] = v if every else v[ok]
+        n = feats.pop("csat_n_365d")
         with np.errstate(invalid="ignore", divide="ignore"):
-            feats["csat_mean_365d"] = np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)
-        del s, n
-        feats["nps_category"] = _nps_category(col("nps_last", np.nan))
+            np.divide(csat, n, out=csat, where=n > 0)
+        csat[n <= 0] = np.nan
+        del n
+        feats["csat_mean_365d"] = csat
+        feats["nps_category"] = _nps_category(nps)
         return feats
 
 

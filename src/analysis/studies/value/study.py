@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.errors import AnalysisError, Problem
 from analysis.stats.btyd.bgnbd import fit_bgnbd
@@ -681,10 +683,18 @@ def _customers(study) -> pd.DataFrame:
         *getattr(study.source, "attributes", []),
     ]
     cols = list(dict.fromkeys(c for c in wanted if c and c in t.columns))
-    out = study.coded(t.select(*cols)).to_pandas()
-    for c in cols[1:]:  # text attributes as categoricals: one small code per customer
-        if pd.api.types.is_string_dtype(out[c]) or pd.api.types.is_object_dtype(out[c]):
-            out[c] = out[c].astype("category")
+    tab = study.coded(t.select(*cols)).to_pyarrow()
+    # text attributes as categoricals (one small code per customer), encoded on the Arrow
+    # side: ten million strings are never made into pandas text first
+    for i, c in enumerate(tab.column_names):
+        if c != "customer_id" and (
+            pa.types.is_string(tab[c].type) or pa.types.is_large_string(tab[c].type)
+        ):
+            tab = tab.set_column(i, c, pc.dictionary_encode(tab[c]))
+    out = tab.to_pandas()
+    for c in out.columns[1:]:  # categories sorted, as astype("category") gives them
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].cat.reorder_categories(sorted(out[c].cat.categories))
     return out
 
 
@@ -743,7 +753,7 @@ def _churn_risk(
     as_of,
     risk_horizon_months,
     seed,
-    chunk_customers: int = 1_000_000,
+    chunk_customers: int = 500_000,
 ):
     """Fit the churn-risk model; return (model, churn probability of each customer code,
     NaN where the customer is not scored).
