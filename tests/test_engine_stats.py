@@ -209,6 +209,17 @@ def test_window_bins_of_some_customers_equal_their_rows_of_everyone(study, table
     assert (full.count[some].sum(axis=1) == 0).any() and (full.count[some].sum(axis=1) > 0).any()
     with pytest.raises(Exception, match="missing from the transaction bins"):
         part.rows_of([1])
+    # a subset taken in Python (a chunk of customers scored) equals the engine's subset,
+    # whatever the order and repeats of the codes asked for; every row asked is itself
+    sub = full.subset(np.concatenate([some[::-1], some[:5]]))
+    for name in ("rows", "count", "amount", "last_in"):
+        np.testing.assert_array_equal(getattr(sub, name), getattr(part, name))
+    for day in part.edges:
+        np.testing.assert_array_equal(sub.last(day), part.last(day))
+        np.testing.assert_array_equal(sub.window(None, day)[1], part.window(None, day)[1])
+    assert full.subset(np.arange(len(coder.ids))) is full
+    with pytest.raises(Exception, match="missing from the transaction bins"):
+        part.subset([1, 3])
 
 
 def test_service_features_of_some_customers_equal_their_values_of_everyone(study, tables):
