@@ -47,6 +47,7 @@ import pytest
 from analysis import data, derive, kpi
 from analysis.config import load_params
 from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
+from tests.test_fe_engine import revenue_link_numbers
 
 # Loopback server and role that .ci/services.sh creates (a throw-away test role on
 # 127.0.0.1 only; not a secret).
@@ -617,3 +618,12 @@ def test_validation_problems_match_duckdb_on_dirty_data(dirty_worlds, tmp_path, 
     # Engines may pick different example rows, but they must be offending ones.
     for p in got:
         assert p.examples and set(p.examples) <= set(dirt[_DIRT_IDS[p.rule]]), p
+
+
+def test_revenue_link_on_the_engine_matches_duckdb(studies):
+    # the experience study's fixed-effects regressions, solved from sums built on the engine
+    pg, duck = studies
+    want = revenue_link_numbers(duck)
+    got = revenue_link_numbers(pg)
+    assert len(want) > 5
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=RTOL, atol=0)

@@ -30,6 +30,7 @@ from analysis.config import load_params
 from analysis.data.validation import _count
 from analysis.errors import DataError
 from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
+from tests.test_fe_engine import revenue_link_numbers
 
 RTOL = 1e-9
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,3 +296,12 @@ def test_the_whole_suite_on_spark_gives_the_duckdb_numbers(
             assert g["value"] == pytest.approx(w["value"], rel=1e-6, abs=1e-9, nan_ok=True), key
         else:
             assert g["value"] == w["value"], key
+
+
+def test_revenue_link_on_the_engine_matches_duckdb(studies):
+    # the experience study's fixed-effects regressions, solved from sums built on the engine
+    sp, duck = studies
+    want = revenue_link_numbers(duck)
+    got = revenue_link_numbers(sp)
+    assert len(want) > 5
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=RTOL, atol=0)

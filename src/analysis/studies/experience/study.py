@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.data.fe_engine import materialized
 from analysis.data.params_fit import NOT_ATTRIBUTES
 from analysis.stats.fixed_effects import FEResult
 from analysis.studies.experience.frames import (
@@ -43,7 +44,12 @@ from analysis.studies.experience.metrics import (
     monthly_churn,
     monthly_revenue,
 )
-from analysis.studies.experience.revenue import _lag_fits, _lag_table, dose_response
+from analysis.studies.experience.revenue import _lag_table
+from analysis.studies.experience.revenue_engine import (
+    engine_dose_response,
+    engine_lag_fits,
+    revenue_panel,
+)
 from analysis.studies.experience.tables import EngineExperience, _study_frames
 from analysis.studies.sections import NotEstimable, Skipped, attempt, is_skipped
 
@@ -500,19 +506,27 @@ def _run_study(
     # (at 1M customers each holds ~16M rows).
     rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
-    full = pn.loc[
-        pn["churned"].to_numpy() == 0,
-        ["customer_id", "period", "revenue", "csat_mean", "unresolved_tickets", "sla_breaches"],
-    ]
+    stay = pn["churned"].to_numpy() == 0
+    has_csat = bool(pn["csat_mean"].notna().to_numpy()[stay].any())
     members = pn[["customer_id", "period", "member"]]
-    del pn
+    del pn, stay
     lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
-    fits = _section(
-        "lags", _lag_fits, full, exposures=lag_exposures, lags=[1, *p.lags], alpha=alpha
-    )
+    # the regressions on the engine, from sums: no customer-period row comes to Python
+    con = study.source.con
+    with materialized(con, revenue_panel(study, lag_exposures)) as rp:
+        fits = _section(
+            "lags",
+            engine_lag_fits,
+            con,
+            rp,
+            exposures=lag_exposures,
+            lags=[1, *p.lags],
+            freq=period,
+            alpha=alpha,
+        )
+        dose = _section("dose", engine_dose_response, con, rp, freq=period, alpha=alpha)
     fits = {} if is_skipped(fits) else fits
-    has_csat = bool(full["csat_mean"].notna().any())
-    fe = fits.get(("csat_mean", 1))  # = revenue_link(full, exposures=["csat_mean"], lags=(1,))
+    fe = fits.get(("csat_mean", 1))  # = revenue_link(panel, exposures=["csat_mean"], lags=(1,))
     if fe is None:
         fe = (
             _skip(
@@ -544,11 +558,9 @@ def _run_study(
             "More survey answers or tickets, or a longer history, would allow it.",
         )
     del fits
-    dose = _section("dose", dose_response, full, alpha=alpha)
     if not is_skipped(dose) and not len(dose):
         dose = fe if is_skipped(fe) else _skip("dose", "The data has no CSAT answers")
         dose = Skipped(SECTIONS["dose"], dose.reason, dose.remedy)
-    del full
 
     common = dict(
         currency=study.currency,

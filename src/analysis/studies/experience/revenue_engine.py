@@ -1,0 +1,270 @@
+"""The revenue link computed on the engine: no customer-period row comes to Python.
+
+The same regressions as :mod:`analysis.studies.experience.revenue` (which works on a
+pandas panel and is their second implementation in the tests), on an Ibis panel
+(:func:`analysis.data.derive.panel`): the earlier periods' experience is joined on the
+engine, and each fixed-effects regression is solved from engine sums
+(:func:`analysis.data.fe_engine.two_way_fit`).
+
+* :func:`engine_lag_fits` -- :func:`~analysis.studies.experience.revenue._lag_fits`;
+* :func:`engine_dose_response` -- :func:`~analysis.studies.experience.revenue.dose_response`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from scipy import stats
+
+from analysis.data.fe_engine import check_unique_keys, materialized, period_ordinal, two_way_fit
+from analysis.errors import AnalysisError
+from analysis.stats.fixed_effects import FEResult
+
+__all__ = ["engine_dose_response", "engine_lag_fits", "outcome_rows", "revenue_panel"]
+
+
+def revenue_panel(study, exposures: Sequence[str], outcome: str = "revenue") -> ir.Table:
+    """Return the study's customer-period panel on the engine, for the revenue link.
+
+    :func:`analysis.data.derive.panel` at ``analysis.period`` with the customer,
+    period, ``churned``, the outcome and the exposures; with a model sample
+    (:meth:`analysis.data.StudyData.model_sample`) its customers only (a semi-join),
+    the same rows as the study's pandas panel.
+    """
+    import dataclasses
+
+    from analysis.data import derive
+
+    src, lt = study.source, study.lifetimes_expr()
+    sample = study.model_sample()
+    if sample is not None:
+        # every customer-keyed table cut to the sample first, so the engine sums the
+        # sampled customers' events only (a customer's panel rows depend on their own rows)
+        ids = sample.table()
+        src = dataclasses.replace(
+            src,
+            tables={
+                k: t.semi_join(ids, "customer_id") if "customer_id" in t.columns else t
+                for k, t in src.tables.items()
+            },
+        )
+        lt = lt.semi_join(ids, "customer_id")
+    pn = derive.panel(src, period=study.params.analysis.period, lifetimes_expr=lt)
+    return pn.select("customer_id", "period", "churned", *dict.fromkeys([outcome, *exposures]))
+
+
+def outcome_rows(
+    panel: ir.Table,
+    *,
+    exposures: Sequence[str],
+    outcome: str = "revenue",
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+) -> ir.Table:
+    """Return the months in which a customer was a customer throughout, numbered.
+
+    ``_c`` (customer), ``_o`` (period number, :func:`analysis.data.fe_engine.period_ordinal`),
+    the outcome and the exposures, from the panel's rows with ``churned == 0``.
+    """
+    full = panel.filter(panel.churned == 0)
+    return full.select(
+        _c=full[customer],
+        _o=period_ordinal(full[period], freq),
+        **{c: full[c] for c in dict.fromkeys([outcome, *exposures])},
+    )
+
+
+def _lagged(rows: ir.Table, exposures: Sequence[str], lag: int, outcome: str) -> ir.Table:
+    """Each row with the exposures of the same customer ``lag`` periods earlier (inner join)."""
+    back = rows.select(_c2=rows._c, _o2=rows._o + lag, **{f"_l_{x}": rows[x] for x in exposures})
+    j = rows.join(back, (rows._c == back._c2) & (rows._o == back._o2))
+    return j.select("_c", "_o", outcome, *(f"_l_{x}" for x in exposures))
+
+
+def engine_lag_fits(
+    con,
+    panel: ir.Table,
+    *,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    outcome: str = "revenue",
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+    k_fixef: str = "nonnested",
+    alpha: float = 0.05,
+) -> dict[tuple[str, int], FEResult]:
+    """Fit the revenue link of each exposure and lag alone, on the engine.
+
+    Parameters
+    ----------
+    con : ibis backend
+        The engine holding ``panel``.
+    panel : ibis.Table
+        One row per customer and period at risk (:func:`analysis.data.derive.panel`):
+        the customer, the period's start date, ``churned``, the outcome (currency
+        per customer-period) and the exposures.
+    exposures, lags
+        As :func:`analysis.studies.experience.revenue.lag_profile`.
+    freq : {"month", "quarter", "week", "day"}
+        The panel's period.
+
+    Returns
+    -------
+    dict
+        ``(exposure, lag) -> FEResult``, term ``<exposure>_lag<L>``; pairs that
+        cannot be estimated are left out. Equal to
+        :func:`analysis.studies.experience.revenue._lag_fits` on the same rows.
+
+    Raises
+    ------
+    AnalysisError
+        A lag below 0, or none.
+    DataError
+        More than one row per customer and period.
+    """
+    lags = [int(v) for v in lags]
+    if not lags or any(v < 0 for v in lags):
+        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
+    rows = outcome_rows(
+        panel, exposures=exposures, outcome=outcome, customer=customer, period=period, freq=freq
+    )
+    fits: dict[tuple[str, int], FEResult] = {}
+    with materialized(con, rows) as m:
+        check_unique_keys(m, customer="_c", period="_o")
+        for lag in dict.fromkeys(lags):
+            with materialized(con, _lagged(m, exposures, lag, outcome)) as j:
+                for x in exposures:
+                    fits.update(
+                        _one_fit(con, j, x, lag, outcome, (customer, period), k_fixef, alpha)
+                    )
+    return fits
+
+
+def _one_fit(con, j, x, lag, outcome, fixed_effects, k_fixef, alpha) -> dict:
+    """``{(x, lag): FEResult}``, or nothing when this pair cannot be estimated."""
+    try:
+        return {
+            (x, lag): two_way_fit(
+                con,
+                j,
+                outcome=outcome,
+                regressors=[f"_l_{x}"],
+                customer="_c",
+                period="_o",
+                names=[f"{x}_lag{lag}" if lag else x],
+                fixed_effects=fixed_effects,
+                k_fixef=k_fixef,
+                alpha=alpha,
+            )
+        }
+    except AnalysisError:
+        return {}
+
+
+def _round_half_even(x: ir.FloatingValue) -> ir.IntegerValue:
+    """Round to the nearest integer, halves to even (numpy's ``round``; SQL rounds halves up)."""
+    f = x.floor().cast("int64")
+    frac = x - f
+    return f + ibis.cases((frac > 0.5, 1), (frac == 0.5, f % 2), else_=0).cast("int64")
+
+
+def engine_dose_response(
+    con,
+    panel: ir.Table,
+    *,
+    exposure: str = "csat_mean",
+    outcome: str = "revenue",
+    reference: int = 3,
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Tabulate next-period revenue by this period's rounded CSAT level, on the engine.
+
+    The table of :func:`analysis.studies.experience.revenue.dose_response` (raw means
+    with customer-clustered intervals, and the fixed-effects contrast to
+    ``reference``), from engine sums.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level: level, customer_months, customers, next_revenue_mean,
+        ci_lower, ci_upper (currency per customer-month), fe_difference,
+        fe_ci_lower, fe_ci_upper (currency, vs ``reference``).
+    """
+    rows = outcome_rows(
+        panel, exposures=[exposure], outcome=outcome, customer=customer, period=period, freq=freq
+    )
+    z = stats.norm.ppf(1 - alpha / 2)
+    with materialized(con, rows) as m:
+        check_unique_keys(m, customer="_c", period="_o")
+        j = _lagged(m, [exposure], 1, outcome)
+        lx = j[f"_l_{exposure}"]
+        has = lx.notnull() & ~lx.isnan()
+        j = j.filter(has).mutate(_lvl=_round_half_even(lx))
+        y = j[outcome]
+        ok = j.filter(y.notnull() & ~y.cast("float64").isnan())
+        per_c = ok.group_by(["_lvl", "_c"]).aggregate(
+            _n=ok.count(), _s=ok[outcome].cast("float64").sum()
+        )
+        means = per_c.group_by("_lvl").aggregate(_m=per_c._s.sum() / per_c._n.sum())
+        pm = per_c.join(means, "_lvl")
+        dev = pm._s - pm._n * pm._m  # a customer's sum of deviations from the level's mean
+        lv = (
+            pm.group_by("_lvl")
+            .aggregate(
+                months=pm._n.sum(),
+                customers=pm.count(),
+                mean=pm._m.max(),
+                spread=(dev * dev).sum(),
+            )
+            .to_pandas()
+            .rename(columns={"_lvl": "level"})
+            .sort_values("level")
+        )
+        levels = [int(v) for v in lv["level"]]
+        fe = None
+        dummies = {v: f"_lvl_{v}" for v in levels if v != reference}
+        if dummies and reference in levels:
+            d = j.mutate(
+                **{name: ibis.ifelse(j._lvl == v, 1.0, 0.0) for v, name in dummies.items()}
+            )
+            try:
+                fe = two_way_fit(
+                    con,
+                    d,
+                    outcome=outcome,
+                    regressors=list(dummies.values()),
+                    customer="_c",
+                    period="_o",
+                    fixed_effects=(customer, period),
+                    alpha=alpha,
+                )
+            except AnalysisError:
+                fe = None
+    out = []
+    for r in lv.itertuples(index=False):
+        n, ng, mean = int(r.months), int(r.customers), float(r.mean)
+        se = math.sqrt(ng / max(ng - 1, 1) * float(r.spread)) / n
+        row = {
+            "level": int(r.level),
+            "customer_months": n,
+            "customers": ng,
+            "next_revenue_mean": mean,
+            "ci_lower": mean - z * se,
+            "ci_upper": mean + z * se,
+        }
+        if int(r.level) == reference:
+            row.update(fe_difference=0.0, fe_ci_lower=0.0, fe_ci_upper=0.0)
+        elif fe is not None:
+            s = fe.summary.loc[dummies[int(r.level)]]
+            row.update(fe_difference=s.coef, fe_ci_lower=s.ci_lower, fe_ci_upper=s.ci_upper)
+        out.append(row)
+    return pd.DataFrame(out) if out else pd.DataFrame()
