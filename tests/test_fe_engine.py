@@ -17,7 +17,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from analysis.data import derive
-from analysis.data.fe_engine import materialized, period_ordinal, two_way_fit
+from analysis.data.fe_engine import materialized, period_ordinal
 from analysis.errors import AnalysisError, DataError
 from analysis.stats.fixed_effects import fit_fe
 from analysis.stats.fixed_effects_sums import pattern_cross
@@ -27,6 +27,7 @@ from analysis.studies.experience.revenue_engine import (
     engine_dose_response,
     engine_lag_fits,
 )
+from analysis.studies.fixed_effects_engine import two_way_fit
 
 TERMS = ["coef", "se", "ci_lower", "ci_upper", "p_value"]
 

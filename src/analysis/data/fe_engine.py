@@ -1,29 +1,29 @@
-"""Two-way fixed-effects regressions computed on the engine, exactly, from group-by sums.
+"""Engine sums for two-way fixed-effects regressions: no row comes to Python.
 
-:func:`two_way_fit` regresses an outcome on a few regressors with customer and period
-effects absorbed and customer-clustered (CRV1) standard errors, the regression of
-:func:`analysis.stats.fixed_effects.fit_fe`, without bringing a row to Python. The
-engine:
+The queries behind :func:`analysis.studies.fixed_effects_engine.two_way_fit`, the
+customer + period regression of :func:`analysis.stats.fixed_effects.fit_fe` solved
+exactly from sums:
 
-1. drops rows alone in their customer or period, until none is (singletons);
-2. removes each customer's means (a window mean per customer) and sums the
-   cross-products of those within values, overall and per period;
-3. sums each customer's periods as bit patterns, counted per distinct pattern: the
-   small ``C' diag(1/n) C`` matrix of the period system (one row per distinct set of
-   periods: bounded by the customers, not by the rows);
-4. after the small solve in numpy (:func:`analysis.stats.fixed_effects_sums.solve_two_way`),
-   sums each customer's scores of the two-way residuals for the cluster-robust meat.
+1. :func:`estimation_rows` keeps rows with the outcome and every regressor;
+   :func:`drop_singletons` drops rows alone in their customer or period until none is;
+2. :func:`two_way_sums` removes each customer's means (a group-by and a join), sums the
+   cross-products of those within values overall and per period, and sums each
+   customer's periods as bit patterns counted per distinct pattern (for the small
+   ``C' diag(1/n) C`` matrix of the period system: one row per distinct set of periods,
+   bounded by the customers, not by the rows);
+3. after the small solve in numpy (:mod:`analysis.stats.fixed_effects_sums`),
+   :func:`residual_sums` sums each customer's scores of the two-way residuals for the
+   cluster-robust meat.
 
-What reaches Python is a few dozen numbers per period and the distinct patterns.
-Exact, not iterative: the same numbers as :func:`~analysis.stats.fixed_effects.fit_fe`
-(tests/test_fe_engine.py, which also checks pyfixest).
+Also :func:`materialized` (a temporary table, dropped afterwards), :func:`period_ordinal`
+(calendar periods numbered for lags) and :func:`check_unique_keys`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import ibis
 import ibis.expr.types as ir
@@ -31,17 +31,20 @@ import numpy as np
 import pyarrow as pa
 
 from analysis.errors import DataError, Problem
-from analysis.stats.fixed_effects import FEResult
-from analysis.stats.fixed_effects_sums import (
-    PATTERN_BITS,
-    TwoWaySums,
-    pattern_cross,
-    solve_two_way,
-    too_few_rows,
-    two_way_result,
-)
 
-__all__ = ["check_unique_keys", "materialized", "period_ordinal", "two_way_fit"]
+__all__ = [
+    "PATTERN_BITS",
+    "check_unique_keys",
+    "drop_singletons",
+    "estimation_rows",
+    "materialized",
+    "period_ordinal",
+    "residual_sums",
+    "two_way_sums",
+]
+
+#: Periods per pattern word: a signed 64-bit sum of distinct powers of two below 2**62 is exact.
+PATTERN_BITS = 62
 
 
 @contextmanager
@@ -94,13 +97,18 @@ def _scalar(expr) -> object:
     return expr.to_pyarrow().as_py()
 
 
-def _drop_singletons(con, rows: ir.Table, stack) -> tuple[ir.Table, int, int]:
+def drop_singletons(con, rows: ir.Table, stack) -> tuple[ir.Table, int, int]:
     """Drop rows alone in their customer (``_c``) or period (``_t``) until none is.
 
     Rows that are singletons in either effect cannot be in the largest subset in
     which every level has two rows, so dropping both at once reaches the same
-    subset as dropping them effect by effect. Returns the rows, their number and
-    the number dropped.
+    subset as dropping them effect by effect. Tables made on the way are entered
+    into ``stack`` (a :class:`contextlib.ExitStack`), which drops them.
+
+    Returns
+    -------
+    (ibis.Table, int, int)
+        The rows kept, their number and the number dropped.
     """
     n0 = n = int(_scalar(rows.count()))
     while n:
@@ -125,9 +133,25 @@ def _period_table(periods: pa.Array, columns: dict[str, np.ndarray]) -> ir.Table
     return ibis.memtable(pa.table(data))
 
 
-def _sums(rows: ir.Table, k: int, singletons: int) -> tuple[TwoWaySums, pa.Array]:
-    """Build :class:`TwoWaySums` of ``rows`` (``_c``, ``_t``, ``_y``, ``_x0``..) on the
-    engine; also return the sorted periods."""
+def two_way_sums(rows: ir.Table, k: int) -> dict:
+    """Sum what a customer + period fixed-effects regression needs, on the engine.
+
+    Parameters
+    ----------
+    rows : ibis.Table
+        ``_c`` (customer), ``_t`` (period), ``_y`` and ``_x0`` .. ``_x{k-1}``
+        (:func:`estimation_rows`, singletons dropped).
+    k : int
+        Number of regressors.
+
+    Returns
+    -------
+    dict
+        The fields of :class:`analysis.stats.fixed_effects_sums.TwoWaySums` except
+        ``cross`` and ``singletons_dropped``; ``periods`` (the sorted period keys, an
+        Arrow array) and ``patterns`` (:func:`_patterns`: each customer's set of
+        periods, counted per distinct set).
+    """
     xs = [f"_x{j}" for j in range(k)]
     means = rows.group_by("_c").aggregate(
         _my=rows._y.mean(), **{f"_m{j}": rows[x].mean() for j, x in enumerate(xs)}
@@ -162,29 +186,28 @@ def _sums(rows: ir.Table, k: int, singletons: int) -> tuple[TwoWaySums, pa.Array
         for m in range(j, k):
             xx[j, m] = xx[m, j] = tot[f"xx{j}_{m}"]
     n = int(tot["n"])
-    return (
-        TwoWaySums(
-            n_obs=n,
-            n_customers=int(tot["g"]),
-            outcome_sum=float(tot["ysum"]),
-            period_rows=per.column("_n").to_numpy().astype(float),
-            period_y=per.column("_by").to_numpy().astype(float),
-            period_x=np.column_stack(
-                [per.column(f"_bx{j}").to_numpy().astype(float) for j in range(k)]
-            ).reshape(n_t, k),
-            yy=float(tot["yy"]),
-            xy=np.array([tot[f"xy{j}"] for j in range(k)], dtype=float),
-            xx=xx,
-            xx_total=np.array([tot[f"v{j}"] * n for j in range(k)], dtype=float),
-            cross=_cross(rows, periods),
-            singletons_dropped=singletons,
-        ),
-        periods,
-    )
+    return {
+        "n_obs": n,
+        "n_customers": int(tot["g"]),
+        "outcome_sum": float(tot["ysum"]),
+        "period_rows": per.column("_n").to_numpy().astype(float),
+        "period_y": per.column("_by").to_numpy().astype(float),
+        "period_x": np.column_stack(
+            [per.column(f"_bx{j}").to_numpy().astype(float) for j in range(k)]
+        ).reshape(n_t, k),
+        "yy": float(tot["yy"]),
+        "xy": np.array([tot[f"xy{j}"] for j in range(k)], dtype=float),
+        "xx": xx,
+        "xx_total": np.array([tot[f"v{j}"] * n for j in range(k)], dtype=float),
+        "periods": periods,
+        "patterns": _patterns(rows, periods),
+    }
 
 
-def _cross(rows: ir.Table, periods: pa.Array) -> np.ndarray:
-    """``C' diag(1/n) C`` from each customer's set of periods, counted per distinct set."""
+def _patterns(rows: ir.Table, periods: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's set of periods as bits (one int64 word per :data:`PATTERN_BITS`
+    periods), counted per distinct set: ``(masks (P, W), rows per customer (P,),
+    customers (P,))``, the input of :func:`analysis.stats.fixed_effects_sums.pattern_cross`."""
     n_t = len(periods)
     words = max(1, -(-n_t // PATTERN_BITS))
     idx = np.arange(n_t, dtype=np.int64)
@@ -202,22 +225,42 @@ def _cross(rows: ir.Table, periods: pa.Array) -> np.ndarray:
         .to_pyarrow()
     )
     masks = np.column_stack([pat.column(f"_w{w}").to_numpy() for w in range(words)])
-    return pattern_cross(
-        masks, pat.column("_rows").to_numpy(), pat.column("_customers").to_numpy(), n_t
-    )
+    return masks, pat.column("_rows").to_numpy(), pat.column("_customers").to_numpy()
 
 
-def _meat(
-    rows: ir.Table, periods: pa.Array, sol, k: int, n: int
+def residual_sums(
+    rows: ir.Table,
+    periods: pa.Array,
+    *,
+    gamma_y: np.ndarray,
+    gamma_x: np.ndarray,
+    beta: np.ndarray,
+    n: int,
 ) -> tuple[np.ndarray, float, float]:
-    """Cluster scores of the two-way residuals, summed on the engine.
+    """Sum the customers' scores of the two-way residuals on the engine.
 
-    Returns the meat ``sum_g s_g s_g'``, ``e'e`` and the outcome residual's sum of
-    squares about its mean.
+    Parameters
+    ----------
+    rows : ibis.Table
+        The rows of :func:`two_way_sums`.
+    periods : pyarrow.Array
+        Its sorted period keys.
+    gamma_y, gamma_x, beta : numpy.ndarray
+        Period effects of the within outcome ``(T,)`` and regressors ``(T, k)``, and
+        the coefficients ``(k,)`` (:func:`analysis.stats.fixed_effects_sums.solve_two_way`).
+    n : int
+        Rows.
+
+    Returns
+    -------
+    (numpy.ndarray, float, float)
+        The meat ``sum_g s_g s_g'`` ``(k, k)`` with ``s_g`` the customer's sum of
+        ``X~ e``, ``e'e``, and the outcome residual's sum of squares about its mean.
     """
-    cols = {"_gy": sol.gamma_y}
-    cols.update({f"_gx{j}": sol.gamma_x[:, j] for j in range(k)})
-    cols.update({f"_b{j}": np.full(len(periods), sol.beta[j]) for j in range(k)})
+    k = len(beta)
+    cols = {"_gy": gamma_y}
+    cols.update({f"_gx{j}": gamma_x[:, j] for j in range(k)})
+    cols.update({f"_b{j}": np.full(len(periods), beta[j]) for j in range(k)})
     j = rows.join(_period_table(periods, cols), "_t")
     # each customer's means of the values and of their periods' effects (a group-by and a
     # join: faster than window means)
@@ -262,86 +305,25 @@ def _meat(
     return meat, float(out["ee"]), float(out["yy"]) - float(out["ys"]) ** 2 / max(n, 1)
 
 
-def two_way_fit(
-    con,
-    rows: ir.Table,
-    *,
-    outcome: str,
-    regressors: Sequence[str],
-    customer: str,
-    period: str,
-    names: Sequence[str] | None = None,
-    fixed_effects: Sequence[str] = ("customer_id", "period"),
-    k_fixef: str = "nonnested",
-    alpha: float = 0.05,
-) -> FEResult:
-    """Regress ``outcome`` on ``regressors`` with customer and period effects, on the engine.
+def estimation_rows(
+    rows: ir.Table, *, outcome: str, regressors: Sequence[str], customer: str, period: str
+) -> ir.Table:
+    """Return the rows with the outcome and every regressor observed, renamed for the sums.
 
-    Parameters
-    ----------
-    con : ibis backend
-        The engine holding ``rows`` (temporary tables are made there).
-    rows : ibis.Table
-        One row per customer and period; rows with a missing outcome or regressor
-        are dropped, then singletons.
-    outcome, regressors : str, sequence of str
-        Numeric columns.
-    customer, period : str
-        The effects' columns; customers are also the clusters. ``period`` may be
-        any key (dates, or numbers from :func:`period_ordinal`).
-    names : sequence of str, optional
-        Term names (default: the regressors).
-    fixed_effects : sequence of str
-        Names recorded on the result.
-    k_fixef : {"nonnested", "full"}
-        Small-sample factor (:func:`analysis.stats.fixed_effects.fit_fe`).
-    alpha : float
-        1 - confidence level.
-
-    Returns
-    -------
-    FEResult
-        As :func:`analysis.stats.fixed_effects.fit_fe`.
-
-    Raises
-    ------
-    AnalysisError
-        Too few usable rows, or regressors collinear with each other or the effects.
+    ``_c`` (customer), ``_t`` (period), ``_y`` (outcome) and ``_x0`` .. (regressors),
+    as float64; rows with a null or NaN in any of them are left out.
     """
-    regressors = list(regressors)
-    names = list(names or regressors)
-    k = len(regressors)
     keep = rows[outcome].notnull()
     for c in [outcome, *regressors]:
         col = rows[c]
         keep &= col.notnull()
         if col.type().is_floating():
             keep &= ~col.isnan()
-    base = rows.filter(keep).select(
+    return rows.filter(keep).select(
         _c=rows[customer],
         _t=rows[period],
         _y=rows[outcome].cast("float64"),
         **{f"_x{j}": rows[x].cast("float64") for j, x in enumerate(regressors)},
-    )
-    with ExitStack() as stack:
-        # computed once: every pass below reads these rows
-        base = stack.enter_context(materialized(con, base))
-        usable, n, dropped = _drop_singletons(con, base, stack)
-        if n <= k + 1:
-            raise too_few_rows(n, names, outcome)
-        sums, periods = _sums(usable, k, dropped)
-        sol = solve_two_way(sums, names, outcome=outcome)
-        meat, ee, yy = _meat(usable, periods, sol, k, sums.n_obs)
-    return two_way_result(
-        sums,
-        sol,
-        names,
-        meat=meat,
-        resid_ss=ee,
-        outcome_ss=yy,
-        fixed_effects=fixed_effects,
-        k_fixef=k_fixef,
-        alpha=alpha,
     )
 
 

@@ -42,9 +42,6 @@ __all__ = [
     "two_way_result",
 ]
 
-#: Bits of a period pattern word (signed 64-bit sums of distinct powers of two stay exact).
-PATTERN_BITS = 62
-
 
 @dataclass(frozen=True)
 class TwoWaySums:
@@ -110,15 +107,22 @@ class TwoWaySolution:
 
 
 def pattern_cross(
-    masks: np.ndarray, rows: np.ndarray, customers: np.ndarray, n_periods: int, *, step: int = 65536
+    masks: np.ndarray,
+    rows: np.ndarray,
+    customers: np.ndarray,
+    n_periods: int,
+    *,
+    bits: int = 62,
+    step: int = 65536,
 ) -> np.ndarray:
     """Return ``C' diag(1/n) C`` from customers' period patterns.
 
     Parameters
     ----------
     masks : numpy.ndarray
-        One row per distinct pattern, one int64 word per 62 periods: bit ``j`` of word
-        ``w`` is set when the pattern's customers have a row in period ``62 w + j``.
+        One row per distinct pattern, one int64 word per ``bits`` periods: bit ``j`` of
+        word ``w`` is set when the pattern's customers have a row in period
+        ``bits * w + j``.
         Shape ``(P, W)``.
     rows : numpy.ndarray
         Rows per customer of each pattern (its number of set bits), shape ``(P,)``.
@@ -126,6 +130,8 @@ def pattern_cross(
         Customers with each pattern, shape ``(P,)``.
     n_periods : int
         ``T``.
+    bits : int
+        Periods per word.
     step : int
         Patterns unpacked at a time (memory: ``step x T`` floats).
 
@@ -138,18 +144,32 @@ def pattern_cross(
     masks = np.asarray(masks, dtype=np.int64).reshape(len(rows), -1)
     w = np.asarray(customers, dtype=float) / np.asarray(rows, dtype=float)
     out = np.zeros((n_periods, n_periods))
-    shifts = np.arange(PATTERN_BITS, dtype=np.int64)
+    shifts = np.arange(bits, dtype=np.int64)
     for a in range(0, len(w), step):
         words = masks[a : a + step]
-        bits = np.concatenate(
+        unpacked = np.concatenate(
             [(words[:, [j]] >> shifts) & 1 for j in range(words.shape[1])], axis=1
         )[:, :n_periods].astype(float)
-        out += bits.T @ (bits * w[a : a + step, None])
+        out += unpacked.T @ (unpacked * w[a : a + step, None])
     return out
 
 
 def too_few_rows(n: int, names: Sequence[str], outcome: str) -> AnalysisError:
-    """Return the error of a regression with ``n`` usable rows, too few for ``names``."""
+    """Return the error of a regression with ``n`` usable rows, too few for ``names``.
+
+    Parameters
+    ----------
+    n : int
+        Usable rows.
+    names : sequence of str
+        The regressors' names.
+    outcome : str
+        The outcome column (named in the problem).
+
+    Returns
+    -------
+    AnalysisError
+    """
     return AnalysisError(
         f"Only {n} usable rows for {list(names)}: too few to estimate.",
         [
@@ -185,6 +205,20 @@ def solve_two_way(
     s: TwoWaySums, names: Sequence[str], *, outcome: str = "revenue"
 ) -> TwoWaySolution:
     """Solve the two-way fixed-effects normal equations from their sums.
+
+    Parameters
+    ----------
+    s : TwoWaySums
+        The sums.
+    names : sequence of str
+        Term names, one per regressor.
+    outcome : str
+        The outcome column (named in errors).
+
+    Returns
+    -------
+    TwoWaySolution
+        Coefficients, period effects and ``(X~'X~)^-1``.
 
     Raises
     ------
@@ -247,6 +281,11 @@ def two_way_result(
         counts the periods only.
     alpha : float
         1 - confidence level.
+
+    Returns
+    -------
+    FEResult
+        As :func:`analysis.stats.fixed_effects.fit_fe` (exact: ``converged`` is True).
     """
     if k_fixef not in ("nonnested", "full"):
         raise AnalysisError(f"k_fixef must be 'nonnested' or 'full', not {k_fixef!r}")

@@ -4,7 +4,7 @@ The same regressions as :mod:`analysis.studies.experience.revenue` (which works 
 pandas panel and is their second implementation in the tests), on an Ibis panel
 (:func:`analysis.data.derive.panel`): the earlier periods' experience is joined on the
 engine, and each fixed-effects regression is solved from engine sums
-(:func:`analysis.data.fe_engine.two_way_fit`).
+(:func:`analysis.studies.fixed_effects_engine.two_way_fit`).
 
 * :func:`engine_lag_fits` -- :func:`~analysis.studies.experience.revenue._lag_fits`;
 * :func:`engine_dose_response` -- :func:`~analysis.studies.experience.revenue.dose_response`.
@@ -20,9 +20,10 @@ import ibis.expr.types as ir
 import pandas as pd
 from scipy import stats
 
-from analysis.data.fe_engine import check_unique_keys, materialized, period_ordinal, two_way_fit
+from analysis.data.fe_engine import check_unique_keys, materialized, period_ordinal
 from analysis.errors import AnalysisError
 from analysis.stats.fixed_effects import FEResult
+from analysis.studies.fixed_effects_engine import two_way_fit
 
 __all__ = ["engine_dose_response", "engine_lag_fits", "outcome_rows", "revenue_panel"]
 
