@@ -295,3 +295,32 @@ def test_revenue_link_numbers_have_every_part(tiny_world):
 
     got = revenue_link_numbers(data.load_study_data(tiny_world.params_file))
     assert got.index.str.endswith("_lag1").sum() == 3 and got["dose_customers"].notna().sum() >= 3
+
+
+def test_engine_mean_revenue_equals_the_pandas_one(tiny_world):
+    from analysis import data
+    from analysis.studies.experience.metrics import monthly_revenue
+    from analysis.studies.experience.revenue_engine import engine_mean_revenue
+
+    st = data.load_study_data(tiny_world.params_file)
+    want = monthly_revenue(st.panel(period="month"))
+    got = engine_mean_revenue(derive.panel(st.source, period="month"))
+    assert want[0] > 0 and want[1] > 0
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_the_revenue_side_is_monthly_whatever_the_period(tiny_world):
+    # The report speaks of months (revenue a month, next month's revenue, lags in months):
+    # a weekly or quarterly analysis.period must not change those numbers. (A weekly run
+    # once lost the revenue sections to a month key on weekly rows, and counted a week's
+    # revenue as a month's.)
+    from analysis import data
+    from analysis.studies import experience
+
+    month = experience.run_study(data.load_study_data(tiny_world.params_file))
+    for period in ("week", "quarter"):
+        st = data.load_study_data(tiny_world.params_file, {"analysis": {"period": period}})
+        other = experience.run_study(st)
+        assert other.revenue_per_month == pytest.approx(month.revenue_per_month, rel=1e-12)
+        pd.testing.assert_frame_equal(other.revenue.summary, month.revenue.summary, rtol=1e-10)
+        pd.testing.assert_frame_equal(other.lags, month.lags, rtol=1e-10)

@@ -113,7 +113,7 @@ def pattern_cross(
     n_periods: int,
     *,
     bits: int = 62,
-    step: int = 65536,
+    step: int | None = None,
 ) -> np.ndarray:
     """Return ``C' diag(1/n) C`` from customers' period patterns.
 
@@ -132,8 +132,9 @@ def pattern_cross(
         ``T``.
     bits : int
         Periods per word.
-    step : int
-        Patterns unpacked at a time (memory: ``step x T`` floats).
+    step : int, optional
+        Patterns unpacked at a time (memory: ``step x T`` floats); default about
+        32 MB worth.
 
     Returns
     -------
@@ -145,6 +146,7 @@ def pattern_cross(
     w = np.asarray(customers, dtype=float) / np.asarray(rows, dtype=float)
     out = np.zeros((n_periods, n_periods))
     shifts = np.arange(bits, dtype=np.int64)
+    step = step or max(1, (4 << 20) // max(n_periods, 1))
     for a in range(0, len(w), step):
         words = masks[a : a + step]
         unpacked = np.concatenate(

@@ -25,16 +25,24 @@ from analysis.errors import AnalysisError
 from analysis.stats.fixed_effects import FEResult
 from analysis.studies.fixed_effects_engine import two_way_fit
 
-__all__ = ["engine_dose_response", "engine_lag_fits", "outcome_rows", "revenue_panel"]
+__all__ = [
+    "engine_dose_response",
+    "engine_lag_fits",
+    "engine_mean_revenue",
+    "outcome_rows",
+    "revenue_panel",
+]
 
 
-def revenue_panel(study, exposures: Sequence[str], outcome: str = "revenue") -> ir.Table:
-    """Return the study's customer-period panel on the engine, for the revenue link.
+def revenue_panel(
+    study, exposures: Sequence[str], outcome: str = "revenue", period: str = "month"
+) -> ir.Table:
+    """Return the study's customer-month panel on the engine, for the revenue link.
 
-    :func:`analysis.data.derive.panel` at ``analysis.period`` with the customer,
-    period, ``churned``, the outcome and the exposures; with a model sample
-    (:meth:`analysis.data.StudyData.model_sample`) its customers only (a semi-join),
-    the same rows as the study's pandas panel.
+    :func:`analysis.data.derive.panel` by calendar month (whatever ``analysis.period``:
+    the report states revenue per month, a year's worth of months, and lags in months)
+    with the customer, period, ``churned``, the outcome and the exposures; with a model
+    sample (:meth:`analysis.data.StudyData.model_sample`) its customers only.
     """
     import dataclasses
 
@@ -54,8 +62,33 @@ def revenue_panel(study, exposures: Sequence[str], outcome: str = "revenue") -> 
             },
         )
         lt = lt.semi_join(ids, "customer_id")
-    pn = derive.panel(src, period=study.params.analysis.period, lifetimes_expr=lt)
+    pn = derive.panel(src, period=period, lifetimes_expr=lt)
     return pn.select("customer_id", "period", "churned", *dict.fromkeys([outcome, *exposures]))
+
+
+def engine_mean_revenue(
+    panel: ir.Table, *, outcome: str = "revenue", customer: str = "customer_id"
+) -> tuple[float, float]:
+    """Return mean revenue per customer-period at risk and its customer-clustered standard error.
+
+    :func:`analysis.studies.experience.metrics.monthly_revenue` on the engine: every
+    panel row with the outcome (currency per customer-period).
+    """
+    y = panel[outcome]
+    rows = panel.filter(y.notnull() & ~y.cast("float64").isnan())
+    per_c = rows.group_by(customer).aggregate(
+        _n=rows.count(), _s=rows[outcome].cast("float64").sum()
+    )
+    mean = per_c.aggregate(_m=per_c._s.sum() / per_c._n.sum(), _g=per_c.count())
+    j = per_c.cross_join(mean)
+    dev = j._s - j._n * j._m  # a customer's sum of deviations from the mean
+    out = j.aggregate(
+        n=j._n.sum(), g=j._g.max(), m=j._m.max(), spread=(dev * dev).sum()
+    ).to_pyarrow()
+    n, g, m, spread = (out.column(c)[0].as_py() for c in ("n", "g", "m", "spread"))
+    if not n:
+        return float("nan"), float("nan")
+    return float(m), math.sqrt(g / max(g - 1, 1) * float(spread)) / n
 
 
 def outcome_rows(

@@ -42,12 +42,12 @@ from analysis.studies.experience.metrics import (
     landmark_at_risk,
     metrics_from_sums,
     monthly_churn,
-    monthly_revenue,
 )
 from analysis.studies.experience.revenue import _lag_table
 from analysis.studies.experience.revenue_engine import (
     engine_dose_response,
     engine_lag_fits,
+    engine_mean_revenue,
     revenue_panel,
 )
 from analysis.studies.experience.tables import EngineExperience, _study_frames
@@ -504,16 +504,18 @@ def _run_study(
 
     # Revenue side first, so the panel is gone before the counting-process rows are built
     # (at 1M customers each holds ~16M rows).
-    rev = monthly_revenue(pn)
     # outcome months in which the customer was a customer for the whole month
     stay = pn["churned"].to_numpy() == 0
     has_csat = bool(pn["csat_mean"].notna().to_numpy()[stay].any())
     members = pn[["customer_id", "period", "member"]]
     del pn, stay
     lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
-    # the regressions on the engine, from sums: no customer-period row comes to Python
+    # Revenue per month, the revenue link and the dose table on the engine, from sums (no
+    # customer-period row comes to Python), by calendar month whatever analysis.period:
+    # the report speaks of months (revenue a month, next month, lags in months).
     con = study.source.con
     with materialized(con, revenue_panel(study, lag_exposures)) as rp:
+        rev = engine_mean_revenue(rp)
         fits = _section(
             "lags",
             engine_lag_fits,
@@ -521,10 +523,10 @@ def _run_study(
             rp,
             exposures=lag_exposures,
             lags=[1, *p.lags],
-            freq=period,
+            freq="month",
             alpha=alpha,
         )
-        dose = _section("dose", engine_dose_response, con, rp, freq=period, alpha=alpha)
+        dose = _section("dose", engine_dose_response, con, rp, freq="month", alpha=alpha)
     fits = {} if is_skipped(fits) else fits
     fe = fits.get(("csat_mean", 1))  # = revenue_link(panel, exposures=["csat_mean"], lags=(1,))
     if fe is None:
