@@ -16,6 +16,7 @@ import pytest
 from analysis import reporting
 from analysis.errors import AnalysisError
 from analysis.report import display
+from analysis.report import format as fmt
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -51,6 +52,33 @@ def test_fmt_money():
     assert reporting.fmt_money(1234.5, "CHF") == "1,234 CHF"
     assert reporting.fmt_money(1234.5, digits=2) == "€1,234.50"
     assert reporting.fmt_money(np.nan) == "n/a"
+
+
+def test_fmt_money_prints_large_amounts_in_words_of_their_scale():
+    # A stakeholder reads "€3.71 billion", not "€3,713,514,031": three significant figures
+    # from a million on, whatever decimals the caller asked for smaller amounts.
+    assert reporting.fmt_money(3_713_514_031) == "€3.71 billion"
+    assert reporting.fmt_money(3_713_514_031, digits=0) == "€3.71 billion"
+    assert reporting.fmt_money(12_345_678) == "€12.3 million"
+    assert reporting.fmt_money(123_456_789, "USD") == "$123 million"
+    assert reporting.fmt_money(-2_500_000, "CHF") == "-2.50 million CHF"
+    assert reporting.fmt_money(4.2e12, "GBP") == "£4.20 trillion"
+    assert reporting.fmt_money(999_960_000) == "€1.00 billion"  # not "€1,000 million"
+    assert reporting.fmt_money(999_499) == "€999,499"  # below a million: as before
+    assert fmt.fmt_value(3_713_514_031, "money") == "€3.71 billion"
+
+
+def test_fmt_est_money_interval_shares_the_estimate_scale():
+    est = fmt.fmt_est(3_713_514_031, 3_698_142_724, 3_726_948_634, kind="money", digits=0)
+    assert est == "€3.71 billion (€3.70–€3.73 billion)"
+    # bounds that differ never print alike: more figures where three are not enough
+    narrow = fmt.fmt_est(3_713_514_031, 3_713_014_031, 3_713_914_031, kind="money")
+    assert narrow == "€3.714 billion (€3.713–€3.714 billion)"
+    signed = fmt.fmt_est(-2.5e6, -4.1e6, 0.3e6, kind="money")
+    assert signed == "\u2212€2.50 million (\u2212€4.10 to €0.30 million)"
+    assert fmt.fmt_est(12.3e6, 9.1e6, 15.2e6, kind="money", currency="CHF") == (
+        "12.3 million CHF (9.1–15.2 million CHF)"
+    )
 
 
 def test_fmt_pct():

@@ -48,8 +48,45 @@ def fmt_pct(x: float, digits: int = 1) -> str:
     return f"{100 * float(x):,.{digits}f}%"
 
 
+#: From a million on, money prints in words of its scale, to three significant figures.
+_MONEY_SCALES = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
+
+
+def money_scale(x: float) -> tuple[float, str] | None:
+    """Return the scale (divisor, word) an amount prints in: ``3.7e9 -> (1e9, "billion")``.
+
+    ``None`` below a million. An amount that rounds up to the next scale at three
+    significant figures takes that scale (999.96 million prints as "1.00 billion").
+    """
+    a = abs(float(x))
+    for div, word in _MONEY_SCALES:
+        if a >= div * 0.9995:
+            return div, word
+    return None
+
+
+def _sig_digits(v: float, sig: int = 3) -> int:
+    """Decimals that show ``v`` to ``sig`` significant figures (none for 100 and above)."""
+    a = abs(v)
+    return 0 if a == 0 or a >= 10 ** (sig - 1) else sig - 1 - math.floor(math.log10(a))
+
+
+def _scaled_money(
+    x: float, scale: tuple[float, str], digits: int, currency: str, *, word: bool = True
+) -> str:
+    div, name = scale
+    body = _num(abs(float(x)) / div, digits)
+    sign = "-" if float(x) < 0 and body.strip("0.,") else ""
+    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    tail = f" {name}" if word else ""
+    if symbol:
+        return f"{sign}{symbol}{body}{tail}"
+    return f"{sign}{body}{tail} {currency}" if word else f"{sign}{body}"
+
+
 def fmt_money(x: float, currency: str = "EUR", *, digits: int | None = None) -> str:
-    """Format an amount of money: ``1234.5 -> "€1,234"``, ``12.5 -> "€12.50"``.
+    """Format an amount of money: ``1234.5 -> "€1,234"``, ``12.5 -> "€12.50"``,
+    ``3_713_514_031 -> "€3.71 billion"``.
 
     Parameters
     ----------
@@ -59,11 +96,17 @@ def fmt_money(x: float, currency: str = "EUR", *, digits: int | None = None) -> 
         ISO code; EUR, USD and GBP print as their symbol before the number,
         other codes after it (``"1,234 CHF"``).
     digits : int, optional
-        Decimals. Default: 2 below 1,000 in absolute value, else 0.
+        Decimals of amounts below a million. Default: 2 below 1,000 in absolute
+        value, else 0. From a million on, amounts print in millions, billions or
+        trillions to three significant figures, whatever ``digits`` says: a reader
+        takes in "€3.71 billion" at a glance, not "€3,713,514,031".
     """
     if _is_missing(x):
         return "n/a"
     x = float(x)
+    scale = money_scale(x)
+    if scale is not None:
+        return _scaled_money(x, scale, _sig_digits(round(x / scale[0], 2)), currency)
     if digits is None:
         digits = 2 if abs(x) < 1000 else 0
     body = _num(abs(x), digits)
@@ -371,10 +414,29 @@ def fmt_est(
         return head
     if _impossible_interval(float(lo), float(hi), kind):
         return f"{head} (interval not estimable)"
+    if kind == "money" and money_scale(float(est)) is not None:
+        return _scaled_money_interval(float(est), float(lo), float(hi), currency)
     a = _bound(lo, kind, digits, currency)
     b = _bound(hi, kind, digits, currency)
     sep = " to " if (float(lo) < 0 or float(hi) < 0) else "–"
     return f"{head} ({a}{sep}{b})"
+
+
+def _scaled_money_interval(est: float, lo: float, hi: float, currency: str) -> str:
+    """``"€3.71 billion (€3.70–€3.73 billion)"``: one scale, the estimate's, for all three;
+    three significant figures, or more where the bounds would otherwise print alike."""
+    scale = money_scale(est)
+    d = _sig_digits(round(est / scale[0], 2))
+
+    def text(x: float, digits: int, word: bool) -> str:
+        return _scaled_money(x, scale, digits, currency, word=word).replace("-", _MINUS)
+
+    for extra in range(3):  # bounds that differ must not print alike
+        if text(lo, d + extra, False) != text(hi, d + extra, False) or lo == hi:
+            d += extra
+            break
+    sep = " to " if (lo < 0 or hi < 0) else "–"
+    return f"{text(est, d, True)} ({text(lo, d, False)}{sep}{text(hi, d, True)})"
 
 
 #: A ratio interval wider than this factor (upper / lower) says nothing: the model broke.
