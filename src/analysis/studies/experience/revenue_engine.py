@@ -13,7 +13,8 @@ engine, and each fixed-effects regression is solved from engine sums
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import ibis
 import ibis.expr.types as ir
@@ -26,10 +27,13 @@ from analysis.stats.fixed_effects import FEResult
 from analysis.studies.fixed_effects_engine import two_way_fit
 
 __all__ = [
+    "dose_on",
     "engine_dose_response",
     "engine_lag_fits",
     "engine_mean_revenue",
+    "lag_fits_on",
     "outcome_rows",
+    "outcome_table",
     "revenue_panel",
 ]
 
@@ -162,21 +166,75 @@ def engine_lag_fits(
     DataError
         More than one row per customer and period.
     """
-    lags = [int(v) for v in lags]
-    if not lags or any(v < 0 for v in lags):
-        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
+    with outcome_table(
+        con,
+        panel,
+        exposures=exposures,
+        outcome=outcome,
+        customer=customer,
+        period=period,
+        freq=freq,
+    ) as m:
+        return lag_fits_on(
+            con,
+            m,
+            exposures=exposures,
+            lags=lags,
+            outcome=outcome,
+            fixed_effects=(customer, period),
+            k_fixef=k_fixef,
+            alpha=alpha,
+        )
+
+
+@contextmanager
+def outcome_table(
+    con,
+    panel: ir.Table,
+    *,
+    exposures: Sequence[str],
+    outcome: str = "revenue",
+    customer: str = "customer_id",
+    period: str = "period",
+    freq: str = "month",
+) -> Iterator[ir.Table]:
+    """:func:`outcome_rows` computed once into a temporary table of the engine (dropped
+    afterwards), checked for one row per customer and period.
+
+    Raises
+    ------
+    DataError
+        More than one row per customer and period.
+    """
     rows = outcome_rows(
         panel, exposures=exposures, outcome=outcome, customer=customer, period=period, freq=freq
     )
-    fits: dict[tuple[str, int], FEResult] = {}
     with materialized(con, rows) as m:
         check_unique_keys(m, customer="_c", period="_o")
-        for lag in dict.fromkeys(lags):
-            with materialized(con, _lagged(m, exposures, lag, outcome)) as j:
-                for x in exposures:
-                    fits.update(
-                        _one_fit(con, j, x, lag, outcome, (customer, period), k_fixef, alpha)
-                    )
+        yield m
+
+
+def lag_fits_on(
+    con,
+    rows: ir.Table,
+    *,
+    exposures: Sequence[str],
+    lags: Sequence[int],
+    outcome: str = "revenue",
+    fixed_effects: Sequence[str] = ("customer_id", "period"),
+    k_fixef: str = "nonnested",
+    alpha: float = 0.05,
+) -> dict[tuple[str, int], FEResult]:
+    """:func:`engine_lag_fits` on the rows of :func:`outcome_table`."""
+    lags = [int(v) for v in lags]
+    if not lags or any(v < 0 for v in lags):
+        raise AnalysisError(f"lags must be non-negative integers, got {lags}")
+    fits: dict[tuple[str, int], FEResult] = {}
+    for lag in dict.fromkeys(lags):
+        # not materialized: each fit copies only its own usable rows (engine memory)
+        j = _lagged(rows, exposures, lag, outcome)
+        for x in exposures:
+            fits.update(_one_fit(con, j, x, lag, outcome, tuple(fixed_effects), k_fixef, alpha))
     return fits
 
 
@@ -233,56 +291,80 @@ def engine_dose_response(
         ci_lower, ci_upper (currency per customer-month), fe_difference,
         fe_ci_lower, fe_ci_upper (currency, vs ``reference``).
     """
-    rows = outcome_rows(
-        panel, exposures=[exposure], outcome=outcome, customer=customer, period=period, freq=freq
-    )
+    with outcome_table(
+        con,
+        panel,
+        exposures=[exposure],
+        outcome=outcome,
+        customer=customer,
+        period=period,
+        freq=freq,
+    ) as m:
+        return dose_on(
+            con,
+            m,
+            exposure=exposure,
+            outcome=outcome,
+            reference=reference,
+            fixed_effects=(customer, period),
+            alpha=alpha,
+        )
+
+
+def dose_on(
+    con,
+    rows: ir.Table,
+    *,
+    exposure: str = "csat_mean",
+    outcome: str = "revenue",
+    reference: int = 3,
+    fixed_effects: Sequence[str] = ("customer_id", "period"),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """:func:`engine_dose_response` on the rows of :func:`outcome_table`."""
     z = stats.norm.ppf(1 - alpha / 2)
-    with materialized(con, rows) as m:
-        check_unique_keys(m, customer="_c", period="_o")
-        j = _lagged(m, [exposure], 1, outcome)
-        lx = j[f"_l_{exposure}"]
-        has = lx.notnull() & ~lx.isnan()
-        j = j.filter(has).mutate(_lvl=_round_half_even(lx))
-        y = j[outcome]
-        ok = j.filter(y.notnull() & ~y.cast("float64").isnan())
-        per_c = ok.group_by(["_lvl", "_c"]).aggregate(
-            _n=ok.count(), _s=ok[outcome].cast("float64").sum()
+    j = _lagged(rows, [exposure], 1, outcome)
+    lx = j[f"_l_{exposure}"]
+    has = lx.notnull() & ~lx.isnan()
+    j = j.filter(has).mutate(_lvl=_round_half_even(lx))
+    y = j[outcome]
+    ok = j.filter(y.notnull() & ~y.cast("float64").isnan())
+    per_c = ok.group_by(["_lvl", "_c"]).aggregate(
+        _n=ok.count(), _s=ok[outcome].cast("float64").sum()
+    )
+    means = per_c.group_by("_lvl").aggregate(_m=per_c._s.sum() / per_c._n.sum())
+    pm = per_c.join(means, "_lvl")
+    dev = pm._s - pm._n * pm._m  # a customer's sum of deviations from the level's mean
+    lv = (
+        pm.group_by("_lvl")
+        .aggregate(
+            months=pm._n.sum(),
+            customers=pm.count(),
+            mean=pm._m.max(),
+            spread=(dev * dev).sum(),
         )
-        means = per_c.group_by("_lvl").aggregate(_m=per_c._s.sum() / per_c._n.sum())
-        pm = per_c.join(means, "_lvl")
-        dev = pm._s - pm._n * pm._m  # a customer's sum of deviations from the level's mean
-        lv = (
-            pm.group_by("_lvl")
-            .aggregate(
-                months=pm._n.sum(),
-                customers=pm.count(),
-                mean=pm._m.max(),
-                spread=(dev * dev).sum(),
+        .to_pandas()
+        .rename(columns={"_lvl": "level"})
+        .sort_values("level")
+    )
+    levels = [int(v) for v in lv["level"]]
+    fe = None
+    dummies = {v: f"_lvl_{v}" for v in levels if v != reference}
+    if dummies and reference in levels:
+        d = j.mutate(**{name: ibis.ifelse(j._lvl == v, 1.0, 0.0) for v, name in dummies.items()})
+        try:
+            fe = two_way_fit(
+                con,
+                d,
+                outcome=outcome,
+                regressors=list(dummies.values()),
+                customer="_c",
+                period="_o",
+                fixed_effects=tuple(fixed_effects),
+                alpha=alpha,
             )
-            .to_pandas()
-            .rename(columns={"_lvl": "level"})
-            .sort_values("level")
-        )
-        levels = [int(v) for v in lv["level"]]
-        fe = None
-        dummies = {v: f"_lvl_{v}" for v in levels if v != reference}
-        if dummies and reference in levels:
-            d = j.mutate(
-                **{name: ibis.ifelse(j._lvl == v, 1.0, 0.0) for v, name in dummies.items()}
-            )
-            try:
-                fe = two_way_fit(
-                    con,
-                    d,
-                    outcome=outcome,
-                    regressors=list(dummies.values()),
-                    customer="_c",
-                    period="_o",
-                    fixed_effects=(customer, period),
-                    alpha=alpha,
-                )
-            except AnalysisError:
-                fe = None
+        except AnalysisError:
+            fe = None
     out = []
     for r in lv.itertuples(index=False):
         n, ng, mean = int(r.months), int(r.customers), float(r.mean)

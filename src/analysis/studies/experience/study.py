@@ -9,13 +9,13 @@ Methods, conventions and checks: ``docs/methods/experience.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.data.fe_engine import materialized
 from analysis.data.params_fit import NOT_ATTRIBUTES
 from analysis.stats.fixed_effects import FEResult
 from analysis.studies.experience.frames import (
@@ -45,9 +45,10 @@ from analysis.studies.experience.metrics import (
 )
 from analysis.studies.experience.revenue import _lag_table
 from analysis.studies.experience.revenue_engine import (
-    engine_dose_response,
-    engine_lag_fits,
+    dose_on,
     engine_mean_revenue,
+    lag_fits_on,
+    outcome_table,
     revenue_panel,
 )
 from analysis.studies.experience.tables import EngineExperience, _study_frames
@@ -160,6 +161,10 @@ HAZARD_TABLE_TERMS = (
 
 #: Customers per block when the study builds its counting-process rows.
 _ROWS_BLOCK = 250_000
+
+
+#: Service measures related to later revenue, one regression per measure and lag.
+LAG_EXPOSURES = ("csat_mean", "unresolved_tickets", "sla_breaches")
 
 
 def _study_rows(
@@ -430,6 +435,9 @@ def _run_study(
     cust_cols = list(study.source.table("customers").columns)
     if auto:
         adjust = [c for c in cust_cols if c not in _NOT_ATTRIBUTES]
+    # The revenue side first, on the engine, before any frame is pulled: the engine's
+    # working memory for the monthly panel (up to its cap) then adds to little.
+    rev, fits, dose, has_csat = _revenue_side(study, p.lags, alpha)
     lt, exp, pn, cust = _study_frames(
         study,
         lifetime_columns=["start_date", "entry_days", "duration_days", "event", *adjust, strata],
@@ -502,31 +510,10 @@ def _run_study(
     km_part = _section("km", _km_by_nps, lt, exp, lm_date, study.min_group_size, alpha)
     km, km_counts = (km_part, km_part) if is_skipped(km_part) else km_part
 
-    # Revenue side first, so the panel is gone before the counting-process rows are built
-    # (at 1M customers each holds ~16M rows).
-    # outcome months in which the customer was a customer for the whole month
-    stay = pn["churned"].to_numpy() == 0
-    has_csat = bool(pn["csat_mean"].notna().to_numpy()[stay].any())
+    # the panel is gone before the counting-process rows are built (at 1M customers each
+    # holds ~16M rows)
     members = pn[["customer_id", "period", "member"]]
-    del pn, stay
-    lag_exposures = ["csat_mean", "unresolved_tickets", "sla_breaches"]
-    # Revenue per month, the revenue link and the dose table on the engine, from sums (no
-    # customer-period row comes to Python), by calendar month whatever analysis.period:
-    # the report speaks of months (revenue a month, next month, lags in months).
-    con = study.source.con
-    with materialized(con, revenue_panel(study, lag_exposures)) as rp:
-        rev = engine_mean_revenue(rp)
-        fits = _section(
-            "lags",
-            engine_lag_fits,
-            con,
-            rp,
-            exposures=lag_exposures,
-            lags=[1, *p.lags],
-            freq="month",
-            alpha=alpha,
-        )
-        dose = _section("dose", engine_dose_response, con, rp, freq="month", alpha=alpha)
+    del pn
     fits = {} if is_skipped(fits) else fits
     fe = fits.get(("csat_mean", 1))  # = revenue_link(panel, exposures=["csat_mean"], lags=(1,))
     if fe is None:
@@ -546,9 +533,9 @@ def _run_study(
                 "It needs CSAT scores on survey answers.",
             )
         )
-    lags = _lag_table(fits, lag_exposures, p.lags)
+    lags = _lag_table(fits, LAG_EXPOSURES, p.lags)
     if len(lags):
-        left_out = [x for x in lag_exposures if x not in set(lags["exposure"])]
+        left_out = [x for x in LAG_EXPOSURES if x not in set(lags["exposure"])]
         if left_out:
             caveats.append({"kind": "lag_exposures_left_out", "columns": left_out})
     else:
@@ -691,6 +678,39 @@ def _run_study(
         scenarios_skipped=scen_skipped,
         n_churn_events=n_events,
     )
+
+
+def _revenue_side(study: Any, lags: Sequence[int], alpha: float) -> tuple:
+    """Revenue per customer-month, the lag fits, the dose table and whether any outcome
+    month follows a CSAT answer, all on the engine from sums (no customer-period row
+    comes to Python), by calendar month whatever ``analysis.period``: the report speaks
+    of months (revenue a month, next month, lags in months)."""
+    lag_exposures = list(LAG_EXPOSURES)
+    con = study.source.con
+    rp = revenue_panel(study, lag_exposures)  # an engine expression, computed per use
+    rev = engine_mean_revenue(rp)
+    has_csat = False
+    with ExitStack() as stack:
+        # the months with an outcome, once into the engine's memory for both sections
+        rows = attempt(
+            SECTIONS["lags"],
+            lambda: stack.enter_context(outcome_table(con, rp, exposures=lag_exposures)),
+        )
+        if is_skipped(rows):  # e.g. a panel with two rows for a customer and month
+            fits, dose = rows, Skipped(SECTIONS["dose"], rows.reason, rows.remedy, rows.detail)
+        else:
+            has_csat = bool(rows.csat_mean.notnull().any().to_pyarrow().as_py())
+            fits = _section(
+                "lags",
+                lag_fits_on,
+                con,
+                rows,
+                exposures=lag_exposures,
+                lags=[1, *lags],
+                alpha=alpha,
+            )
+            dose = _section("dose", dose_on, con, rows, alpha=alpha)
+    return rev, fits, dose, has_csat
 
 
 def _drivers_informative(drivers: pd.DataFrame) -> bool:
