@@ -324,3 +324,31 @@ def test_the_revenue_side_is_monthly_whatever_the_period(tiny_world):
         assert other.revenue_per_month == pytest.approx(month.revenue_per_month, rel=1e-12)
         pd.testing.assert_frame_equal(other.revenue.summary, month.revenue.summary, rtol=1e-10)
         pd.testing.assert_frame_equal(other.lags, month.lags, rtol=1e-10)
+
+
+def test_a_failed_engine_revenue_side_says_why_not_that_csat_is_missing(tiny_world, monkeypatch):
+    # If the engine cannot build the outcome months (here: two rows for a customer and month),
+    # the revenue sections give that reason, never "the data has no CSAT answers".
+    from contextlib import contextmanager
+
+    from analysis import data
+    from analysis.errors import Problem
+    from analysis.studies import experience
+    from analysis.studies.experience import study as exp_study
+    from analysis.studies.sections import is_skipped
+
+    @contextmanager
+    def broken(*args, **kwargs):
+        raise DataError(
+            "The panel has more than one row per customer and period.",
+            [Problem("panel", "period", "duplicate_key", "duplicated customer-period rows")],
+        )
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(exp_study, "outcome_table", broken)
+    res = experience.run_study(data.load_study_data(tiny_world.params_file))
+    for section in (res.revenue, res.lags, res.dose):
+        assert is_skipped(section)
+        assert "CSAT" not in section.reason and "recorded often enough" not in section.reason
+    assert res.revenue_per_month[0] > 0  # the rest of the report stands
+    assert not is_skipped(res.hazards)

@@ -514,9 +514,12 @@ def _run_study(
     # holds ~16M rows)
     members = pn[["customer_id", "period", "member"]]
     del pn
-    fits = {} if is_skipped(fits) else fits
+    failed = fits if is_skipped(fits) else None  # the computation itself failed: say why
+    fits = {} if failed is not None else fits
     fe = fits.get(("csat_mean", 1))  # = revenue_link(panel, exposures=["csat_mean"], lags=(1,))
-    if fe is None:
+    if fe is None and failed is not None:
+        fe = Skipped(SECTIONS["revenue"], failed.reason, failed.remedy, failed.detail)
+    elif fe is None:
         fe = (
             _skip(
                 "revenue",
@@ -538,6 +541,8 @@ def _run_study(
         left_out = [x for x in LAG_EXPOSURES if x not in set(lags["exposure"])]
         if left_out:
             caveats.append({"kind": "lag_exposures_left_out", "columns": left_out})
+    elif failed is not None:
+        lags = failed
     else:
         lags = _skip(
             "lags",
