@@ -511,8 +511,16 @@ def monthly_revenue(
         return float("nan"), float("nan")
     m = y.mean()
     s = np.bincount(g, weights=y - m, minlength=ng)
-    se = math.sqrt(ng / max(ng - 1, 1) * float((s**2).sum())) / n
-    return float(m), se
+    return float(m), clustered_mean_se(float((s**2).sum()), n, ng)
+
+
+def clustered_mean_se(spread: float, n: int, clusters: int) -> float:
+    """Return the cluster-robust standard error of a mean of ``n`` values in ``clusters``.
+
+    ``spread`` is the sum over clusters of (the cluster's sum of deviations from the
+    mean) squared; the factor ``G / (G - 1)`` is the usual small-sample correction.
+    """
+    return math.sqrt(clusters / max(clusters - 1, 1) * spread) / n
 
 
 def fcr_rate(experience: pd.DataFrame | pd.Series) -> float:

@@ -351,18 +351,36 @@ def dose_response(
         mean, se = monthly_revenue(
             pd.DataFrame({customer: cust[sel], outcome: y[sel]}), outcome=outcome, customer=customer
         )
-        row = {
-            "level": v,
-            "customer_months": int(sel.sum()),
-            "customers": int(pd.unique(cust[sel]).size),
-            "next_revenue_mean": mean,
-            "ci_lower": mean - z * se,
-            "ci_upper": mean + z * se,
-        }
-        if v == reference:
-            row.update(fe_difference=0.0, fe_ci_lower=0.0, fe_ci_upper=0.0)
-        elif fe is not None:
-            r = fe.summary.loc[f"_lvl_{v}"]
-            row.update(fe_difference=r.coef, fe_ci_lower=r.ci_lower, fe_ci_upper=r.ci_upper)
-        rows.append(row)
+        months, customers = int(sel.sum()), int(pd.unique(cust[sel]).size)
+        rows.append(dose_row(v, months, customers, mean, se, z=z, reference=reference, fe=fe))
     return pd.DataFrame(rows)
+
+
+def dose_row(
+    level: int,
+    months: int,
+    customers: int,
+    mean: float,
+    se: float,
+    *,
+    z: float,
+    reference: int,
+    fe: FEResult | None,
+) -> dict:
+    """One row of the dose table: the level's raw mean with its interval, and its
+    fixed-effects contrast to ``reference`` (term ``_lvl_<level>`` of ``fe``; none when
+    ``fe`` is None)."""
+    row = {
+        "level": level,
+        "customer_months": months,
+        "customers": customers,
+        "next_revenue_mean": mean,
+        "ci_lower": mean - z * se,
+        "ci_upper": mean + z * se,
+    }
+    if level == reference:
+        row.update(fe_difference=0.0, fe_ci_lower=0.0, fe_ci_upper=0.0)
+    elif fe is not None:
+        r = fe.summary.loc[f"_lvl_{level}"]
+        row.update(fe_difference=r.coef, fe_ci_lower=r.ci_lower, fe_ci_upper=r.ci_upper)
+    return row

@@ -12,7 +12,6 @@ engine, and each fixed-effects regression is solved from engine sums
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -24,6 +23,8 @@ from scipy import stats
 from analysis.data.fe_engine import check_unique_keys, materialized, period_ordinal
 from analysis.errors import AnalysisError
 from analysis.stats.fixed_effects import FEResult
+from analysis.studies.experience.metrics import clustered_mean_se
+from analysis.studies.experience.revenue import dose_row
 from analysis.studies.fixed_effects_engine import two_way_fit
 
 __all__ = [
@@ -78,21 +79,36 @@ def engine_mean_revenue(
     :func:`analysis.studies.experience.metrics.monthly_revenue` on the engine: every
     panel row with the outcome (currency per customer-period).
     """
-    y = panel[outcome]
-    rows = panel.filter(y.notnull() & ~y.cast("float64").isnan())
-    per_c = rows.group_by(customer).aggregate(
-        _n=rows.count(), _s=rows[outcome].cast("float64").sum()
-    )
-    mean = per_c.aggregate(_m=per_c._s.sum() / per_c._n.sum(), _g=per_c.count())
-    j = per_c.cross_join(mean)
-    dev = j._s - j._n * j._m  # a customer's sum of deviations from the mean
-    out = j.aggregate(
-        n=j._n.sum(), g=j._g.max(), m=j._m.max(), spread=(dev * dev).sum()
-    ).to_pyarrow()
-    n, g, m, spread = (out.column(c)[0].as_py() for c in ("n", "g", "m", "spread"))
-    if not n:
+    out = _clustered_means(panel.mutate(_all=0), outcome=outcome, customer=customer, by="_all")
+    if not len(out):
         return float("nan"), float("nan")
-    return float(m), math.sqrt(g / max(g - 1, 1) * float(spread)) / n
+    r = out.iloc[0]
+    return float(r["mean"]), clustered_mean_se(
+        float(r["spread"]), int(r["months"]), int(r["customers"])
+    )
+
+
+def _clustered_means(rows: ir.Table, *, outcome: str, customer: str, by: str) -> pd.DataFrame:
+    """Per group ``by``: rows with the outcome (``months``), ``customers``, the ``mean``
+    and ``spread`` (the sum over customers of their summed deviations from the group's
+    mean, squared), as :func:`analysis.studies.experience.metrics.clustered_mean_se` takes
+    them. Two passes on the engine, so no sums of squares cancel."""
+    y = rows[outcome]
+    ok = rows.filter(y.notnull() & ~y.cast("float64").isnan())
+    per_c = ok.group_by([by, customer]).aggregate(
+        _n=ok.count(), _s=ok[outcome].cast("float64").sum()
+    )
+    means = per_c.group_by(by).aggregate(_m=per_c._s.sum() / per_c._n.sum())
+    pm = per_c.join(means, by)
+    dev = pm._s - pm._n * pm._m  # a customer's sum of deviations from the group's mean
+    return (
+        pm.group_by(by)
+        .aggregate(
+            months=pm._n.sum(), customers=pm.count(), mean=pm._m.max(), spread=(dev * dev).sum()
+        )
+        .to_pandas()
+        .sort_values(by)
+    )
 
 
 def outcome_rows(
@@ -327,25 +343,8 @@ def dose_on(
     lx = j[f"_l_{exposure}"]
     has = lx.notnull() & ~lx.isnan()
     j = j.filter(has).mutate(_lvl=_round_half_even(lx))
-    y = j[outcome]
-    ok = j.filter(y.notnull() & ~y.cast("float64").isnan())
-    per_c = ok.group_by(["_lvl", "_c"]).aggregate(
-        _n=ok.count(), _s=ok[outcome].cast("float64").sum()
-    )
-    means = per_c.group_by("_lvl").aggregate(_m=per_c._s.sum() / per_c._n.sum())
-    pm = per_c.join(means, "_lvl")
-    dev = pm._s - pm._n * pm._m  # a customer's sum of deviations from the level's mean
-    lv = (
-        pm.group_by("_lvl")
-        .aggregate(
-            months=pm._n.sum(),
-            customers=pm.count(),
-            mean=pm._m.max(),
-            spread=(dev * dev).sum(),
-        )
-        .to_pandas()
-        .rename(columns={"_lvl": "level"})
-        .sort_values("level")
+    lv = _clustered_means(j, outcome=outcome, customer="_c", by="_lvl").rename(
+        columns={"_lvl": "level"}
     )
     levels = [int(v) for v in lv["level"]]
     fe = None
@@ -365,22 +364,17 @@ def dose_on(
             )
         except AnalysisError:
             fe = None
-    out = []
-    for r in lv.itertuples(index=False):
-        n, ng, mean = int(r.months), int(r.customers), float(r.mean)
-        se = math.sqrt(ng / max(ng - 1, 1) * float(r.spread)) / n
-        row = {
-            "level": int(r.level),
-            "customer_months": n,
-            "customers": ng,
-            "next_revenue_mean": mean,
-            "ci_lower": mean - z * se,
-            "ci_upper": mean + z * se,
-        }
-        if int(r.level) == reference:
-            row.update(fe_difference=0.0, fe_ci_lower=0.0, fe_ci_upper=0.0)
-        elif fe is not None:
-            s = fe.summary.loc[dummies[int(r.level)]]
-            row.update(fe_difference=s.coef, fe_ci_lower=s.ci_lower, fe_ci_upper=s.ci_upper)
-        out.append(row)
+    out = [
+        dose_row(
+            int(r.level),
+            int(r.months),
+            int(r.customers),
+            float(r.mean),
+            clustered_mean_se(float(r.spread), int(r.months), int(r.customers)),
+            z=z,
+            reference=reference,
+            fe=fe,
+        )
+        for r in lv.itertuples(index=False)
+    ]
     return pd.DataFrame(out) if out else pd.DataFrame()
