@@ -35,6 +35,7 @@ from analysis.errors import DataError, Problem
 __all__ = [
     "PATTERN_BITS",
     "check_unique_keys",
+    "duplicate_periods_error",
     "drop_singletons",
     "estimation_rows",
     "materialized",
@@ -332,16 +333,21 @@ def check_unique_keys(rows: ir.Table, *, customer: str, period: str, table: str 
     n = int(_scalar(rows.count()))
     distinct = int(_scalar(rows.select(customer, period).distinct().count()))
     if n != distinct:
-        raise DataError(
-            "The panel has more than one row per customer and period.",
-            [
-                Problem(
-                    table,
-                    period,
-                    "duplicate_key",
-                    "duplicated customer-period rows",
-                    n_rows=n - distinct,
-                    fix="aggregate the panel to one row per customer and period",
-                )
-            ],
-        )
+        raise duplicate_periods_error(table, period, n - distinct)
+
+
+def duplicate_periods_error(table: str, period: str, n_rows: int = 0) -> DataError:
+    """Return the error of a panel with more than one row per customer and period."""
+    return DataError(
+        "The panel has more than one row per customer and period.",
+        [
+            Problem(
+                table,
+                period,
+                "duplicate_key",
+                "duplicated customer-period rows",
+                n_rows=n_rows,
+                fix="aggregate the panel to one row per customer and period",
+            )
+        ],
+    )

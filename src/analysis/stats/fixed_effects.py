@@ -415,6 +415,64 @@ def demean(
     return [mat[:, i] for i in range(mat.shape[1])], bool(converged)
 
 
+def too_few_rows(n: int, names: Sequence[str], outcome: str) -> AnalysisError:
+    """Return the error of a regression with ``n`` usable rows, too few for ``names``.
+
+    Parameters
+    ----------
+    n : int
+        Usable rows.
+    names : sequence of str
+        The regressors' names.
+    outcome : str
+        The outcome column (named in the problem).
+
+    Returns
+    -------
+    AnalysisError
+    """
+    return AnalysisError(
+        f"Only {n} usable rows for {list(names)}: too few to estimate.",
+        [
+            Problem(
+                "panel",
+                outcome,
+                "too_few_rows",
+                "rows with the outcome and every regressor observed",
+                n_rows=n,
+                fix="check the regressors' missing values",
+            )
+        ],
+    )
+
+
+def collinear_regressors(names: Sequence[str]) -> AnalysisError:
+    """Return the error of regressors collinear with each other or the fixed effects.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The regressors' names.
+
+    Returns
+    -------
+    AnalysisError
+    """
+    return AnalysisError(
+        f"The regressors {list(names)} are collinear with each other or the fixed effects.",
+        [
+            Problem(
+                "panel",
+                None,
+                "collinear",
+                "design matrix is rank deficient",
+                examples=tuple(names),
+                fix="drop a regressor",
+            )
+        ],
+    )
+
+
 def _fe_fits(
     df: pd.DataFrame,
     y: np.ndarray,
@@ -489,21 +547,7 @@ def _fe_fits(
     for cols in models:
         names = [terms[c] for c in cols]
         if len(idx) <= len(cols) + 1:
-            out.append(
-                AnalysisError(
-                    f"Only {len(idx)} usable rows for {names}: too few to estimate.",
-                    [
-                        Problem(
-                            "panel",
-                            outcome,
-                            "too_few_rows",
-                            "rows with the outcome and every regressor observed",
-                            n_rows=len(idx),
-                            fix="check the regressors' missing values",
-                        )
-                    ],
-                )
-            )
+            out.append(too_few_rows(len(idx), names, outcome))
         else:
             out.append(None)
             fit_models.append(len(out) - 1)
@@ -564,19 +608,7 @@ def _fe_fits(
             k = len(cols) + 1
         xtx = xd.T @ xd
         if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
-            out[m] = AnalysisError(
-                f"The regressors {names} are collinear with each other or the fixed effects.",
-                [
-                    Problem(
-                        "panel",
-                        None,
-                        "collinear",
-                        "design matrix is rank deficient",
-                        examples=tuple(names),
-                        fix="drop a regressor",
-                    )
-                ],
-            )
+            out[m] = collinear_regressors(names)
             continue
         bread = np.linalg.inv(xtx)
         beta = bread @ (xd.T @ yd)

@@ -30,15 +30,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.errors import AnalysisError, Problem
-from analysis.stats.fixed_effects import _RCOND, FEResult
+from analysis.errors import AnalysisError
+from analysis.stats.fixed_effects import _RCOND, FEResult, collinear_regressors, too_few_rows
 
 __all__ = [
     "TwoWaySolution",
     "TwoWaySums",
     "pattern_cross",
     "solve_two_way",
-    "too_few_rows",
     "two_way_result",
 ]
 
@@ -156,53 +155,6 @@ def pattern_cross(
     return out
 
 
-def too_few_rows(n: int, names: Sequence[str], outcome: str) -> AnalysisError:
-    """Return the error of a regression with ``n`` usable rows, too few for ``names``.
-
-    Parameters
-    ----------
-    n : int
-        Usable rows.
-    names : sequence of str
-        The regressors' names.
-    outcome : str
-        The outcome column (named in the problem).
-
-    Returns
-    -------
-    AnalysisError
-    """
-    return AnalysisError(
-        f"Only {n} usable rows for {list(names)}: too few to estimate.",
-        [
-            Problem(
-                "panel",
-                outcome,
-                "too_few_rows",
-                "rows with the outcome and every regressor observed",
-                n_rows=n,
-                fix="check the regressors' missing values",
-            )
-        ],
-    )
-
-
-def _collinear(names: Sequence[str]) -> AnalysisError:
-    return AnalysisError(
-        f"The regressors {list(names)} are collinear with each other or the fixed effects.",
-        [
-            Problem(
-                "panel",
-                None,
-                "collinear",
-                "design matrix is rank deficient",
-                examples=tuple(names),
-                fix="drop a regressor",
-            )
-        ],
-    )
-
-
 def solve_two_way(
     s: TwoWaySums, names: Sequence[str], *, outcome: str = "revenue"
 ) -> TwoWaySolution:
@@ -241,7 +193,7 @@ def solve_two_way(
     scale = np.maximum(s.xx_total, np.finfo(float).tiny)
     # what the effects leave of a regressor: nothing but rounding when it is absorbed
     if np.linalg.matrix_rank(xtx) < k or (np.diag(xtx) <= 1e-10 * scale).any():
-        raise _collinear(names)
+        raise collinear_regressors(names)
     bread = np.linalg.inv(xtx)
     return TwoWaySolution(
         beta=bread @ xty, gamma_x=gamma_x, gamma_y=gamma_y, bread=(bread + bread.T) / 2

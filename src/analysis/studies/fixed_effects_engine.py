@@ -24,12 +24,11 @@ from analysis.data.fe_engine import (
     residual_sums,
     two_way_sums,
 )
-from analysis.stats.fixed_effects import FEResult
+from analysis.stats.fixed_effects import FEResult, too_few_rows
 from analysis.stats.fixed_effects_sums import (
     TwoWaySums,
     pattern_cross,
     solve_two_way,
-    too_few_rows,
     two_way_result,
 )
 

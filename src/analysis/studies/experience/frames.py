@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.data.fe_engine import duplicate_periods_error
 from analysis.errors import AnalysisError, DataError, Problem, examples_of
 from analysis.stats.fixed_effects import _codes
 
@@ -750,18 +751,7 @@ def _lag_index(
         order = np.argsort(key, kind="stable")
         skey = key[order]
     if len(skey) > 1 and (skey[1:] == skey[:-1]).any():
-        raise DataError(
-            "The panel has more than one row per customer and period.",
-            [
-                Problem(
-                    "panel",
-                    period,
-                    "duplicate_key",
-                    "duplicated customer-period rows",
-                    fix="aggregate the panel to one row per customer and period",
-                )
-            ],
-        )
+        raise duplicate_periods_error("panel", period)
     out = {}
     for lag in dict.fromkeys(lags):
         if order is None and 0 < lag <= 12:
