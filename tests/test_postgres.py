@@ -48,6 +48,7 @@ from analysis import data, derive, kpi
 from analysis.config import load_params
 from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
 from tests.test_fe_engine import revenue_link_numbers
+from tests.test_loyalty_engine import loyalty_frame_numbers, same_frames
 
 # Loopback server and role that .ci/services.sh creates (a throw-away test role on
 # 127.0.0.1 only; not a secret).
@@ -627,3 +628,11 @@ def test_revenue_link_on_the_engine_matches_duckdb(studies):
     got = revenue_link_numbers(pg)
     assert len(want) > 5
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=RTOL, atol=0)
+
+
+def test_loyalty_frames_on_the_engine_match_duckdb(studies):
+    # the trial frame, landmark frame and event-study panel, built from window sums on the engine
+    pg, duck = studies
+    want = loyalty_frame_numbers(duck)
+    assert len(want["trials"]) > 1000 and want["trials"]["member"].sum() > 10
+    same_frames(loyalty_frame_numbers(pg), want, rtol=RTOL)

@@ -31,6 +31,7 @@ from analysis.data.validation import _count
 from analysis.errors import DataError
 from tests.test_engine_stats import ENGINE_STATS_CASES, ENGINE_STATS_KEYS
 from tests.test_fe_engine import revenue_link_numbers
+from tests.test_loyalty_engine import loyalty_frame_numbers, same_frames
 
 RTOL = 1e-9
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,3 +306,11 @@ def test_revenue_link_on_the_engine_matches_duckdb(studies):
     got = revenue_link_numbers(sp)
     assert len(want) > 5
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=RTOL, atol=0)
+
+
+def test_loyalty_frames_on_the_engine_match_duckdb(studies):
+    # the trial frame, landmark frame and event-study panel, built from window sums on the engine
+    sp, duck = studies
+    want = loyalty_frame_numbers(duck)
+    assert len(want["trials"]) > 1000 and want["trials"]["member"].sum() > 10
+    same_frames(loyalty_frame_numbers(sp), want, rtol=RTOL)

@@ -278,7 +278,12 @@ def monthly_purchases(source: Source) -> ir.Table:
     """Return purchases per customer and calendar month: ``customer_id``, ``date`` (first
     day of the month), ``amount`` (total) and ``purchases`` (rows), as
     :func:`analysis.studies.loyalty.activity.monthly_purchases` computes them in pandas."""
-    t = source.table("transactions")
+    return monthly_purchases_of(source.table("transactions"))
+
+
+def monthly_purchases_of(t: ir.Table) -> ir.Table:
+    """:func:`monthly_purchases` of a transactions table (``customer_id``, ``date``,
+    ``amount``; one row per purchase) on its engine."""
     t = t.filter(t.customer_id.notnull(), t.date.notnull())
     t = t.mutate(_m=_month(t.date))
     out = t.group_by(["customer_id", "_m"]).aggregate(
@@ -292,7 +297,28 @@ def monthly_service(source: Source) -> ir.Table:
     :func:`analysis.studies.loyalty.activity.monthly_service` computes them in pandas:
     ``tickets``, ``unresolved``, ``sla_breaches``, ``nps_n``, ``nps_sum``, ``csat_n``,
     ``csat_sum`` and ``nps_last`` (the mean answer of the month's latest answer day)."""
-    e = source.table("experience")
+    return monthly_service_of(source.table("experience"))
+
+
+#: Optional columns of the experience table, and their type when absent.
+_SERVICE_OPTIONAL = {
+    "kind": "string",
+    "nps": "float64",
+    "csat": "float64",
+    "first_contact_resolution": "boolean",
+    "sla_met": "boolean",
+}
+
+
+def _with_service_columns(e: ir.Table) -> ir.Table:
+    missing = {c: ibis.null(t) for c, t in _SERVICE_OPTIONAL.items() if c not in e.columns}
+    return e.mutate(**missing) if missing else e
+
+
+def monthly_service_of(e: ir.Table) -> ir.Table:
+    """:func:`monthly_service` of an experience table (contract columns; the optional
+    ones may be absent) on its engine."""
+    e = _with_service_columns(e)
     e = e.filter(e.customer_id.notnull(), e.date.notnull())
     ticket = (e.kind == "ticket").fill_null(False)
     nps, csat = e.nps.cast("float64"), e.csat.cast("float64")

@@ -171,13 +171,15 @@ def study_tables(study) -> dict:
     """Return the tables :func:`analysis.studies.loyalty.programme_report` needs, from a
     loaded study, with customer ids as integer codes (the study only links rows).
 
-    ``customers`` and ``loyalty`` (one row per customer or membership) come as they are;
-    ``transactions`` and ``experience`` come as monthly activity tables built on the
-    engine (:func:`analysis.data.customer_stats.monthly_purchases` and
-    ``monthly_service``): one row per customer and active month, never the events.
-    When the study has a model sample (:meth:`analysis.data.StudyData.model_sample`),
-    those two hold only the sampled customers: pass :func:`model_customers` to
-    ``programme_report``, which restricts its models to them.
+    ``customers`` and ``loyalty`` (one row per customer or membership) come as pandas
+    tables. ``transactions`` and ``experience`` stay on the engine: Ibis tables of
+    monthly activity (:func:`analysis.data.customer_stats.monthly_purchases` and
+    ``monthly_service``), from which the loyalty frames are built on the engine
+    (:mod:`analysis.data.month_windows`), so only the frames' rows reach Python, never
+    the events. When the study has a model sample
+    (:meth:`analysis.data.StudyData.model_sample`), those two hold only the sampled
+    customers: pass :func:`model_customers` to ``programme_report``, which restricts its
+    models to them.
     """
     from analysis.data import customer_stats
 
@@ -196,12 +198,7 @@ def study_tables(study) -> dict:
             expr = build(study.source)
             if sample is not None:  # only the model sample's customers use these tables
                 expr = expr.semi_join(sample.table(), "customer_id")
-            frame = study.coded(expr).to_pandas()
-            frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-            # The engine returns groups in any order: sort (integer keys, fast) so that sums
-            # downstream add up in the same order on every run and every engine.
-            order = np.lexsort((frame["date"].to_numpy(), frame["customer_id"].to_numpy()))
-            out[name] = mark(frame.take(order).reset_index(drop=True))
+            out[name] = study.coded(expr)
     return out
 
 

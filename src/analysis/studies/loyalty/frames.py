@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from ibis import _
 
 from analysis.config import LOYALTY_COVARIATES
+from analysis.data import customer_stats
+from analysis.data import month_windows as mw
 from analysis.errors import DataError, Problem
-from analysis.studies.loyalty.activity import monthly_purchases, monthly_service
+from analysis.studies.loyalty.activity import (
+    PURCHASE_COLUMNS,
+    SERVICE_COLUMNS,
+    monthly_purchases,
+    monthly_service,
+)
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -33,11 +44,17 @@ DEFAULT_COVARIATES = list(LOYALTY_COVARIATES)
 # --------------------------------------------------------------------------- helpers
 
 
-def _require(df: pd.DataFrame, table: str, cols: Sequence[str]) -> None:
+def _on_engine(table) -> bool:
+    """True for an Ibis table (monthly activity on the engine), False for pandas."""
+    return isinstance(table, ir.Table)
+
+
+def _require(df, table: str, cols: Sequence[str]) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
+        rows = "" if _on_engine(df) else f" ({len(df):,} rows)"
         raise DataError(
-            f"Table {table} ({len(df):,} rows) lacks columns needed for the loyalty study.",
+            f"Table {table}{rows} lacks columns needed for the loyalty study.",
             [
                 Problem(
                     table,
@@ -193,8 +210,80 @@ def landmark_frame(
             )
     c["member_months"] = (c["landmark_date"] - c["enrolled_date"]).dt.days / DAYS_PER_MONTH
 
-    # transactions relative to the landmark month (integer positions: faster than merges)
+    # window sums around the landmark month: events enter through monthly sums (activity.py);
+    # the landmark date is a month start, so "before the landmark" is "in an earlier month"
     c = c.reset_index(drop=True)
+    # all observed complete months before the landmark: a less noisy measure of a customer's
+    # usual spending than the lookback window alone (window start or signup month + 1 .. L - 1)
+    first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
+    spans = dict(first_full=first_full, lookback=int(lookback_months), horizon=int(horizon_months))
+    if _on_engine(transactions):
+        s = _landmark_sums_engine(
+            c, transactions, experience, ws, n_months=int(last_full) + 1, **spans
+        )
+    else:
+        s = _landmark_sums_numpy(c, transactions, experience, ws, **spans)
+    c["prior_spend"] = s["prior_spend"]
+    c["history_spend_per_month"] = s["history_spend"] / np.maximum(
+        c["lm"].to_numpy() - first_full, 1
+    )
+    c["prior_purchases"] = s["prior_purchases"].astype(int)
+    c["spend"] = s["spend"]
+    c["purchases"] = s["purchases"].astype(int)
+    # experience before the landmark (zero and "none" without an experience table)
+    for col in ("prior_tickets", "prior_unresolved", "prior_sla_breaches"):
+        c[col] = s[col].astype(int)
+    c["prior_nps_category"] = _nps_categories(s["nps_cat"])
+    c["history_tickets"] = s["history_tickets"].astype(int)
+    for score in ("nps", "csat"):
+        cnt, sm = s[f"history_{score}_n"], s[f"history_{score}_sum"]
+        # 0 where never answered; the answered flag / "none" NPS category carry that
+        c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
+        c[f"history_{score}_answered"] = (cnt > 0).astype(int)
+
+    # outcomes
+    churned_by_h = c["churn_date"].notna() & (c["churn_date"] < c["horizon_end"])
+    c["retained"] = (~churned_by_h).astype(int)
+    c["churned"] = churned_by_h.astype(int)
+    stop = c["churn_date"].where(c["churn_date"].notna() & (c["churn_date"] <= end), end)
+    c["event"] = (c["churn_date"].notna() & (c["churn_date"] <= end)).astype(int)
+    c["time_months"] = (stop - c["landmark_date"]).dt.days / DAYS_PER_MONTH
+    c["tenure_months"] = (c["landmark_date"] - c["signup_date"]).dt.days / DAYS_PER_MONTH
+    c["landmark"] = L
+    c["log_prior_spend"] = np.log1p(c["prior_spend"])
+    keep_first = ["customer_id", "landmark", "landmark_date", "member", "former_member"]
+    rest = [x for x in c.columns if x not in keep_first and x not in ("lm", "horizon_end")]
+    return c[keep_first + rest].reset_index(drop=True)
+
+
+#: Windows of the landmark frame: output -> (monthly column, lookup before, lookup at end);
+#: prior months lm - lookback .. lm - 1, outcome months lm .. lm + horizon - 1, history
+#: months first_full .. lm - 1, experience: every month before lm.
+_LANDMARK_PURCHASE_WINDOWS = {
+    "prior_spend": ("amount", "lo", "now"),
+    "history_spend": ("amount", "ff", "now"),
+    "prior_purchases": ("purchases", "lo", "now"),
+    "spend": ("amount", "now", "hi"),
+    "purchases": ("purchases", "now", "hi"),
+}
+_LANDMARK_SERVICE_WINDOWS = {
+    "prior_tickets": ("tickets", "lo", "now"),
+    "prior_unresolved": ("unresolved", "lo", "now"),
+    "prior_sla_breaches": ("sla_breaches", "lo", "now"),
+    "history_tickets": ("tickets", None, "now"),
+    **{
+        f"history_{score}_{part}": (f"{score}_{part}", None, "now")
+        for score in ("nps", "csat")
+        for part in ("n", "sum")
+    },
+}
+#: Experience sums of the landmark frame, zero without an experience table.
+_LANDMARK_SERVICE = (*_LANDMARK_SERVICE_WINDOWS, "nps_cat")
+
+
+def _landmark_sums_numpy(c, transactions, experience, ws, *, first_full, lookback, horizon):
+    """Window sums around each row's landmark month (``c["lm"]``) from monthly activity
+    tables in pandas."""
     key = pd.Index(c["customer_id"])
     n = len(c)
     lm_arr = c["lm"].to_numpy()
@@ -210,47 +299,31 @@ def landmark_frame(
         w = None if values is None else np.asarray(values, float)[mask]
         return np.bincount(pos[mask], weights=w, minlength=n)
 
-    # Events enter through monthly sums (activity.py): the landmark date is a month start, so
-    # "before the landmark" is "in an earlier month".
     tx, pos, rel = locate(monthly_purchases(transactions))
     amount = tx["amount"].to_numpy(float)
     bought = tx["purchases"].to_numpy(float)
-    pre = (rel >= -lookback_months) & (rel < 0)
-    post = (rel >= 0) & (rel < horizon_months)
-    c["prior_spend"] = total(pos, pre, amount)
-    # all observed complete months before the landmark: a less noisy measure of a customer's
-    # usual spending than the lookback window alone (window start or signup month + 1 .. L - 1)
-    first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
+    pre = (rel >= -lookback) & (rel < 0)
+    post = (rel >= 0) & (rel < horizon)
     hist = (rel < 0) & (rel + lm_arr[pos] >= first_full[pos])
-    n_hist = np.maximum(lm_arr - first_full, 1)
-    c["history_spend_per_month"] = total(pos, hist, amount) / n_hist
-    c["prior_purchases"] = total(pos, pre, bought).astype(int)
-    c["spend"] = total(pos, post, amount)
-    c["purchases"] = total(pos, post, bought).astype(int)
-
-    # experience before the landmark
-    c["prior_tickets"] = 0
-    c["prior_unresolved"] = 0
-    c["prior_sla_breaches"] = 0
-    c["prior_nps_category"] = "none"
-    c["history_tickets"] = 0
-    for score in ("nps", "csat"):
-        c[f"history_{score}_mean"] = 0.0
-        c[f"history_{score}_answered"] = 0
+    s = {
+        "prior_spend": total(pos, pre, amount),
+        "history_spend": total(pos, hist, amount),
+        "prior_purchases": total(pos, pre, bought),
+        "spend": total(pos, post, amount),
+        "purchases": total(pos, post, bought),
+    }
+    s.update({k: np.zeros(n) for k in _LANDMARK_SERVICE})
     if experience is not None and len(experience):
         ex, pos, rel = locate(monthly_service(experience))
         before = rel < 0
-        recent = (rel >= -lookback_months) & (rel < 0)
-        c["prior_tickets"] = total(pos, recent, ex["tickets"]).astype(int)
-        c["history_tickets"] = total(pos, before, ex["tickets"]).astype(int)
-        c["prior_unresolved"] = total(pos, recent, ex["unresolved"]).astype(int)
-        c["prior_sla_breaches"] = total(pos, recent, ex["sla_breaches"]).astype(int)
+        recent = (rel >= -lookback) & (rel < 0)
+        s["prior_tickets"] = total(pos, recent, ex["tickets"])
+        s["history_tickets"] = total(pos, before, ex["tickets"])
+        s["prior_unresolved"] = total(pos, recent, ex["unresolved"])
+        s["prior_sla_breaches"] = total(pos, recent, ex["sla_breaches"])
         for score in ("nps", "csat"):
-            cnt = total(pos, before, ex[f"{score}_n"])
-            sm = total(pos, before, ex[f"{score}_sum"])
-            # 0 where never answered; the answered flag / "none" NPS category carry that
-            c[f"history_{score}_mean"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), 0.0)
-            c[f"history_{score}_answered"] = (cnt > 0).astype(int)
+            s[f"history_{score}_n"] = total(pos, before, ex[f"{score}_n"])
+            s[f"history_{score}_sum"] = total(pos, before, ex[f"{score}_sum"])
         v = ex["nps_last"].to_numpy(float)
         ok = before & ~np.isnan(v)
         last = (
@@ -258,29 +331,38 @@ def landmark_frame(
             .sort_values(["pos", "date"], kind="stable")
             .drop_duplicates("pos", keep="last")
         )
-        cat = np.where(
-            last["nps"] <= 6, "detractor", np.where(last["nps"] <= 8, "passive", "promoter")
+        s["nps_cat"][last["pos"].to_numpy()] = np.where(
+            last["nps"] <= 6, 1, np.where(last["nps"] <= 8, 2, 3)
         )
-        labels = np.full(n, "none", dtype=object)
-        labels[last["pos"].to_numpy()] = cat
-        c["prior_nps_category"] = labels
-    c["prior_nps_category"] = pd.Categorical(
-        c["prior_nps_category"], categories=["none", "detractor", "passive", "promoter"]
-    )
+    return s
 
-    # outcomes
-    churned_by_h = c["churn_date"].notna() & (c["churn_date"] < c["horizon_end"])
-    c["retained"] = (~churned_by_h).astype(int)
-    c["churned"] = churned_by_h.astype(int)
-    stop = c["churn_date"].where(c["churn_date"].notna() & (c["churn_date"] <= end), end)
-    c["event"] = (c["churn_date"].notna() & (c["churn_date"] <= end)).astype(int)
-    c["time_months"] = (stop - c["landmark_date"]).dt.days / DAYS_PER_MONTH
-    c["tenure_months"] = (c["landmark_date"] - c["signup_date"]).dt.days / DAYS_PER_MONTH
-    c["landmark"] = L
-    c["log_prior_spend"] = np.log1p(c["prior_spend"])
-    keep_first = ["customer_id", "landmark", "landmark_date", "member", "former_member"]
-    rest = [x for x in c.columns if x not in keep_first and x not in ("lm", "horizon_end")]
-    return c[keep_first + rest].reset_index(drop=True)
+
+def _landmark_sums_engine(
+    c, transactions, experience, ws, *, n_months, first_full, lookback, horizon
+):
+    """The same as :func:`_landmark_sums_numpy`, computed on the engine from monthly
+    activity (Ibis tables): one row per customer reaches Python."""
+    a = _months_up(c["customer_id"].to_numpy(), np.arange(len(c)), lm=c["lm"], ff=first_full)
+    # running sums read just before each window and at its end (_LANDMARK_*_WINDOWS)
+    look = {"lo": _.lm - lookback - 1, "now": _.lm - 1, "ff": _.ff - 1, "hi": _.lm + horizon - 1}
+    ids = a.select("customer_id")
+    grid = dict(window_start=ws, n_months=n_months)
+    pg = mw.cumulative_grid(engine_purchases(transactions), ids, columns=_PURCHASE_COLUMNS, **grid)
+    t = mw.window_sums(a, pg, look, _LANDMARK_PURCHASE_WINDOWS)
+    if experience is not None:
+        sg = mw.cumulative_grid(
+            engine_service(experience), ids, columns=_SERVICE_COLUMNS, nps_last="nps_last", **grid
+        )
+        carry = {"nps_cat": ("nps_cat", "now")}
+        t = mw.window_sums(t, sg, look, _LANDMARK_SERVICE_WINDOWS, carry=carry)
+    cols = _pull_sorted(t, ["_pos"])
+    n = len(c)
+    if len(cols["_pos"]) != n:  # one row per customer
+        raise RuntimeError(f"landmark sums: {len(cols['_pos'])} rows for {n} customers")
+    s = {k: cols[k].astype(float) for k in _LANDMARK_PURCHASE_WINDOWS}
+    for k in _LANDMARK_SERVICE:
+        s[k] = cols[k].astype(float) if k in cols else np.zeros(n)
+    return s
 
 
 def trial_covariates(covariates: Sequence[str] = DEFAULT_COVARIATES) -> list[str]:
@@ -394,6 +476,49 @@ def trial_frame(
                 )
             ],
         )
+    months = dict(s_m=s_m, ch_m=ch_m, en_m=en_m, trials=trials, n_months=nm, lb=lb, hz=hz)
+    if _on_engine(transactions):
+        ci, m, sums = _trial_sums_engine(c, transactions, experience, ws, **months)
+    else:
+        ci, m, sums = _trial_sums_numpy(c, transactions, experience, ws, **months)
+
+    out = c.iloc[ci].reset_index(drop=True)
+    out.insert(1, "trial_month", m.astype(int))
+    tdate = _add_months(ws, m)
+    out.insert(2, "trial_date", tdate)
+    out.insert(3, "member", (en_m[ci] == m).astype(int))
+    out["prior_spend"] = sums["prior_spend"]
+    out["log_prior_spend"] = np.log1p(np.maximum(out["prior_spend"].to_numpy(), 0))
+    for col in ("prior_purchases", "prior_tickets", "prior_unresolved", "prior_sla_breaches"):
+        out[col] = sums[col].astype(int)
+    out["history_tickets"] = sums["history_tickets"].astype(int)
+    cnt = sums["history_nps_n"]
+    out["history_nps_mean"] = np.where(cnt > 0, sums["history_nps_sum"] / np.maximum(cnt, 1), 0.0)
+    out["history_nps_answered"] = (cnt > 0).astype(int)
+    out["prior_nps_category"] = _nps_categories(sums["nps_cat"])
+    signup = pd.to_datetime(out["signup_date"]).to_numpy()
+    out["tenure_months"] = (tdate - signup) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+    out["log_tenure_months"] = np.log1p(np.maximum(out["tenure_months"].to_numpy(), 0))
+    out["spend"] = sums["spend"]
+    out["purchases"] = sums["purchases"].astype(int)
+    out["retained"] = (ch_m[ci] > m + hz).astype(int)
+    out["churned"] = 1 - out["retained"]
+    return out
+
+
+def _nps_categories(codes) -> pd.Categorical:
+    """Category labels of NPS category codes (0 none .. 3 promoter)."""
+    labels = np.array(mw.NPS_CATEGORY, dtype=object)
+    return pd.Categorical(labels[np.asarray(codes, dtype=int)], categories=list(labels))
+
+
+def _trial_sums_numpy(
+    c, transactions, experience, ws, *, s_m, ch_m, en_m, trials, n_months, lb, hz
+):
+    """Eligible customer-months (row of ``c``, trial month) and their window sums, from
+    monthly activity tables in pandas."""
+    n, nm = len(c), n_months
+    key = pd.Index(c["customer_id"])
 
     # monthly matrices, column k = window month k - 1; column 0 collects everything earlier
     def monthly(frame, values=None, name="date"):
@@ -449,33 +574,112 @@ def trial_frame(
     def window(cs, a, b):
         return cs[ci, b] - cs[ci, a]
 
-    out = c.iloc[ci].reset_index(drop=True)
-    out.insert(1, "trial_month", m.astype(int))
-    tdate = _add_months(ws, m)
-    out.insert(2, "trial_date", tdate)
-    out.insert(3, "member", (en_m[ci] == m).astype(int))
-    out["prior_spend"] = window(spend_c, lo_, now)
-    out["log_prior_spend"] = np.log1p(np.maximum(out["prior_spend"].to_numpy(), 0))
-    out["prior_purchases"] = window(npur_c, lo_, now).astype(int)
-    out["prior_tickets"] = window(tick_c, lo_, now).astype(int)
-    out["prior_unresolved"] = window(unres_c, lo_, now).astype(int)
-    out["prior_sla_breaches"] = window(sla_c, lo_, now).astype(int)
-    out["history_tickets"] = tick_c[ci, now].astype(int)
-    cnt = nps_n_c[ci, now]
-    out["history_nps_mean"] = np.where(cnt > 0, nps_s_c[ci, now] / np.maximum(cnt, 1), 0.0)
-    out["history_nps_answered"] = (cnt > 0).astype(int)
-    labels = np.array(["none", "detractor", "passive", "promoter"], dtype=object)
-    out["prior_nps_category"] = pd.Categorical(
-        labels[last_cat[ci, m]], categories=list(labels)
-    )  # column m = months up to m - 1
-    signup = pd.to_datetime(out["signup_date"]).to_numpy()
-    out["tenure_months"] = (tdate - signup) / np.timedelta64(1, "D") / DAYS_PER_MONTH
-    out["log_tenure_months"] = np.log1p(np.maximum(out["tenure_months"].to_numpy(), 0))
-    out["spend"] = window(spend_c, nxt, hi_)
-    out["purchases"] = window(npur_c, nxt, hi_).astype(int)
-    out["retained"] = (ch_m[ci] > m + hz).astype(int)
-    out["churned"] = 1 - out["retained"]
-    return out
+    sums = {
+        "prior_spend": window(spend_c, lo_, now),
+        "prior_purchases": window(npur_c, lo_, now),
+        "prior_tickets": window(tick_c, lo_, now),
+        "prior_unresolved": window(unres_c, lo_, now),
+        "prior_sla_breaches": window(sla_c, lo_, now),
+        "history_tickets": tick_c[ci, now],
+        "history_nps_n": nps_n_c[ci, now],
+        "history_nps_sum": nps_s_c[ci, now],
+        "nps_cat": last_cat[ci, m],  # column m = months up to m - 1
+        "spend": window(spend_c, nxt, hi_),
+        "purchases": window(npur_c, nxt, hi_),
+    }
+    return ci, m, sums
+
+
+#: Month numbers too large for any window (a customer who never churns or enrols).
+_NEVER = 1 << 40
+
+
+def _months_up(ids, pos, **months) -> ir.Table:
+    """An in-memory table for the engine: ``customer_id``, ``_pos`` (row in the frame
+    being built) and month numbers (missing or infinite months become ``_NEVER``)."""
+    cols = {"customer_id": pa.array(np.asarray(ids)), "_pos": np.asarray(pos, np.int64)}
+    for name, v in months.items():
+        v = np.asarray(v, float)
+        cols[name] = np.where(np.isfinite(v), v, _NEVER).astype(np.int64)
+    return ibis.memtable(pa.table(cols))
+
+
+def _pull_sorted(expr: ir.Table, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Run ``expr``; its columns as numpy arrays sorted by ``keys`` (engines return rows
+    in any order)."""
+    t = expr.to_pyarrow()
+    cols = {name: t.column(name).to_numpy(zero_copy_only=False) for name in t.column_names}
+    order = np.lexsort(tuple(cols[k] for k in reversed(keys)))
+    return {name: v[order] for name, v in cols.items()}
+
+
+def engine_purchases(transactions: ir.Table) -> ir.Table:
+    """Monthly purchases on the engine: the table as it is if already monthly."""
+    if "purchases" in transactions.columns:
+        return transactions
+    return customer_stats.monthly_purchases_of(transactions)
+
+
+def engine_service(experience: ir.Table) -> ir.Table:
+    """Monthly service events on the engine: the table as it is if already monthly."""
+    if "nps_last" in experience.columns:
+        return experience
+    return customer_stats.monthly_service_of(experience)
+
+
+#: Windows of the trial frame: output -> (monthly column, lookup before, lookup at end).
+_TRIAL_PURCHASE_WINDOWS = {
+    "prior_spend": ("amount", "lo", "now"),
+    "prior_purchases": ("purchases", "lo", "now"),
+    "spend": ("amount", "t0", "hi"),
+    "purchases": ("purchases", "t0", "hi"),
+}
+_TRIAL_SERVICE_WINDOWS = {
+    "prior_tickets": ("tickets", "lo", "now"),
+    "prior_unresolved": ("unresolved", "lo", "now"),
+    "prior_sla_breaches": ("sla_breaches", "lo", "now"),
+    "history_tickets": ("tickets", None, "now"),
+    "history_nps_n": ("nps_n", None, "now"),
+    "history_nps_sum": ("nps_sum", None, "now"),
+}
+#: Experience sums of the trial frame, zero without an experience table.
+_TRIAL_SERVICE = (*_TRIAL_SERVICE_WINDOWS, "nps_cat")
+#: Monthly activity columns summed in the grids (``nps_last`` is carried, not summed).
+_PURCHASE_COLUMNS = list(PURCHASE_COLUMNS)
+_SERVICE_COLUMNS = [c for c in SERVICE_COLUMNS if c != "nps_last"]
+
+
+def _trial_sums_engine(
+    c, transactions, experience, ws, *, s_m, ch_m, en_m, trials, n_months, lb, hz
+):
+    """The same as :func:`_trial_sums_numpy`, computed on the engine from monthly activity
+    (Ibis tables): only the eligible customer-months' sums reach Python."""
+    ok = np.flatnonzero(~np.isnan(s_m))  # without a signup month a customer is never eligible
+    cust = _months_up(
+        c["customer_id"].to_numpy()[ok], ok, s_m=s_m[ok], ch_m=ch_m[ok], en_m=en_m[ok]
+    )
+    a = cust.cross_join(mw.months_table(int(trials[0]), int(trials[-1]) + 1, "m"))
+    a = a.filter((a.s_m < a.m) & (a.en_m >= a.m) & (a.ch_m > a.m)).select(
+        "customer_id", "_pos", "m"
+    )
+    # month m's window sums: prior months m - lb .. m - 1, outcome months m + 1 .. m + hz
+    look = {"lo": _.m - lb - 1, "now": _.m - 1, "t0": _.m, "hi": _.m + hz}
+    ids = cust.select("customer_id")
+    grid = dict(window_start=ws, n_months=n_months)
+    pg = mw.cumulative_grid(engine_purchases(transactions), ids, columns=_PURCHASE_COLUMNS, **grid)
+    t = mw.window_sums(a, pg, look, _TRIAL_PURCHASE_WINDOWS)
+    if experience is not None:
+        sg = mw.cumulative_grid(
+            engine_service(experience), ids, columns=_SERVICE_COLUMNS, nps_last="nps_last", **grid
+        )
+        t = mw.window_sums(
+            t, sg, look, _TRIAL_SERVICE_WINDOWS, carry={"nps_cat": ("nps_cat", "now")}
+        )
+    cols = _pull_sorted(t, ["_pos", "m"])
+    sums = {k: cols[k].astype(float) for k in _TRIAL_PURCHASE_WINDOWS}
+    for k in _TRIAL_SERVICE:
+        sums[k] = cols[k].astype(float) if k in cols else np.zeros(len(cols["m"]))
+    return cols["_pos"].astype(np.int64), cols["m"].astype(np.int64), sums
 
 
 # --------------------------------------------------------------------------- event study
@@ -533,16 +737,19 @@ def event_study_panel(
             panel[col] = pd.Categorical(c[col]).take(rows)
 
     # each month's purchases' panel row, found arithmetically (rows are contiguous per customer)
-    transactions = monthly_purchases(transactions)
-    pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
-    tper = _month_index(transactions["date"], ws)
-    ok = pos >= 0
-    pos_ok = pos[ok]
-    tp = tper[ok]
-    inside = (tp >= first[pos_ok]) & (tp <= stop[pos_ok])
-    prow = (start[pos_ok] + tp - first[pos_ok])[inside].astype(np.int64)
-    amt = transactions["amount"].to_numpy(float)[ok][inside]
-    bought = transactions["purchases"].to_numpy(float)[ok][inside]
+    if _on_engine(transactions):
+        prow, amt, bought = _panel_purchases_engine(c, transactions, ws, first, stop, start, last)
+    else:
+        transactions = monthly_purchases(transactions)
+        pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
+        tper = _month_index(transactions["date"], ws)
+        ok = pos >= 0
+        pos_ok = pos[ok]
+        tp = tper[ok]
+        inside = (tp >= first[pos_ok]) & (tp <= stop[pos_ok])
+        prow = (start[pos_ok] + tp - first[pos_ok])[inside].astype(np.int64)
+        amt = transactions["amount"].to_numpy(float)[ok][inside]
+        bought = transactions["purchases"].to_numpy(float)[ok][inside]
     panel["revenue"] = np.bincount(prow, weights=amt, minlength=len(panel))
     panel["purchases"] = np.bincount(prow, weights=bought, minlength=len(panel)).astype(np.int32)
 
@@ -555,3 +762,21 @@ def event_study_panel(
     panel["rel"] = panel["period"] - panel["cohort"]
     panel["period_start"] = _add_months(ws, np.arange(last + 1))[period]
     return panel
+
+
+def _panel_purchases_engine(c, transactions, ws, first, stop, start, last):
+    """Panel rows, spend and purchases of the customer-months with a purchase, summed on the
+    engine over the customers' complete active months (monthly activity as an Ibis table)."""
+    ok = np.flatnonzero(stop >= first)
+    spans = _months_up(c["customer_id"].to_numpy()[ok], ok, first=first[ok], last=stop[ok])
+    p = mw.month_panel(
+        engine_purchases(transactions),
+        spans,
+        window_start=ws,
+        n_months=int(last) + 1,
+        columns=_PURCHASE_COLUMNS,
+    )
+    cols = _pull_sorted(p.filter(p.purchases > 0), ["_pos", "k"])
+    pos = cols["_pos"].astype(np.int64)
+    prow = start[pos] + cols["k"].astype(np.int64) - first[pos].astype(np.int64)
+    return prow, cols["amount"].astype(float), cols["purchases"].astype(float)

@@ -13,11 +13,14 @@ one plain sentence, and every other part is kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from analysis.data.fe_engine import materialized
 from analysis.data.params_fit import NOT_ATTRIBUTES
 from analysis.errors import DataError
 from analysis.stats.cox import WeightedCoxResult as CoxResult
@@ -36,6 +39,8 @@ from analysis.studies.loyalty.descriptive import (
 from analysis.studies.loyalty.effects import effect_table, heterogeneity, weighted_survival
 from analysis.studies.loyalty.frames import (
     DEFAULT_COVARIATES,
+    engine_purchases,
+    engine_service,
     event_study_panel,
     landmark_frame,
     trial_covariates,
@@ -388,89 +393,110 @@ def programme_report(
     if "left_date" not in lo_t.columns:  # optional in the contract: nobody left
         lo_t = lo_t.assign(left_date=pd.NaT)
     cust, tx, ex = tables["customers"], tables["transactions"], tables.get("experience")
-    # The frames use events only through monthly sums: summarise once (a no-op for
-    # tables already summarised on the engine, activity.study_tables).
-    tx = monthly_purchases(tx)
-    ex = monthly_service(ex) if ex is not None else None
-    rep = ProgrammeReport(
-        available=True,
-        currency=currency,
-        horizon_months=int(horizon_months),
-        lookback_months=int(lookback_months),
-    )
-    candidates = resolve_covariates(covariates, cust)
-    by = _resolve_by(heterogeneity_by, cust)
-    win = dict(window_start=window_start, as_of=as_of)
-    rep.uptake = attempt(SECTIONS["uptake"], uptake, cust, lo_t, **win)
-    rep.points = attempt(
-        SECTIONS["points"], points_summary, cust, lo_t, as_of=as_of, min_group_size=min_group_size
-    )
-    rep.post_leaving = attempt(SECTIONS["post_leaving"], post_leaving, cust, lo_t, **win)
-    rep.naive_churn = attempt(SECTIONS["naive_churn"], naive_churn_comparison, cust, lo_t, **win)
-
-    if model_customers is not None:
-        n_all = int(cust["customer_id"].nunique())
-        cust = cust[cust["customer_id"].isin(model_customers)]
-        lo_t = lo_t[lo_t["customer_id"].isin(model_customers)]
-        rep.model_sample = (int(cust["customer_id"].nunique()), n_all)
-    model = dict(propensity_model=propensity_model, trim=trim, seed=seed)
-    for L in landmarks:
-        L = int(L)
-        rep.landmarks[L] = attempt(
-            SECTIONS["landmark"].format(L=L),
-            _landmark_result,
-            rep,
-            (cust, tx, lo_t, ex),
-            L,
-            candidates=candidates,
-            lookback_months=int(lookback_months),
+    with ExitStack() as stack:
+        # The frames use events only through monthly sums: summarise once, in pandas (a
+        # no-op for tables already summarised) or on the engine (Ibis tables, e.g. from
+        # activity.study_tables: kept in a temporary table while the report runs).
+        tx, ex = _monthly_inputs(stack, tx, ex)
+        rep = ProgrammeReport(
+            available=True,
+            currency=currency,
             horizon_months=int(horizon_months),
+            lookback_months=int(lookback_months),
+        )
+        candidates = resolve_covariates(covariates, cust)
+        by = _resolve_by(heterogeneity_by, cust)
+        win = dict(window_start=window_start, as_of=as_of)
+        rep.uptake = attempt(SECTIONS["uptake"], uptake, cust, lo_t, **win)
+        rep.points = attempt(
+            SECTIONS["points"],
+            points_summary,
+            cust,
+            lo_t,
+            as_of=as_of,
             min_group_size=min_group_size,
-            n_boot=n_boot,
-            model=model,
-            **win,
+        )
+        rep.post_leaving = attempt(SECTIONS["post_leaving"], post_leaving, cust, lo_t, **win)
+        rep.naive_churn = attempt(
+            SECTIONS["naive_churn"], naive_churn_comparison, cust, lo_t, **win
         )
 
-    if sequential:
-        rep.sequential = attempt(
-            SECTIONS["sequential"],
-            _sequential_result,
-            rep,
+        if model_customers is not None:
+            n_all = int(cust["customer_id"].nunique())
+            cust = cust[cust["customer_id"].isin(model_customers)]
+            lo_t = lo_t[lo_t["customer_id"].isin(model_customers)]
+            rep.model_sample = (int(cust["customer_id"].nunique()), n_all)
+        model = dict(propensity_model=propensity_model, trim=trim, seed=seed)
+        for L in landmarks:
+            L = int(L)
+            rep.landmarks[L] = attempt(
+                SECTIONS["landmark"].format(L=L),
+                _landmark_result,
+                rep,
+                (cust, tx, lo_t, ex),
+                L,
+                candidates=candidates,
+                lookback_months=int(lookback_months),
+                horizon_months=int(horizon_months),
+                min_group_size=min_group_size,
+                n_boot=n_boot,
+                model=model,
+                **win,
+            )
+
+        if sequential:
+            rep.sequential = attempt(
+                SECTIONS["sequential"],
+                _sequential_result,
+                rep,
+                cust,
+                tx,
+                lo_t,
+                ex,
+                lookback_months=int(lookback_months),
+                horizon_months=int(horizon_months),
+                covariates=candidates,
+                heterogeneity_by=by,
+                min_group_size=min_group_size,
+                max_customers=trial_max_customers,
+                ate_trim=ate_trim,
+                **model,
+                **win,
+            )
+        headline = rep.sequential if isinstance(rep.sequential, SequentialResult) else None
+        if headline is None and rep.estimated_landmarks():
+            headline = next(iter(rep.estimated_landmarks().values()))
+        if headline is not None:
+            rep.covariates = list(headline.covariates)
+        _record_covariates(rep, candidates)
+
+        rep.event_study = attempt(
+            SECTIONS["event_study"],
+            _event_study,
             cust,
             tx,
             lo_t,
-            ex,
+            event_window=event_window,
             lookback_months=int(lookback_months),
-            horizon_months=int(horizon_months),
-            covariates=candidates,
-            heterogeneity_by=by,
             min_group_size=min_group_size,
-            max_customers=trial_max_customers,
-            ate_trim=ate_trim,
-            **model,
+            n_boot=n_boot,
+            seed=seed,
             **win,
         )
-    headline = rep.sequential if isinstance(rep.sequential, SequentialResult) else None
-    if headline is None and rep.estimated_landmarks():
-        headline = next(iter(rep.estimated_landmarks().values()))
-    if headline is not None:
-        rep.covariates = list(headline.covariates)
-    _record_covariates(rep, candidates)
+        return rep
 
-    rep.event_study = attempt(
-        SECTIONS["event_study"],
-        _event_study,
-        cust,
-        tx,
-        lo_t,
-        event_window=event_window,
-        lookback_months=int(lookback_months),
-        min_group_size=min_group_size,
-        n_boot=n_boot,
-        seed=seed,
-        **win,
-    )
-    return rep
+
+def _monthly_inputs(stack: ExitStack, tx, ex):
+    """The transactions and experience tables as monthly activity: pandas tables summarised
+    in pandas; Ibis tables summarised on their engine into temporary tables that ``stack``
+    drops (every frame reads them instead of the events)."""
+    if not isinstance(tx, ir.Table):
+        return monthly_purchases(tx), (monthly_service(ex) if ex is not None else None)
+    con = tx.get_backend()
+    tx = stack.enter_context(materialized(con, engine_purchases(tx)))
+    if ex is not None:
+        ex = stack.enter_context(materialized(con, engine_service(ex)))
+    return tx, ex
 
 
 def _record_covariates(rep: ProgrammeReport, candidates: Sequence[str]) -> None:
