@@ -22,7 +22,6 @@ from analysis.data import month_windows as mw
 from analysis.errors import DataError, Problem
 from analysis.studies.loyalty.activity import (
     PURCHASE_COLUMNS,
-    SERVICE_COLUMNS,
     monthly_purchases,
     monthly_service,
 )
@@ -218,9 +217,7 @@ def landmark_frame(
     first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
     spans = dict(first_full=first_full, lookback=int(lookback_months), horizon=int(horizon_months))
     if _on_engine(transactions):
-        s = _landmark_sums_engine(
-            c, transactions, experience, ws, n_months=int(last_full) + 1, **spans
-        )
+        s = _landmark_sums_engine(c, transactions, experience, ws, **spans)
     else:
         s = _landmark_sums_numpy(c, transactions, experience, ws, **spans)
     c["prior_spend"] = s["prior_spend"]
@@ -256,15 +253,16 @@ def landmark_frame(
     return c[keep_first + rest].reset_index(drop=True)
 
 
-#: Windows of the landmark frame: output -> (monthly column, lookup before, lookup at end);
-#: prior months lm - lookback .. lm - 1, outcome months lm .. lm + horizon - 1, history
-#: months first_full .. lm - 1, experience: every month before lm.
+#: Windows of the landmark frame: output -> (monthly column, first month, last month),
+#: months named as in :func:`_landmark_sums_engine` (None: every earlier month): prior months
+#: lm - lookback .. lm - 1, outcome months lm .. lm + horizon - 1, history months
+#: first_full .. lm - 1, experience: every month before lm.
 _LANDMARK_PURCHASE_WINDOWS = {
     "prior_spend": ("amount", "lo", "now"),
     "history_spend": ("amount", "ff", "now"),
     "prior_purchases": ("purchases", "lo", "now"),
-    "spend": ("amount", "now", "hi"),
-    "purchases": ("purchases", "now", "hi"),
+    "spend": ("amount", "lm", "hi"),
+    "purchases": ("purchases", "lm", "hi"),
 }
 _LANDMARK_SERVICE_WINDOWS = {
     "prior_tickets": ("tickets", "lo", "now"),
@@ -337,31 +335,43 @@ def _landmark_sums_numpy(c, transactions, experience, ws, *, first_full, lookbac
     return s
 
 
-def _landmark_sums_engine(
-    c, transactions, experience, ws, *, n_months, first_full, lookback, horizon
-):
+def _landmark_sums_engine(c, transactions, experience, ws, *, first_full, lookback, horizon):
     """The same as :func:`_landmark_sums_numpy`, computed on the engine from monthly
     activity (Ibis tables): one row per customer reaches Python."""
     a = _months_up(c["customer_id"].to_numpy(), np.arange(len(c)), lm=c["lm"], ff=first_full)
-    # running sums read just before each window and at its end (_LANDMARK_*_WINDOWS)
-    look = {"lo": _.lm - lookback - 1, "now": _.lm - 1, "ff": _.ff - 1, "hi": _.lm + horizon - 1}
-    ids = a.select("customer_id")
-    grid = dict(window_start=ws, n_months=n_months)
-    pg = mw.cumulative_grid(engine_purchases(transactions), ids, columns=_PURCHASE_COLUMNS, **grid)
-    t = mw.window_sums(a, pg, look, _LANDMARK_PURCHASE_WINDOWS)
-    if experience is not None:
-        sg = mw.cumulative_grid(
-            engine_service(experience), ids, columns=_SERVICE_COLUMNS, nps_last="nps_last", **grid
+    month = {
+        "lo": _.lm - lookback,
+        "now": _.lm - 1,
+        "ff": _.ff,
+        "lm": _.lm,
+        "hi": _.lm + horizon - 1,
+    }
+
+    def sums(monthly, windows, **kw):
+        bounds = {k: (col, month.get(lo), month[hi]) for k, (col, lo, hi) in windows.items()}
+        t = mw.anchored_sums(
+            monthly, a, window_start=ws, key="_pos", windows=bounds, through=month["hi"], **kw
         )
-        carry = {"nps_cat": ("nps_cat", "now")}
-        t = mw.window_sums(t, sg, look, _LANDMARK_SERVICE_WINDOWS, carry=carry)
-    cols = _pull_sorted(t, ["_pos"])
+        return _pull_sorted(t, ["_pos"])
+
     n = len(c)
-    if len(cols["_pos"]) != n:  # one row per customer
-        raise RuntimeError(f"landmark sums: {len(cols['_pos'])} rows for {n} customers")
-    s = {k: cols[k].astype(float) for k in _LANDMARK_PURCHASE_WINDOWS}
-    for k in _LANDMARK_SERVICE:
-        s[k] = cols[k].astype(float) if k in cols else np.zeros(n)
+    # one anchor per customer: joined to the customer's active months (no grid needed)
+    cols = sums(engine_purchases(transactions), _LANDMARK_PURCHASE_WINDOWS)
+    if experience is not None:
+        more = sums(
+            engine_service(experience),
+            _LANDMARK_SERVICE_WINDOWS,
+            latest_nps=("nps_last", month["now"]),
+        )
+    else:
+        more = {"_pos": np.zeros(0, np.int64)}
+    s = {}
+    for part, names in ((cols, _LANDMARK_PURCHASE_WINDOWS), (more, _LANDMARK_SERVICE)):
+        pos = part["_pos"].astype(np.int64)
+        for k in names:
+            s[k] = np.zeros(n)  # customers without activity in a window: 0
+            if k in part:
+                s[k][pos] = np.nan_to_num(part[k].astype(float))
     return s
 
 
@@ -627,12 +637,14 @@ def engine_service(experience: ir.Table) -> ir.Table:
     return customer_stats.monthly_service_of(experience)
 
 
-#: Windows of the trial frame: output -> (monthly column, lookup before, lookup at end).
+#: Windows of the trial frame: output -> (monthly column, first month, last month), months
+#: named as in :func:`_trial_sums_engine` (None: every earlier month): prior months
+#: m - lookback .. m - 1, outcome months m + 1 .. m + horizon, history: every month before m.
 _TRIAL_PURCHASE_WINDOWS = {
     "prior_spend": ("amount", "lo", "now"),
     "prior_purchases": ("purchases", "lo", "now"),
-    "spend": ("amount", "t0", "hi"),
-    "purchases": ("purchases", "t0", "hi"),
+    "spend": ("amount", "t1", "hi"),
+    "purchases": ("purchases", "t1", "hi"),
 }
 _TRIAL_SERVICE_WINDOWS = {
     "prior_tickets": ("tickets", "lo", "now"),
@@ -644,9 +656,8 @@ _TRIAL_SERVICE_WINDOWS = {
 }
 #: Experience sums of the trial frame, zero without an experience table.
 _TRIAL_SERVICE = (*_TRIAL_SERVICE_WINDOWS, "nps_cat")
-#: Monthly activity columns summed in the grids (``nps_last`` is carried, not summed).
+#: Monthly purchase columns summed per customer and month for the event study.
 _PURCHASE_COLUMNS = list(PURCHASE_COLUMNS)
-_SERVICE_COLUMNS = [c for c in SERVICE_COLUMNS if c != "nps_last"]
 
 
 def _trial_sums_engine(
@@ -662,20 +673,29 @@ def _trial_sums_engine(
     a = a.filter((a.s_m < a.m) & (a.en_m >= a.m) & (a.ch_m > a.m)).select(
         "customer_id", "_pos", "m"
     )
-    # month m's window sums: prior months m - lb .. m - 1, outcome months m + 1 .. m + hz
-    look = {"lo": _.m - lb - 1, "now": _.m - 1, "t0": _.m, "hi": _.m + hz}
-    ids = cust.select("customer_id")
-    grid = dict(window_start=ws, n_months=n_months)
-    pg = mw.cumulative_grid(engine_purchases(transactions), ids, columns=_PURCHASE_COLUMNS, **grid)
-    t = mw.window_sums(a, pg, look, _TRIAL_PURCHASE_WINDOWS)
+    month = {"lo": _.m - lb, "now": _.m - 1, "t1": _.m + 1, "hi": _.m + hz}
+
+    def sums(monthly, windows, **kw):
+        bounds = {k: (col, month.get(lo), month[hi]) for k, (col, lo, hi) in windows.items()}
+        t = mw.anchored_sums(
+            monthly,
+            a,
+            window_start=ws,
+            key=["_pos", "m"],
+            windows=bounds,
+            through=month["hi"],
+            **kw,
+        )
+        return _pull_sorted(t, ["_pos", "m"])
+
+    cols = sums(engine_purchases(transactions), _TRIAL_PURCHASE_WINDOWS)
     if experience is not None:
-        sg = mw.cumulative_grid(
-            engine_service(experience), ids, columns=_SERVICE_COLUMNS, nps_last="nps_last", **grid
+        more = sums(
+            engine_service(experience),
+            _TRIAL_SERVICE_WINDOWS,
+            latest_nps=("nps_last", month["now"]),
         )
-        t = mw.window_sums(
-            t, sg, look, _TRIAL_SERVICE_WINDOWS, carry={"nps_cat": ("nps_cat", "now")}
-        )
-    cols = _pull_sorted(t, ["_pos", "m"])
+        cols.update({k: more[k] for k in _TRIAL_SERVICE})
     sums = {k: cols[k].astype(float) for k in _TRIAL_PURCHASE_WINDOWS}
     for k in _TRIAL_SERVICE:
         sums[k] = cols[k].astype(float) if k in cols else np.zeros(len(cols["m"]))
@@ -738,7 +758,7 @@ def event_study_panel(
 
     # each month's purchases' panel row, found arithmetically (rows are contiguous per customer)
     if _on_engine(transactions):
-        prow, amt, bought = _panel_purchases_engine(c, transactions, ws, first, stop, start, last)
+        prow, amt, bought = _panel_purchases_engine(c, transactions, ws, first, stop, start)
     else:
         transactions = monthly_purchases(transactions)
         pos = pd.Index(c["customer_id"]).get_indexer(transactions["customer_id"])
@@ -764,19 +784,15 @@ def event_study_panel(
     return panel
 
 
-def _panel_purchases_engine(c, transactions, ws, first, stop, start, last):
+def _panel_purchases_engine(c, transactions, ws, first, stop, start):
     """Panel rows, spend and purchases of the customer-months with a purchase, summed on the
     engine over the customers' complete active months (monthly activity as an Ibis table)."""
     ok = np.flatnonzero(stop >= first)
     spans = _months_up(c["customer_id"].to_numpy()[ok], ok, first=first[ok], last=stop[ok])
-    p = mw.month_panel(
-        engine_purchases(transactions),
-        spans,
-        window_start=ws,
-        n_months=int(last) + 1,
-        columns=_PURCHASE_COLUMNS,
+    p = mw.span_activity(
+        engine_purchases(transactions), spans, window_start=ws, columns=_PURCHASE_COLUMNS
     )
-    cols = _pull_sorted(p.filter(p.purchases > 0), ["_pos", "k"])
+    cols = _pull_sorted(p, ["_pos", "k"])
     pos = cols["_pos"].astype(np.int64)
     prow = start[pos] + cols["k"].astype(np.int64) - first[pos].astype(np.int64)
     return prow, cols["amount"].astype(float), cols["purchases"].astype(float)
