@@ -156,12 +156,31 @@ def test_event_study_panel_by_hand(hand, where):
     assert a["cohort"].unique().tolist() == [4] and b["cohort"].isna().all()
 
 
-def test_engine_tables_missing_a_column_get_a_clear_error(hand):
+@pytest.mark.parametrize(
+    "build", ["trial_frame", "landmark_frame", "event_study_panel", "programme_report"]
+)
+def test_engine_tables_missing_a_column_get_a_clear_error(hand, build):
     cust, tx, ex, lo, eng = hand
-    bad = eng["transactions"].drop("amount")
-    with pytest.raises(DataError) as err:
-        loyalty.trial_frame(cust, bad, lo, None, **WIN)
-    assert "transactions" in str(err.value) and "amount" in str(err.value)
+    cases = [
+        ("transactions", eng["transactions"].drop("amount"), eng["experience"], "amount"),
+        ("experience", eng["transactions"], eng["experience"].drop("date"), "date"),
+    ]
+    for table, t, e, column in cases:
+        if build == "event_study_panel" and table == "experience":
+            continue  # the event study reads no experience
+        with pytest.raises(DataError) as err:
+            if build == "trial_frame":
+                loyalty.trial_frame(cust, t, lo, e, **WIN)
+            elif build == "landmark_frame":
+                loyalty.landmark_frame(cust, t, lo, e, landmark_months=6, **WIN)
+            elif build == "event_study_panel":
+                loyalty.event_study_panel(cust, t, lo, **WIN)
+            else:
+                tables = {"customers": cust, "loyalty": lo, "transactions": t, "experience": e}
+                loyalty.programme_report(tables, **WIN)
+        msg = str(err.value)
+        assert table in msg and column in msg, msg
+        assert err.value.problems[0].table == table and err.value.problems[0].column == column
 
 
 # --------------------------------------------------------------------------- generated world

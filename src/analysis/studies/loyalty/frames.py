@@ -22,6 +22,7 @@ from analysis.data import month_windows as mw
 from analysis.errors import DataError, Problem
 from analysis.studies.loyalty.activity import (
     PURCHASE_COLUMNS,
+    SERVICE_COLUMNS,
     monthly_purchases,
     monthly_service,
 )
@@ -626,14 +627,18 @@ def _pull_sorted(expr: ir.Table, keys: Sequence[str]) -> dict[str, np.ndarray]:
 def engine_purchases(transactions: ir.Table) -> ir.Table:
     """Monthly purchases on the engine: the table as it is if already monthly."""
     if "purchases" in transactions.columns:
+        _require(transactions, "transactions", ["customer_id", "date", *PURCHASE_COLUMNS])
         return transactions
+    _require(transactions, "transactions", ["customer_id", "date", "amount"])
     return customer_stats.monthly_purchases_of(transactions)
 
 
 def engine_service(experience: ir.Table) -> ir.Table:
     """Monthly service events on the engine: the table as it is if already monthly."""
     if "nps_last" in experience.columns:
+        _require(experience, "experience", ["customer_id", "date", *SERVICE_COLUMNS])
         return experience
+    _require(experience, "experience", ["customer_id", "date"])
     return customer_stats.monthly_service_of(experience)
 
 
