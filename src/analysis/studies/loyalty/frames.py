@@ -49,6 +49,19 @@ def _on_engine(table) -> bool:
     return isinstance(table, ir.Table)
 
 
+def in_id_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by ``customer_id`` (stable; identifiers of mixed types by their
+    text), or as it is when already in that order."""
+    ids = frame["customer_id"].to_numpy()
+    try:
+        order = np.argsort(ids, kind="stable")
+    except TypeError:
+        order = np.argsort(ids.astype(str), kind="stable")
+    if np.array_equal(order, np.arange(len(order))):
+        return frame
+    return frame.iloc[order]
+
+
 def _require(df, table: str, cols: Sequence[str]) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -457,7 +470,9 @@ def trial_frame(
     nm = int(_month_index(pd.Series([end + pd.Timedelta(days=1)]), ws)[0])  # complete months
     lb, hz = int(lookback_months), int(horizon_months)
     trials = np.arange(lb, nm - hz)
-    c = customers
+    # in identifier order, so that the sample and the frame do not depend on the order in
+    # which an engine returned the customers (Spark's partitions, DuckDB's threads)
+    c = in_id_order(customers)
     if max_customers is not None and len(c) > max_customers:
         rng = np.random.default_rng(seed)
         c = c.iloc[np.sort(rng.choice(len(c), size=int(max_customers), replace=False))]

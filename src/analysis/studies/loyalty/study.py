@@ -42,6 +42,7 @@ from analysis.studies.loyalty.frames import (
     engine_purchases,
     engine_service,
     event_study_panel,
+    in_id_order,
     landmark_frame,
     trial_covariates,
     trial_frame,
@@ -428,6 +429,9 @@ def programme_report(
             cust = cust[cust["customer_id"].isin(model_customers)]
             lo_t = lo_t[lo_t["customer_id"].isin(model_customers)]
             rep.model_sample = (int(cust["customer_id"].nunique()), n_all)
+        # the frames' customers in identifier order, whatever order the engine returned them
+        # in (Spark's partitions, DuckDB's threads): the same frames and samples everywhere
+        cust, lo_t = in_id_order(cust), in_id_order(lo_t)
         model = dict(propensity_model=propensity_model, trim=trim, seed=seed)
         for L in landmarks:
             L = int(L)
