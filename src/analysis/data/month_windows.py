@@ -24,7 +24,10 @@ from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow as pa
+
+from analysis.data.fe_engine import period_ordinal
 
 __all__ = [
     "NPS_CATEGORY",
@@ -41,10 +44,8 @@ NPS_CATEGORY = ("none", "detractor", "passive", "promoter")
 
 def month_index(date: ir.DateValue, window_start) -> ir.IntegerValue:
     """Calendar months from the month of ``window_start`` to the month of ``date``."""
-    import pandas as pd
-
-    ws = pd.Timestamp(window_start)
-    return (date.year().cast("int64") - ws.year) * 12 + date.month().cast("int64") - ws.month
+    ws = ibis.literal(pd.Timestamp(window_start).date(), type="date")
+    return period_ordinal(date, "month").cast("int64") - period_ordinal(ws, "month")
 
 
 def months_table(first: int, stop: int, name: str = "k") -> ir.Table:

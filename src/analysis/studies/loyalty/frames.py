@@ -44,7 +44,7 @@ DEFAULT_COVARIATES = list(LOYALTY_COVARIATES)
 # --------------------------------------------------------------------------- helpers
 
 
-def _on_engine(table) -> bool:
+def on_engine(table) -> bool:
     """True for an Ibis table (monthly activity on the engine), False for pandas."""
     return isinstance(table, ir.Table)
 
@@ -65,7 +65,7 @@ def in_id_order(frame: pd.DataFrame) -> pd.DataFrame:
 def _require(df, table: str, cols: Sequence[str]) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        rows = "" if _on_engine(df) else f" ({len(df):,} rows)"
+        rows = "" if on_engine(df) else f" ({len(df):,} rows)"
         raise DataError(
             f"Table {table}{rows} lacks columns needed for the loyalty study.",
             [
@@ -230,7 +230,7 @@ def landmark_frame(
     # usual spending than the lookback window alone (window start or signup month + 1 .. L - 1)
     first_full = np.maximum(_month_index(c["signup_date"], ws) + 1, 0)
     spans = dict(first_full=first_full, lookback=int(lookback_months), horizon=int(horizon_months))
-    if _on_engine(transactions):
+    if on_engine(transactions):
         s = _landmark_sums_engine(c, transactions, experience, ws, **spans)
     else:
         s = _landmark_sums_numpy(c, transactions, experience, ws, **spans)
@@ -289,8 +289,6 @@ _LANDMARK_SERVICE_WINDOWS = {
         for part in ("n", "sum")
     },
 }
-#: Experience sums of the landmark frame, zero without an experience table.
-_LANDMARK_SERVICE = (*_LANDMARK_SERVICE_WINDOWS, "nps_cat")
 
 
 def _landmark_sums_numpy(c, transactions, experience, ws, *, first_full, lookback, horizon):
@@ -324,7 +322,7 @@ def _landmark_sums_numpy(c, transactions, experience, ws, *, first_full, lookbac
         "spend": total(pos, post, amount),
         "purchases": total(pos, post, bought),
     }
-    s.update({k: np.zeros(n) for k in _LANDMARK_SERVICE})
+    s.update({k: np.zeros(n) for k in (*_LANDMARK_SERVICE_WINDOWS, "nps_cat")})
     if experience is not None and len(experience):
         ex, pos, rel = locate(monthly_service(experience))
         before = rel < 0
@@ -343,9 +341,7 @@ def _landmark_sums_numpy(c, transactions, experience, ws, *, first_full, lookbac
             .sort_values(["pos", "date"], kind="stable")
             .drop_duplicates("pos", keep="last")
         )
-        s["nps_cat"][last["pos"].to_numpy()] = np.where(
-            last["nps"] <= 6, 1, np.where(last["nps"] <= 8, 2, 3)
-        )
+        s["nps_cat"][last["pos"].to_numpy()] = _nps_codes(last["nps"])
     return s
 
 
@@ -360,32 +356,17 @@ def _landmark_sums_engine(c, transactions, experience, ws, *, first_full, lookba
         "lm": _.lm,
         "hi": _.lm + horizon - 1,
     }
-
-    def sums(monthly, windows, **kw):
-        bounds = {k: (col, month.get(lo), month[hi]) for k, (col, lo, hi) in windows.items()}
-        t = mw.anchored_sums(
-            monthly, a, window_start=ws, key="_pos", windows=bounds, through=month["hi"], **kw
-        )
-        return _pull_sorted(t, ["_pos"])
-
-    n = len(c)
-    # one anchor per customer: joined to the customer's active months (no grid needed)
-    cols = sums(engine_purchases(transactions), _LANDMARK_PURCHASE_WINDOWS)
-    if experience is not None:
-        more = sums(
-            engine_service(experience),
-            _LANDMARK_SERVICE_WINDOWS,
-            latest_nps=("nps_last", month["now"]),
-        )
-    else:
-        more = {"_pos": np.zeros(0, np.int64)}
-    s = {}
-    for part, names in ((cols, _LANDMARK_PURCHASE_WINDOWS), (more, _LANDMARK_SERVICE)):
-        pos = part["_pos"].astype(np.int64)
-        for k in names:
-            s[k] = np.zeros(n)  # customers without activity in a window: 0
-            if k in part:
-                s[k][pos] = np.nan_to_num(part[k].astype(float))
+    s = _engine_window_sums(
+        a,
+        ["_pos"],
+        month,
+        transactions,
+        experience,
+        ws,
+        purchase_windows=_LANDMARK_PURCHASE_WINDOWS,
+        service_windows=_LANDMARK_SERVICE_WINDOWS,
+    )
+    del s["_pos"]  # one row per customer, in row order
     return s
 
 
@@ -503,7 +484,7 @@ def trial_frame(
             ],
         )
     months = dict(s_m=s_m, ch_m=ch_m, en_m=en_m, trials=trials, n_months=nm, lb=lb, hz=hz)
-    if _on_engine(transactions):
+    if on_engine(transactions):
         ci, m, sums = _trial_sums_engine(c, transactions, experience, ws, **months)
     else:
         ci, m, sums = _trial_sums_numpy(c, transactions, experience, ws, **months)
@@ -530,6 +511,13 @@ def trial_frame(
     out["retained"] = (ch_m[ci] > m + hz).astype(int)
     out["churned"] = 1 - out["retained"]
     return out
+
+
+def _nps_codes(scores) -> np.ndarray:
+    """NPS category codes of answers (1 detractor 0-6, 2 passive 7-8, 3 promoter 9-10), as
+    :func:`analysis.data.month_windows.anchored_sums` codes them on the engine."""
+    v = np.asarray(scores, float)
+    return np.where(v <= 6, 1, np.where(v <= 8, 2, 3))
 
 
 def _nps_categories(codes) -> pd.Categorical:
@@ -582,7 +570,7 @@ def _trial_sums_numpy(
             a = a.sort_values(["pos", "date"], kind="stable").drop_duplicates(
                 ["pos", "col"], keep="last"
             )
-            cat = np.where(a["nps"] <= 6, 1, np.where(a["nps"] <= 8, 2, 3)).astype(np.int8)
+            cat = _nps_codes(a["nps"]).astype(np.int8)
             last_cat[a["pos"].to_numpy(), a["col"].to_numpy(int)] = cat
             # carry the latest answer forward to later months
             idx = np.where(last_cat > 0, np.arange(nm + 1)[None, :], 0)
@@ -674,10 +662,6 @@ _TRIAL_SERVICE_WINDOWS = {
     "history_nps_n": ("nps_n", None, "now"),
     "history_nps_sum": ("nps_sum", None, "now"),
 }
-#: Experience sums of the trial frame, zero without an experience table.
-_TRIAL_SERVICE = (*_TRIAL_SERVICE_WINDOWS, "nps_cat")
-#: Monthly purchase columns summed per customer and month for the event study.
-_PURCHASE_COLUMNS = list(PURCHASE_COLUMNS)
 
 
 def _trial_sums_engine(
@@ -695,31 +679,52 @@ def _trial_sums_engine(
     )
     month = {"lo": _.m - lb, "now": _.m - 1, "t1": _.m + 1, "hi": _.m + hz}
 
+    s = _engine_window_sums(
+        a,
+        ["_pos", "m"],
+        month,
+        transactions,
+        experience,
+        ws,
+        purchase_windows=_TRIAL_PURCHASE_WINDOWS,
+        service_windows=_TRIAL_SERVICE_WINDOWS,
+    )
+    return s.pop("_pos").astype(np.int64), s.pop("m").astype(np.int64), s
+
+
+def _engine_window_sums(
+    anchors, key, month, transactions, experience, ws, *, purchase_windows, service_windows
+) -> dict[str, np.ndarray]:
+    """Window sums of the anchors on the engine, one row per anchor in ``key`` order:
+    ``key`` columns, purchase and service sums (zero without an experience table) and
+    ``nps_cat``. ``month`` names the bounds the windows use (deferred expressions of the
+    anchors' columns); every window ends by ``month["hi"]``."""
+
     def sums(monthly, windows, **kw):
         bounds = {k: (col, month.get(lo), month[hi]) for k, (col, lo, hi) in windows.items()}
         t = mw.anchored_sums(
             monthly,
-            a,
+            anchors,
             window_start=ws,
-            key=["_pos", "m"],
+            key=key,
             windows=bounds,
             through=month["hi"],
             **kw,
         )
-        return _pull_sorted(t, ["_pos", "m"])
+        return _pull_sorted(t, key)
 
-    cols = sums(engine_purchases(transactions), _TRIAL_PURCHASE_WINDOWS)
-    if experience is not None:
+    cols = sums(engine_purchases(transactions), purchase_windows)
+    out = {k: cols[k] for k in key}
+    out.update({k: cols[k].astype(float) for k in purchase_windows})
+    service = (*service_windows, "nps_cat")
+    if experience is None:
+        out.update({k: np.zeros(len(cols[key[0]])) for k in service})
+    else:
         more = sums(
-            engine_service(experience),
-            _TRIAL_SERVICE_WINDOWS,
-            latest_nps=("nps_last", month["now"]),
+            engine_service(experience), service_windows, latest_nps=("nps_last", month["now"])
         )
-        cols.update({k: more[k] for k in _TRIAL_SERVICE})
-    sums = {k: cols[k].astype(float) for k in _TRIAL_PURCHASE_WINDOWS}
-    for k in _TRIAL_SERVICE:
-        sums[k] = cols[k].astype(float) if k in cols else np.zeros(len(cols["m"]))
-    return cols["_pos"].astype(np.int64), cols["m"].astype(np.int64), sums
+        out.update({k: more[k].astype(float) for k in service})
+    return out
 
 
 # --------------------------------------------------------------------------- event study
@@ -777,7 +782,7 @@ def event_study_panel(
             panel[col] = pd.Categorical(c[col]).take(rows)
 
     # each month's purchases' panel row, found arithmetically (rows are contiguous per customer)
-    if _on_engine(transactions):
+    if on_engine(transactions):
         prow, amt, bought = _panel_purchases_engine(c, transactions, ws, first, stop, start)
     else:
         transactions = monthly_purchases(transactions)
@@ -810,7 +815,7 @@ def _panel_purchases_engine(c, transactions, ws, first, stop, start):
     ok = np.flatnonzero(stop >= first)
     spans = _months_up(c["customer_id"].to_numpy()[ok], ok, first=first[ok], last=stop[ok])
     p = mw.span_activity(
-        engine_purchases(transactions), spans, window_start=ws, columns=_PURCHASE_COLUMNS
+        engine_purchases(transactions), spans, window_start=ws, columns=PURCHASE_COLUMNS
     )
     cols = _pull_sorted(p, ["_pos", "k"])
     pos = cols["_pos"].astype(np.int64)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -44,6 +43,7 @@ from analysis.studies.loyalty.frames import (
     event_study_panel,
     in_id_order,
     landmark_frame,
+    on_engine,
     trial_covariates,
     trial_frame,
 )
@@ -496,7 +496,7 @@ def _monthly_inputs(stack: ExitStack, tx, ex):
     """The transactions and experience tables as monthly activity: pandas tables summarised
     in pandas; Ibis tables summarised on their engine into temporary tables that ``stack``
     drops (every frame reads them instead of the events)."""
-    if not isinstance(tx, ir.Table):
+    if not on_engine(tx):
         return monthly_purchases(tx), (monthly_service(ex) if ex is not None else None)
     con = tx.get_backend()
     tx = stack.enter_context(materialized(con, engine_purchases(tx)))
